@@ -50,8 +50,8 @@ class AppSettings:
     one_euro_min_cutoff: float = 1.0
     one_euro_beta: float = 0.05
     one_euro_d_cutoff: float = 1.0
-    kalman_process_noise: float = 1.0
-    kalman_measurement_noise: float = 4.0
+    kalman_process_noise: float = 1500.0
+    kalman_measurement_noise: float = 3.0
     # Drawing
     draw_style: str = "mmpose"
     radius: int = 4

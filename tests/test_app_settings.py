@@ -1,0 +1,106 @@
+"""The app's settings: QSettings persistence, the dialog's live apply, Cancel and defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings
+
+pytest.importorskip("pytestqt")
+
+from engine.runtimes import BackendStatus, available_backends  # noqa: E402
+from hfpose_app.settings import AppSettings, SettingsStore  # noqa: E402
+from hfpose_app.settings_dialog import SettingsDialog  # noqa: E402
+
+
+def store_at(path: Path) -> SettingsStore:
+    return SettingsStore(QSettings(str(path), QSettings.Format.IniFormat))
+
+
+def test_settings_survive_a_restart(tmp_path: Path) -> None:
+    ini = tmp_path / "hfpose.ini"
+    changed = AppSettings().replace(
+        backend="openvino",
+        kpt_thr=0.45,
+        smoothing="kalman",
+        show_boxes=False,
+        radius=7,
+        record_dir=str(tmp_path / "rec"),
+    )
+    store_at(ini).save(changed)
+    assert store_at(ini).load() == changed  # a fresh QSettings object reads the file back
+
+
+def test_unreadable_values_fall_back_to_defaults(tmp_path: Path) -> None:
+    ini = tmp_path / "hfpose.ini"
+    ini.write_text(
+        "[settings]\nbackend=quantum\nradius=seven\nshow_hud=maybe\nkpt_thr=0.5\n",
+        encoding="utf-8",
+    )
+    loaded = store_at(ini).load()
+    defaults = AppSettings()
+    assert (loaded.backend, loaded.radius, loaded.show_hud) == (
+        defaults.backend,
+        defaults.radius,
+        defaults.show_hud,
+    )
+    assert loaded.kpt_thr == 0.5
+
+
+def test_recent_files_most_recent_first_without_duplicates(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "hfpose.ini")
+    for name in ("a.mp4", "b.mp4", "a.mp4", "c.mp4"):
+        store.add_recent_file(str(tmp_path / name))
+    assert [Path(p).name for p in store_at(tmp_path / "hfpose.ini").recent_files()] == [
+        "c.mp4",
+        "a.mp4",
+        "b.mp4",
+    ]
+
+
+def test_restore_defaults_forgets_saved_settings(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "hfpose.ini")
+    store.save(AppSettings().replace(max_persons=3))
+    assert store.restore_defaults() == AppSettings()
+    assert store.load() == AppSettings()
+
+
+def test_dialog_applies_each_change_live_and_cancel_takes_it_back(qtbot) -> None:
+    initial = AppSettings().replace(backend="cpu")
+    dialog = SettingsDialog(initial, available_backends())
+    qtbot.addWidget(dialog)
+    seen: list[AppSettings] = []
+    dialog.settings_changed.connect(seen.append)
+
+    dialog.kpt_thr.setValue(0.6)
+    dialog.backend_buttons["openvino"].click()
+    dialog.smoothing.setCurrentIndex(dialog.smoothing.findData("kalman"))
+    assert [s.kpt_thr for s in seen] == [0.6, 0.6, 0.6]
+    assert seen[-1].backend == "openvino" and seen[-1].smoothing == "kalman"
+
+    dialog.reject()
+    assert seen[-1] == initial
+
+
+def test_dialog_disables_unavailable_backends_with_their_reason(qtbot) -> None:
+    backends = [
+        BackendStatus("cpu", True, "ONNX Runtime CPUExecutionProvider"),
+        BackendStatus("gpu", False, "", "not available: onnxruntime-gpu is not installed"),
+    ]
+    dialog = SettingsDialog(AppSettings().replace(backend="gpu"), backends)
+    qtbot.addWidget(dialog)
+    assert not dialog.backend_buttons["gpu"].isEnabled()
+    assert dialog.backend_buttons["cpu"].isChecked()  # the stored choice cannot run here
+    texts = [label.text() for label in dialog.findChildren(type(dialog.running_label))]
+    assert "not available: onnxruntime-gpu is not installed" in texts
+
+
+def test_dialog_restore_defaults_button(qtbot) -> None:
+    dialog = SettingsDialog(AppSettings().replace(radius=9, show_ids=False), available_backends())
+    qtbot.addWidget(dialog)
+    seen: list[AppSettings] = []
+    dialog.settings_changed.connect(seen.append)
+    dialog.restore_button.click()
+    assert seen[-1] == AppSettings()
+    assert dialog.radius.value() == AppSettings().radius and dialog.show_ids.isChecked()

@@ -1,0 +1,245 @@
+"""``hfpose-export``: HF-HRNet checkpoint -> self-describing ONNX file, verified against torch.
+
+The ONNX file carries everything a runtime needs (input size, normalisation, keypoint names,
+flip pairs, skeleton) in its metadata, so the engine reads one file and no config. After writing,
+the file is run in ONNX Runtime on the same input as torch and the largest difference printed;
+a difference above tolerance fails the command, so a broken export never ships silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.config import ConfigError, load_config, model_heatmap_size, model_input_size
+from models.metainfo import get_dataset_info
+from models.processing import BOX_PADDING, IMAGENET_MEAN, IMAGENET_STD, PIXEL_STD
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "heatmaps"
+# Largest |onnx - torch| allowed, relative to max |torch output|.
+FP32_TOLERANCE = 1e-4
+FP16_TOLERANCE = 1e-2
+
+
+def onnx_metadata(cfg: dict[str, Any], checkpoint: str | None) -> dict[str, str]:
+    """Metadata written into the ONNX file; every value is a JSON string."""
+    info = get_dataset_info(cfg["dataset_info"])
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    for step in cfg.get("val_pipeline", []):
+        if step.get("type") == "NormalizeTensor":
+            mean, std = tuple(step["mean"]), tuple(step["std"])
+    values: dict[str, Any] = {
+        "hfpose_format": 1,
+        "config_name": cfg["config_name"],
+        "input_size": list(model_input_size(cfg)),
+        "heatmap_size": list(model_heatmap_size(cfg)),
+        "mean": list(mean),
+        "std": list(std),
+        "color_order": "RGB",
+        "pixel_std": PIXEL_STD,
+        "bbox_padding": BOX_PADDING,
+        "checkpoint": Path(checkpoint).name if checkpoint else None,
+        **info.to_dict(),
+    }
+    return {key: json.dumps(value) for key, value in values.items()}
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
+    """The decoded metadata of an exported file (empty for foreign ONNX files)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    out = {}
+    for prop in model.metadata_props:
+        try:
+            out[prop.key] = json.loads(prop.value)
+        except json.JSONDecodeError:
+            out[prop.key] = prop.value
+    return out
+
+
+class _Float16Wrapper:
+    """Keeps float32 input and output around a half-precision network."""
+
+    @staticmethod
+    def wrap(model: Any) -> Any:
+        import torch
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self, inner: torch.nn.Module) -> None:
+                super().__init__()
+                self.inner = inner.half()
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.inner(x.half()).float()
+
+        return Wrapped(model)
+
+
+def export_onnx(
+    cfg: dict[str, Any],
+    model: Any,
+    out_path: str | Path,
+    batch: int | None = None,
+    fp16: bool = False,
+    checkpoint: str | None = None,
+    opset: int = 17,
+) -> Path:
+    """Write ``model`` to ONNX with a fixed spatial size; ``batch=None`` makes batch dynamic."""
+    import onnx
+    import torch
+
+    width, height = model_input_size(cfg)
+    model = model.eval()
+    network = _Float16Wrapper.wrap(copy.deepcopy(model)) if fp16 else model
+    example = torch.zeros(batch or 1, 3, height, width)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    dynamic_axes = None if batch else {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer chatter about shape-derived python ints
+        torch.onnx.export(
+            network,
+            (example,),
+            str(out_path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=dynamic_axes,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    proto = onnx.load(str(out_path))
+    for key, value in onnx_metadata(cfg, checkpoint).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = "hfpose-export"
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out_path))
+    return out_path
+
+
+def verify_onnx(model: Any, onnx_path: str | Path, batch: int = 2, seed: int = 0) -> float:
+    """Largest |ORT - torch| on one random input, relative to the largest |torch| output."""
+    import onnxruntime as ort
+    import torch
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    shape = session.get_inputs()[0].shape
+    n = shape[0] if isinstance(shape[0], int) else batch
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 3, shape[2], shape[3])).astype(np.float32)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x)).float().numpy()
+    (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
+    scale = float(np.abs(expected).max()) or 1.0
+    return float(np.abs(got - expected).max()) / scale
+
+
+def model_info(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Parameter count and conv multiply-accumulates (as the authors' code runs) of a config."""
+    from models.hf_hrnet import build_model, count_conv_macs, count_parameters
+
+    model = build_model(cfg)
+    size = model_input_size(cfg)
+    return {
+        "config": cfg["config_name"],
+        "input_size_wh": size,
+        "parameters": count_parameters(model),
+        "conv_macs": count_conv_macs(model, size, as_released=True),
+        "conv_macs_this_implementation": count_conv_macs(model, size, as_released=False),
+    }
+
+
+def _parse_batch(text: str) -> int | None:
+    if text == "dynamic":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--batch takes a positive integer or 'dynamic'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("--batch takes a positive integer or 'dynamic'")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hfpose-export",
+        description="Export an HF-HRNet checkpoint to a self-describing ONNX file and verify it.",
+    )
+    parser.add_argument("config", help="config name (e.g. hf_hrnet_18_coco_256x192) or YAML path")
+    parser.add_argument(
+        "--checkpoint", help="authors' mmpose .pth, project checkpoint or state dict"
+    )
+    parser.add_argument("--out", help="output .onnx path")
+    parser.add_argument(
+        "--batch", type=_parse_batch, default=None, help="fixed batch size or 'dynamic' (default)"
+    )
+    parser.add_argument("--fp16", action="store_true", help="half-precision weights, fp32 I/O")
+    parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--info", action="store_true", help="print parameters and MACs, then exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"hfpose-export: {exc}", file=sys.stderr)
+        return 2
+    import torch
+
+    torch.set_flush_denormal(True)  # freshly initialised weights are subnormal-heavy on CPU
+    if args.info:
+        info = model_info(cfg)
+        print(
+            f"{info['config']}: input {info['input_size_wh'][0]}x{info['input_size_wh'][1]} (WxH), "
+            f"{info['parameters']:,} parameters, {info['conv_macs'] / 1e9:.4f} G conv MACs "
+            f"({info['conv_macs_this_implementation'] / 1e9:.4f} G as this implementation runs it: "
+            f"the released fusion evaluates each f_i0 twice)"
+        )
+        return 0
+    if not args.out:
+        print("hfpose-export: --out is required unless --info is given", file=sys.stderr)
+        return 2
+
+    from models.checkpoint import CheckpointError, load_checkpoint
+    from models.hf_hrnet import build_model
+
+    model = build_model(cfg)
+    if args.checkpoint:
+        try:
+            load_checkpoint(model, args.checkpoint, input_size_wh=model_input_size(cfg))
+        except CheckpointError as exc:
+            print(f"hfpose-export: {exc}", file=sys.stderr)
+            return 1
+    else:
+        print(
+            "hfpose-export: no --checkpoint: exporting randomly initialised weights",
+            file=sys.stderr,
+        )
+    try:
+        path = export_onnx(cfg, model, args.out, args.batch, args.fp16, args.checkpoint, args.opset)
+    except OSError as exc:
+        print(f"hfpose-export: cannot write {args.out}: {exc}", file=sys.stderr)
+        return 1
+    relative = verify_onnx(model, path)
+    tolerance = FP16_TOLERANCE if args.fp16 else FP32_TOLERANCE
+    verdict = "ok" if relative <= tolerance else "FAILED"
+    print(f"wrote {path}; ONNX Runtime vs torch: max |diff| / max |output| = {relative:.2e} "
+          f"(tolerance {tolerance:.0e}) {verdict}")  # fmt: skip
+    return 0 if relative <= tolerance else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

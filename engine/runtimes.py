@@ -1,0 +1,621 @@
+"""Inference backends: pick what the user asked for, build a session, report what really runs.
+
+Public API (stable; the pipeline, the GUI and the CLI use these names):
+
+- ``BACKENDS``: the names a user types: ``auto``, ``cpu``, ``openvino``, ``gpu``, ``npu``,
+  ``torch``. ``openvino:GPU`` / ``openvino:NPU`` pick an OpenVINO device, ``gpu:1`` a GPU index.
+- ``available_backends() -> list[BackendStatus]``: every backend, whether this machine can run
+  it, what it maps to or why not (the settings dialog lists these).
+- ``create_session(model_path, backend="auto", config_path=None) -> InferenceSession``.
+- ``InferenceSession``: ``run(batch) -> list[np.ndarray]``, ``input_name``, ``input_shape``
+  (``None`` for a dynamic axis), ``dynamic_batch``, ``output_names``, ``metadata`` (the ONNX
+  ``metadata_props``, JSON values decoded), ``runtime_info``.
+- ``RuntimeInfo``: requested backend, backend/provider/device really in use, precision and
+  the reason of a fallback (the HUD and status bar show ``RuntimeInfo.label``).
+- ``ModelError``: a model file that is missing or not a model (one-line message).
+
+Why a read-back: ONNX Runtime silently drops an execution provider whose libraries fail to
+load, and OpenVINO may place a model elsewhere than asked. A user who picked ``gpu`` must see
+that the CPU is running, once, instead of wondering why it is slow.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "cpu", "openvino", "gpu", "npu", "torch")
+
+# Execution providers in order of preference (fastest first) and their short names.
+GPU_PROVIDERS = {
+    "TensorrtExecutionProvider": "TensorRT",
+    "CUDAExecutionProvider": "CUDA",
+    "ROCMExecutionProvider": "ROCm",
+    "DmlExecutionProvider": "DirectML",
+    "CoreMLExecutionProvider": "CoreML",
+}
+NPU_PROVIDERS = {
+    "QNNExecutionProvider": "QNN",
+    "OpenVINO:NPU": "OpenVINO NPU",  # the OpenVINO runtime's NPU device, not an ORT provider
+    "VitisAIExecutionProvider": "VitisAI",
+    "CoreMLExecutionProvider": "CoreML (Neural Engine)",
+    "CANNExecutionProvider": "CANN",
+}
+# Providers whose kernels run fp16 faster than fp32 (tensor cores, NPUs, Apple GPU/ANE).
+FP16_PROVIDERS = {
+    "CUDAExecutionProvider",
+    "ROCMExecutionProvider",
+    "DmlExecutionProvider",
+    "CoreMLExecutionProvider",
+}
+ORT_CPU = "CPUExecutionProvider"
+
+_warned: set[str] = set()
+
+
+class ModelError(RuntimeError):
+    """A model file that is missing, unreadable or not a model the runtime accepts."""
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """What a session really runs on; ``fallback_reason`` is set when it is not what was asked."""
+
+    requested: str
+    backend: str
+    provider: str
+    device_name: str
+    precision: str = "fp32"
+    fallback_reason: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Short text for a HUD: ``cpu · CPUExecutionProvider`` plus a fallback marker."""
+        text = f"{self.backend} · {self.provider}"
+        if self.precision != "fp32":
+            text += f" · {self.precision}"
+        if self.fallback_reason:
+            text += f" (fallback from {self.requested})"
+        return text
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """One row of the settings dialog: a backend, whether it runs here, and what or why not."""
+
+    name: str
+    available: bool
+    maps_to: str
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.maps_to}" if self.available else f"{self.name}: {self.reason}"
+
+
+def warn_once(message: str) -> None:
+    """Log a warning the first time it occurs: fallbacks repeat at every model switch."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
+
+
+# --------------------------------------------------------------------------- machine probing
+
+
+@lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """The CPU's marketing name (for the HUD), without importing a runtime."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "CPU"
+
+
+@lru_cache(maxsize=1)
+def _openvino_core() -> Any | None:
+    if importlib.util.find_spec("openvino") is None:
+        return None
+    import openvino
+
+    return openvino.Core()
+
+
+@lru_cache(maxsize=1)
+def openvino_devices() -> tuple[str, ...]:
+    """OpenVINO's devices (``CPU``, ``GPU``, ``GPU.1``, ``NPU``), empty when it is not installed."""
+    core = _openvino_core()
+    return tuple(core.available_devices) if core is not None else ()
+
+
+def _openvino_device_name(device: str) -> str:
+    core = _openvino_core()
+    try:
+        return str(core.get_property(device, "FULL_DEVICE_NAME"))
+    except Exception:  # noqa: BLE001 - a name is cosmetic; never fail a session over it
+        return device
+
+
+def _ort_providers() -> list[str]:
+    return list(ort.get_available_providers())
+
+
+def _split_backend(backend: str) -> tuple[str, str]:
+    """``openvino:GPU`` -> (``openvino``, ``GPU``); ``gpu:1`` -> (``gpu``, ``1``)."""
+    name, _, option = backend.strip().partition(":")
+    name = name.lower()
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    return name, option
+
+
+def _best_gpu() -> tuple[str, str] | None:
+    """(kind, provider) of the best installed GPU route, ``kind`` being ``ort`` or ``openvino``."""
+    installed = _ort_providers()
+    for provider in GPU_PROVIDERS:
+        if provider in installed:
+            return "ort", provider
+    if any(d.startswith("GPU") for d in openvino_devices()):
+        return "openvino", "GPU"
+    return None
+
+
+def _best_npu() -> tuple[str, str] | None:
+    installed = _ort_providers()
+    for provider in NPU_PROVIDERS:
+        if provider == "OpenVINO:NPU":
+            if "NPU" in openvino_devices():
+                return "openvino", "NPU"
+        elif provider in installed:
+            return "ort", provider
+    return None
+
+
+def _gpu_missing_reason() -> str:
+    return (
+        "not available: no GPU execution provider (install onnxruntime-gpu for CUDA/TensorRT, "
+        "onnxruntime-directml on Windows, onnxruntime-rocm for AMD; an Intel GPU works through "
+        "openvino)"
+    )
+
+
+def _npu_missing_reason() -> str:
+    return (
+        "not available: no NPU found (needs onnxruntime-qnn, OpenVINO with an Intel NPU driver, "
+        "onnxruntime-vitisai, CoreML on Apple silicon or onnxruntime-cann)"
+    )
+
+
+def available_backends() -> list[BackendStatus]:
+    """Every backend a user can name, whether it runs on this machine, and what it maps to."""
+    rows = [BackendStatus("cpu", True, f"ONNX Runtime {ORT_CPU} on {cpu_name()}")]
+
+    devices = openvino_devices()
+    if devices:
+        device = _openvino_default_device()
+        rows.append(
+            BackendStatus(
+                "openvino",
+                True,
+                f"OpenVINO {device} ({_openvino_device_name(device)}); devices: "
+                + ", ".join(devices),
+            )
+        )
+    else:
+        reason = "not available: openvino is not installed"
+        rows.append(BackendStatus("openvino", False, "", reason))
+
+    gpu = _best_gpu()
+    if gpu is None:
+        rows.append(BackendStatus("gpu", False, "", _gpu_missing_reason()))
+    else:
+        kind, provider = gpu
+        text = f"ONNX Runtime {provider}" if kind == "ort" else "OpenVINO GPU"
+        rows.append(BackendStatus("gpu", True, text))
+
+    npu = _best_npu()
+    if npu is None:
+        rows.append(BackendStatus("npu", False, "", _npu_missing_reason()))
+    else:
+        kind, provider = npu
+        text = f"ONNX Runtime {provider}" if kind == "ort" else "OpenVINO NPU"
+        rows.append(BackendStatus("npu", True, text))
+
+    if importlib.util.find_spec("torch") is None:
+        rows.append(BackendStatus("torch", False, "", "not available: torch is not installed"))
+    else:
+        rows.append(BackendStatus("torch", True, "PyTorch (CPU, or CUDA when present) for .pth"))
+
+    auto = _resolve_auto()
+    rows.insert(0, BackendStatus("auto", True, f"best available: {auto}"))
+    return rows
+
+
+def _openvino_default_device() -> str:
+    """``openvino`` alone means its GPU when present, else its CPU (NPUs only when named)."""
+    devices = openvino_devices()
+    for device in devices:
+        if device.startswith("GPU"):
+            return device
+    return "CPU"
+
+
+def _resolve_auto() -> str:
+    """``auto``: a GPU when one is installed, else ONNX Runtime on the CPU.
+
+    NPUs are left to an explicit choice: they save power but are often slower than a desktop
+    CPU for a model of this size, and their operator coverage varies.
+    """
+    return "gpu" if _best_gpu() is not None else "cpu"
+
+
+# ------------------------------------------------------------------------------ model files
+
+
+ASSET_DIRS = (
+    Path(__file__).resolve().parents[1] / "assets",  # a source checkout
+    Path(sys.prefix) / "share" / "hfpose" / "assets",  # an installed wheel's data files
+)
+
+
+def asset_path(relative: str) -> Path:
+    """A shipped model (``detectors/nanodet_416.onnx``) in the checkout or the installation."""
+    for folder in ASSET_DIRS:
+        candidate = folder / relative
+        if candidate.is_file():
+            return candidate
+    raise ModelError(f"shipped model {relative} not found in {', '.join(map(str, ASSET_DIRS))}")
+
+
+def _check_model_file(path: Path) -> None:
+    if not path.exists():
+        raise ModelError(f"model not found: {path}")
+    if not path.is_file():
+        raise ModelError(f"not a model file (a folder?): {path}")
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
+    """The exporter's ``metadata_props`` with JSON values decoded (plain strings kept as is)."""
+    import onnx
+
+    path = Path(path)
+    _check_model_file(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # noqa: BLE001 - protobuf raises several unrelated types
+        raise ModelError(f"not an ONNX model: {path} ({type(error).__name__})") from error
+    return _decode_metadata({p.key: p.value for p in model.metadata_props})
+
+
+def _decode_metadata(props: dict[str, str]) -> dict[str, Any]:
+    decoded: dict[str, Any] = {}
+    for key, value in props.items():
+        try:
+            decoded[key] = json.loads(value)
+        except (json.JSONDecodeError, TypeError):
+            decoded[key] = value
+    return decoded
+
+
+# --------------------------------------------------------------------------------- sessions
+
+
+class InferenceSession:
+    """A model ready to run on one backend, with one calling convention for all of them."""
+
+    input_name: str
+    input_shape: tuple[int | None, ...]
+    output_names: list[str]
+    metadata: dict[str, Any]
+    runtime_info: RuntimeInfo
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return self.input_shape[0] is None
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Run (N, ...) float32 input; a fixed-batch model is run item by item."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        fixed = self.input_shape[0]
+        if self.dynamic_batch or fixed == len(batch):
+            return self._run(batch)
+        if fixed != 1:
+            raise ValueError(f"model takes batches of {fixed}, got {len(batch)}")
+        parts = [self._run(batch[i : i + 1]) for i in range(len(batch))]
+        return [np.concatenate(outputs, axis=0) for outputs in zip(*parts, strict=True)]
+
+    def _run(self, batch: np.ndarray) -> list[np.ndarray]:
+        raise NotImplementedError
+
+
+def _shape(dims: Sequence[Any]) -> tuple[int | None, ...]:
+    return tuple(d if isinstance(d, int) and d > 0 else None for d in dims)
+
+
+class OrtSession(InferenceSession):
+    """ONNX Runtime with one execution provider (plus the CPU for unsupported nodes)."""
+
+    def __init__(
+        self,
+        model: str | bytes,
+        providers: list[Any],
+        info: Callable[[list[str]], RuntimeInfo],
+        metadata_source: Path,
+        num_threads: int = 0,
+    ) -> None:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = num_threads
+        try:
+            self._session = ort.InferenceSession(model, options, providers=providers)
+        except Exception as error:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
+            raise ModelError(
+                f"ONNX Runtime cannot load {metadata_source}: {str(error).splitlines()[0]}"
+            ) from error
+        first = self._session.get_inputs()[0]
+        self.input_name = first.name
+        self.input_shape = _shape(first.shape)
+        self.output_names = [o.name for o in self._session.get_outputs()]
+        props = self._session.get_modelmeta().custom_metadata_map
+        self.metadata = _decode_metadata(dict(props))
+        self.runtime_info = info(self._session.get_providers())
+
+    def _run(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self._session.run(None, {self.input_name: batch})
+
+
+class OpenVinoSession(InferenceSession):
+    """The OpenVINO runtime on one device, compiled for latency (frames come one at a time)."""
+
+    def __init__(self, path: Path, device: str, requested: str) -> None:
+        core = _openvino_core()
+        try:
+            model = core.read_model(str(path))
+        except Exception as error:  # noqa: BLE001
+            raise ModelError(
+                f"OpenVINO cannot read {path}: {str(error).splitlines()[0]}"
+            ) from error
+        config = {"PERFORMANCE_HINT": "LATENCY"}
+        compiled = core.compile_model(model, device, config)
+        first = compiled.inputs[0]
+        self.input_name = first.get_any_name()
+        self.input_shape = _shape(
+            [d.get_length() if d.is_static else -1 for d in first.get_partial_shape()]
+        )
+        self.output_names = [o.get_any_name() for o in compiled.outputs]
+        self.metadata = read_onnx_metadata(path) if path.suffix == ".onnx" else {}
+        self._request = compiled.create_infer_request()
+        devices = list(compiled.get_property("EXECUTION_DEVICES"))
+        precision = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
+        real = devices[0] if devices else device
+        self.runtime_info = RuntimeInfo(
+            requested=requested,
+            backend="openvino" if requested.startswith("openvino") else requested,
+            provider=f"OpenVINO {real}",
+            device_name=_openvino_device_name(real.split("(")[0]),
+            precision={"f32": "fp32", "f16": "fp16", "bf16": "bf16"}.get(precision, precision),
+        )
+
+    def _run(self, batch: np.ndarray) -> list[np.ndarray]:
+        self._request.infer({0: batch})
+        return [
+            self._request.get_output_tensor(i).data.copy() for i in range(len(self.output_names))
+        ]
+
+
+class TorchSession(InferenceSession):
+    """A ``.pth`` checkpoint in PyTorch, for checkpoints not yet exported to ONNX."""
+
+    def __init__(self, checkpoint: Path, config_path: Path | None, requested: str) -> None:
+        import torch
+        from models.network import build_model
+
+        from models.config import load_config
+
+        if config_path is None:
+            raise ModelError(f"{checkpoint}: a .pth checkpoint needs its config (--config)")
+        config = load_config(config_path)
+        network = build_model(config)
+        try:
+            state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - pickle/zip errors vary
+            raise ModelError(f"not a PyTorch checkpoint: {checkpoint} ({error})") from error
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        try:
+            network.load_state_dict(state)
+        except RuntimeError as error:
+            raise ModelError(
+                f"checkpoint {checkpoint} does not fit {config_path}: {str(error).splitlines()[0]}"
+            ) from error
+        self._torch = torch
+        self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self._network = network.eval().to(self._device)
+        width, height = config.input_size_wh
+        self.input_name = "image"
+        self.input_shape = (None, 3, height, width)
+        self.output_names = ["heatmaps"]
+        self.metadata = config.onnx_metadata()
+        device_name = (
+            torch.cuda.get_device_name(self._device) if self._device.type == "cuda" else cpu_name()
+        )
+        self.runtime_info = RuntimeInfo(
+            requested=requested,
+            backend="torch",
+            provider=f"PyTorch {self._device.type}",
+            device_name=device_name,
+        )
+
+    def _run(self, batch: np.ndarray) -> list[np.ndarray]:
+        with self._torch.inference_mode():
+            output = self._network(self._torch.from_numpy(batch).to(self._device))
+        return [output.float().cpu().numpy()]
+
+
+# ---------------------------------------------------------------------------------- factory
+
+
+def _fp16_model(path: Path) -> bytes | None:
+    """An fp16 copy of the model for providers that gain from it: ``<stem>.fp16.onnx`` beside
+    the file, else a conversion in memory when onnxconverter-common is installed."""
+    sibling = path.with_name(path.stem + ".fp16.onnx")
+    if sibling.is_file():
+        return sibling.read_bytes()
+    if importlib.util.find_spec("onnxconverter_common") is None:
+        return None
+    import onnx
+    from onnxconverter_common import float16
+
+    model = float16.convert_float_to_float16(onnx.load(str(path)), keep_io_types=True)
+    return model.SerializeToString()
+
+
+def _ort_provider_entry(provider: str, option: str) -> Any:
+    """Provider with its options: device index for GPUs, fp16 for TensorRT, ANE for CoreML."""
+    options: dict[str, Any] = {}
+    if option.isdigit() and provider in GPU_PROVIDERS and provider != "CoreMLExecutionProvider":
+        options["device_id"] = int(option)
+    if provider == "TensorrtExecutionProvider":
+        options["trt_fp16_enable"] = True
+    if provider == "QNNExecutionProvider":
+        options["backend_path"] = "QnnHtp.dll" if os.name == "nt" else "libQnnHtp.so"
+    return (provider, options) if options else provider
+
+
+def _ort_info(requested: str, backend: str, wanted: str, precision: str):
+    """A read-back: the provider ORT really registered first decides what runs."""
+
+    def build(registered: list[str]) -> RuntimeInfo:
+        real = registered[0] if registered else ORT_CPU
+        if real != wanted:
+            return RuntimeInfo(
+                requested,
+                "cpu",
+                ORT_CPU,
+                cpu_name(),
+                "fp32",
+                f"{wanted} was requested but ONNX Runtime runs {real} (its libraries or "
+                "device could not be loaded)",
+            )
+        device = cpu_name() if real == ORT_CPU else GPU_PROVIDERS.get(real, real)
+        return RuntimeInfo(requested, backend, real, device, precision)
+
+    return build
+
+
+def _cpu_session(path: Path, requested: str, reason: str | None, num_threads: int) -> OrtSession:
+    """ORT on the CPU; built before warning, so a broken model reports itself, not a fallback."""
+    info = _ort_info(requested, "cpu", ORT_CPU, "fp32")
+
+    def with_reason(registered: list[str]) -> RuntimeInfo:
+        return replace(info(registered), fallback_reason=reason)
+
+    session = OrtSession(str(path), [ORT_CPU], with_reason, path, num_threads)
+    if reason:
+        warn_once(f"backend '{requested}' unavailable, running on the CPU instead: {reason}")
+    return session
+
+
+def create_session(
+    model_path: str | Path,
+    backend: str = "auto",
+    config_path: str | Path | None = None,
+    num_threads: int = 0,
+) -> InferenceSession:
+    """Build a session for ``model_path`` on ``backend``, falling back to the CPU with a warning.
+
+    ``num_threads`` 0 lets the runtime use every core. A ``.pth`` checkpoint always runs in
+    PyTorch (it has no ONNX graph). Raises ``ModelError`` for a missing or unreadable model and
+    ``ValueError`` for an unknown backend name.
+    """
+    path = Path(model_path)
+    name, option = _split_backend(backend)
+    _check_model_file(path)
+
+    if path.suffix in (".pth", ".pt"):
+        if importlib.util.find_spec("torch") is None:
+            raise ModelError(f"{path} is a PyTorch checkpoint but torch is not installed")
+        session = TorchSession(path, Path(config_path) if config_path else None, backend)
+        if name not in ("torch", "auto"):
+            reason = "a .pth checkpoint runs in PyTorch; export it with hfpose-export for " + name
+            warn_once(f"backend '{backend}': {reason}")
+            session.runtime_info = replace(session.runtime_info, fallback_reason=reason)
+        return session
+
+    if name == "torch":
+        raise ModelError(f"the torch backend runs .pth checkpoints, not {path.name}")
+    if name == "auto":
+        name = _resolve_auto()
+
+    if name == "cpu":
+        return _cpu_session(path, backend, None, num_threads)
+
+    if name == "openvino":
+        devices = openvino_devices()
+        if not devices:
+            return _cpu_session(path, backend, "openvino is not installed", num_threads)
+        device = option.upper() if option else _openvino_default_device()
+        if device not in devices and device not in ("AUTO", "MULTI", "HETERO"):
+            reason = f"OpenVINO device {device} not found (devices: {', '.join(devices)})"
+            return _cpu_session(path, backend, reason, num_threads)
+        return _openvino_or_cpu(path, device, backend, num_threads)
+
+    route = _best_gpu() if name == "gpu" else _best_npu()
+    if route is None:
+        reason = (_gpu_missing_reason() if name == "gpu" else _npu_missing_reason()).removeprefix(
+            "not available: "
+        )
+        return _cpu_session(path, backend, reason, num_threads)
+    kind, provider = route
+    if kind == "openvino":
+        return _openvino_or_cpu(path, provider, backend, num_threads)
+
+    model: str | bytes = str(path)
+    precision = "fp16" if provider == "TensorrtExecutionProvider" else "fp32"
+    if provider in FP16_PROVIDERS:
+        fp16 = _fp16_model(path)
+        if fp16 is not None:
+            model, precision = fp16, "fp16"
+    providers = [_ort_provider_entry(provider, option), ORT_CPU]
+    try:
+        session = OrtSession(
+            model, providers, _ort_info(backend, name, provider, precision), path, num_threads
+        )
+    except ModelError as error:
+        return _cpu_session(path, backend, f"{provider} failed: {error}", num_threads)
+    if session.runtime_info.fallback_reason:
+        warn_once(
+            f"backend '{backend}' unavailable, running on the CPU instead: "
+            f"{session.runtime_info.fallback_reason}"
+        )
+    return session
+
+
+def _openvino_or_cpu(path: Path, device: str, requested: str, num_threads: int) -> InferenceSession:
+    """OpenVINO on ``device``; an unsupported model or device falls back to ORT on the CPU."""
+    try:
+        session = OpenVinoSession(path, device, requested)
+    except Exception as error:  # noqa: BLE001 - OpenVINO raises generic RuntimeError
+        reason = f"OpenVINO could not run the model on {device}: {str(error).splitlines()[0]}"
+        return _cpu_session(path, requested, reason, num_threads)
+    real = session.runtime_info.provider.removeprefix("OpenVINO ")
+    if device not in ("AUTO", "MULTI", "HETERO") and not real.startswith(device):
+        reason = f"OpenVINO placed the model on {real} instead of {device}"
+        return _cpu_session(path, requested, reason, num_threads)
+    return session

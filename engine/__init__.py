@@ -1,0 +1,103 @@
+"""hfpose engine: headless real-time pose pipeline (no GUI, no torch on the runtime path).
+
+Public API (names are stable; the GUI and the CLI build on them):
+
+Pipeline (``engine.pipeline``)
+    ``Pipeline(config, sinks=(), on_result=None, on_error=None, on_finished=None)``:
+    ``start()``, ``stop()``, ``wait(timeout)``, ``run() -> RunSummary``, ``running``,
+    ``stats() -> {stage: StageStats}``, ``summary()``, ``runtime_info``, ``source_info``,
+    ``error``; live: ``set_backend``, ``set_model``, ``set_detector``, ``set_det_interval``,
+    ``set_max_persons``, ``set_kpt_thr``, ``set_smoothing``, ``set_render_options``,
+    ``add_sink``, ``remove_sink``, ``pause``, ``resume``, ``step``, ``seek(seconds)``.
+    ``PipelineConfig``, ``PipelineError`` (``stage``, ``frame_index``, ``fatal``),
+    ``RunSummary``, ``STAGES``; ``PoseTracker(...)(frame) -> list[Person]`` for scripts.
+Results (``engine.results``)
+    ``FrameResult`` (index, timestamp, image, frame, people, stats, runtime, source_info,
+    latency_ms, dropped_frames), ``Person`` (track_id, bbox, bbox_score, keypoints,
+    keypoint_scores), ``StageStats`` (frames, fps, latency_ms, queue_size).
+Sources (``engine.sources``)
+    ``open_source(spec)``, ``VideoFileSource``, ``CameraSource``, ``StreamSource``,
+    ``ImageFolderSource``, ``LiveFrameSource``, ``FrameSource``, ``Frame``, ``SourceInfo``,
+    ``SourceError``, ``list_cameras() -> list[CameraInfo]``, ``is_live_spec``.
+Sinks (``engine.sinks``)
+    ``VideoSink(path, audio=True)``, ``JsonKeypointSink``, ``CsvKeypointSink``,
+    ``CocoResultsSink``, ``Sink``, ``SinkError``.
+Tracking, smoothing, rendering
+    ``Tracker``; ``SmoothingConfig``, ``TrackSmoother``, ``OneEuroFilter``,
+    ``KalmanPointFilter``, ``SMOOTHING_METHODS``; ``Renderer``, ``RenderOptions``, ``HudInfo``,
+    ``SkeletonAnnotator``, ``BoxAnnotator``, ``TrackIdAnnotator``, ``HudAnnotator``,
+    ``RENDER_STYLES``.
+Backends and detectors: see ``engine.runtimes``, ``engine.detectors``, ``engine.pose``.
+
+Names are imported on first use, so ``import engine.runtimes`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "engine.pipeline": (
+        "Pipeline",
+        "PipelineConfig",
+        "PipelineError",
+        "PoseProcessor",
+        "PoseTracker",
+        "RunSummary",
+        "STAGES",
+    ),
+    "engine.results": ("FrameResult", "Person", "StageStats"),
+    "engine.sources": (
+        "CameraInfo",
+        "CameraSource",
+        "Frame",
+        "FrameSource",
+        "ImageFolderSource",
+        "LiveFrameSource",
+        "SourceError",
+        "SourceInfo",
+        "StreamSource",
+        "VideoFileSource",
+        "is_live_spec",
+        "list_cameras",
+        "open_source",
+    ),
+    "engine.sinks": (
+        "CocoResultsSink",
+        "CsvKeypointSink",
+        "JsonKeypointSink",
+        "Sink",
+        "SinkError",
+        "VideoSink",
+    ),
+    "engine.tracking": ("Tracker",),
+    "engine.smoothing": (
+        "KalmanPointFilter",
+        "OneEuroFilter",
+        "SMOOTHING_METHODS",
+        "SmoothingConfig",
+        "TrackSmoother",
+    ),
+    "engine.rendering": (
+        "BoxAnnotator",
+        "HudAnnotator",
+        "HudInfo",
+        "RENDER_STYLES",
+        "RenderOptions",
+        "Renderer",
+        "SkeletonAnnotator",
+        "TrackIdAnnotator",
+    ),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,803 @@
+"""The threaded pose pipeline: source -> detect -> pose -> track -> smooth -> render -> sink.
+
+Each stage runs in its own thread and hands frames to the next through a bounded queue, so
+decoding, detection, keypoint inference, drawing and encoding overlap on different cores while
+memory stays bounded:
+
+- a *file* is processed frame by frame, in order, none dropped; a full queue blocks the stage
+  before it (back-pressure), so the source never races ahead;
+- a *live* source (webcam, stream) only hands over a frame when the detector's queue has room,
+  and then the newest one: the latency stays flat however long it runs.
+
+Stopping (``stop()``, Ctrl+C in the CLI, the end of the input, an error in any stage) ends every
+thread within a second, closes every sink (so the video is playable), and an error is reported
+once through ``on_error`` as a :class:`PipelineError` naming the stage and the frame.
+
+Settings change live and take effect at the next frame without reopening the source:
+``set_backend``, ``set_model``, ``set_detector``, ``set_smoothing``, ``set_render_options``,
+``set_max_persons``, ``set_kpt_thr``, ``set_det_interval``; sinks can be added and removed while
+running (recording start/stop); files can be paused, stepped and seeked.
+
+:class:`PoseTracker` is the same processing without threads, for scripts:
+``people = PoseTracker()(frame)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from engine.rendering import HudInfo, Renderer, RenderOptions
+from engine.results import FrameResult, Person, StageStats
+from engine.sinks import Sink
+from engine.smoothing import SmoothingConfig, TrackSmoother
+from engine.sources import Frame, FrameSource, SourceInfo, open_source
+from engine.tracking import Tracker
+from models.metainfo import COCO, DatasetInfo
+
+log = logging.getLogger(__name__)
+
+STAGES = ("source", "detect", "pose", "track", "smooth", "render", "sink")
+_POLL_S = 0.05  # how often a blocked stage looks at the stop flag (stop within a second)
+
+
+class PipelineError(RuntimeError):
+    """A failure inside a stage, with where it happened; ``fatal`` errors stopped the run."""
+
+    def __init__(
+        self, stage: str, frame_index: int | None, cause: BaseException, fatal: bool = True
+    ):
+        self.stage = stage
+        self.frame_index = frame_index
+        self.cause = cause
+        self.fatal = fatal
+        where = f"{stage} stage" + (f", frame {frame_index}" if frame_index is not None else "")
+        super().__init__(f"{where}: {cause}")
+
+
+@dataclass
+class PipelineConfig:
+    """Everything a run needs; the live setters change the running copy.
+
+    ``source`` is what :func:`engine.sources.open_source` accepts (a path, ``webcam:0``, a URL)
+    or an already open :class:`FrameSource`. ``model`` ``None`` means the shipped model.
+    ``max_persons`` 0 means no limit. ``det_interval`` N runs the detector on every Nth frame
+    and follows people by their previous keypoints in between.
+    """
+
+    source: str | int | FrameSource = "webcam:0"
+    model: str | None = None
+    device: str = "auto"
+    detector: str = "nanodet"
+    det_interval: int = 1
+    max_persons: int = 0
+    kpt_thr: float = 0.3
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    render: RenderOptions = field(default_factory=RenderOptions)
+    track_max_lost_s: float = 1.0
+    queue_size: int = 4
+    folder_fps: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.det_interval < 1:
+            raise ValueError(f"det_interval must be >= 1, got {self.det_interval}")
+        if self.max_persons < 0:
+            raise ValueError(f"max_persons must be >= 0, got {self.max_persons}")
+        if not 0.0 <= self.kpt_thr <= 1.0:
+            raise ValueError(f"kpt_thr must be between 0 and 1, got {self.kpt_thr}")
+        if self.queue_size < 1:
+            raise ValueError(f"queue_size must be >= 1, got {self.queue_size}")
+
+
+@dataclass
+class RunSummary:
+    """What a finished run did; ``error`` is set when it stopped on a failure."""
+
+    frames: int = 0
+    people: int = 0  # person instances over all frames
+    max_people: int = 0
+    seconds: float = 0.0
+    fps: float = 0.0
+    runtime: Any = None
+    detector_runtime: Any = None
+    dropped_frames: int = 0
+    interrupted: bool = False
+    error: PipelineError | None = None
+
+
+class _StageMeter:
+    """Throughput and per-frame work time of one stage over the last couple of seconds."""
+
+    def __init__(self, name: str, window: int = 60) -> None:
+        self.name = name
+        self.frames = 0
+        self._done: deque[float] = deque(maxlen=window)
+        self._busy: deque[float] = deque(maxlen=window)
+        self._lock = threading.Lock()
+
+    def record(self, busy_s: float) -> None:
+        with self._lock:
+            self.frames += 1
+            self._done.append(time.perf_counter())
+            self._busy.append(busy_s)
+
+    def snapshot(self, queue_size: int = 0) -> StageStats:
+        with self._lock:
+            fps = 0.0
+            if len(self._done) >= 2 and self._done[-1] > self._done[0]:
+                fps = (len(self._done) - 1) / (self._done[-1] - self._done[0])
+            latency = 1000.0 * sum(self._busy) / len(self._busy) if self._busy else 0.0
+            return StageStats(self.name, self.frames, fps, latency, queue_size)
+
+
+@dataclass
+class _Work:
+    """One frame travelling down the pipeline."""
+
+    frame: Frame
+    epoch: int  # increments on every seek, so tracking restarts
+    born: float  # perf_counter() when the source handed the frame over
+    boxes: np.ndarray | None = None  # (N, 5) from the detector; None: follow previous keypoints
+    people: list[Person] = field(default_factory=list)
+    image: np.ndarray | None = None
+
+
+_END = object()  # end-of-input marker that flows through every queue
+
+
+def boxes_from_keypoints(
+    people: Sequence[Person], kpt_thr: float, image_size: tuple[int, int], margin: float = 0.1
+) -> np.ndarray:
+    """Boxes (N, 5) around each person's confident keypoints, grown by ``margin`` per side.
+
+    Used between detections (``det_interval`` > 1): a person's keypoints in the previous frame
+    say where to crop in this one, as mmpose's and rtmlib's video demos do. The top grows
+    more because the head's top is not a keypoint.
+    """
+    width, height = image_size
+    boxes = []
+    for person in people:
+        confident = person.keypoints[person.keypoint_scores > kpt_thr]
+        if len(confident) < 2:
+            continue
+        x1, y1 = confident.min(axis=0)
+        x2, y2 = confident.max(axis=0)
+        w, h = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+        boxes.append(
+            [
+                max(0.0, x1 - margin * w),
+                max(0.0, y1 - 2 * margin * h),
+                min(float(width), x2 + margin * w),
+                min(float(height), y2 + margin * h),
+                person.bbox_score,
+            ]
+        )
+    return np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
+
+
+class PoseProcessor:
+    """The per-frame work of the stages, shared by :class:`Pipeline` and :class:`PoseTracker`.
+
+    Each ``*_step`` method is only ever called from its own stage's thread, so the objects it
+    owns (detector, estimator, tracker, smoother, renderer) need no locks; live changes are
+    queued with :meth:`request` and applied by the owning step at its next frame.
+    """
+
+    def __init__(self, config: PipelineConfig) -> None:
+        from engine.detectors import create_detector
+        from engine.pose import create_pose_estimator
+
+        self.config = config
+        self.estimator = create_pose_estimator(config.model, config.device)
+        self.detector = create_detector(config.detector, config.device)
+        self.dataset_info: DatasetInfo = getattr(self.estimator, "dataset_info", COCO)
+        self.tracker = Tracker(
+            self.dataset_info.sigmas, config.track_max_lost_s, kpt_thr=config.kpt_thr
+        )
+        self.smoother = TrackSmoother(config.smoothing)
+        self.renderer = Renderer(replace(config.render, kpt_thr=config.kpt_thr), self.dataset_info)
+        self._pending: dict[str, dict[str, Any]] = {s: {} for s in STAGES}
+        self._pending_lock = threading.Lock()
+        self._since_detection = config.det_interval  # detect on the first frame
+        self._epoch_detect = -1
+        self._epoch_pose = -1
+        self._epoch_track = -1
+        self._previous_people: list[Person] = []
+        self.on_nonfatal_error: Callable[[PipelineError], None] | None = None
+
+    # ------------------------------------------------------------------ live changes
+
+    def request(self, stage: str, **changes: Any) -> None:
+        with self._pending_lock:
+            self._pending[stage].update(changes)
+
+    def _take(self, stage: str) -> dict[str, Any]:
+        with self._pending_lock:
+            changes, self._pending[stage] = self._pending[stage], {}
+        return changes
+
+    def _report(self, stage: str, frame: Frame | None, error: BaseException) -> None:
+        wrapped = PipelineError(stage, frame.index if frame else None, error, fatal=False)
+        log.warning("%s", wrapped)
+        if self.on_nonfatal_error is not None:
+            self.on_nonfatal_error(wrapped)
+
+    @property
+    def runtime_info(self) -> Any:
+        return self.estimator.runtime_info
+
+    # ------------------------------------------------------------------ steps
+
+    def detect_step(self, work: _Work) -> None:
+        changes = self._take("detect")
+        if "detector" in changes or "device" in changes:
+            from engine.detectors import create_detector
+
+            name = changes.get("detector", self.config.detector)
+            device = changes.get("device", self.config.device)
+            try:
+                self.detector = create_detector(name, device)
+                self.config.detector = name
+            except Exception as error:  # noqa: BLE001 - keep the old detector, say why
+                self._report("detect", work.frame, error)
+        if "det_interval" in changes:
+            self.config.det_interval = changes["det_interval"]
+        restarted = work.epoch != self._epoch_detect
+        self._epoch_detect = work.epoch
+        if restarted or self._since_detection >= self.config.det_interval:
+            work.boxes = self.detector.detect(work.frame.image)
+            self._since_detection = 1
+        else:
+            work.boxes = None
+            self._since_detection += 1
+
+    def pose_step(self, work: _Work) -> None:
+        changes = self._take("pose")
+        if "model" in changes or "device" in changes:
+            from engine.pose import create_pose_estimator
+
+            model = changes.get("model", self.config.model)
+            device = changes.get("device", self.config.device)
+            try:
+                self.estimator = create_pose_estimator(model, device)
+                self.config.model, self.config.device = model, device
+            except Exception as error:  # noqa: BLE001 - keep the old model, say why
+                self._report("pose", work.frame, error)
+        if "max_persons" in changes:
+            self.config.max_persons = changes["max_persons"]
+        if "kpt_thr" in changes:
+            self.config.kpt_thr = changes["kpt_thr"]
+        if work.epoch != self._epoch_pose:
+            self._previous_people = []
+            self._epoch_pose = work.epoch
+        boxes = work.boxes
+        if boxes is None:
+            height, width = work.frame.image.shape[:2]
+            boxes = boxes_from_keypoints(
+                self._previous_people, self.config.kpt_thr, (width, height)
+            )
+        if self.config.max_persons and len(boxes) > self.config.max_persons:
+            boxes = boxes[np.argsort(-boxes[:, 4], kind="stable")[: self.config.max_persons]]
+        keypoints, scores = self.estimator.estimate(work.frame.image, boxes[:, :4])
+        work.people = [
+            Person(
+                keypoints=keypoints[i].astype(np.float32),
+                keypoint_scores=scores[i].astype(np.float32),
+                bbox=boxes[i, :4].astype(np.float32),
+                bbox_score=float(boxes[i, 4]),
+            )
+            for i in range(len(boxes))
+        ]
+        self._previous_people = work.people
+
+    def track_step(self, work: _Work) -> None:
+        changes = self._take("track")
+        if "kpt_thr" in changes:
+            self.tracker.kpt_thr = changes["kpt_thr"]
+        if work.epoch != self._epoch_track:
+            self.tracker.reset()
+            self._epoch_track = work.epoch
+        self.tracker.update(work.people, work.frame.timestamp)
+
+    def smooth_step(self, work: _Work) -> None:
+        changes = self._take("smooth")
+        if "smoothing" in changes:
+            self.smoother.configure(changes["smoothing"])
+            self.config.smoothing = changes["smoothing"]
+        elif "reset" in changes:
+            self.smoother.reset()
+        work.people = self.smoother(work.people, work.frame.timestamp)
+
+    def render_step(self, work: _Work, hud: HudInfo | None) -> None:
+        changes = self._take("render")
+        if changes:
+            options = changes.get("render", self.renderer.options)
+            if "kpt_thr" in changes:
+                options = replace(options, kpt_thr=changes["kpt_thr"])
+            self.renderer.configure(options)
+            self.config.render = options
+        work.image = self.renderer.render(work.frame.image, work.people, hud)
+
+
+class Pipeline:
+    """Runs the stages in threads; results arrive through ``on_result`` in the sink thread.
+
+    Callbacks are called from pipeline threads: a GUI must hand them over to its own thread
+    (the Qt app re-emits them as signals). ``on_result(FrameResult)`` per frame,
+    ``on_error(PipelineError)`` for failures (``fatal`` ones ended the run; others, such as a
+    model that failed to load on a live switch, leave the previous setting running), and
+    ``on_finished(RunSummary)`` once when every thread has stopped and every sink is closed.
+    """
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        sinks: Sequence[Sink] = (),
+        on_result: Callable[[FrameResult], None] | None = None,
+        on_error: Callable[[PipelineError], None] | None = None,
+        on_finished: Callable[[RunSummary], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.on_result = on_result
+        self.on_error = on_error
+        self.on_finished = on_finished
+        self._initial_sinks = list(sinks)
+        self._sinks: list[Sink] = []
+        self._sinks_lock = threading.Lock()
+        self._meters = {name: _StageMeter(name) for name in STAGES}
+        self._stop = threading.Event()
+        self._finished = threading.Event()
+        self._control = threading.Condition()
+        self._paused = False
+        self._steps = 0
+        self._seek_to: float | None = None
+        self._epoch = 0
+        self._threads: list[threading.Thread] = []
+        self._queues: dict[str, queue.Queue] = {}
+        self._error: PipelineError | None = None
+        self._error_lock = threading.Lock()
+        self._summary = RunSummary()
+        self._started_at = 0.0
+        self._current: dict[str, int | None] = {name: None for name in STAGES}
+        self.source: FrameSource | None = None
+        self.processor: PoseProcessor | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Open the source, build the models, open the sinks, then start the threads.
+
+        Everything a user can get wrong (missing file, camera, model, unwritable output)
+        raises here, in the caller's thread, before any work starts; nothing is left open.
+        """
+        if self._threads:
+            raise RuntimeError("a Pipeline can only be started once; create a new one")
+        config = self.config
+        if isinstance(config.source, FrameSource):
+            self.source = config.source
+        else:
+            self.source = open_source(config.source, folder_fps=config.folder_fps)
+        try:
+            self.processor = PoseProcessor(config)
+            self.processor.on_nonfatal_error = self._nonfatal
+            for sink in self._initial_sinks:
+                self.add_sink(sink)
+        except BaseException:
+            self._close_sinks()
+            self.source.close()
+            raise
+        live = self.source.info.is_live
+        size = 1 if live else config.queue_size
+        # Each stage reads from the queue named after it.
+        self._queues = {name: queue.Queue(maxsize=size) for name in STAGES[1:]}
+        self._started_at = time.perf_counter()
+        targets = {
+            "source": self._source_loop,
+            "detect": lambda: self._stage_loop("detect", self.processor.detect_step),
+            "pose": lambda: self._stage_loop("pose", self.processor.pose_step),
+            "track": lambda: self._stage_loop("track", self.processor.track_step),
+            "smooth": lambda: self._stage_loop("smooth", self.processor.smooth_step),
+            "render": lambda: self._stage_loop("render", self._render),
+            "sink": self._sink_loop,
+        }
+        self._threads = [
+            threading.Thread(target=targets[name], name=f"hfpose-{name}", daemon=True)
+            for name in STAGES
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Ask every stage to stop (returns at once; :meth:`wait` blocks until done)."""
+        self._summary.interrupted = not self._finished.is_set()
+        self._stop.set()
+        with self._control:
+            self._control.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run has finished (end of input, stop or error); True if it has."""
+        return self._finished.wait(timeout)
+
+    def run(self) -> RunSummary:
+        """Start, wait for the end, return the summary; Ctrl+C stops cleanly and re-raises."""
+        self.start()
+        try:
+            while not self.wait(0.1):
+                pass
+        except KeyboardInterrupt:
+            self.stop()
+            self.wait(5.0)
+            raise
+        return self.summary()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._threads) and not self._finished.is_set()
+
+    @property
+    def error(self) -> PipelineError | None:
+        return self._error
+
+    @property
+    def source_info(self) -> SourceInfo | None:
+        return self.source.info if self.source else None
+
+    @property
+    def runtime_info(self) -> Any:
+        """The keypoint model's RuntimeInfo (what really runs, after any fallback)."""
+        return self.processor.runtime_info if self.processor else None
+
+    def summary(self) -> RunSummary:
+        s = self._summary
+        s.seconds = (time.perf_counter() - self._started_at) if self._started_at else 0.0
+        s.fps = s.frames / s.seconds if s.seconds > 0 else 0.0
+        if self.processor is not None:
+            s.runtime = self.processor.runtime_info
+            s.detector_runtime = self.processor.detector.runtime_info
+        if self.source is not None:
+            s.dropped_frames = self.source.dropped_frames
+        s.error = self._error
+        return s
+
+    def stats(self) -> dict[str, StageStats]:
+        """Per-stage throughput, work time per frame and input queue length, right now."""
+        return {
+            name: meter.snapshot(self._queues[name].qsize() if name in self._queues else 0)
+            for name, meter in self._meters.items()
+        }
+
+    # ------------------------------------------------------------------ live controls
+
+    def set_backend(self, device: str) -> None:
+        """Move the keypoint model and the detector to another backend at the next frame."""
+        self._processor().request("detect", device=device)
+        self._processor().request("pose", device=device)
+
+    def set_model(self, model: str | None) -> None:
+        """Load another keypoint model (``None``: the shipped one) at the next frame."""
+        self._processor().request("pose", model=model)
+
+    def set_detector(self, detector: str) -> None:
+        """``nanodet``, ``blazepose`` or a path to an ONNX person detector, at the next frame."""
+        self._processor().request("detect", detector=detector)
+
+    def set_det_interval(self, frames: int) -> None:
+        if frames < 1:
+            raise ValueError(f"det_interval must be >= 1, got {frames}")
+        self._processor().request("detect", det_interval=frames)
+
+    def set_max_persons(self, count: int) -> None:
+        """At most ``count`` people (highest detector scores first); 0 = no limit."""
+        if count < 0:
+            raise ValueError(f"max_persons must be >= 0, got {count}")
+        self._processor().request("pose", max_persons=count)
+
+    def set_kpt_thr(self, threshold: float) -> None:
+        """Keypoints below ``threshold`` are not drawn nor used for box following/tracking."""
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"kpt_thr must be between 0 and 1, got {threshold}")
+        for stage in ("pose", "track", "render"):
+            self._processor().request(stage, kpt_thr=threshold)
+
+    def set_smoothing(self, smoothing: SmoothingConfig) -> None:
+        self._processor().request("smooth", smoothing=smoothing)
+
+    def set_render_options(self, options: RenderOptions) -> None:
+        self._processor().request("render", render=options)
+
+    def add_sink(self, sink: Sink) -> None:
+        """Open ``sink`` for this source and start feeding it from the next frame.
+
+        Raises :class:`engine.sinks.SinkError` (in the caller's thread) when it cannot write.
+        """
+        if self.source is None:
+            self._initial_sinks.append(sink)
+            return
+        sink.open(self.source.info)
+        with self._sinks_lock:
+            self._sinks.append(sink)
+
+    def remove_sink(self, sink: Sink) -> None:
+        """Stop feeding ``sink`` and close it (the file is complete when this returns)."""
+        with self._sinks_lock:
+            if sink not in self._sinks:
+                return
+            self._sinks.remove(sink)
+        sink.close()
+
+    def pause(self) -> None:
+        with self._control:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._control:
+            self._paused = False
+            self._steps = 0
+            self._control.notify_all()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def step(self) -> None:
+        """While paused, let exactly one more frame through."""
+        with self._control:
+            self._steps += 1
+            self._control.notify_all()
+
+    def seek(self, seconds: float) -> None:
+        """Jump to ``seconds`` (files and folders); tracking restarts there.
+
+        While paused, the frame at the new position is processed and shown.
+        """
+        if self.source is not None and not self.source.info.seekable:
+            raise ValueError(f"{self.source.info.uri} is live: it cannot seek")
+        with self._control:
+            self._seek_to = float(seconds)
+            self._control.notify_all()
+
+    # ------------------------------------------------------------------ threads
+
+    def _processor(self) -> PoseProcessor:
+        if self.processor is None:
+            raise RuntimeError("start() the pipeline before changing its settings")
+        return self.processor
+
+    def _nonfatal(self, error: PipelineError) -> None:
+        if self.on_error is not None:
+            self.on_error(error)
+
+    def _fail(self, stage: str, frame_index: int | None, error: BaseException) -> None:
+        with self._error_lock:
+            if self._error is not None:
+                return  # the first failure is the cause; later ones are its echoes
+            self._error = PipelineError(stage, frame_index, error)
+        log.error("%s", self._error)
+        self._stop.set()
+        with self._control:
+            self._control.notify_all()
+        if self.on_error is not None:
+            self.on_error(self._error)
+
+    def _put(self, target: str, item: object) -> bool:
+        q = self._queues[target]
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, name: str) -> object | None:
+        q = self._queues[name]
+        while not self._stop.is_set():
+            try:
+                return q.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+        return None
+
+    def _wait_for_turn(self) -> bool:
+        """Block while paused (unless a step or a seek is pending); False when stopping."""
+        with self._control:
+            while self._paused and self._steps == 0 and self._seek_to is None:
+                if self._stop.is_set():
+                    return False
+                self._control.wait(_POLL_S)
+            if self._paused and self._steps > 0:
+                self._steps -= 1
+            return not self._stop.is_set()
+
+    def _source_loop(self) -> None:
+        source = self.source
+        live = source.info.is_live
+        detect_queue = self._queues["detect"]
+        meter = self._meters["source"]
+        frame: Frame | None = None
+        try:
+            while self._wait_for_turn():
+                with self._control:
+                    seek_to, self._seek_to = self._seek_to, None
+                if seek_to is not None:
+                    source.seek(seek_to)
+                    self._epoch += 1
+                if live:
+                    # Take a frame only when the detector can accept it, so it is the newest.
+                    while detect_queue.full() and not self._stop.is_set():
+                        time.sleep(0.002)
+                started = time.perf_counter()
+                frame = source.read()
+                if frame is None:
+                    self._put("detect", _END)
+                    return
+                self._current["source"] = frame.index
+                meter.record(time.perf_counter() - started)
+                work = _Work(frame=frame, epoch=self._epoch, born=time.perf_counter())
+                if not self._put("detect", work):
+                    return
+        except BaseException as error:  # noqa: BLE001 - reported with stage and frame
+            index = frame.index + 1 if frame is not None else 0
+            self._fail("source", index, error)
+
+    def _stage_loop(self, name: str, step: Callable[[_Work], None]) -> None:
+        following = STAGES[STAGES.index(name) + 1]
+        meter = self._meters[name]
+        work: _Work | None = None
+        try:
+            while True:
+                item = self._get(name)
+                if item is None:
+                    return
+                if item is _END:
+                    self._put(following, _END)
+                    return
+                work = item
+                self._current[name] = work.frame.index
+                started = time.perf_counter()
+                step(work)
+                meter.record(time.perf_counter() - started)
+                if not self._put(following, work):
+                    return
+        except BaseException as error:  # noqa: BLE001 - reported with stage and frame
+            self._fail(name, work.frame.index if work else None, error)
+
+    def _render(self, work: _Work) -> None:
+        hud = None
+        if self.processor.renderer.options.draw_hud:
+            stats = self.stats()
+            hud = HudInfo(
+                fps=stats["sink"].fps,
+                stage_ms={n: stats[n].latency_ms for n in ("detect", "pose", "render")},
+                people=len(work.people),
+                backend=getattr(self.processor.runtime_info, "label", ""),
+            )
+        self.processor.render_step(work, hud)
+
+    def _sink_loop(self) -> None:
+        meter = self._meters["sink"]
+        work: _Work | None = None
+        try:
+            while True:
+                item = self._get("sink")
+                if item is None or item is _END:
+                    return
+                work = item
+                started = time.perf_counter()
+                result = FrameResult(
+                    index=work.frame.index,
+                    timestamp=work.frame.timestamp,
+                    image=work.image,
+                    frame=work.frame.image,
+                    people=work.people,
+                    stats=self.stats(),
+                    runtime=self.processor.runtime_info,
+                    source_info=self.source.info,
+                    latency_ms=1000.0 * (started - work.born),
+                    dropped_frames=self.source.dropped_frames,
+                )
+                with self._sinks_lock:
+                    for sink in self._sinks:
+                        sink.write(result)
+                self._summary.frames += 1
+                self._summary.people += len(work.people)
+                self._summary.max_people = max(self._summary.max_people, len(work.people))
+                meter.record(time.perf_counter() - started)
+                if self.on_result is not None:
+                    self.on_result(result)
+        except BaseException as error:  # noqa: BLE001 - reported with stage and frame
+            self._fail("sink", work.frame.index if work else None, error)
+        finally:
+            self._shutdown()
+
+    def _close_sinks(self) -> None:
+        with self._sinks_lock:
+            sinks, self._sinks = self._sinks, []
+        for sink in sinks:
+            try:
+                sink.close()
+            except Exception as error:  # noqa: BLE001 - close the others, report this one
+                self._fail("sink", None, error)
+
+    def _shutdown(self) -> None:
+        """Runs in the sink thread when it ends: stop the others, close sinks and source."""
+        self._stop.set()
+        with self._control:
+            self._control.notify_all()
+        self._close_sinks()
+        if self.source.info.is_live:
+            self.source.close()  # wakes a source thread waiting for a stalled camera
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=1.0)
+        self.source.close()
+        summary = self.summary()
+        self._finished.set()
+        if self.on_finished is not None:
+            self.on_finished(summary)
+
+
+class PoseTracker:
+    """Synchronous, thread-free pose tracking for scripts: ``people = tracker(frame)``.
+
+    The same detector, keypoint model, tracker and smoother as :class:`Pipeline`. Timestamps
+    default to the wall clock; pass the frame's own time for video files.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str = "auto",
+        detector: str = "nanodet",
+        det_interval: int = 1,
+        max_persons: int = 0,
+        kpt_thr: float = 0.3,
+        smoothing: str | SmoothingConfig = "none",
+    ) -> None:
+        if isinstance(smoothing, str):
+            smoothing = SmoothingConfig(method=smoothing)
+        self.config = PipelineConfig(
+            source="",
+            model=model,
+            device=device,
+            detector=detector,
+            det_interval=det_interval,
+            max_persons=max_persons,
+            kpt_thr=kpt_thr,
+            smoothing=smoothing,
+        )
+        self.processor = PoseProcessor(self.config)
+        self._index = 0
+        self._t0 = time.perf_counter()
+
+    @property
+    def runtime_info(self) -> Any:
+        return self.processor.runtime_info
+
+    @property
+    def dataset_info(self) -> DatasetInfo:
+        return self.processor.dataset_info
+
+    def __call__(self, image_bgr: np.ndarray, timestamp: float | None = None) -> list[Person]:
+        if timestamp is None:
+            timestamp = time.perf_counter() - self._t0
+        work = _Work(Frame(image_bgr, self._index, timestamp), epoch=0, born=time.perf_counter())
+        self._index += 1
+        p = self.processor
+        p.detect_step(work)
+        p.pose_step(work)
+        p.track_step(work)
+        p.smooth_step(work)
+        return work.people
+
+    def draw(self, image_bgr: np.ndarray, people: Sequence[Person]) -> np.ndarray:
+        """The frame with ``people`` drawn as the pipeline draws them (no HUD)."""
+        return self.processor.renderer.render(image_bgr, people, None)

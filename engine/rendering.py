@@ -1,0 +1,251 @@
+"""Drawing people on frames: skeletons, boxes, track IDs and a HUD.
+
+Small annotator classes, each with ``annotate(image, people) -> image`` (in place), composed by
+:class:`Renderer`. Everything is anti-aliased with sub-pixel coordinates, and line widths, dot
+radii and text sizes scale with the frame so a 4K video and a 320x240 thumbnail both read well.
+
+Colours follow mmpose's COCO palette: left limbs green, right limbs orange, the face and the
+trunk's cross links blue. The ``openpose`` style gives every limb its own hue instead.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from engine.results import Person
+from models.metainfo import COCO, DatasetInfo
+
+RENDER_STYLES = ("mmpose", "openpose")
+
+# BGR
+LEFT_COLOR = (0, 255, 0)
+RIGHT_COLOR = (0, 128, 255)
+CENTER_COLOR = (255, 153, 51)
+_SIDE_COLORS = {"left": LEFT_COLOR, "right": RIGHT_COLOR, "center": CENTER_COLOR}
+_HEAD_WORDS = ("nose", "eye", "ear", "head", "neck", "thorax", "pelvis")
+_SHIFT = 4  # sub-pixel bits for OpenCV drawing calls
+_ONE = 1 << _SHIFT
+
+
+def frame_scale(image: np.ndarray) -> float:
+    """Drawing scale relative to a 1000-pixel frame (long side)."""
+    return max(image.shape[:2]) / 1000.0
+
+
+def track_color(track_id: int) -> tuple[int, int, int]:
+    """A stable, well-separated BGR colour per track (golden-ratio hue steps)."""
+    if track_id < 0:
+        return (200, 200, 200)
+    hue = (track_id * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.75, 1.0)
+    return (int(b * 255), int(g * 255), int(r * 255))
+
+
+def _keypoint_sides(info: DatasetInfo) -> list[str]:
+    """mmpose colours the face blue even though eyes and ears have a side."""
+    return [
+        "center" if any(word in name for word in _HEAD_WORDS) else side
+        for name, side in zip(info.keypoint_names, info.sides)
+    ]
+
+
+def _rainbow(count: int) -> list[tuple[int, int, int]]:
+    colors = []
+    for i in range(count):
+        r, g, b = colorsys.hsv_to_rgb(i / max(count, 1), 1.0, 1.0)
+        colors.append((int(b * 255), int(g * 255), int(r * 255)))
+    return colors
+
+
+def _fixed(point: Sequence[float]) -> tuple[int, int]:
+    return (int(round(point[0] * _ONE)), int(round(point[1] * _ONE)))
+
+
+class SkeletonAnnotator:
+    """Keypoints and links above ``kpt_thr`` in the mmpose or OpenPose colour scheme."""
+
+    def __init__(
+        self,
+        dataset_info: DatasetInfo = COCO,
+        style: str = "mmpose",
+        kpt_thr: float = 0.3,
+    ) -> None:
+        if style not in RENDER_STYLES:
+            raise ValueError(f"unknown render style {style!r}; choose {', '.join(RENDER_STYLES)}")
+        self.dataset_info = dataset_info
+        self.style = style
+        self.kpt_thr = kpt_thr
+        sides = _keypoint_sides(dataset_info)
+        if style == "mmpose":
+            self.point_colors = [_SIDE_COLORS[s] for s in sides]
+            self.link_colors = [
+                _SIDE_COLORS[sides[a]] if sides[a] == sides[b] else CENTER_COLOR
+                for a, b in dataset_info.skeleton
+            ]
+        else:
+            self.point_colors = _rainbow(dataset_info.num_keypoints)
+            self.link_colors = _rainbow(len(dataset_info.skeleton))
+
+    def annotate(self, image: np.ndarray, people: Sequence[Person]) -> np.ndarray:
+        scale = frame_scale(image)
+        radius = max(2.0, 4.0 * scale)
+        thickness = max(1, round(2.5 * scale))
+        if self.style == "openpose":
+            thickness = max(2, round(5 * scale))
+        for person in people:
+            points = person.keypoints
+            visible = person.keypoint_scores > self.kpt_thr
+            if self.style == "openpose":
+                overlay = image.copy()
+                self._links(overlay, points, visible, thickness)
+                cv2.addWeighted(overlay, 0.6, image, 0.4, 0, dst=image)
+            else:
+                self._links(image, points, visible, thickness)
+            for k in np.flatnonzero(visible):
+                center = _fixed(points[k])
+                cv2.circle(image, center, int(radius * _ONE), self.point_colors[k], -1,
+                           cv2.LINE_AA, _SHIFT)  # fmt: skip
+        return image
+
+    def _links(
+        self, image: np.ndarray, points: np.ndarray, visible: np.ndarray, width: int
+    ) -> None:
+        for (a, b), color in zip(self.dataset_info.skeleton, self.link_colors):
+            if visible[a] and visible[b]:
+                cv2.line(image, _fixed(points[a]), _fixed(points[b]), color, width, cv2.LINE_AA,
+                         _SHIFT)  # fmt: skip
+
+
+class BoxAnnotator:
+    """Person boxes, coloured per track so an identity is recognisable at a glance."""
+
+    def annotate(self, image: np.ndarray, people: Sequence[Person]) -> np.ndarray:
+        thickness = max(1, round(2 * frame_scale(image)))
+        for person in people:
+            x1, y1, x2, y2 = person.bbox
+            cv2.rectangle(image, _fixed((x1, y1)), _fixed((x2, y2)), track_color(person.track_id),
+                          thickness, cv2.LINE_AA, _SHIFT)  # fmt: skip
+        return image
+
+
+def _text_box(
+    image: np.ndarray,
+    lines: Sequence[str],
+    origin: tuple[int, int],
+    font_scale: float,
+    color: tuple[int, int, int],
+    background: tuple[int, int, int],
+    alpha: float,
+) -> None:
+    """Lines of text on a filled (optionally translucent) rectangle whose top-left is origin."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    thickness = max(1, round(font_scale * 2))
+    sizes = [cv2.getTextSize(line, font, font_scale, thickness) for line in lines]
+    line_height = max(h + base for (_, h), base in sizes) + max(2, round(4 * font_scale))
+    width = max(w for (w, _), _ in sizes)
+    pad = max(2, round(6 * font_scale))
+    x0, y0 = origin
+    h_img, w_img = image.shape[:2]
+    x1 = min(w_img, x0 + width + 2 * pad)
+    y1 = min(h_img, y0 + line_height * len(lines) + pad)
+    x0, y0 = max(0, x0), max(0, y0)
+    if x1 <= x0 or y1 <= y0:
+        return
+    region = image[y0:y1, x0:x1]
+    if alpha >= 1.0:
+        region[:] = background
+    else:
+        region[:] = (region * (1.0 - alpha) + np.asarray(background) * alpha).astype(np.uint8)
+    for i, line in enumerate(lines):
+        baseline_y = y0 + pad + line_height * i + sizes[i][0][1]
+        cv2.putText(image, line, (x0 + pad, baseline_y), font, font_scale, color, thickness,
+                    cv2.LINE_AA)  # fmt: skip
+
+
+class TrackIdAnnotator:
+    """``#ID`` label above each person's box, in the track's colour."""
+
+    def annotate(self, image: np.ndarray, people: Sequence[Person]) -> np.ndarray:
+        font_scale = max(0.35, 0.6 * frame_scale(image))
+        for person in people:
+            if person.track_id < 0:
+                continue
+            x1, y1 = int(person.bbox[0]), int(person.bbox[1])
+            text_h = int(30 * font_scale) + 4
+            _text_box(image, [f"#{person.track_id}"], (x1, max(0, y1 - text_h)), font_scale,
+                      (0, 0, 0), track_color(person.track_id), 1.0)  # fmt: skip
+        return image
+
+
+@dataclass
+class HudInfo:
+    """What the heads-up display shows: speed, stage costs, people, the backend running."""
+
+    fps: float = 0.0
+    stage_ms: Mapping[str, float] = field(default_factory=dict)
+    people: int = 0
+    backend: str = ""
+
+
+class HudAnnotator:
+    """A translucent panel in the top-left corner with the :class:`HudInfo` figures."""
+
+    def annotate(self, image: np.ndarray, hud: HudInfo) -> np.ndarray:
+        lines = [f"{hud.fps:5.1f} FPS   people: {hud.people}"]
+        if hud.backend:
+            lines.append(hud.backend)
+        if hud.stage_ms:
+            lines.append("  ".join(f"{name} {ms:.1f}" for name, ms in hud.stage_ms.items()) + " ms")
+        font_scale = max(0.35, 0.55 * frame_scale(image))
+        margin = max(4, round(10 * frame_scale(image)))
+        _text_box(image, lines, (margin, margin), font_scale, (255, 255, 255), (0, 0, 0), 0.55)
+        return image
+
+
+@dataclass
+class RenderOptions:
+    """What the renderer draws; the pipeline swaps these live (GUI settings)."""
+
+    style: str = "mmpose"
+    kpt_thr: float = 0.3
+    draw_skeleton: bool = True
+    draw_boxes: bool = True
+    draw_track_ids: bool = True
+    draw_hud: bool = True
+
+
+class Renderer:
+    """Draws people (and the HUD) on a copy of the frame according to :class:`RenderOptions`."""
+
+    def __init__(self, options: RenderOptions | None = None, dataset_info: DatasetInfo = COCO):
+        self.dataset_info = dataset_info
+        self.boxes = BoxAnnotator()
+        self.track_ids = TrackIdAnnotator()
+        self.hud = HudAnnotator()
+        self.configure(options or RenderOptions())
+
+    def configure(self, options: RenderOptions, dataset_info: DatasetInfo | None = None) -> None:
+        self.options = options
+        if dataset_info is not None:
+            self.dataset_info = dataset_info
+        self.skeleton = SkeletonAnnotator(self.dataset_info, options.style, options.kpt_thr)
+
+    def render(
+        self, image: np.ndarray, people: Sequence[Person], hud: HudInfo | None = None
+    ) -> np.ndarray:
+        out = image.copy()
+        o = self.options
+        if o.draw_boxes:
+            self.boxes.annotate(out, people)
+        if o.draw_skeleton:
+            self.skeleton.annotate(out, people)
+        if o.draw_track_ids:
+            self.track_ids.annotate(out, people)
+        if o.draw_hud and hud is not None:
+            self.hud.annotate(out, hud)
+        return out

@@ -1,0 +1,69 @@
+"""The data that flows out of the pipeline: people, per-stage statistics, frame results.
+
+Kept in its own light module (numpy only) so the tracker, the smoother, the renderer, the sinks
+and the GUI all share one definition without importing the pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.sources import SourceInfo
+
+
+@dataclass
+class Person:
+    """One person in one frame; coordinates are image pixels of the source frame.
+
+    ``track_id`` is -1 until the tracker has assigned one.
+    """
+
+    keypoints: np.ndarray  # (K, 2) float32 x, y
+    keypoint_scores: np.ndarray  # (K,) float32
+    bbox: np.ndarray  # (4,) float32 x1, y1, x2, y2
+    bbox_score: float = 1.0
+    track_id: int = -1
+
+    def to_dict(self) -> dict:
+        """JSON-ready mmpose 1.x instance (bbox as a list of one box, as mmpose writes it)."""
+        return {
+            "track_id": int(self.track_id),
+            "keypoints": np.round(self.keypoints.astype(float), 2).tolist(),
+            "keypoint_scores": np.round(self.keypoint_scores.astype(float), 4).tolist(),
+            "bbox": [np.round(self.bbox.astype(float), 2).tolist()],
+            "bbox_score": round(float(self.bbox_score), 4),
+        }
+
+
+@dataclass
+class StageStats:
+    """Throughput and latency of one pipeline stage over a recent window."""
+
+    name: str
+    frames: int = 0  # frames the stage has finished since the start
+    fps: float = 0.0  # frames finished per second (recent window)
+    latency_ms: float = 0.0  # mean time spent working on one frame (recent window)
+    queue_size: int = 0  # items waiting in the stage's input queue
+
+
+@dataclass
+class FrameResult:
+    """Everything the pipeline knows about one frame, delivered to the result callback.
+
+    ``image`` is the annotated frame (BGR uint8) and ``frame`` the untouched source frame.
+    ``latency_ms`` is the time from the frame leaving the source to this result.
+    """
+
+    index: int
+    timestamp: float
+    image: np.ndarray
+    frame: np.ndarray
+    people: list[Person]
+    stats: dict[str, StageStats] = field(default_factory=dict)
+    runtime: Any = None  # engine.runtimes.RuntimeInfo of the keypoint model actually running
+    source_info: SourceInfo | None = None
+    latency_ms: float = 0.0
+    dropped_frames: int = 0  # frames a live source skipped so far (always 0 for files)

@@ -1,0 +1,374 @@
+"""Where results go: annotated video files and keypoint files (JSON, CSV, COCO results).
+
+Every sink has the same three calls: ``open(source_info)`` once before the first frame (it
+raises :class:`SinkError` with a one-line reason when the output cannot be written, so a run
+fails before any work), ``write(result)`` per frame, and ``close()``, which is safe to call more
+than once and is always called by the pipeline, also after Ctrl+C or an error.
+
+The annotated video is H.264 in a *fragmented* MP4 written by PyAV: each fragment is
+self-contained, so even a killed process leaves a playable file with everything up to the last
+keyframe, and a normal stop finalises it completely. The source's audio is copied packet by
+packet (no re-encoding) in step with the video. Keypoint files are written to a temporary file
+beside the target and moved into place with ``os.replace`` when complete, so a reader never
+sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import re
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from engine.results import FrameResult
+from engine.sources import SourceInfo, list_images
+from models.metainfo import COCO, DatasetInfo
+
+log = logging.getLogger(__name__)
+
+# Tried in order: x264 first (PyAV wheels ship it), any other H.264 encoder, then MPEG-4 Part 2.
+VIDEO_CODECS = ("libx264", "h264", "mpeg4")
+_FRAGMENTED_MP4 = "frag_keyframe+empty_moov+default_base_moof"
+
+
+class SinkError(RuntimeError):
+    """An output cannot be written; the message is one line meant for the user."""
+
+
+class Sink:
+    """Base class of everything that consumes :class:`FrameResult` objects."""
+
+    path: Path
+
+    def open(self, info: SourceInfo) -> None:
+        raise NotImplementedError
+
+    def write(self, result: FrameResult) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+def _check_writable_dir(path: Path) -> None:
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise SinkError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise SinkError(f"cannot write {path}: folder {folder} is not writable")
+    if path.is_dir():
+        raise SinkError(f"cannot write {path}: it is a folder")
+
+
+class VideoSink(Sink):
+    """Annotated frames -> H.264 MP4 at the source's frame rate, with the source's audio.
+
+    ``codecs`` is the order of encoders to try; the one opened is in :attr:`codec`.
+    Frames are timed by their source timestamps, so variable-frame-rate input keeps its timing
+    and a recording started mid-stream starts at zero.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        audio: bool = True,
+        codecs: tuple[str, ...] = VIDEO_CODECS,
+        crf: int = 23,
+        preset: str = "veryfast",
+        keyframe_interval_s: float = 1.0,
+    ) -> None:
+        self.path = Path(path)
+        self.audio = audio
+        self.codecs = codecs
+        self.crf = crf
+        self.preset = preset
+        self.keyframe_interval_s = keyframe_interval_s
+        self.codec: str | None = None
+        self.frames_written = 0
+        self._container = None
+        self._video = None
+        self._audio_in = None
+        self._audio_packets = None
+        self._audio_out = None
+        self._pending_audio = None
+        self._size: tuple[int, int] = (0, 0)
+        self._rate = Fraction(30)
+        self._first_time: float | None = None
+        self._last_pts = -1
+        self._audio_offset = 0.0
+        self._closed = False
+
+    def open(self, info: SourceInfo) -> None:
+        import av
+
+        _check_writable_dir(self.path)
+        self._rate = info.rate or Fraction(info.fps).limit_denominator(1001)
+        # 4:2:0 chroma needs even sizes; drop the odd last row/column rather than stretch.
+        self._size = (info.width - info.width % 2, info.height - info.height % 2)
+        try:
+            self._container = av.open(
+                str(self.path), mode="w", format="mp4", options={"movflags": _FRAGMENTED_MP4}
+            )
+        except av.error.FFmpegError as exc:
+            raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        self._video = self._open_encoder()
+        if self.audio and info.has_audio and info.kind == "file":
+            self._open_audio(info.uri)
+
+    def _open_encoder(self):
+        import av
+
+        errors = []
+        for name in self.codecs:
+            try:
+                stream = self._container.add_stream(name, rate=self._rate)
+                stream.width, stream.height = self._size
+                stream.pix_fmt = "yuv420p"
+                stream.codec_context.gop_size = max(
+                    1, round(float(self._rate) * self.keyframe_interval_s)
+                )
+                if name == "libx264":
+                    stream.options = {"crf": str(self.crf), "preset": self.preset}
+                elif name == "mpeg4":
+                    stream.codec_context.bit_rate = int(self._size[0] * self._size[1] * 4)
+                stream.codec_context.open()
+            except (av.error.FFmpegError, ValueError) as exc:
+                errors.append(f"{name}: {exc}")
+                continue
+            self.codec = name
+            if name != self.codecs[0]:
+                log.warning("encoder %s unavailable, writing %s instead", self.codecs[0], name)
+            return stream
+        raise SinkError(f"no video encoder available for {self.path} ({'; '.join(errors)})")
+
+    def _open_audio(self, source_path: str) -> None:
+        import av
+
+        try:
+            self._audio_in = av.open(source_path)
+            in_stream = self._audio_in.streams.audio[0]
+            self._audio_out = self._container.add_stream_from_template(in_stream)
+            self._audio_packets = self._audio_in.demux(in_stream)
+        except (av.error.FFmpegError, ValueError) as exc:
+            # Sound is a bonus: a video without it beats no video.
+            log.warning("audio of %s not copied: %s", source_path, exc)
+            self._close_audio()
+
+    def _close_audio(self) -> None:
+        if self._audio_in is not None:
+            self._audio_in.close()
+        self._audio_in = self._audio_packets = self._audio_out = self._pending_audio = None
+
+    def _copy_audio_until(self, seconds: float) -> None:
+        """Mux source audio packets whose time is before ``seconds`` of source time."""
+        if self._audio_packets is None:
+            return
+        while True:
+            packet = self._pending_audio or next(self._audio_packets, None)
+            self._pending_audio = None
+            if packet is None:
+                self._close_audio()
+                return
+            if packet.pts is None or packet.size == 0:
+                continue
+            packet_time = float(packet.pts * packet.time_base)
+            if packet_time >= seconds:
+                self._pending_audio = packet
+                return
+            if packet_time < self._audio_offset:
+                continue  # recording started after this sound
+            shift = round(self._audio_offset / packet.time_base)
+            packet.pts -= shift
+            if packet.dts is not None:
+                packet.dts -= shift
+            packet.stream = self._audio_out
+            self._container.mux(packet)
+
+    def write(self, result: FrameResult) -> None:
+        import av
+
+        if self._container is None:
+            raise SinkError(f"video sink {self.path} written before open()")
+        image = result.image
+        if (image.shape[1], image.shape[0]) != self._size:
+            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+        if self._first_time is None:
+            self._first_time = result.timestamp
+            self._audio_offset = result.timestamp
+        pts = round((result.timestamp - self._first_time) * self._rate)
+        if pts <= self._last_pts:
+            # A seek backwards or a duplicate time: keep the file monotonic, drop the sound
+            # (it no longer matches the pictures).
+            pts = self._last_pts + 1
+            self._close_audio()
+        self._last_pts = pts
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        frame.pts = pts
+        frame.time_base = 1 / self._rate
+        try:
+            for packet in self._video.encode(frame):
+                self._container.mux(packet)
+            self._copy_audio_until(result.timestamp + 1.0 / float(self._rate))
+        except av.error.FFmpegError as exc:
+            raise SinkError(f"writing {self.path} failed: {exc.strerror or exc}") from exc
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self._closed or self._container is None:
+            return
+        self._closed = True
+        try:
+            for packet in self._video.encode(None):
+                self._container.mux(packet)
+            if self._first_time is not None and self._audio_packets is not None:
+                end = self._first_time + (self._last_pts + 1) / float(self._rate)
+                self._copy_audio_until(end)
+        finally:
+            self._close_audio()
+            self._container.close()
+
+
+class _AtomicTextSink(Sink):
+    """Writes to a temporary file beside the target; ``close()`` moves it into place."""
+
+    suffix = ".tmp"
+
+    def __init__(self, path: str | os.PathLike, dataset_info: DatasetInfo = COCO) -> None:
+        self.path = Path(path)
+        self.dataset_info = dataset_info
+        self._file = None
+        self._temp_path: str | None = None
+
+    def open(self, info: SourceInfo) -> None:
+        _check_writable_dir(self.path)
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        try:
+            handle, self._temp_path = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=self.suffix, dir=folder
+            )
+        except OSError as exc:
+            raise SinkError(f"cannot write {self.path}: {exc.strerror}") from exc
+        self._file = os.fdopen(handle, "w", encoding="utf-8", newline="")
+        self._begin(info)
+
+    def _begin(self, info: SourceInfo) -> None:
+        """Write the header."""
+
+    def _end(self) -> None:
+        """Write the trailer."""
+
+    def close(self) -> None:
+        if self._file is None:
+            return
+        try:
+            self._end()
+            self._file.close()
+            os.replace(self._temp_path, self.path)
+        except OSError as exc:
+            raise SinkError(f"cannot write {self.path}: {exc.strerror}") from exc
+        finally:
+            self._file = None
+            if self._temp_path and os.path.exists(self._temp_path):
+                os.unlink(self._temp_path)
+
+
+class JsonKeypointSink(_AtomicTextSink):
+    """Per-frame keypoints as mmpose 1.x writes them: ``meta_info`` + ``instance_info``.
+
+    Each frame is ``{"frame_id", "time", "instances": [{track_id, keypoints, keypoint_scores,
+    bbox, bbox_score}]}``; frames are streamed to disk as they come, not kept in memory.
+    """
+
+    def _begin(self, info: SourceInfo) -> None:
+        meta = self.dataset_info.to_dict()
+        meta["source"] = info.uri
+        meta["fps"] = info.fps
+        meta["width"], meta["height"] = info.width, info.height
+        self._file.write('{"meta_info": ' + json.dumps(meta) + ', "instance_info": [\n')
+        self._first = True
+
+    def write(self, result: FrameResult) -> None:
+        entry = {
+            "frame_id": result.index,
+            "time": round(result.timestamp, 6),
+            "instances": [p.to_dict() for p in result.people],
+        }
+        self._file.write(("" if self._first else ",\n") + json.dumps(entry))
+        self._first = False
+
+    def _end(self) -> None:
+        self._file.write("\n]}\n")
+
+
+class CsvKeypointSink(_AtomicTextSink):
+    """One row per keypoint: ``frame, time_s, track_id, keypoint, x, y, score``."""
+
+    def _begin(self, info: SourceInfo) -> None:
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(["frame", "time_s", "track_id", "keypoint", "x", "y", "score"])
+
+    def write(self, result: FrameResult) -> None:
+        names = self.dataset_info.keypoint_names
+        time_s = f"{result.timestamp:.6f}"
+        for person in result.people:
+            for name, (x, y), score in zip(names, person.keypoints, person.keypoint_scores):
+                self._writer.writerow(
+                    [result.index, time_s, person.track_id, name, f"{x:.2f}", f"{y:.2f}",
+                     f"{score:.4f}"]
+                )  # fmt: skip
+
+
+def coco_image_id(path: str, index: int) -> int:
+    """COCO ids are the numbers in the file names (000000000139.jpg -> 139); else index + 1."""
+    digits = re.findall(r"\d+", Path(path).stem)
+    return int(digits[-1]) if digits else index + 1
+
+
+class CocoResultsSink(_AtomicTextSink):
+    """COCO keypoint results (``[{image_id, category_id, keypoints, score}]``) for folders.
+
+    The instance score is the box score times the mean score of the confident keypoints, the
+    rescoring mmpose applies before COCO evaluation.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, dataset_info: DatasetInfo = COCO, kpt_thr: float = 0.2
+    ) -> None:
+        super().__init__(path, dataset_info)
+        self.kpt_thr = kpt_thr
+        self._image_paths: list[str] = []
+
+    def _begin(self, info: SourceInfo) -> None:
+        self._image_paths = list_images(info.uri) if info.kind == "folder" else []
+        self._file.write("[\n")
+        self._first = True
+
+    def write(self, result: FrameResult) -> None:
+        if self._image_paths and result.index < len(self._image_paths):
+            image_id = coco_image_id(self._image_paths[result.index], result.index)
+        else:
+            image_id = result.index + 1
+        for person in result.people:
+            scores = person.keypoint_scores.astype(float)
+            confident = scores[scores > self.kpt_thr]
+            quality = float(confident.mean()) if confident.size else 0.0
+            triplets = np.concatenate([person.keypoints.astype(float), scores[:, None]], axis=1)
+            entry = {
+                "image_id": image_id,
+                "category_id": 1,
+                "keypoints": np.round(triplets, 3).reshape(-1).tolist(),
+                "score": round(float(person.bbox_score) * quality, 5),
+                "track_id": int(person.track_id),
+            }
+            self._file.write(("" if self._first else ",\n") + json.dumps(entry))
+            self._first = False
+
+    def _end(self) -> None:
+        self._file.write("\n]\n")

@@ -1,0 +1,176 @@
+"""Track identities across frames by keypoint similarity (OKS) and box overlap (IoU).
+
+Each frame's people are matched to the existing tracks with an optimal assignment
+(``scipy.optimize.linear_sum_assignment``) on a cost mixing OKS and IoU, computed against each
+track's position *predicted* at the new timestamp (constant velocity), so two people crossing
+keep their identities. A track that finds no match stays alive for ``max_lost_s`` seconds of
+real time, so a person who is briefly occluded gets the same ID back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from engine.results import Person
+
+
+def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """IoU matrix (A, B) of corner boxes (A,4) and (B,4)."""
+    a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]).clip(0) * (a[:, 3] - a[:, 1]).clip(0)
+    area_b = (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def keypoint_oks(
+    keypoints_a: np.ndarray,
+    scores_a: np.ndarray,
+    keypoints_b: np.ndarray,
+    scores_b: np.ndarray,
+    areas_b: np.ndarray,
+    sigmas: Sequence[float],
+    kpt_thr: float = 0.3,
+) -> np.ndarray:
+    """OKS matrix (A, B) between people A and references B (COCO formula, B's box area).
+
+    Only keypoints confident in both poses count; a pair with none in common scores 0.
+    """
+    ka = np.asarray(keypoints_a, dtype=np.float64)
+    kb = np.asarray(keypoints_b, dtype=np.float64)
+    if len(ka) == 0 or len(kb) == 0:
+        return np.zeros((len(ka), len(kb)))
+    variances = (2.0 * np.asarray(sigmas, dtype=np.float64)) ** 2  # (K,)
+    sq_dist = ((ka[:, None] - kb[None, :]) ** 2).sum(-1)  # (A, B, K)
+    area = np.maximum(np.asarray(areas_b, dtype=np.float64), 1.0)[None, :, None]
+    similarity = np.exp(-sq_dist / (2.0 * area * variances[None, None, :]))
+    visible = (np.asarray(scores_a)[:, None, :] > kpt_thr) & (np.asarray(scores_b)[None] > kpt_thr)
+    counts = visible.sum(-1)
+    return np.where(counts > 0, (similarity * visible).sum(-1) / np.maximum(counts, 1), 0.0)
+
+
+@dataclass
+class _Track:
+    track_id: int
+    keypoints: np.ndarray
+    scores: np.ndarray
+    bbox: np.ndarray
+    last_seen: float
+    velocity_kpts: np.ndarray  # px/s per keypoint
+    velocity_box: np.ndarray  # px/s per box corner coordinate
+
+    def predicted(self, timestamp: float, max_extrapolation_s: float) -> tuple:
+        dt = min(max(timestamp - self.last_seen, 0.0), max_extrapolation_s)
+        return self.keypoints + self.velocity_kpts * dt, self.bbox + self.velocity_box * dt
+
+
+class Tracker:
+    """Assigns stable ``track_id`` values to the people of successive frames.
+
+    ``oks_weight`` balances keypoint similarity against box IoU (1 = keypoints only);
+    pairs whose combined similarity is below ``min_similarity`` never match.
+    """
+
+    def __init__(
+        self,
+        sigmas: Sequence[float],
+        max_lost_s: float = 1.0,
+        oks_weight: float = 0.6,
+        min_similarity: float = 0.2,
+        kpt_thr: float = 0.3,
+        max_extrapolation_s: float = 0.5,
+    ) -> None:
+        self.sigmas = tuple(float(s) for s in sigmas)
+        self.max_lost_s = float(max_lost_s)
+        self.oks_weight = float(oks_weight)
+        self.min_similarity = float(min_similarity)
+        self.kpt_thr = float(kpt_thr)
+        self.max_extrapolation_s = float(max_extrapolation_s)
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+
+    def reset(self) -> None:
+        """Forget every track (after a seek); IDs keep increasing so none is reused."""
+        self._tracks = []
+
+    @property
+    def active_track_ids(self) -> list[int]:
+        """IDs of tracks alive now (seen recently or within their lost-time allowance)."""
+        return [t.track_id for t in self._tracks]
+
+    def similarity(self, people: Sequence[Person], timestamp: float) -> np.ndarray:
+        """Similarity matrix (people, tracks) against the tracks' predicted poses."""
+        if not people or not self._tracks:
+            return np.zeros((len(people), len(self._tracks)))
+        predictions = [t.predicted(timestamp, self.max_extrapolation_s) for t in self._tracks]
+        track_kpts = np.stack([p[0] for p in predictions])
+        track_boxes = np.stack([p[1] for p in predictions])
+        track_scores = np.stack([t.scores for t in self._tracks])
+        areas = (track_boxes[:, 2] - track_boxes[:, 0]) * (track_boxes[:, 3] - track_boxes[:, 1])
+        kpts = np.stack([p.keypoints for p in people])
+        scores = np.stack([p.keypoint_scores for p in people])
+        boxes = np.stack([p.bbox for p in people])
+        oks = keypoint_oks(kpts, scores, track_kpts, track_scores, areas, self.sigmas, self.kpt_thr)
+        iou = box_iou(boxes, track_boxes)
+        return self.oks_weight * oks + (1.0 - self.oks_weight) * iou
+
+    def update(self, people: Sequence[Person], timestamp: float) -> list[Person]:
+        """Set ``track_id`` on every person (in place) and return them.
+
+        A timestamp earlier than the last one (a seek backwards) starts over.
+        """
+        if self._tracks and timestamp < max(t.last_seen for t in self._tracks):
+            self.reset()
+        self._tracks = [t for t in self._tracks if timestamp - t.last_seen <= self.max_lost_s]
+        similarity = self.similarity(people, timestamp)
+        matched_people: set[int] = set()
+        if similarity.size:
+            rows, cols = linear_sum_assignment(-similarity)
+            for row, col in zip(rows, cols):
+                if similarity[row, col] < self.min_similarity:
+                    continue
+                self._refresh(self._tracks[col], people[row], timestamp)
+                people[row].track_id = self._tracks[col].track_id
+                matched_people.add(row)
+        for i, person in enumerate(people):
+            if i in matched_people:
+                continue
+            track = _Track(
+                track_id=self._next_id,
+                keypoints=person.keypoints.astype(np.float64),
+                scores=person.keypoint_scores.astype(np.float64),
+                bbox=person.bbox.astype(np.float64),
+                last_seen=timestamp,
+                velocity_kpts=np.zeros_like(person.keypoints, dtype=np.float64),
+                velocity_box=np.zeros(4),
+            )
+            self._next_id += 1
+            self._tracks.append(track)
+            person.track_id = track.track_id
+        return list(people)
+
+    @staticmethod
+    def _refresh(track: _Track, person: Person, timestamp: float) -> None:
+        dt = timestamp - track.last_seen
+        keypoints = person.keypoints.astype(np.float64)
+        bbox = person.bbox.astype(np.float64)
+        if dt > 1e-6:
+            # Light smoothing of the velocity: one noisy frame should not fling the prediction.
+            track.velocity_kpts = (
+                0.5 * track.velocity_kpts + 0.5 * (keypoints - track.keypoints) / dt
+            )
+            track.velocity_box = 0.5 * track.velocity_box + 0.5 * (bbox - track.bbox) / dt
+        track.keypoints = keypoints
+        track.scores = person.keypoint_scores.astype(np.float64)
+        track.bbox = bbox
+        track.last_seen = timestamp

@@ -1,0 +1,198 @@
+"""Top-down pose estimation: person boxes in a BGR frame -> keypoints in frame pixels.
+
+Public API (stable):
+
+- ``PoseEstimator(model_path, backend="auto", config_path=None, flip_test=False,
+  use_dark=False, batch_mode="auto")``
+- ``PoseEstimator.estimate(frame_bgr, boxes) -> list[PersonPose]``; ``boxes`` (N, 4 or 5)
+  x1, y1, x2, y2[, score] in frame pixels; one ``PersonPose`` per box, in box order.
+- ``PersonPose`` (a NamedTuple): ``keypoints`` (K, 2) float32 x, y; ``scores`` (K,) float32
+  (heatmap peak values); ``box`` (5,) float32 x1, y1, x2, y2, score.
+- ``PoseEstimator.set_backend(backend)`` / ``set_model(model_path, config_path=None)``: build
+  the new session first, swap it in at once; the next ``estimate`` call uses it (safe to call
+  from another thread, e.g. the GUI's settings dialog while the pipeline runs). A failure
+  raises and leaves the running model untouched.
+- ``runtime_info`` (what really runs), ``dataset_info`` (``models.metainfo.DatasetInfo``: names,
+  flip pairs, skeleton), ``input_size_wh``, ``model_path``.
+
+Everything a model needs comes from its ONNX metadata (written by ``hfpose-export``): input
+size, mean/std, keypoint layout. A foreign ONNX heatmap model without metadata is taken as
+COCO-17 with ImageNet normalisation, its input size read from the graph.
+
+Batching: ``batch_mode="auto"`` sends all crops of a frame in one call on backends where that
+measured faster and one call per crop elsewhere; ``benchmarks/bench_models.py`` measures it
+(``BATCHED_BACKENDS`` records the outcome on the development machine).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from engine.runtimes import InferenceSession, ModelError, RuntimeInfo, create_session
+from models.metainfo import COCO, DatasetInfo, get_dataset_info
+from models.processing import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    bbox_xywh_to_cs,
+    bbox_xyxy_to_xywh,
+    decode_heatmaps,
+    merge_flip_heatmaps,
+    normalize_crops,
+    warp_crops,
+)
+
+# Backends (RuntimeInfo.backend) on which one call with all crops beat one call per crop in
+# benchmarks/bench_models.py; see that script's docstring for the measurement.
+BATCHED_BACKENDS = frozenset({"cpu", "openvino", "gpu", "npu", "torch"})
+BATCH_MODES = ("auto", "batched", "per_crop")
+
+
+class PersonPose(NamedTuple):
+    """One person's keypoints in frame pixels; unpack as ``keypoints, scores, box = pose``."""
+
+    keypoints: np.ndarray  # (K, 2) float32
+    scores: np.ndarray  # (K,) float32
+    box: np.ndarray  # (5,) float32 x1, y1, x2, y2, score
+
+
+@dataclass(frozen=True)
+class _LoadedModel:
+    """A session with the facts needed to feed it; swapped as one object between frames."""
+
+    session: InferenceSession
+    model_path: Path
+    config_path: str | None
+    dataset_info: DatasetInfo
+    input_size_wh: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    rgb: bool
+
+
+def _load(model_path: str | Path, backend: str, config_path: str | Path | None) -> _LoadedModel:
+    session = create_session(model_path, backend, config_path)
+    meta = session.metadata
+    shape = session.input_shape
+    if len(shape) != 4 or shape[1] != 3:
+        raise ModelError(f"{model_path}: expected an image input (N, 3, H, W), got {shape}")
+    if "input_size" in meta:
+        width, height = (int(v) for v in meta["input_size"])
+    elif shape[2] is not None and shape[3] is not None:
+        width, height = int(shape[3]), int(shape[2])
+    else:
+        raise ModelError(f"{model_path}: input size unknown (no metadata, dynamic H/W)")
+    if "keypoint_names" in meta:
+        dataset_info = DatasetInfo.from_dict(meta)
+    elif "dataset_name" in meta:
+        dataset_info = get_dataset_info(str(meta["dataset_name"]))
+    else:
+        dataset_info = COCO
+    return _LoadedModel(
+        session=session,
+        model_path=Path(model_path),
+        config_path=str(config_path) if config_path else None,
+        dataset_info=dataset_info,
+        input_size_wh=(width, height),
+        mean=tuple(meta.get("mean", IMAGENET_MEAN)),
+        std=tuple(meta.get("std", IMAGENET_STD)),
+        rgb=str(meta.get("color_order", "RGB")).upper() == "RGB",
+    )
+
+
+class PoseEstimator:
+    """HF-HRNet (or any top-down heatmap model) on the chosen backend, swappable between frames."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        backend: str = "auto",
+        config_path: str | Path | None = None,
+        flip_test: bool = False,
+        use_dark: bool = False,
+        batch_mode: str = "auto",
+    ) -> None:
+        if batch_mode not in BATCH_MODES:
+            raise ValueError(f"batch_mode must be one of {BATCH_MODES}, not {batch_mode!r}")
+        self.flip_test = flip_test
+        self.use_dark = use_dark
+        self.batch_mode = batch_mode
+        self._backend = backend
+        self._swap_lock = threading.Lock()
+        self._model = _load(model_path, backend, config_path)
+
+    # ---------------------------------------------------------------- what runs, and swaps
+
+    @property
+    def runtime_info(self) -> RuntimeInfo:
+        return self._model.session.runtime_info
+
+    @property
+    def dataset_info(self) -> DatasetInfo:
+        return self._model.dataset_info
+
+    @property
+    def input_size_wh(self) -> tuple[int, int]:
+        return self._model.input_size_wh
+
+    @property
+    def model_path(self) -> Path:
+        return self._model.model_path
+
+    def set_backend(self, backend: str) -> RuntimeInfo:
+        """Run the same model on ``backend`` from the next frame on; returns what really runs."""
+        with self._swap_lock:
+            current = self._model
+            self._model = _load(current.model_path, backend, current.config_path)
+            self._backend = backend
+        return self.runtime_info
+
+    def set_model(
+        self, model_path: str | Path, config_path: str | Path | None = None
+    ) -> RuntimeInfo:
+        """Run another model (ONNX, or .pth with its config) on the current backend."""
+        with self._swap_lock:
+            self._model = _load(model_path, self._backend, config_path)
+        return self.runtime_info
+
+    # ------------------------------------------------------------------------- inference
+
+    def batched(self) -> bool:
+        """Whether this frame's crops go through the runtime in one call."""
+        if self.batch_mode != "auto":
+            return self.batch_mode == "batched"
+        return self.runtime_info.backend in BATCHED_BACKENDS
+
+    def estimate(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> list[PersonPose]:
+        """Keypoints for every box; an empty box list gives an empty result."""
+        model = self._model  # one reference for the whole frame, even if a swap happens now
+        boxes = np.asarray(boxes, dtype=np.float32)
+        if boxes.size == 0:
+            return []
+        boxes = boxes.reshape(len(boxes), -1)
+        if boxes.shape[1] == 4:
+            boxes = np.column_stack([boxes, np.ones(len(boxes), np.float32)])
+        width, height = model.input_size_wh
+        centers, scales = bbox_xywh_to_cs(bbox_xyxy_to_xywh(boxes[:, :4]), width / height)
+        crops = warp_crops(frame_bgr, centers, scales, (width, height))
+        if model.rgb:
+            crops = crops[..., ::-1]
+        batch = normalize_crops(crops, model.mean, model.std)
+        heatmaps = self._infer(model.session, batch)
+        if self.flip_test:
+            flipped = self._infer(model.session, np.ascontiguousarray(batch[..., ::-1]))
+            heatmaps = merge_flip_heatmaps(heatmaps, flipped, model.dataset_info.flip_pairs)
+        keypoints, scores = decode_heatmaps(heatmaps, centers, scales, use_dark=self.use_dark)
+        return [
+            PersonPose(keypoints[i].astype(np.float32), scores[i].astype(np.float32), boxes[i])
+            for i in range(len(boxes))
+        ]
+
+    def _infer(self, session: InferenceSession, batch: np.ndarray) -> np.ndarray:
+        if len(batch) == 1 or self.batched():
+            return session.run(batch)[0]
+        return np.concatenate([session.run(batch[i : i + 1])[0] for i in range(len(batch))])

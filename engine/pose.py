@@ -4,10 +4,12 @@ Public API (stable):
 
 - ``PoseEstimator(model_path, backend="auto", config_path=None, flip_test=False,
   use_dark=False, batch_mode="auto")``
-- ``PoseEstimator.estimate(frame_bgr, boxes) -> list[PersonPose]``; ``boxes`` (N, 4 or 5)
-  x1, y1, x2, y2[, score] in frame pixels; one ``PersonPose`` per box, in box order.
-- ``PersonPose`` (a NamedTuple): ``keypoints`` (K, 2) float32 x, y; ``scores`` (K,) float32
-  (heatmap peak values); ``box`` (5,) float32 x1, y1, x2, y2, score.
+- ``create_pose_estimator(model=None, backend="auto", **options) -> PoseEstimator``: ``None``
+  is the shipped model (``assets/`` + ``DEFAULT_MODEL``); a ``.pth`` needs ``config_path``.
+- ``PoseEstimator.estimate(frame_bgr, boxes) -> PoseResult``; ``boxes`` (N, 4 or 5) x1, y1,
+  x2, y2[, score] in frame pixels. ``PoseResult`` (a NamedTuple, unpack as
+  ``keypoints, scores = ...``): ``keypoints`` (N, K, 2) float32 x, y in frame pixels and
+  ``scores`` (N, K) float32 heatmap peak values, row i for box i.
 - ``PoseEstimator.set_backend(backend)`` / ``set_model(model_path, config_path=None)``: build
   the new session first, swap it in at once; the next ``estimate`` call uses it (safe to call
   from another thread, e.g. the GUI's settings dialog while the pipeline runs). A failure
@@ -29,11 +31,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from engine.runtimes import InferenceSession, ModelError, RuntimeInfo, create_session
+from engine.runtimes import InferenceSession, ModelError, RuntimeInfo, asset_path, create_session
 from models.metainfo import COCO, DatasetInfo, get_dataset_info
 from models.processing import (
     IMAGENET_MEAN,
@@ -52,12 +54,15 @@ BATCHED_BACKENDS = frozenset({"cpu", "openvino", "gpu", "npu", "torch"})
 BATCH_MODES = ("auto", "batched", "per_crop")
 
 
-class PersonPose(NamedTuple):
-    """One person's keypoints in frame pixels; unpack as ``keypoints, scores, box = pose``."""
+# The shipped keypoint model, looked up like the detectors (checkout or installed data files).
+DEFAULT_MODEL = "hf_hrnet_18_coco_256x192.onnx"
 
-    keypoints: np.ndarray  # (K, 2) float32
-    scores: np.ndarray  # (K,) float32
-    box: np.ndarray  # (5,) float32 x1, y1, x2, y2, score
+
+class PoseResult(NamedTuple):
+    """Keypoints of all boxes of one frame, row i for box i."""
+
+    keypoints: np.ndarray  # (N, K, 2) float32 x, y in frame pixels
+    scores: np.ndarray  # (N, K) float32
 
 
 @dataclass(frozen=True)
@@ -167,15 +172,14 @@ class PoseEstimator:
             return self.batch_mode == "batched"
         return self.runtime_info.backend in BATCHED_BACKENDS
 
-    def estimate(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> list[PersonPose]:
-        """Keypoints for every box; an empty box list gives an empty result."""
+    def estimate(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> PoseResult:
+        """Keypoints for every box (extra columns such as a score are ignored)."""
         model = self._model  # one reference for the whole frame, even if a swap happens now
+        count = model.dataset_info.num_keypoints
         boxes = np.asarray(boxes, dtype=np.float32)
         if boxes.size == 0:
-            return []
+            return PoseResult(np.zeros((0, count, 2), np.float32), np.zeros((0, count), np.float32))
         boxes = boxes.reshape(len(boxes), -1)
-        if boxes.shape[1] == 4:
-            boxes = np.column_stack([boxes, np.ones(len(boxes), np.float32)])
         width, height = model.input_size_wh
         centers, scales = bbox_xywh_to_cs(bbox_xyxy_to_xywh(boxes[:, :4]), width / height)
         crops = warp_crops(frame_bgr, centers, scales, (width, height))
@@ -187,12 +191,24 @@ class PoseEstimator:
             flipped = self._infer(model.session, np.ascontiguousarray(batch[..., ::-1]))
             heatmaps = merge_flip_heatmaps(heatmaps, flipped, model.dataset_info.flip_pairs)
         keypoints, scores = decode_heatmaps(heatmaps, centers, scales, use_dark=self.use_dark)
-        return [
-            PersonPose(keypoints[i].astype(np.float32), scores[i].astype(np.float32), boxes[i])
-            for i in range(len(boxes))
-        ]
+        return PoseResult(keypoints.astype(np.float32), scores.astype(np.float32))
 
     def _infer(self, session: InferenceSession, batch: np.ndarray) -> np.ndarray:
         if len(batch) == 1 or self.batched():
             return session.run(batch)[0]
         return np.concatenate([session.run(batch[i : i + 1])[0] for i in range(len(batch))])
+
+
+def create_pose_estimator(
+    model: str | Path | None = None, backend: str = "auto", **options: Any
+) -> PoseEstimator:
+    """The pipeline's entry point: ``model`` ``None`` means the shipped model."""
+    if model is None:
+        try:
+            model = asset_path(DEFAULT_MODEL)
+        except ModelError:
+            raise ModelError(
+                f"the default keypoint model {DEFAULT_MODEL} is not in assets/ yet: pass a model "
+                "(export one with hfpose-export)"
+            ) from None
+    return PoseEstimator(model, backend, **options)

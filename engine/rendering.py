@@ -94,9 +94,9 @@ class SkeletonAnnotator:
     def annotate(self, image: np.ndarray, people: Sequence[Person]) -> np.ndarray:
         scale = frame_scale(image)
         radius = max(2.0, 4.0 * scale)
-        thickness = max(1, round(2.5 * scale))
+        thickness = max(1, int(2.5 * scale + 0.5))
         if self.style == "openpose":
-            thickness = max(2, round(5 * scale))
+            thickness = max(2, int(5 * scale + 0.5))
         for person in people:
             points = person.keypoints
             visible = person.keypoint_scores > self.kpt_thr

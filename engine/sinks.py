@@ -114,7 +114,10 @@ class VideoSink(Sink):
         self._size = (info.width - info.width % 2, info.height - info.height % 2)
         try:
             self._container = av.open(
-                str(self.path), mode="w", format="mp4", options={"movflags": _FRAGMENTED_MP4}
+                str(self.path),
+                mode="w",
+                format="mp4",
+                options={"movflags": _FRAGMENTED_MP4, "flush_packets": "1"},
             )
         except av.error.FFmpegError as exc:
             raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}") from exc

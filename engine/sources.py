@@ -183,6 +183,8 @@ class VideoFileSource(FrameSource):
         while True:
             av_frame = next(self._frames, None)
             if av_frame is None:
+                if self._next_index == 0 and self._skip_before is None:
+                    raise SourceError(f"corrupt video stream (no frame decodes): {self._path}")
                 return None
             timestamp = self._timestamp(av_frame, self._next_index)
             if self._skip_before is not None:

@@ -1,0 +1,173 @@
+"""Frame sources on real clips: metadata, timestamps, seeking, live newest-frame and errors."""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from engine.sources import (
+    ImageFolderSource,
+    LiveFrameSource,
+    SourceError,
+    SourceInfo,
+    VideoFileSource,
+    open_source,
+    parse_camera_index,
+)
+
+VIDEOS = Path(__file__).parent / "data" / "videos"
+WALK = VIDEOS / "intel_asl_walk_1s5.mp4"
+TONE = VIDEOS / "intel_asl_please_1s5_tone.mp4"
+
+
+def test_video_file_metadata_and_frames():
+    with open_source(WALK) as source:
+        info = source.info
+        assert (info.kind, info.width, info.height) == ("file", 640, 480)
+        assert info.fps == pytest.approx(30.0)
+        assert info.frame_count == 45
+        assert info.duration == pytest.approx(1.5, abs=1e-3)
+        assert not info.has_audio and info.seekable and not info.is_live
+        frames = list(source)
+    assert len(frames) == 45
+    assert [f.index for f in frames] == list(range(45))
+    assert frames[0].image.dtype == np.uint8 and frames[0].image.shape == (480, 640, 3)
+    assert np.allclose(np.diff([f.timestamp for f in frames]), 1 / 30, atol=1e-3)
+
+
+def test_audio_stream_is_reported():
+    with open_source(TONE) as source:
+        assert source.info.has_audio
+
+
+def test_seek_lands_on_the_requested_time():
+    with VideoFileSource(WALK) as source:
+        source.read()
+        source.seek(1.0)
+        frame = source.read()
+        assert frame.timestamp == pytest.approx(1.0, abs=1 / 60)
+        assert frame.index == 30
+        source.seek(0.0)
+        assert source.read().index == 0
+
+
+def _write_vfr_clip(path: Path, times: list[float]) -> None:
+    """An H.264 clip whose frames sit at the given (irregular) times, 1 ms time base."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 20, np.uint8), "bgr24")
+            frame.pts = round(t * 1000)
+            frame.time_base = Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def test_variable_frame_rate_keeps_real_timestamps(tmp_path):
+    times = [0.0, 0.033, 0.066, 0.2, 0.233, 0.5]
+    path = tmp_path / "vfr.mp4"
+    _write_vfr_clip(path, times)
+    with VideoFileSource(path) as source:
+        got = [f.timestamp for f in source]
+    assert got == pytest.approx(times, abs=2e-3)
+
+
+def test_image_folder_in_name_order(tmp_path):
+    for name, value in (("b.png", 20), ("a.jpg", 10), ("c.png", 30)):
+        cv2.imwrite(str(tmp_path / name), np.full((40, 50, 3), value, np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    with open_source(tmp_path, folder_fps=10) as source:
+        assert isinstance(source, ImageFolderSource)
+        assert (source.info.frame_count, source.info.width, source.info.height) == (3, 50, 40)
+        frames = list(source)
+        source.seek(0.2)
+        assert source.read().index == 2
+    assert [int(f.image[0, 0, 0]) for f in frames] == pytest.approx([10, 20, 30], abs=2)
+    assert [f.timestamp for f in frames] == pytest.approx([0.0, 0.1, 0.2])
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing.mp4", "not found"),
+        (lambda d: _text_file(d / "notes.mp4"), "not a video"),
+        (lambda d: _corrupt_copy(d / "corrupt.mp4"), "corrupt"),
+        (lambda d: d, "no images"),
+    ],
+    ids=["missing", "not-a-video", "corrupt", "empty-folder"],
+)
+def test_bad_inputs_give_one_line_errors(tmp_path, make, message):
+    with pytest.raises(SourceError, match=message) as caught:
+        with open_source(make(tmp_path)) as source:
+            list(source)
+    assert "\n" not in str(caught.value)
+
+
+def _text_file(path: Path) -> Path:
+    path.write_text("this is not a video\n")
+    return path
+
+
+def _corrupt_copy(path: Path) -> Path:
+    """The clip with its picture data scrambled after the header (decoding must fail)."""
+    data = bytearray(WALK.read_bytes())
+    for i in range(4096, len(data), 101):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_unopenable_camera_is_a_clear_error():
+    # No machine running the tests has a 64th camera.
+    with pytest.raises(SourceError, match="cannot open camera 63"):
+        open_source("webcam:63")
+
+
+def test_camera_specs_parse():
+    assert parse_camera_index("webcam:2") == 2
+    assert parse_camera_index(1) == 1
+    assert parse_camera_index(str(WALK)) is None
+    assert parse_camera_index("rtsp://host/stream") is None
+
+
+class FakeCamera(LiveFrameSource):
+    """Stands in for a webcam (the test machines have none): a frame every ``period`` s."""
+
+    def __init__(self, period: float = 0.002, size: tuple[int, int] = (64, 48)) -> None:
+        info = SourceInfo("camera", "fake:0", size[0], size[1], fps=1 / period, is_live=True)
+        super().__init__(info)
+        self._period = period
+        self.produced = 0
+        self.start()
+
+    def _grab(self) -> np.ndarray | None:
+        time.sleep(self._period)
+        self.produced += 1
+        image = np.zeros((self.info.height, self.info.width, 3), np.uint8)
+        image[0, 0, 0] = self.produced % 256
+        return image
+
+
+def test_live_source_hands_out_the_newest_frame_fake_camera():
+    camera = FakeCamera(period=0.002)
+    try:
+        first = camera.read()
+        time.sleep(0.1)  # a slow consumer: ~50 frames arrive meanwhile
+        second = camera.read()
+        produced_at_read = camera.produced
+    finally:
+        camera.close()
+    assert second.index == first.index + 1
+    assert int(second.image[0, 0, 0]) >= (produced_at_read - 2) % 256  # no stale frame
+    assert camera.dropped_frames >= 20
+    assert second.timestamp - first.timestamp >= 0.09

@@ -1,0 +1,102 @@
+"""``hfpose``: the desktop app's entry point (application object, look, command line)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
+
+from hfpose_app.settings import APPLICATION, ORGANISATION
+
+
+def dark_palette() -> QPalette:
+    """A dark theme: video tools are dark so the picture, not the chrome, stands out."""
+    palette = QPalette()
+    role, group = QPalette.ColorRole, QPalette.ColorGroup
+    colours = {
+        role.Window: QColor(37, 38, 42),
+        role.WindowText: QColor(225, 226, 230),
+        role.Base: QColor(26, 27, 30),
+        role.AlternateBase: QColor(42, 43, 48),
+        role.ToolTipBase: QColor(50, 52, 58),
+        role.ToolTipText: QColor(230, 230, 235),
+        role.Text: QColor(225, 226, 230),
+        role.Button: QColor(48, 50, 56),
+        role.ButtonText: QColor(225, 226, 230),
+        role.BrightText: QColor(255, 90, 90),
+        role.Highlight: QColor(58, 120, 200),
+        role.HighlightedText: QColor(255, 255, 255),
+        role.Link: QColor(100, 160, 240),
+        role.PlaceholderText: QColor(130, 132, 140),
+    }
+    for r, colour in colours.items():
+        palette.setColor(r, colour)
+    for r in (role.WindowText, role.Text, role.ButtonText, role.Light):
+        palette.setColor(group.Disabled, r, QColor(110, 112, 118))
+    return palette
+
+
+def create_application(argv: Sequence[str] | None = None) -> QApplication:
+    """The QApplication with the names QSettings uses and the app's look (idempotent)."""
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        app = existing
+    else:
+        # Pass fractional scale factors (e.g. 150 %) through untouched so frames stay sharp.
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+            Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
+        )
+        app = QApplication(list(argv) if argv is not None else sys.argv[:1])
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("hfpose")
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette())
+    return app
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="hfpose", description="Real-time human pose estimation with HF-HRNet (desktop app)."
+    )
+    parser.add_argument(
+        "source",
+        nargs="?",
+        help="a video file, webcam:N or an rtsp:// / http:// stream to open at start",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "gpu", "npu", "openvino", "torch"),
+        help="backend for this session (the settings dialog changes it for good)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    app = create_application()
+    from hfpose_app.main_window import MainWindow  # after QApplication: widgets need it
+
+    window = MainWindow()
+    if args.device:
+        window.settings = window.settings.replace(backend=args.device)
+    window.show()
+    if args.source:
+        window.open_source(args.source)
+
+    # Ctrl+C in the terminal closes the window properly (recording finalised) instead of
+    # killing the process; the timer lets the interpreter run its signal handlers.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    heartbeat = QTimer()
+    heartbeat.start(200)
+    heartbeat.timeout.connect(lambda: None)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,651 @@
+"""The main window: sources, transport, recording, snapshots, exports and the status bar.
+
+It only wires widgets to :class:`hfpose_app.worker.PipelineWorker`; every frame, statistic and
+error arrives by signal, and no method here waits on inference, decoding or disk.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QUrl, Slot
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QSlider,
+    QStyle,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.runtimes import available_backends
+from engine.sources import SourceInfo, list_cameras
+from hfpose_app.settings import AppSettings, SettingsStore
+from hfpose_app.settings_dialog import SettingsDialog
+from hfpose_app.video_view import VideoView
+from hfpose_app.widgets import (
+    MessageBanner,
+    RecordIndicator,
+    camera_icon,
+    format_time,
+    pause_icon,
+    play_icon,
+    record_icon,
+    snapshot_icon,
+    step_icon,
+    stop_icon,
+    stream_icon,
+)
+from hfpose_app.worker import FrameUpdate, PipelineWorker
+
+VIDEO_FILTER = (
+    "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v *.mpg *.mpeg *.wmv *.flv *.ts);;All files (*)"
+)
+SEEK_STEPS_PER_SECOND = 10  # the slider's resolution: a tenth of a second
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, store: SettingsStore | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("hfpose")
+        self.setAcceptDrops(True)
+        self.store = store or SettingsStore()
+        self.settings: AppSettings = self.store.load()
+        self.source_info: SourceInfo | None = None
+        self.settings_dialog: SettingsDialog | None = None
+        self.last_update: FrameUpdate | None = None
+        self.frames_shown = 0
+        self._slider_dragging = False
+        self._playing = False
+
+        self.worker = PipelineWorker(self)
+        self.view = VideoView()
+        self.view.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.banner = MessageBanner()
+        self.record_indicator = RecordIndicator()
+
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_central()
+        self._build_status_bar()
+        self._connect_worker()
+        self._update_controls()
+
+        geometry, state = self.store.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1100, 740)
+        if state is not None:
+            self.restoreState(state)
+
+    # ------------------------------------------------------------------------------ building
+    def _action(
+        self, text: str, slot, shortcut: QKeySequence | str | None = None, icon=None, tip=""
+    ) -> QAction:
+        action = QAction(text, self)
+        if icon is not None:
+            action.setIcon(icon)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)  # shortcuts keep working while menus/toolbars are hidden
+        return action
+
+    def _build_actions(self) -> None:
+        self._play_icon, self._pause_icon = play_icon(), pause_icon()
+        style = self.style()
+        sp = QStyle.StandardPixmap
+        self.open_action = self._action(
+            "&Open video…",
+            self.open_file_dialog,
+            QKeySequence.StandardKey.Open,
+            style.standardIcon(sp.SP_DialogOpenButton),
+            "Open a video file",
+        )
+        self.open_stream_action = self._action(
+            "Open &stream URL…",
+            self.open_stream_dialog,
+            "Ctrl+U",
+            stream_icon(),
+            "Open an RTSP or HTTP stream",
+        )
+        self.play_action = self._action(
+            "&Play", self.toggle_play, "Space", play_icon(), "Play/pause (Space)"
+        )
+        self.stop_action = self._action("S&top", self.stop, None, stop_icon(), "Stop")
+        self.step_action = self._action(
+            "Step &forward",
+            self.step,
+            "Right",
+            step_icon(),
+            "Show the next frame (Right arrow)",
+        )
+        self.record_action = self._action(
+            "&Record", self.toggle_record, "R", record_icon(), "Record the annotated video (R)"
+        )
+        self.record_action.setCheckable(True)
+        self.record_to_action = self._action(
+            "Record &to…", self.record_to_dialog, "Ctrl+Shift+R", None, "Record to a chosen file"
+        )
+        self.snapshot_action = self._action(
+            "&Snapshot", self.snapshot, "S", snapshot_icon(), "Save the annotated frame as PNG (S)"
+        )
+        self.export_action = self._action(
+            "&Export keypoints…",
+            self.export_keypoints_dialog,
+            "Ctrl+E",
+            style.standardIcon(sp.SP_DialogSaveButton),
+            "Save the keypoints of this run as JSON or CSV",
+        )
+        self.settings_action = self._action(
+            "Se&ttings…",
+            self.show_settings,
+            QKeySequence.StandardKey.Preferences,
+            style.standardIcon(sp.SP_FileDialogDetailedView),
+            "Backend, model, smoothing, drawing and recording",
+        )
+        self.full_screen_action = self._action(
+            "&Full screen", self.toggle_full_screen, "F", None, "Full screen (F, Esc to leave)"
+        )
+        self.full_screen_action.setCheckable(True)
+        self.leave_full_screen_action = self._action(
+            "Leave full screen", self.leave_full_screen, "Esc"
+        )
+        self.open_recordings_action = self._action(
+            "Show recordings &folder", self.open_recordings_folder
+        )
+        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.open_action)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.camera_menu = file_menu.addMenu(camera_icon(), "Open &camera")
+        self.camera_menu.aboutToShow.connect(self._fill_camera_menu)
+        file_menu.addAction(self.open_stream_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.snapshot_action)
+        file_menu.addAction(self.export_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+
+        play_menu = bar.addMenu("&Playback")
+        for action in (self.play_action, self.stop_action, self.step_action):
+            play_menu.addAction(action)
+        record_menu = bar.addMenu("&Record")
+        for action in (self.record_action, self.record_to_action, self.open_recordings_action):
+            record_menu.addAction(action)
+        view_menu = bar.addMenu("&View")
+        view_menu.addAction(self.full_screen_action)
+        view_menu.addSeparator()
+        view_menu.addAction(self.settings_action)
+
+    def _build_toolbar(self) -> None:
+        toolbar = QToolBar("Main")
+        toolbar.setObjectName("main_toolbar")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toolbar.addAction(self.open_action)
+        camera_button = QToolButton()
+        camera_button.setIcon(camera_icon())
+        camera_button.setText("Camera")
+        camera_button.setToolTip("Open a camera")
+        camera_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        camera_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        camera_button.setMenu(self.camera_menu)
+        toolbar.addWidget(camera_button)
+        toolbar.addAction(self.open_stream_action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.record_action)
+        toolbar.addAction(self.snapshot_action)
+        toolbar.addAction(self.export_action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.settings_action)
+        for button in toolbar.findChildren(QToolButton):
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.toolbar = toolbar
+        self.addToolBar(toolbar)
+
+    def _transport_button(self, action: QAction) -> QToolButton:
+        button = QToolButton()
+        button.setDefaultAction(action)
+        button.setAutoRaise(True)
+        button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        return button
+
+    def _build_central(self) -> None:
+        self.seek_slider = QSlider(Qt.Orientation.Horizontal)
+        self.seek_slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.seek_slider.setRange(0, 0)
+        self.seek_slider.sliderPressed.connect(self._slider_pressed)
+        self.seek_slider.sliderReleased.connect(self._slider_released)
+        self.seek_slider.sliderMoved.connect(self._slider_moved)
+        self.time_label = QLabel("0:00.0 / 0:00.0")
+        self.time_label.setMinimumWidth(120)
+        self.time_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+        transport = QWidget()
+        row = QHBoxLayout(transport)
+        row.setContentsMargins(6, 2, 6, 4)
+        row.addWidget(self._transport_button(self.play_action))
+        row.addWidget(self._transport_button(self.stop_action))
+        row.addWidget(self._transport_button(self.step_action))
+        row.addWidget(self.seek_slider, 1)
+        row.addWidget(self.time_label)
+        row.addWidget(self.record_indicator)
+        self.transport = transport
+
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.banner)
+        column.addWidget(self.view, 1)
+        column.addWidget(transport)
+        self.setCentralWidget(central)
+        self.view.setFocus()
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.source_label = QLabel("No source")
+        self.fps_label = QLabel("— fps")
+        self.latency_label = QLabel("latency —")
+        self.people_label = QLabel("0 people")
+        self.backend_label = QLabel("backend —")
+        self.backend_label.setToolTip("The backend and provider really running the keypoint model")
+        bar.addWidget(self.source_label, 1)
+        for label in (self.fps_label, self.latency_label, self.people_label, self.backend_label):
+            label.setContentsMargins(8, 0, 8, 0)
+            bar.addPermanentWidget(label)
+
+    def _connect_worker(self) -> None:
+        w = self.worker
+        w.frame_ready.connect(self._on_frame)
+        w.opened.connect(self._on_opened)
+        w.playing_changed.connect(self._on_playing_changed)
+        w.finished.connect(self._on_finished)
+        w.failed.connect(self._on_failed)
+        w.warning.connect(lambda text: self.banner.show_message(text, "warning"))
+        w.runtime_changed.connect(self._on_runtime_changed)
+        w.recording_started.connect(self._on_recording_started)
+        w.recording_stopped.connect(self._on_recording_stopped)
+        w.snapshot_saved.connect(self._on_snapshot_saved)
+        w.exported.connect(
+            lambda path: self.statusBar().showMessage(f"Keypoints saved: {path}", 8000)
+        )
+
+    # ------------------------------------------------------------------------------ sources
+    @Slot()
+    def open_file_dialog(self) -> None:
+        recent = self.store.recent_files()
+        start = str(Path(recent[0]).parent) if recent else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open a video", start, VIDEO_FILTER)
+        if path:
+            self.open_source(path)
+
+    @Slot()
+    def open_stream_dialog(self) -> None:
+        url, ok = QInputDialog.getText(
+            self, "Open a stream", "RTSP or HTTP address (rtsp://…, http://…):"
+        )
+        if ok and url.strip():
+            self.open_source(url.strip())
+
+    def open_source(self, source: str) -> None:
+        """Open a file path, ``webcam:N`` or a URL; the result comes back by signal."""
+        self.banner.hide()
+        if self.worker.recording_path:
+            self.worker.stop_recording()
+        is_file = "://" not in source and not source.startswith("webcam:")
+        if is_file:
+            if not Path(source).is_file():
+                self.banner.show_message(f"Cannot open {source}: the file does not exist.")
+                return
+            self.store.add_recent_file(str(Path(source).resolve()))
+        self.source_label.setText(f"Opening {source_title(source)}…")
+        self.view.clear("Opening…")
+        self.last_update = None
+        self.worker.open(source, self.settings)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        files = self.store.recent_files()
+        for path in files:
+            action = self.recent_menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.triggered.connect(lambda _checked=False, p=path: self.open_source(p))
+        if not files:
+            self.recent_menu.addAction("No recent files").setEnabled(False)
+            return
+        self.recent_menu.addSeparator()
+        self.recent_menu.addAction("Clear the list", self.store.clear_recent_files)
+
+    def _fill_camera_menu(self) -> None:
+        self.camera_menu.clear()
+        cameras = list_cameras()
+        for camera in cameras:
+            action = self.camera_menu.addAction(f"{camera.name}  ({camera.device})")
+            action.triggered.connect(lambda _checked=False, s=camera.spec: self.open_source(s))
+        if not cameras:
+            self.camera_menu.addAction("No camera found").setEnabled(False)
+
+    # -------------------------------------------------------------------------- drag & drop
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt override)
+        urls = event.mimeData().urls()
+        if urls and (urls[0].isLocalFile() or urls[0].scheme() in ("rtsp", "http", "https")):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt override)
+        url = event.mimeData().urls()[0]
+        self.open_source(url.toLocalFile() if url.isLocalFile() else url.toString())
+        event.acceptProposedAction()
+
+    # ----------------------------------------------------------------------------- transport
+    @Slot()
+    def toggle_play(self) -> None:
+        if self.source_info is None:
+            if recent := self.store.recent_files():
+                self.open_source(recent[0])
+            else:
+                self.open_file_dialog()
+            return
+        if self._playing:
+            self.worker.pause()
+        else:
+            self.worker.play()
+
+    @Slot()
+    def stop(self) -> None:
+        self.worker.stop()
+
+    @Slot()
+    def step(self) -> None:
+        if self.source_info is not None and not self.source_info.is_live:
+            self.worker.step()
+
+    def _slider_pressed(self) -> None:
+        self._slider_dragging = True
+
+    def _slider_moved(self, value: int) -> None:
+        self._show_time(value / SEEK_STEPS_PER_SECOND)
+
+    def _slider_released(self) -> None:
+        self._slider_dragging = False
+        self.worker.seek(self.seek_slider.value() / SEEK_STEPS_PER_SECOND)
+
+    def _show_time(self, position_s: float) -> None:
+        duration = self.source_info.duration if self.source_info else None
+        if duration:
+            self.time_label.setText(f"{format_time(position_s)} / {format_time(duration)}")
+        else:
+            self.time_label.setText(format_time(position_s))
+
+    # ------------------------------------------------------------------- record / snapshot
+    @Slot()
+    def toggle_record(self) -> None:
+        if self.worker.recording_path:
+            self.worker.stop_recording()
+            return
+        self.record_action.setChecked(False)  # checked again once the sink really runs
+        if self.source_info is None:
+            self.banner.show_message("Open a video or a camera first, then press R to record.")
+            return
+        folder = Path(self.settings.record_dir)
+        stem = source_stem(self.source_info)
+        name = f"hfpose_{stem}_{time.strftime('%Y%m%d_%H%M%S')}.{self.settings.container}"
+        self._start_recording(str(folder / name))
+
+    @Slot()
+    def record_to_dialog(self) -> None:
+        if self.source_info is None:
+            self.banner.show_message("Open a video or a camera first, then choose where to record.")
+            return
+        name = f"hfpose_{source_stem(self.source_info)}.{self.settings.container}"
+        suggested = str(Path(self.settings.record_dir) / name)
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Record to", suggested, "MP4 (*.mp4);;Matroska (*.mkv)"
+        )
+        if path:
+            self._start_recording(path)
+
+    def _start_recording(self, path: str) -> None:
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            self.banner.show_message(f"Cannot record to {Path(path).parent}: {error.strerror}.")
+            return
+        self.worker.start_recording(path, self.settings)
+
+    @Slot()
+    def snapshot(self) -> None:
+        """Save the annotated frame on screen as PNG in the recordings folder."""
+        image = self.view.image()
+        if image is None:
+            self.banner.show_message("Nothing to snapshot yet: open a video or a camera.")
+            return
+        stem = source_stem(self.source_info) if self.source_info else "frame"
+        index = self.last_update.frame_index if self.last_update else 0
+        name = f"hfpose_{stem}_{time.strftime('%Y%m%d_%H%M%S')}_f{index:06d}.png"
+        self.worker.save_snapshot(image, str(Path(self.settings.record_dir) / name))
+
+    @Slot()
+    def export_keypoints_dialog(self) -> None:
+        if not self.worker.has_keypoints():
+            self.banner.show_message("No keypoints yet: play a video or a camera first.")
+            return
+        stem = source_stem(self.source_info) if self.source_info else "keypoints"
+        suggested = str(Path(self.settings.record_dir) / f"hfpose_{stem}_keypoints.json")
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export keypoints", suggested, "JSON (*.json);;CSV (*.csv)"
+        )
+        if path:
+            if not Path(path).suffix:
+                path += ".csv" if "CSV" in chosen else ".json"
+            self.export_keypoints(path)
+
+    def export_keypoints(self, path: str) -> None:
+        self.worker.export_keypoints(path)
+
+    def open_recordings_folder(self) -> None:
+        folder = Path(self.settings.record_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    # -------------------------------------------------------------------------- settings
+    @Slot()
+    def show_settings(self) -> None:
+        if self.settings_dialog is None:
+            dialog = SettingsDialog(self.settings, available_backends(), self)
+            dialog.settings_changed.connect(self.apply_settings)
+            dialog.finished.connect(self._settings_closed)
+            if self.last_update is not None:
+                dialog.set_running(self.last_update.runtime_label)
+            self.settings_dialog = dialog
+        self.settings_dialog.show()
+        self.settings_dialog.raise_()
+        self.settings_dialog.activateWindow()
+
+    def _settings_closed(self) -> None:
+        self.store.save(self.settings)
+        if self.settings_dialog is not None:
+            self.settings_dialog.deleteLater()
+        self.settings_dialog = None
+
+    @Slot(object)
+    def apply_settings(self, settings: AppSettings) -> None:
+        """Live: the worker hands the change to the running pipeline for its next frame."""
+        self.settings = settings
+        self.store.save(settings)
+        self.worker.apply_settings(settings)
+
+    # ------------------------------------------------------------------------ full screen
+    @Slot()
+    def toggle_full_screen(self) -> None:
+        if self.isFullScreen():
+            self.leave_full_screen()
+        else:
+            for widget in (self.menuBar(), self.toolbar, self.statusBar(), self.transport):
+                widget.hide()
+            self.showFullScreen()
+            self.full_screen_action.setChecked(True)
+
+    @Slot()
+    def leave_full_screen(self) -> None:
+        if not self.isFullScreen():
+            return
+        self.showNormal()
+        for widget in (self.menuBar(), self.toolbar, self.statusBar(), self.transport):
+            widget.show()
+        self.full_screen_action.setChecked(False)
+
+    # ------------------------------------------------------------------------ worker events
+    @Slot()
+    def _on_frame(self) -> None:
+        update = self.worker.take_frame()
+        if update is None:
+            return
+        self.last_update = update
+        self.frames_shown += 1
+        self.view.set_image(update.image)
+        self.fps_label.setText(f"{update.fps:.1f} fps")
+        self.latency_label.setText(f"latency {update.latency_ms:.0f} ms")
+        people = update.people
+        self.people_label.setText(f"{people} {'person' if people == 1 else 'people'}")
+        self.backend_label.setText(update.runtime_label)
+        if self.source_info is not None and not self.source_info.is_live:
+            if not self._slider_dragging:
+                self.seek_slider.setValue(round(update.time_s * SEEK_STEPS_PER_SECOND))
+                self._show_time(update.time_s)
+
+    @Slot(object)
+    def _on_opened(self, info: SourceInfo) -> None:
+        self.source_info = info
+        self.source_label.setText(describe_source(info))
+        self.setWindowTitle(f"{source_title(info.uri)} — hfpose")
+        duration = info.duration or 0.0
+        self.seek_slider.setRange(0, round(duration * SEEK_STEPS_PER_SECOND))
+        self.seek_slider.setValue(0)
+        self._show_time(0.0)
+        self._update_controls()
+
+    @Slot(bool)
+    def _on_playing_changed(self, playing: bool) -> None:
+        self._playing = playing
+        self._update_controls()
+
+    @Slot()
+    def _on_finished(self) -> None:
+        self.statusBar().showMessage("End of the video", 5000)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.banner.show_message(message, "error")
+        self._update_controls()
+
+    @Slot(str)
+    def _on_runtime_changed(self, label: str) -> None:
+        self.backend_label.setText(label)
+        if self.settings_dialog is not None:
+            self.settings_dialog.set_running(label)
+
+    @Slot(str)
+    def _on_snapshot_saved(self, path: str) -> None:
+        self.last_snapshot = path
+        self.statusBar().showMessage(f"Snapshot saved: {path}", 5000)
+
+    @Slot(str)
+    def _on_recording_started(self, path: str) -> None:
+        self.record_action.setChecked(True)
+        self.record_indicator.start()
+        self.record_indicator.setToolTip(path)
+
+    @Slot(str)
+    def _on_recording_stopped(self, path: str) -> None:
+        self.last_recording = path
+        self.record_action.setChecked(False)
+        self.record_indicator.stop()
+        if path:
+            self.statusBar().showMessage(f"Recording saved: {path}", 8000)
+
+    def _update_controls(self) -> None:
+        has_source = self.source_info is not None
+        seekable = has_source and not self.source_info.is_live
+        if self._playing:
+            self.play_action.setText("&Pause")
+            self.play_action.setIcon(self._pause_icon)
+        else:
+            self.play_action.setText("&Play")
+            self.play_action.setIcon(self._play_icon)
+        self.stop_action.setEnabled(has_source)
+        self.step_action.setEnabled(seekable)
+        self.seek_slider.setEnabled(seekable)
+        self.time_label.setVisible(has_source)
+
+    # ------------------------------------------------------------------------------ closing
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        """Finalise any recording and join every thread (bounded to a second) before closing."""
+        if self.settings_dialog is not None:
+            self.settings_dialog.close()
+        self.store.save(self.settings)
+        self.store.save_window_state(self.saveGeometry(), self.saveState())
+        self.worker.shutdown(timeout_s=1.0)
+        super().closeEvent(event)
+
+
+def source_title(uri: str) -> str:
+    """A short name for the window title: the file name, ``camera 0`` or the URL."""
+    if uri.startswith("webcam:"):
+        return f"camera {uri.split(':', 1)[1]}"
+    if "://" in uri:
+        return uri
+    return Path(uri).name
+
+
+def source_stem(info: SourceInfo) -> str:
+    """A file-name-safe stem for recordings and snapshots of this source."""
+    if info.kind == "file":
+        raw = Path(info.uri).stem
+    elif info.kind == "camera":
+        raw = info.uri.replace(":", "")
+    else:
+        raw = info.kind
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in raw)[:60] or "video"
+
+
+def describe_source(info: SourceInfo) -> str:
+    """Status-bar text: name, size, frame rate and length (or "live")."""
+    text = f"{source_title(info.uri)} · {info.width}×{info.height} · {info.fps:.4g} fps"
+    if info.is_live:
+        return text + " · live"
+    if info.duration:
+        text += f" · {format_time(info.duration)}"
+    if info.has_audio:
+        text += " · audio"
+    return text
+
+
+def settings_store_at(path: str) -> SettingsStore:
+    """A store backed by one INI file (tests and portable installs)."""
+    return SettingsStore(QSettings(path, QSettings.Format.IniFormat))

@@ -1,0 +1,638 @@
+"""The bridge between the engine's threaded pipeline and the Qt GUI thread.
+
+The engine calls back from its own threads; here those callbacks become Qt signals, and every
+engine call that can block (opening a camera, loading models, opening or finalising a
+recording, writing exports) runs on one control thread. The GUI thread therefore only paints
+and never waits on inference or I/O.
+
+Frames reach the GUI through a one-slot mailbox: the sink thread overwrites the slot and
+emits ``frame_ready`` only when the GUI has taken the previous frame, so a GUI that falls behind
+skips to the newest frame instead of queueing (live sources never freeze the window). Every
+frame still reaches the recording, which is a sink inside the engine.
+
+Files play at their own speed: :class:`PacedSource` releases frames when their timestamp is
+due, as a player does; the engine alone would process them as fast as it can (right for the
+CLI, a fast-forward in a viewer). A slow backend makes a file play slower, never skip.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtGui import QImage
+
+from engine.pipeline import Pipeline, PipelineConfig, PipelineError, RunSummary
+from engine.rendering import RenderOptions
+from engine.results import FrameResult, Person
+from engine.sinks import VIDEO_CODECS, CsvKeypointSink, JsonKeypointSink, Sink, VideoSink
+from engine.smoothing import SmoothingConfig
+from engine.sources import Frame, FrameSource, SourceInfo, open_source
+from hfpose_app.settings import AppSettings
+from hfpose_app.video_view import bgr_to_qimage
+from models.metainfo import COCO, DatasetInfo
+
+# Keypoints kept for "Export keypoints": one hour at 30 fps, so a webcam left running for a
+# day does not grow without bound (older frames are dropped first).
+MAX_KEPT_FRAMES = 30 * 3600
+# Behind schedule by more than this, a paced file restarts its clock instead of rushing.
+PACING_SLACK_S = 0.25
+_SLEEP_CHUNK_S = 0.02
+
+
+@dataclass
+class FrameUpdate:
+    """What the GUI shows for one frame (built in the engine's sink thread)."""
+
+    image: QImage
+    frame_index: int
+    time_s: float
+    fps: float
+    latency_ms: float  # source read -> pipeline output; the GUI adds its own display delay
+    people: int
+    runtime_label: str
+    dropped_frames: int
+    arrived: float  # time.perf_counter() when the engine delivered it
+
+
+def user_message(error: BaseException) -> str:
+    """One line for the banner: the cause first (what the user can act on), then where."""
+    if isinstance(error, PipelineError):
+        cause = str(error.cause) or type(error.cause).__name__
+        where = f"{error.stage} stage" + (
+            f", frame {error.frame_index}" if error.frame_index is not None else ""
+        )
+        return f"{cause[:1].upper()}{cause[1:]} ({where})."
+    text = str(error) or type(error).__name__
+    return f"{text[:1].upper()}{text[1:]}" + ("" if text.endswith(".") else ".")
+
+
+class PacedSource(FrameSource):
+    """A file source whose frames are released at their timestamps (real-time playback)."""
+
+    def __init__(self, inner: FrameSource) -> None:
+        self.inner = inner
+        self._origin: tuple[float, float] | None = None  # (wall clock, media time)
+        self._closed = threading.Event()
+
+    @property
+    def info(self) -> SourceInfo:  # type: ignore[override]
+        return self.inner.info
+
+    def read(self) -> Frame | None:
+        frame = self.inner.read()
+        if frame is None:
+            return None
+        now = time.perf_counter()
+        if self._origin is None:
+            self._origin = (now, frame.timestamp)
+            return frame
+        wall0, media0 = self._origin
+        delay = wall0 + (frame.timestamp - media0) - now
+        if delay < -PACING_SLACK_S or delay > 0.5:
+            # Paused, stepped, slow backend or a gap in the timestamps: restart the clock here.
+            self._origin = (now, frame.timestamp)
+        elif delay > 0:
+            self._closed.wait(delay)
+        return frame
+
+    def seek(self, seconds: float) -> None:
+        self.inner.seek(seconds)
+        self._origin = None
+
+    def close(self) -> None:
+        self._closed.set()
+        self.inner.close()
+
+    @property
+    def dropped_frames(self) -> int:
+        return self.inner.dropped_frames
+
+
+class RecordingSink(Sink):
+    """A :class:`VideoSink` whose write failure (disk full, drive removed) ends the recording,
+    not the run: the file keeps everything written so far and the view keeps playing."""
+
+    def __init__(self, video: VideoSink, on_failure: Callable[[str], None]) -> None:
+        self.video = video
+        self.path = video.path
+        self._on_failure = on_failure
+        self.failed = False
+        self.owner: Pipeline | None = None  # the run writing it, set by the control thread
+
+    def open(self, info: SourceInfo) -> None:
+        self.video.open(info)
+
+    def write(self, result: FrameResult) -> None:
+        if self.failed:
+            return
+        try:
+            self.video.write(result)
+        except Exception as error:  # noqa: BLE001 - SinkError, OSError: any stops recording
+            self.failed = True
+            try:
+                self.video.close()
+            except Exception:  # noqa: BLE001 - the disk that failed may fail again; keep going
+                pass
+            self._on_failure(
+                f"Recording stopped: {error}. What was recorded until then is in {self.path}."
+            )
+
+    def close(self) -> None:
+        if not self.failed:
+            self.video.close()
+
+    @property
+    def frames_written(self) -> int:
+        return self.video.frames_written
+
+
+def pipeline_config(source: FrameSource, s: AppSettings) -> PipelineConfig:
+    """The engine configuration for the app's settings."""
+    return PipelineConfig(
+        source=source,
+        model=s.model_path or None,
+        device=s.backend,
+        detector=detector_spec(s),
+        det_interval=s.det_interval,
+        max_persons=s.max_persons,
+        kpt_thr=s.kpt_thr,
+        smoothing=smoothing_config(s),
+        render=render_options(s),
+    )
+
+
+def detector_spec(s: AppSettings) -> str:
+    return s.detector_path if s.detector == "custom" and s.detector_path else s.detector
+
+
+def smoothing_config(s: AppSettings) -> SmoothingConfig:
+    return SmoothingConfig(
+        method=s.smoothing,
+        min_cutoff=s.one_euro_min_cutoff,
+        beta=s.one_euro_beta,
+        d_cutoff=s.one_euro_d_cutoff,
+        process_noise=s.kalman_process_noise,
+        measurement_noise=s.kalman_measurement_noise,
+    )
+
+
+def render_options(s: AppSettings) -> RenderOptions:
+    return RenderOptions(
+        style=s.draw_style,
+        kpt_thr=s.kpt_thr,
+        draw_boxes=s.show_boxes,
+        draw_track_ids=s.show_ids,
+        draw_hud=s.show_hud,
+    )
+
+
+def video_sink(path: str, s: AppSettings) -> VideoSink:
+    codecs = VIDEO_CODECS if s.codec == "h264" else ("mpeg4",)
+    return VideoSink(path, audio=s.keep_audio, codecs=codecs)
+
+
+class _ControlThread:
+    """Runs blocking engine calls one after another, off the GUI thread (daemon: a model
+    still loading never keeps the process alive after the window closed)."""
+
+    def __init__(self) -> None:
+        self._tasks: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="hfpose-app-control", daemon=True)
+        self._thread.start()
+
+    def submit(self, task: Callable[[], None]) -> None:
+        self._tasks.put(task)
+
+    def _run(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            task()
+
+    def close(self) -> None:
+        self._tasks.put(None)
+
+
+@dataclass
+class _KeptFrame:
+    index: int
+    timestamp: float
+    people: list[Person]
+
+
+class PipelineWorker(QObject):
+    """Owns the engine pipeline of the current source; every public method returns at once."""
+
+    frame_ready = Signal()  # take the frame with take_frame()
+    opened = Signal(object)  # SourceInfo
+    playing_changed = Signal(bool)
+    finished = Signal()  # the end of a file
+    failed = Signal(str)  # one line for the banner
+    warning = Signal(str)  # something did not apply, the run goes on
+    runtime_changed = Signal(str)  # RuntimeInfo.label of the keypoint model
+    recording_started = Signal(str)
+    recording_stopped = Signal(str)
+    exported = Signal(str)
+    snapshot_saved = Signal(str)
+    # Internal: engine threads -> GUI thread.
+    _started = Signal(int, object, object)  # generation, pipeline, settings used
+    _run_finished = Signal(int, object, object)  # generation, RunSummary, pipeline
+    _recording_failed = Signal(str)
+    _open_failed = Signal(int, str)  # generation, message
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._control = _ControlThread()
+        self._generation = 0
+        self._pipeline: Pipeline | None = None
+        self._running: set[Pipeline] = set()  # started and not yet finished (may be stopping)
+        self._source_spec: str | None = None
+        self._source_info: SourceInfo | None = None
+        self._settings = AppSettings()
+        self._playing = False
+        self._closing = False
+        self._recording: RecordingSink | None = None
+        self._recording_pipeline: Pipeline | None = None
+        self._runtime_label = ""
+        self._dataset_info: DatasetInfo = COCO
+        self._mailbox: FrameUpdate | None = None
+        self._mailbox_pending = False
+        self._lock = threading.Lock()
+        self._kept: dict[int, _KeptFrame] = {}
+        self.last_time_s = 0.0
+        self._started.connect(self._on_started)
+        self._run_finished.connect(self._on_run_finished)
+        self._recording_failed.connect(self._on_recording_failed)
+        self._open_failed.connect(self._on_open_failed)
+
+    # ------------------------------------------------------------------------------ state
+    @property
+    def pipeline(self) -> Pipeline | None:
+        return self._pipeline
+
+    @property
+    def playing(self) -> bool:
+        return self._playing
+
+    @property
+    def recording_path(self) -> str | None:
+        return str(self._recording.path) if self._recording else None
+
+    def has_keypoints(self) -> bool:
+        with self._lock:
+            return bool(self._kept)
+
+    def take_frame(self) -> FrameUpdate | None:
+        """The newest frame (None if already taken); re-arms ``frame_ready``."""
+        with self._lock:
+            update, self._mailbox = self._mailbox, None
+            self._mailbox_pending = False
+        if update is not None:
+            self.last_time_s = update.time_s
+        return update
+
+    # ----------------------------------------------------------------------------- sources
+    def open(
+        self,
+        spec: str,
+        settings: AppSettings,
+        start_s: float = 0.0,
+        recording: RecordingSink | None = None,
+    ) -> None:
+        """Open ``spec`` (file, ``webcam:N``, URL) and play it; the old run stops first.
+
+        ``recording`` is a sink to feed from the very first frame (Record on a stopped file).
+        """
+        self._settings = settings
+        self._source_spec = spec
+        self._generation += 1
+        generation = self._generation
+        old, self._pipeline = self._pipeline, None
+        self._set_playing(False)
+        self._runtime_label = ""  # the new run's first frame announces (and explains) its own
+        with self._lock:
+            self._kept.clear()
+            self._mailbox = None
+
+        def task() -> None:
+            if old is not None:
+                old.stop()
+                old.wait(2.0)
+            try:
+                source = open_source(spec)
+            except Exception as error:  # noqa: BLE001 - SourceError and FFmpeg oddities
+                self._fail(generation, error)
+                return
+            if not source.info.is_live:
+                source = PacedSource(source)
+                if start_s > 0:
+                    source.seek(start_s)
+            pipeline = Pipeline(
+                pipeline_config(source, settings),
+                sinks=[recording] if recording is not None else [],
+                on_result=lambda r: self._on_result(generation, r),
+                on_error=lambda e: self._on_error(generation, e),
+            )
+            pipeline.on_finished = lambda s: self._run_finished.emit(generation, s, pipeline)
+            try:
+                pipeline.start()  # closes the source itself when it fails
+            except Exception as error:  # noqa: BLE001 - model, backend, sink: all user-facing
+                self._fail(generation, error)
+                return
+            if recording is not None:
+                recording.owner = pipeline
+            if self._closing or generation != self._generation:
+                pipeline.stop()  # superseded while models were loading
+                return
+            self._started.emit(generation, pipeline, settings)
+
+        self._control.submit(task)
+
+    def _fail(self, generation: int, error: BaseException) -> None:
+        self._open_failed.emit(generation, user_message(error))
+
+    @Slot(int, str)
+    def _on_open_failed(self, generation: int, message: str) -> None:
+        if generation != self._generation or self._closing:
+            return
+        if self._recording is not None and self._recording_pipeline is None:
+            path = str(self._recording.path)  # it was to start with this run: never opened
+            self._recording = None
+            self.recording_stopped.emit(path)
+        self.failed.emit(message)
+
+    @Slot(int, object, object)
+    def _on_started(self, generation: int, pipeline: Pipeline, used: AppSettings) -> None:
+        if generation != self._generation or self._closing:
+            pipeline.stop()
+            return
+        self._pipeline = pipeline
+        self._running.add(pipeline)
+        self._source_info = pipeline.source_info
+        processor = pipeline.processor
+        self._dataset_info = getattr(processor, "dataset_info", COCO)
+        self.opened.emit(self._source_info)
+        self.runtime_changed.emit(getattr(pipeline.runtime_info, "label", ""))
+        self._apply_changes(used, self._settings)  # edits made while the models loaded
+        if self._recording is not None and self._recording_pipeline is None:
+            self._recording_pipeline = pipeline  # recording from the first frame
+            self.recording_started.emit(str(self._recording.path))
+        self._set_playing(True)
+
+    # --------------------------------------------------------------------- engine threads
+    def _on_result(self, generation: int, result: FrameResult) -> None:
+        """Sink thread: keep the keypoints, convert the image, post it to the mailbox."""
+        if generation != self._generation:
+            return
+        image = bgr_to_qimage(result.image)
+        sink_stats = result.stats.get("sink")
+        label = getattr(result.runtime, "label", "")
+        update = FrameUpdate(
+            image=image,
+            frame_index=result.index,
+            time_s=result.timestamp,
+            fps=sink_stats.fps if sink_stats else 0.0,
+            latency_ms=result.latency_ms,
+            people=len(result.people),
+            runtime_label=label,
+            dropped_frames=result.dropped_frames,
+            arrived=time.perf_counter(),
+        )
+        with self._lock:
+            self._kept[result.index] = _KeptFrame(result.index, result.timestamp, result.people)
+            if len(self._kept) > MAX_KEPT_FRAMES:
+                del self._kept[next(iter(self._kept))]
+            self._mailbox = update
+            notify = not self._mailbox_pending
+            self._mailbox_pending = True
+        if notify:
+            self.frame_ready.emit()
+        if label != self._runtime_label:
+            self._runtime_label = label
+            self.runtime_changed.emit(label)
+            reason = getattr(result.runtime, "fallback_reason", None)
+            if reason:
+                self.warning.emit(
+                    f"Backend '{result.runtime.requested}' is not available here; running on "
+                    f"{label.split(' (')[0]} instead: {reason}."
+                )
+
+    def _on_error(self, generation: int, error: PipelineError) -> None:
+        if generation != self._generation or self._closing:
+            return
+        if error.fatal:
+            self.failed.emit(user_message(error))
+        else:
+            self.warning.emit(user_message(error))
+
+    @Slot(int, object, object)
+    def _on_run_finished(self, generation: int, summary: RunSummary, pipeline: Pipeline) -> None:
+        """Every engine thread has stopped and every sink is closed (the recording is final)."""
+        self._running.discard(pipeline)
+        if self._recording is not None and self._recording_pipeline is pipeline:
+            path = str(self._recording.path)
+            self._recording = self._recording_pipeline = None
+            self.recording_stopped.emit(path)
+        if generation != self._generation or pipeline is not self._pipeline:
+            return
+        self._pipeline = None
+        self._set_playing(False)
+        if summary.error is None and not summary.interrupted:
+            self.finished.emit()
+
+    # --------------------------------------------------------------------------- transport
+    def play(self) -> None:
+        """Resume; after the end or a stop, play the source again from the start."""
+        if self._pipeline is None:
+            if self._source_spec is not None:
+                self.open(self._source_spec, self._settings)
+            return
+        self._pipeline.resume()
+        self._set_playing(True)
+
+    def pause(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.pause()
+            self._set_playing(False)
+
+    def stop(self) -> None:
+        """End the run (the recording is finalised); Play starts the source again."""
+        pipeline, self._pipeline = self._pipeline, None
+        self._set_playing(False)
+        if pipeline is not None:
+            pipeline.stop()
+
+    def step(self) -> None:
+        """Pause if playing, then let exactly one more frame through."""
+        if self._pipeline is None or self._source_info is None or self._source_info.is_live:
+            return
+        if self._playing:
+            self.pause()
+        self._pipeline.step()
+
+    def seek(self, seconds: float) -> None:
+        if self._source_info is None or self._source_info.is_live:
+            return
+        if self._pipeline is None and self._source_spec is not None:
+            self.open(self._source_spec, self._settings, start_s=seconds)
+            return
+        if self._pipeline is not None:
+            self._pipeline.seek(seconds)
+
+    def _set_playing(self, playing: bool) -> None:
+        if playing != self._playing:
+            self._playing = playing
+            self.playing_changed.emit(playing)
+
+    # ---------------------------------------------------------------------------- settings
+    def apply_settings(self, settings: AppSettings) -> None:
+        """Hand the changed settings to the running pipeline; they apply at its next frame."""
+        old, self._settings = self._settings, settings
+        if self._pipeline is not None:
+            self._apply_changes(old, settings)
+
+    def _apply_changes(self, old: AppSettings, new: AppSettings) -> None:
+        pipeline = self._pipeline
+        if pipeline is None:
+            return
+        try:
+            if new.backend != old.backend:
+                pipeline.set_backend(new.backend)
+            if new.model_path != old.model_path:
+                pipeline.set_model(new.model_path or None)
+            if detector_spec(new) != detector_spec(old):
+                pipeline.set_detector(detector_spec(new))
+            if new.det_interval != old.det_interval:
+                pipeline.set_det_interval(new.det_interval)
+            if new.max_persons != old.max_persons:
+                pipeline.set_max_persons(new.max_persons)
+            if new.kpt_thr != old.kpt_thr:
+                pipeline.set_kpt_thr(new.kpt_thr)
+            if smoothing_config(new) != smoothing_config(old):
+                pipeline.set_smoothing(smoothing_config(new))
+            if render_options(new) != render_options(old):
+                pipeline.set_render_options(render_options(new))
+        except ValueError as error:
+            self.warning.emit(user_message(error))
+            return
+        if not self._playing and self._source_info is not None:
+            if not self._source_info.is_live and new != old:
+                # Paused: process the frame on screen again so the change is visible now.
+                pipeline.seek(self.last_time_s)
+
+    # --------------------------------------------------------------------------- recording
+    def start_recording(self, path: str, settings: AppSettings) -> None:
+        """Record from the next frame; on a stopped or ended source, replay it from the start
+        and record all of it."""
+        if self._recording is not None:
+            return
+        sink = RecordingSink(video_sink(path, settings), self._recording_failed.emit)
+        pipeline = self._pipeline
+        if pipeline is None:
+            if self._source_spec is None:
+                self.failed.emit("Nothing to record: open a video or a camera first.")
+                return
+            self._recording, self._recording_pipeline = sink, None
+            self.open(self._source_spec, self._settings, recording=sink)
+            return
+        self._recording, self._recording_pipeline = sink, pipeline
+
+        def task() -> None:
+            sink.owner = pipeline
+            try:
+                pipeline.add_sink(sink)  # opens the file: may block on a slow disk
+            except Exception as error:  # noqa: BLE001 - SinkError: folder missing, read-only
+                self._recording_failed.emit(f"Cannot record: {error}.")
+                return
+            self.recording_started.emit(str(sink.path))
+
+        self._control.submit(task)
+
+    def stop_recording(self) -> None:
+        sink, pipeline = self._recording, self._recording_pipeline
+        self._recording = self._recording_pipeline = None
+        if sink is None:
+            return
+
+        def task() -> None:
+            # FIFO: a run opened with this sink has started (or failed) by now.
+            owner = pipeline or sink.owner
+            if owner is not None:
+                owner.remove_sink(sink)  # closes (finalises) the file
+            else:
+                sink.close()
+            self.recording_stopped.emit(str(sink.path))
+
+        self._control.submit(task)
+
+    @Slot(str)
+    def _on_recording_failed(self, message: str) -> None:
+        sink, pipeline = self._recording, self._recording_pipeline
+        self._recording = self._recording_pipeline = None
+        if sink is not None and pipeline is not None:
+            self._control.submit(lambda: pipeline.remove_sink(sink))
+        self.failed.emit(message)
+        self.recording_stopped.emit(str(sink.path) if sink is not None else "")
+
+    # ---------------------------------------------------------------------- snapshot/export
+    def save_snapshot(self, image: QImage, path: str) -> None:
+        """PNG encoding and the disk write happen on the control thread."""
+
+        def task() -> None:
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                self.failed.emit(f"Cannot save the snapshot in {Path(path).parent}: {error}.")
+                return
+            if image.save(path, "PNG"):
+                self.snapshot_saved.emit(path)
+            else:
+                self.failed.emit(f"Cannot save the snapshot to {path} (disk full or read-only?).")
+
+        self._control.submit(task)
+
+    def export_keypoints(self, path: str) -> None:
+        """Write the keypoints of this run (JSON if the name ends in .json, else CSV)."""
+        with self._lock:
+            frames = sorted(self._kept.values(), key=lambda f: f.index)
+        info = self._source_info
+        dataset_info = self._dataset_info
+        if not frames or info is None:
+            self.failed.emit("No keypoints yet: play a video or a camera first.")
+            return
+        sink_type = JsonKeypointSink if path.lower().endswith(".json") else CsvKeypointSink
+
+        def task() -> None:
+            sink = sink_type(path, dataset_info)
+            try:
+                sink.open(info)
+                for kept in frames:
+                    sink.write(
+                        FrameResult(kept.index, kept.timestamp, None, None, kept.people)  # type: ignore[arg-type]
+                    )
+                sink.close()
+            except Exception as error:  # noqa: BLE001 - SinkError / OSError
+                self.failed.emit(f"Cannot export keypoints: {error}.")
+                return
+            self.exported.emit(path)
+
+        self._control.submit(task)
+
+    # ------------------------------------------------------------------------------ closing
+    def shutdown(self, timeout_s: float = 1.0) -> None:
+        """Stop the run, finalise the recording and join the engine threads (bounded)."""
+        self._closing = True
+        self._generation += 1
+        self._pipeline = None
+        running = list(self._running)
+        for pipeline in running:
+            pipeline.stop()
+        deadline = time.perf_counter() + timeout_s
+        for pipeline in running:
+            pipeline.wait(max(0.0, deadline - time.perf_counter()))
+        self._recording = self._recording_pipeline = None
+        self._control.close()

@@ -1,0 +1,334 @@
+"""The desktop app on the real window: real clips, real ONNX sessions, real encoders.
+
+Only the webcam is faked (the machine has none): those tests say so in their names. The keypoint
+model is the shipped one, else an exported randomly initialised HF-HRNet-18 (tests/pose_model.py),
+so nothing here judges keypoint accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+pytest.importorskip("pytestqt")
+
+from pose_model import pose_model_path  # noqa: E402
+
+from engine.sources import LiveFrameSource, SourceError, SourceInfo, VideoFileSource  # noqa: E402
+from hfpose_app import worker as worker_module  # noqa: E402
+from hfpose_app.main_window import MainWindow  # noqa: E402
+from hfpose_app.settings import AppSettings, SettingsStore  # noqa: E402
+
+CLIP = "intel_asl_walk_1s5.mp4"  # 45 frames, 30 fps, 640x480 (CC BY 4.0, tests/data/README.md)
+RUN_TIMEOUT_MS = 120_000  # a whole clip on 2 shared cores, models included
+
+
+@pytest.fixture(scope="session")
+def pose_model(request) -> Path:
+    return pose_model_path(Path(request.config.cache.mkdir("hfpose_models")))
+
+
+@pytest.fixture
+def clip(data_dir: Path) -> Path:
+    return data_dir / "videos" / CLIP
+
+
+def frame_count_and_duration(path: Path) -> tuple[int, float, float]:
+    """Decoded frames, the video stream's duration (s) and its average frame rate."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(stream))
+        duration = float(stream.duration * stream.time_base) if stream.duration else 0.0
+        return frames, duration, float(stream.average_rate)
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path: Path, pose_model: Path):
+    """Windows backed by one INI file in tmp_path, like restarts of the app."""
+    ini = tmp_path / "hfpose.ini"
+    store = SettingsStore(QSettings(str(ini), QSettings.Format.IniFormat))
+    store.save(
+        AppSettings().replace(
+            backend="cpu",
+            model_path=str(pose_model),
+            record_dir=str(tmp_path / "recordings"),
+            max_persons=2,
+        )
+    )
+
+    def make() -> MainWindow:
+        window = MainWindow(SettingsStore(QSettings(str(ini), QSettings.Format.IniFormat)))
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitExposed(window)
+        return window
+
+    return make
+
+
+@pytest.fixture
+def window(make_window) -> MainWindow:
+    return make_window()
+
+
+def wait_frames(qtbot, window: MainWindow, count: int = 1) -> None:
+    start = window.frames_shown
+    qtbot.waitUntil(lambda: window.frames_shown >= start + count, timeout=RUN_TIMEOUT_MS)
+
+
+def test_plays_a_clip_to_the_end_then_records_it_whole(qtbot, window, clip, tmp_path) -> None:
+    with qtbot.waitSignal(window.worker.finished, timeout=RUN_TIMEOUT_MS):
+        window.open_source(str(clip))
+    assert window.frames_shown > 0
+    assert window.time_label.text() == "0:01.5 / 0:01.5"
+    assert re.fullmatch(r"\d+ (person|people)", window.people_label.text())
+    assert window.backend_label.text().startswith("cpu")
+    assert window.banner.text() == ""
+
+    # Record on an ended file replays it from the start, so the whole clip is recorded.
+    with qtbot.waitSignal(window.worker.recording_stopped, timeout=RUN_TIMEOUT_MS) as stopped:
+        qtbot.keyClick(window.view, Qt.Key.Key_R)
+        qtbot.waitUntil(lambda: window.record_indicator.isVisible(), timeout=RUN_TIMEOUT_MS)
+    recording = Path(stopped.args[0])
+    assert recording.parent == tmp_path / "recordings" and recording.suffix == ".mp4"
+    frames, duration, rate = frame_count_and_duration(recording)
+    assert (frames, rate) == (45, 30.0)
+    assert duration == pytest.approx(1.5, abs=1e-3)
+    assert not window.record_indicator.isVisible()
+
+
+def test_exports_the_keypoints_of_the_run_as_json_and_csv(qtbot, window, clip, tmp_path) -> None:
+    with qtbot.waitSignal(window.worker.finished, timeout=RUN_TIMEOUT_MS):
+        window.open_source(str(clip))
+    json_path, csv_path = tmp_path / "kp.json", tmp_path / "kp.csv"
+    for path in (json_path, csv_path):
+        with qtbot.waitSignal(window.worker.exported, timeout=10_000):
+            window.export_keypoints(str(path))
+    data = json.loads(json_path.read_text())
+    assert [f["frame_id"] for f in data["instance_info"]] == list(range(45))
+    people = sum(len(f["instances"]) for f in data["instance_info"])
+    rows = csv_path.read_text().splitlines()
+    assert rows[0] == "frame,time_s,track_id,keypoint,x,y,score"
+    assert len(rows) - 1 == people * 17
+
+
+def test_switching_backend_cpu_to_openvino_while_playing_loses_no_frame(
+    qtbot, window, clip, tmp_path
+) -> None:
+    pytest.importorskip("openvino")
+    window.open_source(str(clip))
+    wait_frames(qtbot, window, 1)
+    window.show_settings()
+    dialog = window.settings_dialog
+    assert dialog.backend_buttons["cpu"].isChecked()
+    dialog.backend_buttons["openvino"].click()  # applies live, no reopening
+    qtbot.waitUntil(lambda: "OpenVINO" in window.backend_label.text(), timeout=RUN_TIMEOUT_MS)
+    shown_at_switch = window.frames_shown
+    assert "OpenVINO" in dialog.running_label.text()
+    with qtbot.waitSignal(window.worker.finished, timeout=RUN_TIMEOUT_MS):
+        pass
+    assert window.frames_shown > shown_at_switch  # frames kept coming on the new backend
+    assert window.backend_label.text().startswith("openvino · OpenVINO CPU")
+    with qtbot.waitSignal(window.worker.exported, timeout=10_000):
+        window.export_keypoints(str(tmp_path / "kp.json"))
+    frames = json.loads((tmp_path / "kp.json").read_text())["instance_info"]
+    assert [f["frame_id"] for f in frames] == list(range(45))  # none lost in the switch
+    dialog.accept()
+    assert window.store.load().backend == "openvino"
+
+
+def test_settings_survive_a_restart_of_the_app(qtbot, make_window) -> None:
+    window = make_window()
+    window.show_settings()
+    dialog = window.settings_dialog
+    dialog.kpt_thr.setValue(0.55)
+    dialog.draw_style.setCurrentIndex(dialog.draw_style.findData("openpose"))
+    dialog.show_boxes.setChecked(False)
+    dialog.accept()
+    window.close()
+
+    again = make_window()
+    assert (again.settings.kpt_thr, again.settings.draw_style, again.settings.show_boxes) == (
+        0.55,
+        "openpose",
+        False,
+    )
+
+
+def test_corrupt_file_shows_its_message_and_the_app_stays_usable(
+    qtbot, window, clip, tmp_path
+) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(clip.read_bytes()[:64] + os.urandom(4096))  # a header, then noise
+    with qtbot.waitSignal(window.worker.failed, timeout=RUN_TIMEOUT_MS):
+        window.open_source(str(broken))
+    assert "broken.mp4" in window.banner.text()
+    window.open_source(str(clip))
+    wait_frames(qtbot, window, 1)
+    assert window.banner.text() == ""  # a new source clears the old message
+
+
+def test_missing_file_shows_its_message(qtbot, window, tmp_path) -> None:
+    window.open_source(str(tmp_path / "nowhere.mp4"))
+    assert "does not exist" in window.banner.text()
+
+
+def test_model_failing_to_load_live_keeps_the_old_one_running(
+    qtbot, window, clip, tmp_path
+) -> None:
+    not_a_model = tmp_path / "not_a_model.onnx"
+    not_a_model.write_text("this is not an ONNX file")
+    window.open_source(str(clip))
+    wait_frames(qtbot, window, 1)
+    with qtbot.waitSignal(window.worker.warning, timeout=RUN_TIMEOUT_MS) as warned:
+        window.apply_settings(window.settings.replace(model_path=str(not_a_model)))
+    assert "not_a_model.onnx" in warned.args[0]
+    assert window.banner.isVisible() and window.banner.level == "warning"
+    wait_frames(qtbot, window, 2)  # still playing on the previous model
+
+
+def test_unavailable_backend_falls_back_and_says_so(qtbot, window, clip) -> None:
+    from engine.runtimes import available_backends
+
+    if next(b for b in available_backends() if b.name == "gpu").available:
+        pytest.skip("this machine has a GPU backend: nothing to fall back from")
+    window.settings = window.settings.replace(backend="gpu")
+    with qtbot.waitSignal(window.worker.warning, timeout=RUN_TIMEOUT_MS) as warned:
+        window.open_source(str(clip))
+    assert "'gpu' is not available" in warned.args[0]
+    assert "fallback from gpu" in window.backend_label.text()
+
+
+class FakeCamera(LiveFrameSource):
+    """Stands in for a webcam (the machine has none): frames from a clip, then unplugged."""
+
+    def __init__(self, clip: Path, frames_before_unplug: int) -> None:
+        self._images = [f.image for f in VideoFileSource(clip)][:frames_before_unplug]
+        height, width = self._images[0].shape[:2]
+        super().__init__(SourceInfo("camera", "webcam:7", width, height, 30.0, is_live=True))
+        self.start()
+
+    def _grab(self) -> np.ndarray | None:
+        time.sleep(1 / 30)
+        if not self._images:
+            raise SourceError("camera webcam:7 stopped delivering frames (unplugged?)")
+        return self._images.pop(0)
+
+
+def test_unplugged_camera_shows_its_message_and_keeps_the_recording_fake_camera(
+    qtbot, window, clip, monkeypatch
+) -> None:
+    monkeypatch.setattr(worker_module, "open_source", lambda spec: FakeCamera(clip, 40))
+    window.open_source("webcam:7")
+    wait_frames(qtbot, window, 1)
+    assert not window.seek_slider.isEnabled()  # live: nothing to seek
+    with qtbot.waitSignal(window.worker.recording_started, timeout=RUN_TIMEOUT_MS):
+        window.toggle_record()
+    with qtbot.waitSignal(window.worker.recording_stopped, timeout=RUN_TIMEOUT_MS) as stopped:
+        pass
+    assert "unplugged" in window.banner.text()
+    frames, _, _ = frame_count_and_duration(Path(stopped.args[0]))
+    assert frames >= 1  # everything recorded before the unplug is in a playable file
+    assert window.open_action.isEnabled() and window.record_action.isEnabled()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_disk_full_while_recording_stops_the_recording_not_the_video(
+    qtbot, window, data_dir
+) -> None:
+    import resource
+
+    # A file-size limit makes the recording's writes fail as on a full disk (EFBIG, not
+    # ENOSPC); everything else this test writes is far below the limit.
+    clip = data_dir / "videos" / "intel_asl_walk_1s5.mp4"
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    try:
+        window.open_source(str(clip))
+        wait_frames(qtbot, window, 1)
+        window.worker.pause()
+        with qtbot.waitSignal(window.worker.recording_started, timeout=RUN_TIMEOUT_MS) as rec:
+            window.toggle_record()
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))
+        with qtbot.waitSignal(window.worker.failed, timeout=RUN_TIMEOUT_MS) as failed:
+            window.worker.play()
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        assert failed.args[0].startswith("Recording stopped:")
+        assert "File too large" in failed.args[0] and rec.args[0] in failed.args[0]
+        qtbot.waitUntil(lambda: not window.record_indicator.isVisible(), timeout=10_000)
+        with qtbot.waitSignal(window.worker.finished, timeout=RUN_TIMEOUT_MS):
+            pass  # the video itself plays on to its end
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous_handler)
+    assert Path(rec.args[0]).stat().st_size > 0  # what was written stays on disk
+
+
+def test_keyboard_space_right_s_f_esc(qtbot, window, clip) -> None:
+    window.open_source(str(clip))
+    wait_frames(qtbot, window, 1)
+    qtbot.keyClick(window.view, Qt.Key.Key_Space)
+    assert not window.worker.playing
+    qtbot.wait(500)  # frames already inside the pipeline drain
+    shown = window.frames_shown
+    qtbot.keyClick(window.view, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: window.frames_shown == shown + 1, timeout=RUN_TIMEOUT_MS)
+
+    with qtbot.waitSignal(window.worker.snapshot_saved, timeout=10_000) as saved:
+        qtbot.keyClick(window.view, Qt.Key.Key_S)
+    assert Path(saved.args[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    qtbot.keyClick(window.view, Qt.Key.Key_F)
+    assert window.full_screen_action.isChecked() and not window.toolbar.isVisible()
+    qtbot.keyClick(window.view, Qt.Key.Key_Escape)
+    assert not window.full_screen_action.isChecked() and window.toolbar.isVisible()
+
+    qtbot.keyClick(window.view, Qt.Key.Key_Space)
+    assert window.worker.playing
+
+
+def test_dropping_a_file_opens_it_and_adds_it_to_recent_files(qtbot, window, clip) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(clip))])
+    drop = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dropEvent(drop)
+    wait_frames(qtbot, window, 1)
+    assert window.store.recent_files()[0] == str(clip.resolve())
+    window._fill_recent_menu()
+    assert clip.name in [a.text() for a in window.recent_menu.actions()]
+
+
+def test_closing_the_window_finalises_the_recording_and_stops_every_thread(
+    qtbot, window, clip
+) -> None:
+    window.open_source(str(clip))
+    wait_frames(qtbot, window, 1)
+    with qtbot.waitSignal(window.worker.recording_started, timeout=RUN_TIMEOUT_MS) as rec:
+        window.toggle_record()
+    wait_frames(qtbot, window, 2)
+    window.close()  # waits at most a second for the engine
+
+    def no_thread_left() -> bool:
+        return not [t for t in threading.enumerate() if t.name.startswith("hfpose-")]
+
+    qtbot.waitUntil(no_thread_left, timeout=1000)
+    frames, _, _ = frame_count_and_duration(Path(rec.args[0]))
+    assert frames >= 2

@@ -450,6 +450,8 @@ class TorchSession(InferenceSession):
             load_checkpoint(network, checkpoint, input_size_wh=model_input_size(config))
         except (CheckpointError, ConfigError) as error:
             raise ModelError(str(error)) from error
+        # Subnormal floats (see OrtSession) slow PyTorch's CPU kernels just as much.
+        torch.set_flush_denormal(True)
         self._torch = torch
         self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self._network = network.eval().to(self._device)

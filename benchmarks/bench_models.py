@@ -1,0 +1,200 @@
+"""Latency of the keypoint model on every available backend (batch 1, batched vs per crop) and
+of each person detector, all measured in one run so their ratios are comparable.
+
+    python benchmarks/bench_models.py                       # shipped or random-init HF-HRNet-18
+    python benchmarks/bench_models.py --model m.onnx --batches 1,4,8 --repeats 30 --json out.json
+
+Why interleaved: the machine is shared, so load drifts during a run. Each repetition times the
+batched call and the per-crop calls back to back, and we report medians, so a load spike hits
+both sides of a comparison alike. ``engine.pose.BATCHED_BACKENDS`` follows this measurement.
+
+Without ``--model`` the shipped model is used, or (until one ships) a randomly initialised
+HF-HRNet-18 256x192 exported with ``models.export`` (needs torch; subnormal weights are flushed
+by the runtimes, so its speed is the trained model's). The torch backend is measured on the
+same random weights saved as a .pth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.detectors import create_detector  # noqa: E402
+from engine.pose import DEFAULT_MODEL  # noqa: E402
+from engine.runtimes import ModelError, asset_path, available_backends, create_session  # noqa: E402
+
+SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "videos"
+DETECTOR_FRAMES = (
+    ("mmpose_demo_street.mp4", 0),
+    ("opencv_vtest.avi", 100),
+    ("intel_asl_book.mkv", 30),
+    ("intel_one-by-one-person-detection.mp4", 300),
+)
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000.0
+
+
+def time_call(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def random_init_model(folder: Path, config: str) -> tuple[Path, Path]:
+    """Export a randomly initialised model and save the same weights as a .pth."""
+    from models.checkpoint import save_checkpoint
+    from models.config import load_config
+    from models.export import export_onnx
+    from models.hf_hrnet import build_model
+
+    cfg = load_config(config)
+    network = build_model(cfg)
+    onnx_path = export_onnx(cfg, network, folder / f"{config}_random.onnx")
+    pth_path = folder / f"{config}_random.pth"
+    save_checkpoint(pth_path, network, {"config_name": cfg["config_name"]})
+    return onnx_path, pth_path
+
+
+def bench_keypoint_model(
+    model: Path, backend: str, batches: list[int], repeats: int, config: str | None
+) -> dict:
+    session = create_session(model, backend, config)
+    info = session.runtime_info
+    _, channels, height, width = session.input_shape
+    rng = np.random.default_rng(0)
+    row: dict = {"backend": backend, "runs_on": info.label, "precision": info.precision}
+    if info.fallback_reason:
+        row["fallback"] = info.fallback_reason
+    for size in batches:
+        crops = rng.normal(0, 1, (size, channels, height, width)).astype(np.float32)
+        for _ in range(3):  # warm-up: first calls allocate and pick kernels
+            session.run(crops)
+            session.run(crops[:1])
+        batched, per_crop = [], []
+        for _ in range(repeats):
+            batched.append(time_call(lambda c=crops: session.run(c)))
+            if size > 1:
+                per_crop.append(
+                    time_call(lambda c=crops: [session.run(c[i : i + 1]) for i in range(len(c))])
+                )
+        row[f"batch{size}_ms"] = round(median_ms(batched), 2)
+        if size > 1:
+            row[f"per_crop{size}_ms"] = round(median_ms(per_crop), 2)
+            row[f"per_crop/batched{size}"] = round(median_ms(per_crop) / median_ms(batched), 2)
+    return row
+
+
+def read_frames() -> list[np.ndarray]:
+    import cv2
+
+    frames = []
+    for name, index in DETECTOR_FRAMES:
+        capture = cv2.VideoCapture(str(SHARED_VIDEOS / name))
+        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = capture.read()
+        capture.release()
+        if ok:
+            frames.append(frame)
+    if not frames:  # no ../shared: a grey 640x480 frame still times the network and decoding
+        frames.append(np.full((480, 640, 3), 127, np.uint8))
+    return frames
+
+
+def bench_detector(name: str, backend: str, frames: list[np.ndarray], repeats: int) -> dict:
+    detector = create_detector(name, backend)
+    for frame in frames:
+        detector.detect(frame)
+    samples = []
+    for _ in range(repeats):
+        for frame in frames:
+            samples.append(time_call(lambda f=frame: detector.detect(f)))
+    return {
+        "detector": name,
+        "backend": backend,
+        "runs_on": detector.runtime_info.label,
+        "ms_per_frame": round(median_ms(samples), 2),
+        "people_per_frame": [len(detector.detect(f)) for f in frames],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="keypoint ONNX model (default: shipped)")
+    parser.add_argument("--checkpoint", type=Path, help=".pth for the torch backend")
+    parser.add_argument("--config", default="hf_hrnet_18_coco_256x192")
+    parser.add_argument("--batches", default="1,2,4,8")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--backends", help="comma list (default: every available one)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    batches = [int(b) for b in args.batches.split(",")]
+    available = [s.name for s in available_backends() if s.available and s.name != "auto"]
+    backends = args.backends.split(",") if args.backends else available
+    with tempfile.TemporaryDirectory() as tmp:
+        model, checkpoint = args.model, args.checkpoint
+        if model is None:
+            try:
+                model = asset_path(DEFAULT_MODEL)
+            except ModelError:
+                model, checkpoint = random_init_model(Path(tmp), args.config)
+                print(f"no shipped model: using a randomly initialised {args.config}")
+        print(
+            f"keypoint model {model.name}; load average {os.getloadavg()[0]:.2f}; cores {os.cpu_count()}"
+        )
+
+        keypoint_rows = []
+        for backend in backends:
+            if backend == "torch":
+                if checkpoint is None:
+                    continue
+                keypoint_rows.append(
+                    bench_keypoint_model(checkpoint, "torch", batches, args.repeats, args.config)
+                )
+            else:
+                keypoint_rows.append(
+                    bench_keypoint_model(model, backend, batches, args.repeats, None)
+                )
+            print(json.dumps(keypoint_rows[-1]))
+
+    frames = read_frames()
+    detector_rows = []
+    for name in ("nanodet", "blazepose"):
+        for backend in (b for b in backends if b != "torch"):
+            detector_rows.append(bench_detector(name, backend, frames, max(3, args.repeats // 2)))
+            print(json.dumps(detector_rows[-1]))
+
+    print("\nkeypoint model, median ms (per_crop/batched > 1: one batched call is faster)")
+    for row in keypoint_rows:
+        cells = [f"{k}={v}" for k, v in row.items() if k.endswith("_ms") or "/" in k]
+        print(f"  {row['runs_on']:<40} " + "  ".join(cells))
+    base = next((r for r in keypoint_rows if r["backend"] == "cpu"), None)
+    if base:
+        for row in keypoint_rows:
+            ratio = base["batch1_ms"] / row["batch1_ms"]
+            print(f"  batch-1 speed vs cpu: {row['backend']:<9} x{ratio:.2f}")
+    print("\ndetectors, median ms per frame (pre-processing, network, decoding, NMS)")
+    for row in detector_rows:
+        print(f"  {row['detector']:<10} {row['runs_on']:<40} {row['ms_per_frame']:>7} ms")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    if args.json:
+        args.json.write_text(
+            json.dumps({"keypoint": keypoint_rows, "detectors": detector_rows}, indent=1)
+        )
+
+
+if __name__ == "__main__":
+    main()

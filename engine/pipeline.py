@@ -271,6 +271,11 @@ class PoseProcessor:
                 self.config.model, self.config.device = model, device
             except Exception as error:  # noqa: BLE001 - keep the old model, say why
                 self._report("pose", work.frame, error)
+            if self.estimator.dataset_info != self.dataset_info:
+                # Another keypoint layout (e.g. MPII): tracking and drawing follow it.
+                self.dataset_info = self.estimator.dataset_info
+                self.request("track", dataset_info=self.dataset_info)
+                self.request("render", dataset_info=self.dataset_info)
         if "max_persons" in changes:
             self.config.max_persons = changes["max_persons"]
         if "kpt_thr" in changes:
@@ -300,6 +305,12 @@ class PoseProcessor:
 
     def track_step(self, work: _Work) -> None:
         changes = self._take("track")
+        if "dataset_info" in changes:
+            self.tracker = Tracker(
+                changes["dataset_info"].sigmas,
+                self.config.track_max_lost_s,
+                kpt_thr=self.tracker.kpt_thr,
+            )
         if "kpt_thr" in changes:
             self.tracker.kpt_thr = changes["kpt_thr"]
         if work.epoch != self._epoch_track:
@@ -322,7 +333,7 @@ class PoseProcessor:
             options = changes.get("render", self.renderer.options)
             if "kpt_thr" in changes:
                 options = replace(options, kpt_thr=changes["kpt_thr"])
-            self.renderer.configure(options)
+            self.renderer.configure(options, changes.get("dataset_info"))
             self.config.render = options
         work.image = self.renderer.render(work.frame.image, work.people, hud)
 
@@ -575,15 +586,20 @@ class Pipeline:
         if self.on_error is not None:
             self.on_error(error)
 
-    def _fail(self, stage: str, frame_index: int | None, error: BaseException) -> None:
+    def _fail(
+        self, stage: str, frame_index: int | None, error: BaseException, drain: bool = False
+    ) -> None:
+        """Record the run's fatal error; stop every stage, or with ``drain`` let the frames
+        already read finish first (a broken source: what was decoded is still worth keeping)."""
         with self._error_lock:
             if self._error is not None:
                 return  # the first failure is the cause; later ones are its echoes
             self._error = PipelineError(stage, frame_index, error)
         log.error("%s", self._error)
-        self._stop.set()
-        with self._control:
-            self._control.notify_all()
+        if not drain:
+            self._stop.set()
+            with self._control:
+                self._control.notify_all()
         if self.on_error is not None:
             self.on_error(self._error)
 
@@ -646,7 +662,8 @@ class Pipeline:
                     return
         except BaseException as error:  # noqa: BLE001 - reported with stage and frame
             index = frame.index + 1 if frame is not None else 0
-            self._fail("source", index, error)
+            self._fail("source", index, error, drain=True)
+            self._put("detect", _END)
 
     def _stage_loop(self, name: str, step: Callable[[_Work], None]) -> None:
         following = STAGES[STAGES.index(name) + 1]
@@ -703,6 +720,7 @@ class Pipeline:
                     source_info=self.source.info,
                     latency_ms=1000.0 * (started - work.born),
                     dropped_frames=self.source.dropped_frames,
+                    detected=work.boxes is not None,
                 )
                 with self._sinks_lock:
                     for sink in self._sinks:

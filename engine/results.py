@@ -67,3 +67,4 @@ class FrameResult:
     source_info: SourceInfo | None = None
     latency_ms: float = 0.0
     dropped_frames: int = 0  # frames a live source skipped so far (always 0 for files)
+    detected: bool = True  # False when people were followed from the previous frame's keypoints

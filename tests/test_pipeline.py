@@ -1,0 +1,307 @@
+"""The threaded pipeline with real clips, real detector, real ONNX Runtime sessions and encoders.
+
+The keypoint model is an exported randomly initialised HF-HRNet-18 (tests/pose_model.py), so
+these tests check structure, counts, order, timing behaviour and files, never pose accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.pipeline import Pipeline, PipelineConfig, PipelineError, PoseTracker
+from engine.rendering import RenderOptions
+from engine.results import FrameResult
+from engine.sinks import JsonKeypointSink, Sink, VideoSink
+from engine.smoothing import SmoothingConfig
+from engine.sources import Frame, FrameSource, LiveFrameSource, SourceError, open_source
+from tests.pose_model import pose_model_path
+from tests.test_sinks import probe
+
+VIDEOS = Path(__file__).parent / "data" / "videos"
+TONE = VIDEOS / "intel_asl_please_1s5_tone.mp4"
+WALK = VIDEOS / "intel_asl_walk_1s5.mp4"
+STREET = VIDEOS / "mmpose_demo_street.mp4"
+
+
+@pytest.fixture(scope="session")
+def pose_model(request) -> str:
+    return str(pose_model_path(request.config.cache.mkdir("hfpose-pose-model")))
+
+
+def _config(pose_model: str, source, **kw) -> PipelineConfig:
+    return PipelineConfig(source=source, model=pose_model, device="cpu", **kw)
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.results: list[FrameResult] = []
+        self.errors: list[PipelineError] = []
+        self.finished = threading.Event()
+        self.summary = None
+
+    def on_result(self, result: FrameResult) -> None:
+        self.results.append(result)
+
+    def on_error(self, error: PipelineError) -> None:
+        self.errors.append(error)
+
+    def on_finished(self, summary) -> None:
+        self.summary = summary
+        self.finished.set()
+
+    def pipeline(self, config: PipelineConfig, sinks=()) -> Pipeline:
+        return Pipeline(config, sinks, self.on_result, self.on_error, self.on_finished)
+
+
+def _wait_until(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_file_run_end_to_end_keeps_every_frame_timing_and_audio(tmp_path, pose_model):
+    video, keypoints = tmp_path / "out.mp4", tmp_path / "out.json"
+    c = _Collector()
+    pipeline = c.pipeline(
+        _config(pose_model, str(TONE)), [VideoSink(video), JsonKeypointSink(keypoints)]
+    )
+    summary = pipeline.run()
+    assert c.finished.is_set() and not c.errors and summary.error is None
+    source = open_source(TONE).info
+    assert [r.index for r in c.results] == list(range(45))  # in order, none dropped
+    assert all(r.image.shape == (480, 640, 3) and r.image is not r.frame for r in c.results)
+    assert summary.frames == 45 and summary.runtime.backend == "cpu"
+    got = probe(video)
+    assert got["frames"] == 45
+    assert got["fps"] == pytest.approx(source.fps, rel=1e-3)
+    assert got["duration"] == pytest.approx(source.duration, abs=1 / source.fps)
+    assert got["audio_s"] == pytest.approx(1.5, abs=0.1)
+    frames = json.loads(keypoints.read_text())["instance_info"]
+    assert len(frames) == 45
+    people = [p for r in c.results for p in r.people]
+    assert people and all(p.keypoints.shape == (17, 2) and p.track_id >= 1 for p in people)
+    stats = pipeline.stats()
+    assert all(stats[name].frames == 45 for name in ("detect", "pose", "render", "sink"))
+    assert stats["pose"].latency_ms > 0 and stats["sink"].fps > 0
+
+
+class _ClipPart(FrameSource):
+    """The first ``frames`` frames of a real clip; with ``fail`` the stream 'breaks' there
+    instead of ending (as a truncated download would). Keeps the tests short."""
+
+    def __init__(self, path: Path, frames: int, fail: bool = False) -> None:
+        self._inner = open_source(path)
+        self.info = self._inner.info
+        self.info.frame_count = frames
+        self._frames = frames
+        self._fail = fail
+
+    def read(self) -> Frame | None:
+        frame = self._inner.read()
+        if frame is not None and frame.index == self._frames:
+            if self._fail:
+                raise SourceError(f"corrupt video stream after frame {self._frames - 1}")
+            return None
+        return frame
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def test_source_error_stops_everything_names_stage_and_frame(tmp_path, pose_model):
+    video = tmp_path / "partial.mp4"
+    c = _Collector()
+    pipeline = c.pipeline(_config(pose_model, _ClipPart(WALK, 8, fail=True)), [VideoSink(video)])
+    pipeline.start()
+    assert pipeline.wait(60)
+    (error,) = c.errors
+    assert (error.stage, error.frame_index, error.fatal) == ("source", 8, True)
+    assert "corrupt" in str(error)
+    assert len(c.results) == 8
+    assert not any(t.is_alive() for t in pipeline._threads)
+    assert probe(video)["frames"] == 8  # the sink was finalised
+
+
+class _BrokenSink(Sink):
+    """A sink whose disk 'fills up' at frame ``fail_at``."""
+
+    def __init__(self, fail_at: int) -> None:
+        self.path = Path("broken")
+        self.fail_at = fail_at
+        self.closed = False
+
+    def open(self, info) -> None:
+        pass
+
+    def write(self, result: FrameResult) -> None:
+        if result.index == self.fail_at:
+            raise OSError(28, "No space left on device")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_sink_error_is_reported_and_other_sinks_are_finalised(tmp_path, pose_model):
+    video = tmp_path / "kept.mp4"
+    broken = _BrokenSink(fail_at=5)
+    c = _Collector()
+    pipeline = c.pipeline(_config(pose_model, _ClipPart(WALK, 10)), [VideoSink(video), broken])
+    pipeline.start()
+    assert pipeline.wait(60)
+    (error,) = c.errors
+    assert (error.stage, error.frame_index) == ("sink", 5)
+    assert broken.closed
+    assert probe(video)["frames"] == 6  # frames 0-5: it is written before the broken sink
+
+
+def test_stop_mid_file_ends_within_a_second_and_video_plays(tmp_path, pose_model):
+    video = tmp_path / "stopped.mp4"
+    c = _Collector()
+    pipeline = c.pipeline(_config(pose_model, str(WALK)), [VideoSink(video)])
+    pipeline.start()
+    _wait_until(lambda: len(c.results) >= 10)
+    stopped_at = time.monotonic()
+    pipeline.stop()
+    assert pipeline.wait(5)
+    assert time.monotonic() - stopped_at < 1.0
+    assert c.summary.interrupted and not c.errors
+    written = probe(video)["frames"]
+    assert 10 <= written == len(c.results) < 45
+
+
+def test_pause_step_seek_and_resume(pose_model):
+    c = _Collector()
+    pipeline = c.pipeline(_config(pose_model, str(WALK), queue_size=1))
+    pipeline.start()
+    _wait_until(lambda: len(c.results) >= 1)
+    pipeline.pause()
+    # Frames read before the pause finish their way through the stages.
+    _wait_until(lambda: pipeline.stats()["source"].frames == len(c.results))
+    settled = len(c.results)
+    time.sleep(0.5)
+    assert len(c.results) == settled < 45  # paused: nothing new
+    pipeline.step()
+    _wait_until(lambda: len(c.results) == settled + 1)
+    time.sleep(0.3)
+    assert pipeline.stats()["source"].frames == len(c.results) == settled + 1  # one per step
+    pipeline.seek(1.2)
+    _wait_until(lambda: any(abs(r.timestamp - 1.2) < 0.02 for r in c.results))
+    pipeline.resume()
+    assert pipeline.wait(60)
+    indices = [r.index for r in c.results]
+    assert indices[-1] == 44 and 36 in indices
+
+
+def test_live_changes_take_effect_without_restarting(tmp_path, pose_model):
+    """max_persons, smoothing, drawing, bad model (kept running), sink added and removed."""
+    c = _Collector()
+    source = _LoopingCamera(STREET, period=0.05)
+    pipeline = c.pipeline(_config(pose_model, source, smoothing=SmoothingConfig("kalman")))
+    pipeline.start()
+    _wait_until(lambda: len(c.results) >= 2 and max(len(r.people) for r in c.results) >= 2)
+    pipeline.set_max_persons(1)
+    pipeline.set_smoothing(SmoothingConfig("none"))
+    pipeline.set_render_options(RenderOptions(draw_hud=False, draw_boxes=False))
+    pipeline.set_model(str(tmp_path / "no_such_model.onnx"))
+    mark = len(c.results)
+    _wait_until(lambda: len(c.results) >= mark + 8)
+    # Frames already past the pose stage when the change was made may still show everyone.
+    assert all(len(r.people) <= 1 for r in c.results[mark + 6 :])
+    assert [e.stage for e in c.errors] == ["pose"] and not c.errors[0].fatal
+    recording = VideoSink(tmp_path / "clip.mp4")
+    pipeline.add_sink(recording)
+    _wait_until(lambda: recording.frames_written >= 5)
+    pipeline.remove_sink(recording)
+    written = recording.frames_written
+    pipeline.stop()
+    assert pipeline.wait(5)
+    assert probe(tmp_path / "clip.mp4")["frames"] == written
+    assert pipeline.processor.config.smoothing.method == "none"
+    assert source.closed
+
+
+class _LoopingCamera(LiveFrameSource):
+    """Stands in for a webcam (the test machines have none): a real clip's frames, looped,
+    one every ``period`` seconds."""
+
+    def __init__(self, path: Path, period: float) -> None:
+        with open_source(path) as clip:
+            self._frames = [f.image for f in clip]
+            info = clip.info
+        info.kind, info.is_live, info.seekable, info.frame_count = "camera", True, False, None
+        super().__init__(info)
+        self._period = period
+        self.produced = 0
+        self.closed = False
+        self.start()
+
+    def _grab(self) -> np.ndarray:
+        time.sleep(self._period)
+        self.produced += 1
+        return self._frames[self.produced % len(self._frames)]
+
+    def _release(self) -> None:
+        self.closed = True
+
+
+def test_live_source_faster_than_pipeline_queue_never_grows_fake_camera(pose_model):
+    camera = _LoopingCamera(WALK, period=0.002)  # 500 frames/s: far more than we process
+    c = _Collector()
+    pipeline = c.pipeline(_config(pose_model, camera))
+    pipeline.start()
+    depths = []
+    deadline = time.monotonic() + 6.0
+    while time.monotonic() < deadline:
+        depths.append(max(s.queue_size for s in pipeline.stats().values()))
+        time.sleep(0.02)
+    pipeline.stop()
+    assert pipeline.wait(5)
+    assert max(depths) <= 1  # every queue holds at most the one frame being handed over
+    assert len(c.results) >= 10
+    assert camera.produced > 3 * len(c.results)
+    assert c.results[-1].dropped_frames > 0
+    # Newest-frame processing: latency does not build up over the run.
+    latencies = [r.latency_ms for r in c.results]
+    early = float(np.median(latencies[2:7]))
+    late = float(np.median(latencies[-5:]))
+    assert late < 2.5 * early + 50.0
+
+
+def test_det_interval_follows_people_between_detections(pose_model):
+    c = _Collector()
+    # Random weights score every keypoint ~0: a zero threshold lets them define the boxes.
+    config = _config(pose_model, _ClipPart(WALK, 17), det_interval=4, kpt_thr=0.0)
+    pipeline = c.pipeline(config)
+    pipeline.run()
+    assert [r.detected for r in c.results] == [i % 4 == 0 for i in range(17)]
+    assert all(r.people for r in c.results)  # followed by keypoints in between
+
+
+def test_pose_tracker_synchronous_api(pose_model):
+    tracker = PoseTracker(model=pose_model, device="cpu", smoothing="one-euro")
+    with open_source(WALK) as source:
+        frames = [source.read() for _ in range(3)]
+    results = [tracker(f.image, f.timestamp) for f in frames]
+    assert tracker.runtime_info.backend == "cpu"
+    for people in results:
+        assert people and all(p.keypoints.shape == (17, 2) for p in people)
+    assert results[0][0].track_id == results[2][0].track_id
+    drawn = tracker.draw(frames[0].image, results[0])
+    assert drawn.shape == frames[0].image.shape and not np.array_equal(drawn, frames[0].image)
+
+
+def test_start_failures_raise_in_the_caller_and_leave_nothing_open(tmp_path, pose_model):
+    with pytest.raises(SourceError, match="not found"):
+        Pipeline(_config(pose_model, str(tmp_path / "missing.mp4"))).start()
+    source = _ClipPart(WALK, 5)
+    bad_model = tmp_path / "model.onnx"
+    bad_model.write_text("not a model")
+    with pytest.raises(Exception, match="model"):
+        Pipeline(PipelineConfig(source=source, model=str(bad_model), device="cpu")).start()

@@ -158,6 +158,8 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(tabs)
         layout.addWidget(buttons)
+        # Wide enough that the backends' reasons wrap onto two lines, not five.
+        self.setMinimumWidth(620)
         self.set_settings(settings)
         self._connect_edits()
 

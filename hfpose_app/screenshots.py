@@ -1,0 +1,121 @@
+"""Render the README's screenshots of the app: the main window playing a clip, the settings.
+
+``python -m hfpose_app.screenshots [--clip VIDEO] [--model MODEL.onnx] [--out docs]``
+
+Runs offscreen (no display needed) on the real window and the real pipeline, with settings kept
+in a temporary file so a user's own settings are never touched. The keypoint model defaults to
+the shipped one; skeletons only look right with trained weights, so re-run this whenever the
+shipped model changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CLIP = REPO_ROOT / "tests" / "data" / "videos" / "mmpose_demo_street.mp4"
+WINDOW_SIZE = (1180, 760)
+# Written at this width: sharp enough for a README, small enough for git.
+MAX_WIDTH = 1180
+
+
+def _wait(app, condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        app.processEvents()
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def _save(image, path: Path, palette_colours: bool) -> None:
+    """PNG at most MAX_WIDTH wide; ``palette_colours``: 256 dithered colours, half the bytes
+    of a video frame's full colour at no visible cost at README size."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QImage
+
+    if image.width() > MAX_WIDTH:
+        image = image.scaledToWidth(MAX_WIDTH, Qt.TransformationMode.SmoothTransformation)
+    if palette_colours:
+        image = image.convertToFormat(
+            QImage.Format.Format_Indexed8, Qt.ImageConversionFlag.DiffuseDither
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not image.save(str(path), "PNG", 9):
+        raise OSError(f"cannot write {path}")
+    print(f"wrote {path} ({image.width()}x{image.height()}, {path.stat().st_size // 1024} KiB)")
+
+
+def render(clip: Path, model: str | None, out_dir: Path, shown_frames: int) -> int:
+    from PySide6.QtCore import QSettings
+
+    from hfpose_app.app import create_application
+    from hfpose_app.settings import AppSettings, SettingsStore
+
+    app = create_application()
+    from hfpose_app.main_window import MainWindow
+
+    with tempfile.TemporaryDirectory(prefix="hfpose-shots-") as scratch:
+        store = SettingsStore(
+            QSettings(str(Path(scratch) / "hfpose.ini"), QSettings.Format.IniFormat)
+        )
+        store.save(
+            AppSettings().replace(
+                backend="cpu", model_path=model or "", record_dir=str(Path(scratch) / "rec")
+            )
+        )
+        store.add_recent_file(str(clip))
+        window = MainWindow(store)
+        window.resize(*WINDOW_SIZE)
+        window.show()
+        errors: list[str] = []
+        window.worker.failed.connect(errors.append)
+        window.open_source(str(clip))
+        if not _wait(app, lambda: window.frames_shown >= 1 or errors, 120):
+            print("screenshots: no frame within 120 s", file=sys.stderr)
+            return 1
+        if errors:
+            print(f"screenshots: {errors[0]}", file=sys.stderr)
+            return 1
+        window.toggle_record()
+        _wait(app, lambda: window.record_indicator.isVisible(), 30)
+        _wait(app, lambda: window.frames_shown >= shown_frames, 60)
+        window.worker.pause()
+        _wait(app, lambda: False, 1.2)  # the recording clock ticks, the last frames land
+        _save(window.grab().toImage(), out_dir / "screenshot_main.png", palette_colours=True)
+
+        window.show_settings()
+        dialog = window.settings_dialog
+        dialog.resize(dialog.sizeHint())
+        _wait(app, lambda: False, 0.3)
+        _save(dialog.grab().toImage(), out_dir / "screenshot_settings.png", palette_colours=False)
+        dialog.accept()
+        window.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hfpose_app.screenshots", description=__doc__)
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="video to play")
+    parser.add_argument("--model", help="keypoint model (default: the shipped one)")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs", help="output folder")
+    parser.add_argument(
+        "--frames", type=int, default=4, help="frames to play before the picture is taken"
+    )
+    args = parser.parse_args(argv)
+    if not args.clip.is_file():
+        parser.error(f"clip not found: {args.clip}")
+    if "DISPLAY" not in os.environ and "WAYLAND_DISPLAY" not in os.environ:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    return render(args.clip, args.model, args.out, args.frames)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

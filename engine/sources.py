@@ -13,6 +13,7 @@ latency stays flat however long the stream runs; stale frames are dropped and co
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
 import sys
@@ -141,16 +142,11 @@ class VideoFileSource(FrameSource):
         elif self._container.duration is not None:
             duration = self._container.duration / 1_000_000  # av.time_base is microseconds
         frame_count = stream.frames or (round(duration * float(rate)) if duration else None)
-        width = stream.codec_context.width
-        height = stream.codec_context.height
-        if not width or not height:
-            self._container.close()
-            raise SourceError(f"corrupt video stream (no picture size): {self._path}")
         self.info = SourceInfo(
             kind="file",
             uri=self._path,
-            width=width,
-            height=height,
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
             fps=float(rate),
             frame_count=frame_count,
             duration=duration,
@@ -162,6 +158,18 @@ class VideoFileSource(FrameSource):
         self._frames = self._decode()
         self._next_index = 0
         self._skip_before: float | None = None
+        # Decode the first picture now: a file whose header lies (corrupt, truncated) fails
+        # here, before any output is opened, and the size is the real decoded one.
+        try:
+            first = next(self._frames, None)
+        except SourceError:
+            self._container.close()
+            raise
+        if first is None:
+            self._container.close()
+            raise SourceError(f"corrupt video stream (no frame decodes): {self._path}")
+        self.info.width, self.info.height = first.width, first.height
+        self._frames = itertools.chain([first], self._frames)
 
     def _decode(self) -> Iterator:
         import av
@@ -183,8 +191,6 @@ class VideoFileSource(FrameSource):
         while True:
             av_frame = next(self._frames, None)
             if av_frame is None:
-                if self._next_index == 0 and self._skip_before is None:
-                    raise SourceError(f"corrupt video stream (no frame decodes): {self._path}")
                 return None
             timestamp = self._timestamp(av_frame, self._next_index)
             if self._skip_before is not None:

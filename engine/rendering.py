@@ -74,12 +74,16 @@ class SkeletonAnnotator:
         dataset_info: DatasetInfo = COCO,
         style: str = "mmpose",
         kpt_thr: float = 0.3,
+        radius: float = 0.0,
+        thickness: int = 0,
     ) -> None:
         if style not in RENDER_STYLES:
             raise ValueError(f"unknown render style {style!r}; choose {', '.join(RENDER_STYLES)}")
         self.dataset_info = dataset_info
         self.style = style
         self.kpt_thr = kpt_thr
+        self.radius = radius  # frame pixels; 0 scales with the frame
+        self.thickness = thickness
         sides = _keypoint_sides(dataset_info)
         if style == "mmpose":
             self.point_colors = [_SIDE_COLORS[s] for s in sides]
@@ -97,6 +101,8 @@ class SkeletonAnnotator:
         thickness = max(1, int(2.5 * scale + 0.5))
         if self.style == "openpose":
             thickness = max(2, int(5 * scale + 0.5))
+        radius = self.radius or radius
+        thickness = self.thickness or thickness
         for person in people:
             points = person.keypoints
             visible = person.keypoint_scores > self.kpt_thr
@@ -217,6 +223,8 @@ class RenderOptions:
     draw_boxes: bool = True
     draw_track_ids: bool = True
     draw_hud: bool = True
+    radius: float = 0.0  # keypoint radius in frame pixels; 0 scales with the frame size
+    thickness: int = 0  # link width in frame pixels; 0 scales with the frame size
 
 
 class Renderer:
@@ -233,7 +241,9 @@ class Renderer:
         self.options = options
         if dataset_info is not None:
             self.dataset_info = dataset_info
-        self.skeleton = SkeletonAnnotator(self.dataset_info, options.style, options.kpt_thr)
+        self.skeleton = SkeletonAnnotator(
+            self.dataset_info, options.style, options.kpt_thr, options.radius, options.thickness
+        )
 
     def render(
         self, image: np.ndarray, people: Sequence[Person], hud: HudInfo | None = None

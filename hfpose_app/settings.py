@@ -54,8 +54,8 @@ class AppSettings:
     kalman_measurement_noise: float = 3.0
     # Drawing
     draw_style: str = "mmpose"
-    radius: int = 4
-    thickness: int = 2
+    radius: int = 0  # frame pixels; 0: scales with the video's size
+    thickness: int = 0
     show_boxes: bool = True
     show_ids: bool = True
     show_hud: bool = True

@@ -276,8 +276,10 @@ class SettingsDialog(QDialog):
         page = QWidget()
         form = QFormLayout(page)
         self.draw_style = _combo(STYLE_TITLES)
-        self.radius = _spin(1, 30, " px")
-        self.thickness = _spin(1, 20, " px")
+        self.radius = _spin(0, 30, " px")
+        self.thickness = _spin(0, 20, " px")
+        for spin in (self.radius, self.thickness):
+            spin.setSpecialValueText("auto (scales with the video)")
         self.show_boxes = QCheckBox("Person boxes")
         self.show_ids = QCheckBox("Track IDs")
         self.show_hud = QCheckBox("HUD (frames per second, stage times, backend)")

@@ -189,6 +189,8 @@ def render_options(s: AppSettings) -> RenderOptions:
         draw_boxes=s.show_boxes,
         draw_track_ids=s.show_ids,
         draw_hud=s.show_hud,
+        radius=float(s.radius),
+        thickness=s.thickness,
     )
 
 

@@ -104,3 +104,28 @@ def test_dialog_restore_defaults_button(qtbot) -> None:
     dialog.restore_button.click()
     assert seen[-1] == AppSettings()
     assert dialog.radius.value() == AppSettings().radius and dialog.show_ids.isChecked()
+
+
+def test_drawing_settings_reach_the_renderer() -> None:
+    import numpy as np
+
+    from engine.rendering import Renderer
+    from engine.results import Person
+    from hfpose_app.worker import render_options
+
+    person = Person(
+        keypoints=np.tile(np.float32([[100.0, 100.0]]), (17, 1)),
+        keypoint_scores=np.ones(17, np.float32),
+        bbox=np.float32([50, 50, 150, 150]),
+    )
+    frame = np.zeros((480, 640, 3), np.uint8)
+
+    def painted_width(settings: AppSettings) -> int:
+        image = Renderer(render_options(settings)).render(frame, [person])
+        return int(np.count_nonzero(image[100, :, :].any(axis=1)))
+
+    plain = AppSettings().replace(show_boxes=False, show_ids=False, show_hud=False)
+    assert painted_width(plain.replace(radius=12)) > painted_width(plain) + 10
+    assert painted_width(plain.replace(show_boxes=True, radius=12)) > painted_width(
+        plain.replace(radius=12)
+    )  # the box's sides cross row 100 too

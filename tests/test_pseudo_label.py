@@ -133,6 +133,20 @@ def test_labels_of_somewhere_else_leave_the_face_masked(landmarker, skier) -> No
     assert (result.keypoints[:5] == 0).all()
 
 
+def test_mirrored_human_labels_are_refused_and_flagged(landmarker, skier) -> None:
+    image, truth = skier
+    mirrored = truth.copy()
+    mirrored[:5] = 0
+    for joint in range(5, 17):  # observer-centric labelling: every left/right limb swapped
+        mirrored[joint] = truth[pl._mirror(joint)]
+
+    result = pl.label_person(image, mirrored, np.zeros((0, 3)), landmarker, pl.Thresholds())
+
+    assert result.status == "shoulders"
+    assert result.lr_swapped
+    assert not result.pseudo_mask.any()
+
+
 def test_command_writes_gzip_json_with_mask_and_header(landmarker, data_dir, tmp_path) -> None:
     source = json.loads((data_dir / "coco" / "person_785.json").read_text())
     for annotation in source["annotations"]:
@@ -153,6 +167,7 @@ def test_command_writes_gzip_json_with_mask_and_header(landmarker, data_dir, tmp
     assert annotation["pseudo_keypoints"] == [1] * 5 + [0] * 12
     assert annotation["keypoints"][15:] == source["annotations"][0]["keypoints"][15:]
     assert annotation["num_keypoints"] == 17
+    assert annotation["pseudo_status"] == "accepted" and annotation["pseudo_lr_mirrored"] is False
 
 
 def test_lspet_sample_gets_face_labels(landmarker, shared_dir, tmp_path) -> None:

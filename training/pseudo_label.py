@@ -24,7 +24,9 @@ where they can be trusted:
 
 Human limb labels are never changed (BlazePose's hip points sit higher and further apart than
 COCO's). Each output annotation gains ``pseudo_keypoints`` (17 ints, 1 where the keypoint is a
-BlazePose pseudo-label) and the file's ``info.pseudo_labels`` records the model, its checksum,
+BlazePose pseudo-label), ``pseudo_status`` (``accepted`` or the first check that failed) and
+``pseudo_lr_mirrored`` (true where the limbs agree with BlazePose only after swapping left and
+right: the human labels are probably mirrored, which a trainer may want to skip), and the file's ``info.pseudo_labels`` records the model, its checksum,
 the mediapipe version, the thresholds and the acceptance counts.
 
     hfpose-pseudo-label ../shared/datasets/lspet/lspet_coco17.json \
@@ -374,6 +376,7 @@ def pseudo_label_dataset(
                 labelled["num_keypoints"] = int((result.keypoints[:, 2] > 0).sum())
                 labelled["pseudo_keypoints"] = result.pseudo_mask.tolist()
                 labelled["pseudo_status"] = result.status
+                labelled["pseudo_lr_mirrored"] = result.lr_swapped
                 out_annotations.append(labelled)
     finally:
         landmarker.close()

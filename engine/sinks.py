@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # Tried in order: x264 first (PyAV wheels ship it), any other H.264 encoder, then MPEG-4 Part 2.
 VIDEO_CODECS = ("libx264", "h264", "mpeg4")
+# File kinds a recording can be (name -> FFmpeg muxer); Matroska, like fragmented MP4, stays
+# playable up to the last written cluster when the writer is killed.
+VIDEO_CONTAINERS = {"mp4": "mp4", "mkv": "matroska"}
 _FRAGMENTED_MP4 = "frag_keyframe+empty_moov+default_base_moof"
 
 
@@ -83,8 +86,14 @@ class VideoSink(Sink):
         crf: int = 23,
         preset: str = "veryfast",
         keyframe_interval_s: float = 1.0,
+        container: str = "mp4",
     ) -> None:
+        if container not in VIDEO_CONTAINERS:
+            raise SinkError(
+                f"unknown container {container!r}: choose {', '.join(VIDEO_CONTAINERS)}"
+            )
         self.path = Path(path)
+        self.container = container
         self.audio = audio
         self.codecs = codecs
         self.crf = crf
@@ -113,11 +122,14 @@ class VideoSink(Sink):
         # 4:2:0 chroma needs even sizes; drop the odd last row/column rather than stretch.
         self._size = (info.width - info.width % 2, info.height - info.height % 2)
         try:
+            options = {"flush_packets": "1"}
+            if self.container == "mp4":
+                options["movflags"] = _FRAGMENTED_MP4
             self._container = av.open(
                 str(self.path),
                 mode="w",
-                format="mp4",
-                options={"movflags": _FRAGMENTED_MP4, "flush_packets": "1"},
+                format=VIDEO_CONTAINERS[self.container],
+                options=options,
             )
         except av.error.FFmpegError as exc:
             raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}") from exc

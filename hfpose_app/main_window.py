@@ -424,10 +424,12 @@ class MainWindow(QMainWindow):
             return
         name = f"hfpose_{source_stem(self.source_info)}.{self.settings.container}"
         suggested = str(Path(self.settings.record_dir) / name)
-        path, _ = QFileDialog.getSaveFileName(
+        path, chosen = QFileDialog.getSaveFileName(
             self, "Record to", suggested, "MP4 (*.mp4);;Matroska (*.mkv)"
         )
         if path:
+            if Path(path).suffix.lower() not in (".mp4", ".mkv"):
+                path += ".mkv" if "mkv" in chosen else ".mp4"
             self._start_recording(path)
 
     def _start_recording(self, path: str) -> None:

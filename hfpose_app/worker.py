@@ -30,7 +30,14 @@ from PySide6.QtGui import QImage
 from engine.pipeline import Pipeline, PipelineConfig, PipelineError, RunSummary
 from engine.rendering import RenderOptions
 from engine.results import FrameResult, Person
-from engine.sinks import VIDEO_CODECS, CsvKeypointSink, JsonKeypointSink, Sink, VideoSink
+from engine.sinks import (
+    VIDEO_CODECS,
+    VIDEO_CONTAINERS,
+    CsvKeypointSink,
+    JsonKeypointSink,
+    Sink,
+    VideoSink,
+)
 from engine.smoothing import SmoothingConfig
 from engine.sources import Frame, FrameSource, SourceInfo, open_source
 from hfpose_app.settings import AppSettings
@@ -195,8 +202,11 @@ def render_options(s: AppSettings) -> RenderOptions:
 
 
 def video_sink(path: str, s: AppSettings) -> VideoSink:
+    """The recording sink: the file name's extension picks the container when it names one."""
     codecs = VIDEO_CODECS if s.codec == "h264" else ("mpeg4",)
-    return VideoSink(path, audio=s.keep_audio, codecs=codecs)
+    suffix = Path(path).suffix.lower().lstrip(".")
+    container = suffix if suffix in VIDEO_CONTAINERS else s.container
+    return VideoSink(path, audio=s.keep_audio, codecs=codecs, container=container)
 
 
 class _ControlThread:

@@ -129,3 +129,25 @@ def test_drawing_settings_reach_the_renderer() -> None:
     assert painted_width(plain.replace(show_boxes=True, radius=12)) > painted_width(
         plain.replace(radius=12)
     )  # the box's sides cross row 100 too
+
+
+@pytest.mark.parametrize(("name", "muxer"), [("a.mkv", "matroska"), ("a.mp4", "mp4")])
+def test_recordings_use_the_container_their_name_says(tmp_path: Path, data_dir, name, muxer):
+    import av
+
+    from engine.results import FrameResult
+    from engine.sources import VideoFileSource
+    from hfpose_app.worker import video_sink
+
+    # The settings say the other container: the chosen file name wins.
+    other = "mp4" if muxer == "matroska" else "mkv"
+    sink = video_sink(str(tmp_path / name), AppSettings().replace(container=other))
+    with VideoFileSource(data_dir / "videos" / "intel_asl_please_1s5_tone.mp4") as source:
+        sink.open(source.info)
+        for frame in source:
+            sink.write(FrameResult(frame.index, frame.timestamp, frame.image, frame.image, []))
+    sink.close()
+    with av.open(str(tmp_path / name)) as written:
+        assert muxer in written.format.name
+        assert sum(1 for _ in written.decode(video=0)) == 45
+        assert len(written.streams.audio) == 1  # the source's sound came along

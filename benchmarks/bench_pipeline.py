@@ -1,0 +1,227 @@
+"""End-to-end frames per second of the threaded pipeline beside each stage's cost measured alone.
+
+    python benchmarks/bench_pipeline.py                          # single-person 640x480 clip
+    python benchmarks/bench_pipeline.py --clip ../shared/datasets/videos/opencv_vtest.avi \\
+        --max-frames 150 --det-interval 3 --json out.json
+
+For every clip, in one run and on the same frames:
+
+1. each stage alone, one after the other on the decoded frames: decode, detect, pose (on the
+   boxes the detector found), track + smooth, render, encode (H.264 to a temporary file);
+2. the whole :class:`engine.pipeline.Pipeline` on the clip, writing an annotated video.
+
+It prints the end-to-end FPS next to the FPS the *sum* of the stage costs allows (what a
+single-threaded loop would reach) and the FPS of the *slowest* stage (the ceiling of a perfect
+pipeline), and the ratio end-to-end / slowest stage. The machine is shared: both measurements
+are repeated ``--repeats`` times, interleaved, and medians reported, so load drifts hit both
+sides of the ratio alike.
+
+Targets (issue 3, HF-HRNet-18 256x192 on ``cpu``, these 2 cores): the single-person 640x480
+clip at >= 25 FPS end to end, and end-to-end >= 85% of the slowest stage's own throughput.
+
+Without ``--model`` the shipped model is used, or (until one ships) a randomly initialised
+HF-HRNet-18 exported with ``models.export`` into a temporary folder (needs torch); random
+weights run at the trained model's speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.detectors import create_detector  # noqa: E402
+from engine.pipeline import Pipeline, PipelineConfig, boxes_from_keypoints  # noqa: E402
+from engine.pose import DEFAULT_MODEL, create_pose_estimator  # noqa: E402
+from engine.rendering import HudInfo, Renderer  # noqa: E402
+from engine.results import FrameResult, Person  # noqa: E402
+from engine.runtimes import ModelError, asset_path  # noqa: E402
+from engine.sinks import VideoSink  # noqa: E402
+from engine.smoothing import SmoothingConfig, TrackSmoother  # noqa: E402
+from engine.sources import open_source  # noqa: E402
+from engine.tracking import Tracker  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_VIDEOS = REPO.parent / "shared" / "datasets" / "videos"
+DEFAULT_CLIPS = (
+    SHARED_VIDEOS / "intel_asl_book.mkv",  # one person, 640x480, 30 fps, 109 frames
+    REPO / "tests" / "data" / "videos" / "intel_asl_walk_1s5.mp4",  # fallback without shared/
+)
+
+
+def keypoint_model(folder: Path) -> Path:
+    try:
+        return asset_path(DEFAULT_MODEL)
+    except ModelError:
+        from models.export import main as export_main
+
+        out = folder / "hf_hrnet_18_random.onnx"
+        export_main(["hf_hrnet_18_coco_256x192", "--out", str(out)])
+        return out
+
+
+def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path) -> dict:
+    """Milliseconds per frame of each stage run by itself over the clip's frames."""
+    costs: dict[str, list[float]] = {}
+
+    def timed(name: str, call, *call_args):
+        start = time.perf_counter()
+        value = call(*call_args)
+        costs.setdefault(name, []).append(time.perf_counter() - start)
+        return value
+
+    with open_source(clip) as source:
+        info = source.info
+        frames = []
+        while len(frames) < args.max_frames:
+            frame = timed("decode", source.read)
+            if frame is None:
+                costs["decode"].pop()
+                break
+            frames.append(frame)
+    detector = create_detector(args.detector, args.device)
+    estimator = create_pose_estimator(str(model), args.device)
+    tracker = Tracker(estimator.dataset_info.sigmas)
+    smoother = TrackSmoother(SmoothingConfig(args.smooth))
+    renderer = Renderer()
+    sink = VideoSink(folder / "alone.mp4", audio=False)
+    sink.open(info)
+    previous: list[Person] = []
+
+    def track_and_smooth(people: list[Person], timestamp: float) -> list[Person]:
+        return smoother(tracker.update(people, timestamp), timestamp)
+
+    try:
+        for i, frame in enumerate(frames):
+            if i % args.det_interval == 0:
+                boxes = timed("detect", detector.detect, frame.image)
+            else:
+                boxes = boxes_from_keypoints(previous, 0.3, (info.width, info.height))
+            if args.max_persons:
+                boxes = boxes[: args.max_persons]
+            kpts, scores = timed("pose", estimator.estimate, frame.image, boxes[:, :4])
+            people = [
+                Person(kpts[j], scores[j], boxes[j, :4].copy(), float(boxes[j, 4]))
+                for j in range(len(boxes))
+            ]
+            previous = people
+            people = timed("track+smooth", track_and_smooth, people, frame.timestamp)
+            hud = HudInfo(fps=25.0, stage_ms={"pose": 10.0}, people=len(people), backend="cpu")
+            image = timed("render", renderer.render, frame.image, people, hud)
+            result = FrameResult(frame.index, frame.timestamp, image, frame.image, people)
+            timed("encode", sink.write, result)
+    finally:
+        timed("encode", sink.close)  # flushing the encoder is part of encoding
+    per_frame = {}
+    for name, samples in costs.items():
+        # detect runs on 1 of det_interval frames; its cost is spread over all frames.
+        per_frame[name] = 1000.0 * sum(samples) / len(frames)
+    return {"frames": len(frames), "ms_per_frame": per_frame, "size": (info.width, info.height)}
+
+
+def end_to_end(clip: Path, model: Path, args: argparse.Namespace, folder: Path) -> dict:
+    config = PipelineConfig(
+        source=str(clip),
+        model=str(model),
+        device=args.device,
+        detector=args.detector,
+        det_interval=args.det_interval,
+        max_persons=args.max_persons,
+        smoothing=SmoothingConfig(args.smooth),
+    )
+    frames = 0
+    done_at = 0.0
+
+    def on_result(result: FrameResult) -> None:
+        nonlocal frames, done_at
+        frames += 1
+        done_at = time.perf_counter()
+        if frames >= args.max_frames:
+            pipeline.stop()
+
+    pipeline = Pipeline(config, [VideoSink(folder / "e2e.mp4", audio=False)], on_result)
+    pipeline.start()  # opens the clip and builds the models: not timed
+    started = time.perf_counter()
+    pipeline.wait()
+    stats = pipeline.stats()
+    summary = pipeline.summary()
+    return {
+        "frames": frames,
+        "fps": frames / (done_at - started) if frames else 0.0,
+        "stage_ms_in_pipeline": {n: round(s.latency_ms, 2) for n, s in stats.items()},
+        "runtime": summary.runtime.label if summary.runtime else None,
+    }
+
+
+def bench_clip(clip: Path, model: Path, args: argparse.Namespace) -> dict:
+    alone_runs, e2e_runs = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for _ in range(args.repeats):
+            alone_runs.append(stages_alone(clip, model, args, folder))
+            e2e_runs.append(end_to_end(clip, model, args, folder))
+    names = list(alone_runs[0]["ms_per_frame"])
+    ms = {n: statistics.median(r["ms_per_frame"][n] for r in alone_runs) for n in names}
+    total = sum(ms.values())
+    slowest = max(ms, key=ms.get)
+    e2e_fps = statistics.median(r["fps"] for r in e2e_runs)
+    slowest_fps = 1000.0 / ms[slowest]
+    return {
+        "clip": clip.name,
+        "size": alone_runs[0]["size"],
+        "frames": alone_runs[0]["frames"],
+        "stage_ms_alone": {n: round(v, 2) for n, v in ms.items()},
+        "sum_ms": round(total, 2),
+        "sum_fps": round(1000.0 / total, 2),
+        "slowest_stage": slowest,
+        "slowest_fps": round(slowest_fps, 2),
+        "end_to_end_fps": round(e2e_fps, 2),
+        "end_to_end_fps_runs": [round(r["fps"], 2) for r in e2e_runs],
+        "ratio_to_slowest": round(e2e_fps / slowest_fps, 3),
+        "stage_ms_in_pipeline": e2e_runs[-1]["stage_ms_in_pipeline"],
+        "runtime": e2e_runs[-1]["runtime"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clip", action="append", type=Path, help="video(s); default: see doc")
+    parser.add_argument("--model", type=Path, help="keypoint model (default: shipped or random)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--detector", default="nanodet")
+    parser.add_argument("--det-interval", type=int, default=1)
+    parser.add_argument("--max-persons", type=int, default=0)
+    parser.add_argument("--smooth", default="one-euro")
+    parser.add_argument("--max-frames", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    clips = args.clip or [next(c for c in DEFAULT_CLIPS if c.exists())]
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or keypoint_model(Path(tmp))
+        results = [bench_clip(clip, model, args) for clip in clips]
+    for r in results:
+        stages = ", ".join(f"{n} {v:.1f}" for n, v in r["stage_ms_alone"].items())
+        print(f"{r['clip']} {r['size'][0]}x{r['size'][1]}, {r['frames']} frames, {r['runtime']}")
+        print(f"  stages alone (ms/frame): {stages}")
+        print(
+            f"  end to end {r['end_to_end_fps']:.1f} FPS (runs {r['end_to_end_fps_runs']}); "
+            f"sum of stages {r['sum_fps']:.1f} FPS; slowest stage ({r['slowest_stage']}) "
+            f"{r['slowest_fps']:.1f} FPS; end to end / slowest = {r['ratio_to_slowest']:.0%}"
+        )
+        print(f"  stage ms inside the pipeline: {r['stage_ms_in_pipeline']}")
+    if args.json:
+        args.json.write_text(json.dumps({"args": vars(args) | {"clip": [str(c) for c in clips],
+                                         "model": str(args.model), "json": str(args.json)},
+                                         "results": results}, indent=2))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -75,6 +75,7 @@ class PipelineConfig:
 
     source: str | int | FrameSource = "webcam:0"
     model: str | None = None
+    model_config: str | None = None  # the config of a .pth checkpoint (ONNX files carry theirs)
     device: str = "auto"
     detector: str = "nanodet"
     det_interval: int = 1
@@ -196,7 +197,9 @@ class PoseProcessor:
         from engine.pose import create_pose_estimator
 
         self.config = config
-        self.estimator = create_pose_estimator(config.model, config.device)
+        self.estimator = create_pose_estimator(
+            config.model, config.device, config_path=config.model_config
+        )
         self.detector = create_detector(config.detector, config.device)
         self.dataset_info: DatasetInfo = getattr(self.estimator, "dataset_info", COCO)
         self.tracker = Tracker(
@@ -265,10 +268,12 @@ class PoseProcessor:
             from engine.pose import create_pose_estimator
 
             model = changes.get("model", self.config.model)
+            model_config = changes.get("model_config", self.config.model_config)
             device = changes.get("device", self.config.device)
             try:
-                self.estimator = create_pose_estimator(model, device)
+                self.estimator = create_pose_estimator(model, device, config_path=model_config)
                 self.config.model, self.config.device = model, device
+                self.config.model_config = model_config
             except Exception as error:  # noqa: BLE001 - keep the old model, say why
                 self._report("pose", work.frame, error)
             if self.estimator.dataset_info != self.dataset_info:
@@ -492,9 +497,10 @@ class Pipeline:
         self._processor().request("detect", device=device)
         self._processor().request("pose", device=device)
 
-    def set_model(self, model: str | None) -> None:
-        """Load another keypoint model (``None``: the shipped one) at the next frame."""
-        self._processor().request("pose", model=model)
+    def set_model(self, model: str | None, model_config: str | None = None) -> None:
+        """Load another keypoint model (``None``: the shipped one) at the next frame;
+        ``model_config`` is the config a ``.pth`` checkpoint needs."""
+        self._processor().request("pose", model=model, model_config=model_config)
 
     def set_detector(self, detector: str) -> None:
         """``nanodet``, ``blazepose`` or a path to an ONNX person detector, at the next frame."""

@@ -164,6 +164,7 @@ def pipeline_config(source: FrameSource, s: AppSettings) -> PipelineConfig:
     return PipelineConfig(
         source=source,
         model=s.model_path or None,
+        model_config=s.model_config or None,
         device=s.backend,
         detector=detector_spec(s),
         det_interval=s.det_interval,
@@ -514,8 +515,8 @@ class PipelineWorker(QObject):
         try:
             if new.backend != old.backend:
                 pipeline.set_backend(new.backend)
-            if new.model_path != old.model_path:
-                pipeline.set_model(new.model_path or None)
+            if (new.model_path, new.model_config) != (old.model_path, old.model_config):
+                pipeline.set_model(new.model_path or None, new.model_config or None)
             if detector_spec(new) != detector_spec(old):
                 pipeline.set_detector(detector_spec(new))
             if new.det_interval != old.det_interval:

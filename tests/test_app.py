@@ -332,3 +332,23 @@ def test_closing_the_window_finalises_the_recording_and_stops_every_thread(
     qtbot.waitUntil(no_thread_left, timeout=1000)
     frames, _, _ = frame_count_and_duration(Path(rec.args[0]))
     assert frames >= 2
+
+
+def test_project_checkpoint_with_its_config_runs_in_torch(qtbot, window, clip, tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    from models.config import load_config
+    from models.hf_hrnet import build_model
+
+    config = Path(__file__).resolve().parents[1] / "models/configs/hf_hrnet_18_coco_256x192.yaml"
+    checkpoint = tmp_path / "hf_hrnet_18.pth"
+    torch.save(build_model(load_config(str(config))).state_dict(), checkpoint)
+    window.open_source(str(clip))
+    wait_frames(qtbot, window, 1)
+    window.apply_settings(
+        window.settings.replace(
+            backend="torch", model_path=str(checkpoint), model_config=str(config)
+        )
+    )
+    qtbot.waitUntil(lambda: window.backend_label.text().startswith("torch"), timeout=60_000)
+    wait_frames(qtbot, window, 1)
+    assert window.backend_label.text() == "torch · PyTorch cpu"

@@ -4,9 +4,12 @@ of each person detector, all measured in one run so their ratios are comparable.
     python benchmarks/bench_models.py                       # shipped or random-init HF-HRNet-18
     python benchmarks/bench_models.py --model m.onnx --batches 1,4,8 --repeats 30 --json out.json
 
-Why interleaved: the machine is shared, so load drifts during a run. Each repetition times the
-batched call and the per-crop calls back to back, and we report medians, so a load spike hits
-both sides of a comparison alike. ``engine.pose.BATCHED_BACKENDS`` follows this measurement.
+Why interleaved, and why CPU time too: the machine is shared, so load drifts during a run. Each
+repetition times the batched call and the per-crop calls back to back, and we report medians,
+so a load spike hits both sides of a comparison alike; the process's CPU time is reported
+beside the wall time because it hardly changes with other programs' load (with ``--threads 1``
+it is the cleanest comparison of two ways to do the same work). ``engine.pose.BATCHED_BACKENDS``
+follows this measurement.
 
 Without ``--model`` the shipped model is used, or (until one ships) a randomly initialised
 HF-HRNet-18 256x192 exported with ``models.export`` (needs torch; subnormal weights are flushed
@@ -47,10 +50,18 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000.0
 
 
-def time_call(call: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def time_call(call: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process): CPU time barely moves when other programs
+    load the machine, so it still compares two ways of doing the same work."""
+    wall, cpu = time.perf_counter(), time.process_time()
     call()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def summarise(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    return round(median_ms([s[0] for s in samples]), 2), round(
+        median_ms([s[1] for s in samples]), 2
+    )
 
 
 def random_init_model(folder: Path, config: str) -> tuple[Path, Path]:
@@ -69,9 +80,9 @@ def random_init_model(folder: Path, config: str) -> tuple[Path, Path]:
 
 
 def bench_keypoint_model(
-    model: Path, backend: str, batches: list[int], repeats: int, config: str | None
+    model: Path, backend: str, batches: list[int], repeats: int, config: str | None, threads: int
 ) -> dict:
-    session = create_session(model, backend, config)
+    session = create_session(model, backend, config, num_threads=threads)
     info = session.runtime_info
     _, channels, height, width = session.input_shape
     rng = np.random.default_rng(0)
@@ -90,10 +101,15 @@ def bench_keypoint_model(
                 per_crop.append(
                     time_call(lambda c=crops: [session.run(c[i : i + 1]) for i in range(len(c))])
                 )
-        row[f"batch{size}_ms"] = round(median_ms(batched), 2)
+        row[f"batch{size}_ms"], row[f"batch{size}_cpu_ms"] = summarise(batched)
         if size > 1:
-            row[f"per_crop{size}_ms"] = round(median_ms(per_crop), 2)
-            row[f"per_crop/batched{size}"] = round(median_ms(per_crop) / median_ms(batched), 2)
+            row[f"per_crop{size}_ms"], row[f"per_crop{size}_cpu_ms"] = summarise(per_crop)
+            row[f"per_crop/batched{size}"] = round(
+                row[f"per_crop{size}_ms"] / row[f"batch{size}_ms"], 2
+            )
+            row[f"per_crop/batched{size}_cpu"] = round(
+                row[f"per_crop{size}_cpu_ms"] / row[f"batch{size}_cpu_ms"], 2
+            )
     return row
 
 
@@ -114,18 +130,20 @@ def read_frames() -> list[np.ndarray]:
 
 
 def bench_detector(name: str, backend: str, frames: list[np.ndarray], repeats: int) -> dict:
-    detector = create_detector(name, backend)
+    detector = create_detector(name, backend)  # threads: the runtime's default (all cores)
     for frame in frames:
         detector.detect(frame)
     samples = []
     for _ in range(repeats):
         for frame in frames:
             samples.append(time_call(lambda f=frame: detector.detect(f)))
+    wall_ms, cpu_ms = summarise(samples)
     return {
         "detector": name,
         "backend": backend,
         "runs_on": detector.runtime_info.label,
-        "ms_per_frame": round(median_ms(samples), 2),
+        "ms_per_frame": wall_ms,
+        "cpu_ms_per_frame": cpu_ms,
         "people_per_frame": [len(detector.detect(f)) for f in frames],
     }
 
@@ -138,6 +156,7 @@ def main() -> None:
     parser.add_argument("--batches", default="1,2,4,8")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--backends", help="comma list (default: every available one)")
+    parser.add_argument("--threads", type=int, default=0, help="keypoint model threads (0: all)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -162,11 +181,13 @@ def main() -> None:
                 if checkpoint is None:
                     continue
                 keypoint_rows.append(
-                    bench_keypoint_model(checkpoint, "torch", batches, args.repeats, args.config)
+                    bench_keypoint_model(
+                        checkpoint, "torch", batches, args.repeats, args.config, args.threads
+                    )
                 )
             else:
                 keypoint_rows.append(
-                    bench_keypoint_model(model, backend, batches, args.repeats, None)
+                    bench_keypoint_model(model, backend, batches, args.repeats, None, args.threads)
                 )
             print(json.dumps(keypoint_rows[-1]))
 
@@ -177,7 +198,9 @@ def main() -> None:
             detector_rows.append(bench_detector(name, backend, frames, max(3, args.repeats // 2)))
             print(json.dumps(detector_rows[-1]))
 
-    print("\nkeypoint model, median ms (per_crop/batched > 1: one batched call is faster)")
+    print(
+        "\nkeypoint model, median wall ms and process CPU ms (per_crop/batched > 1: batching wins)"
+    )
     for row in keypoint_rows:
         cells = [f"{k}={v}" for k, v in row.items() if k.endswith("_ms") or "/" in k]
         print(f"  {row['runs_on']:<40} " + "  ".join(cells))
@@ -188,7 +211,10 @@ def main() -> None:
             print(f"  batch-1 speed vs cpu: {row['backend']:<9} x{ratio:.2f}")
     print("\ndetectors, median ms per frame (pre-processing, network, decoding, NMS)")
     for row in detector_rows:
-        print(f"  {row['detector']:<10} {row['runs_on']:<40} {row['ms_per_frame']:>7} ms")
+        print(
+            f"  {row['detector']:<10} {row['runs_on']:<40} {row['ms_per_frame']:>7} ms"
+            f"  (CPU {row['cpu_ms_per_frame']} ms)"
+        )
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     if args.json:
         args.json.write_text(

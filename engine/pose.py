@@ -48,9 +48,12 @@ from models.processing import (
     warp_crops,
 )
 
-# Backends (RuntimeInfo.backend) on which one call with all crops beat one call per crop in
-# benchmarks/bench_models.py; see that script's docstring for the measurement.
-BATCHED_BACKENDS = frozenset({"cpu", "openvino", "gpu", "npu", "torch"})
+# Backends (RuntimeInfo.backend) that get all crops of a frame in one call. Measured with
+# benchmarks/bench_models.py (HF-HRNet-18, 2-core AMD EPYC): OpenVINO bf16 spends 15-20% less
+# CPU time batched (4 or 8 crops); ONNX Runtime's CPU provider gains nothing at 4 and loses
+# ~20% at 8 (the high-resolution branch's activations outgrow the cache), so it runs per crop.
+# GPUs and NPUs are throughput devices where one call per frame is the norm.
+BATCHED_BACKENDS = frozenset({"openvino", "gpu", "npu", "torch"})
 BATCH_MODES = ("auto", "batched", "per_crop")
 
 

@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QMainWindow,
-    QSlider,
     QStyle,
     QToolBar,
     QToolButton,
@@ -40,6 +39,7 @@ from hfpose_app.video_view import VideoView
 from hfpose_app.widgets import (
     MessageBanner,
     RecordIndicator,
+    SeekSlider,
     camera_icon,
     format_time,
     pause_icon,
@@ -69,7 +69,6 @@ class MainWindow(QMainWindow):
         self.settings_dialog: SettingsDialog | None = None
         self.last_update: FrameUpdate | None = None
         self.frames_shown = 0
-        self._slider_dragging = False
         self._playing = False
 
         self.worker = PipelineWorker(self)
@@ -236,11 +235,9 @@ class MainWindow(QMainWindow):
         return button
 
     def _build_central(self) -> None:
-        self.seek_slider = QSlider(Qt.Orientation.Horizontal)
-        self.seek_slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.seek_slider = SeekSlider()
         self.seek_slider.setRange(0, 0)
-        self.seek_slider.sliderPressed.connect(self._slider_pressed)
-        self.seek_slider.sliderReleased.connect(self._slider_released)
+        self.seek_slider.seek_requested.connect(self._seek_to_slider)
         self.seek_slider.sliderMoved.connect(self._slider_moved)
         self.time_label = QLabel("0:00.0 / 0:00.0")
         self.time_label.setMinimumWidth(120)
@@ -385,15 +382,12 @@ class MainWindow(QMainWindow):
         if self.source_info is not None and not self.source_info.is_live:
             self.worker.step()
 
-    def _slider_pressed(self) -> None:
-        self._slider_dragging = True
-
     def _slider_moved(self, value: int) -> None:
         self._show_time(value / SEEK_STEPS_PER_SECOND)
 
-    def _slider_released(self) -> None:
-        self._slider_dragging = False
-        self.worker.seek(self.seek_slider.value() / SEEK_STEPS_PER_SECOND)
+    def _seek_to_slider(self, value: int) -> None:
+        self.worker.seek(value / SEEK_STEPS_PER_SECOND)
+        self._show_time(value / SEEK_STEPS_PER_SECOND)
 
     def _show_time(self, position_s: float) -> None:
         duration = self.source_info.duration if self.source_info else None
@@ -532,12 +526,14 @@ class MainWindow(QMainWindow):
         self.frames_shown += 1
         self.view.set_image(update.image)
         self.fps_label.setText(f"{update.fps:.1f} fps")
-        self.latency_label.setText(f"latency {update.latency_ms:.0f} ms")
+        # End to end: the engine's source-to-output time plus the wait for this paint.
+        shown_ms = update.latency_ms + 1000.0 * (time.perf_counter() - update.arrived)
+        self.latency_label.setText(f"latency {shown_ms:.0f} ms")
         people = update.people
         self.people_label.setText(f"{people} {'person' if people == 1 else 'people'}")
         self.backend_label.setText(update.runtime_label)
         if self.source_info is not None and not self.source_info.is_live:
-            if not self._slider_dragging:
+            if not self.seek_slider.isSliderDown():
                 self.seek_slider.setValue(round(update.time_s * SEEK_STEPS_PER_SECOND))
                 self._show_time(update.time_s)
 

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QElapsedTimer, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
+from PySide6.QtGui import QColor, QIcon, QMouseEvent, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QStyle,
+    QStyleOptionSlider,
+    QToolButton,
+    QWidget,
+)
 
 
 def format_time(seconds: float) -> str:
@@ -206,3 +215,46 @@ class RecordIndicator(QWidget):
         self.time.setText(f"REC {text}")
         # Blink the dot once a second, as recorders do.
         self.dot.setVisible((self._clock.elapsed() // 500) % 2 == 0)
+
+
+class SeekSlider(QSlider):
+    """A time slider that seeks while dragged (throttled) and jumps to where it is clicked.
+
+    ``seek_requested(value)`` fires on a click, on release, and every ``SCRUB_INTERVAL_MS``
+    while dragging, so the picture follows the handle without flooding the decoder.
+    """
+
+    SCRUB_INTERVAL_MS = 150
+    seek_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(Qt.Orientation.Horizontal, parent)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self._scrub = QTimer(self)
+        self._scrub.setSingleShot(True)
+        self._scrub.setInterval(self.SCRUB_INTERVAL_MS)
+        self._scrub.timeout.connect(lambda: self.seek_requested.emit(self.value()))
+        self.sliderMoved.connect(lambda _value: self._scrub.isActive() or self._scrub.start())
+        self.sliderReleased.connect(self._released)
+
+    def _released(self) -> None:
+        self._scrub.stop()
+        self.seek_requested.emit(self.value())
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        if event.button() == Qt.MouseButton.LeftButton and self.maximum() > self.minimum():
+            option = QStyleOptionSlider()
+            self.initStyleOption(option)
+            handle = self.style().subControlRect(
+                QStyle.ComplexControl.CC_Slider, option, QStyle.SubControl.SC_SliderHandle, self
+            )
+            if not handle.contains(event.position().toPoint()):
+                value = QStyle.sliderValueFromPosition(
+                    self.minimum(),
+                    self.maximum(),
+                    round(event.position().x()) - handle.width() // 2,
+                    self.width() - handle.width(),
+                )
+                self.setValue(value)
+                self.seek_requested.emit(value)
+        super().mousePressEvent(event)  # the handle is under the pointer now: drag on

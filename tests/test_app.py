@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 pytest.importorskip("pytestqt")
@@ -352,3 +352,28 @@ def test_project_checkpoint_with_its_config_runs_in_torch(qtbot, window, clip, t
     qtbot.waitUntil(lambda: window.backend_label.text().startswith("torch"), timeout=60_000)
     wait_frames(qtbot, window, 1)
     assert window.backend_label.text() == "torch · PyTorch cpu"
+
+
+def test_clicking_the_seek_bar_jumps_there(qtbot, window, clip) -> None:
+    window.open_source(str(clip))
+    wait_frames(qtbot, window, 1)
+    window.worker.pause()
+    slider = window.seek_slider
+    point = QPoint(round(slider.width() * 0.8), slider.height() // 2)
+    qtbot.mouseClick(slider, Qt.MouseButton.LeftButton, pos=point)
+    # Paused: the frame at the new position is decoded, processed and shown.
+    qtbot.waitUntil(lambda: window.last_update.time_s > 1.0, timeout=RUN_TIMEOUT_MS)
+    assert not window.worker.playing
+
+
+def test_a_busy_gui_skips_to_the_newest_frame_fake_camera(qtbot, window, clip, monkeypatch) -> None:
+    monkeypatch.setattr(worker_module, "open_source", lambda spec: FakeCamera(clip, 45))
+    window.open_source("webcam:7")
+    wait_frames(qtbot, window, 1)
+    shown_index = window.last_update.frame_index
+    shown = window.frames_shown
+    time.sleep(2.0)  # the GUI thread is busy; the engine keeps delivering frames
+    qtbot.wait(20)
+    # One paint for the whole busy spell, and it is the newest frame, not the oldest waiting.
+    assert window.frames_shown <= shown + 2
+    assert window.last_update.frame_index >= shown_index + 2

@@ -151,3 +151,18 @@ def test_recordings_use_the_container_their_name_says(tmp_path: Path, data_dir, 
         assert muxer in written.format.name
         assert sum(1 for _ in written.decode(video=0)) == 45
         assert len(written.streams.audio) == 1  # the source's sound came along
+
+
+def test_video_view_keeps_the_aspect_ratio(qtbot) -> None:
+    from PySide6.QtGui import QImage
+
+    from hfpose_app.video_view import VideoView
+
+    view = VideoView()
+    qtbot.addWidget(view)
+    view.resize(1000, 500)
+    image = QImage(640, 480, QImage.Format.Format_RGB888)
+    view.set_image(image)
+    rect = view.image_rect()
+    assert rect.height() == 500 and abs(rect.width() - 500 * 4 / 3) <= 1
+    assert abs(rect.center().x() - 500) <= 1  # centred, bars left and right

@@ -368,6 +368,7 @@ class Pipeline:
         self._initial_sinks = list(sinks)
         self._sinks: list[Sink] = []
         self._sinks_lock = threading.Lock()
+        self._sinks_closed = False  # set once the run has closed its sinks: no more can join
         self._meters = {name: _StageMeter(name) for name in STAGES}
         self._stop = threading.Event()
         self._finished = threading.Event()
@@ -540,7 +541,11 @@ class Pipeline:
             return
         sink.open(self.source.info)
         with self._sinks_lock:
-            self._sinks.append(sink)
+            if not self._sinks_closed:
+                self._sinks.append(sink)
+                return
+        sink.close()
+        raise RuntimeError("the pipeline has finished; start a new one to record")
 
     def remove_sink(self, sink: Sink) -> None:
         """Stop feeding ``sink`` and close it (the file is complete when this returns)."""
@@ -728,6 +733,9 @@ class Pipeline:
                     dropped_frames=self.source.dropped_frames,
                     detected=work.boxes is not None,
                 )
+                # The display first: it should not wait for the encoder.
+                if self.on_result is not None:
+                    self.on_result(result)
                 with self._sinks_lock:
                     for sink in self._sinks:
                         sink.write(result)
@@ -735,8 +743,6 @@ class Pipeline:
                 self._summary.people += len(work.people)
                 self._summary.max_people = max(self._summary.max_people, len(work.people))
                 meter.record(time.perf_counter() - started)
-                if self.on_result is not None:
-                    self.on_result(result)
         except BaseException as error:  # noqa: BLE001 - reported with stage and frame
             self._fail("sink", work.frame.index if work else None, error)
         finally:
@@ -745,6 +751,7 @@ class Pipeline:
     def _close_sinks(self) -> None:
         with self._sinks_lock:
             sinks, self._sinks = self._sinks, []
+            self._sinks_closed = True
         for sink in sinks:
             try:
                 sink.close()

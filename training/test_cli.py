@@ -1,0 +1,191 @@
+"""``hfpose-test CONFIG (--checkpoint CKPT | --model MODEL.onnx) [options]``: the paper's numbers.
+
+Evaluates the config's test set (COCO val on the detections file, MPII val with
+``mpii_gt_val.mat``) or any COCO-format set given with ``--ann``/``--img-dir``. A ``.pth``
+checkpoint runs in torch; an ONNX model runs through the engine's runtime
+(``engine.runtimes.create_session``, the sessions the app uses) with the shared
+``models.processing`` crop and decode, so the score is that of what the app runs. Runs under
+``torchrun`` too (each process scores a shard).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.config import ConfigError, load_config, model_input_size
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hfpose-test", description="Evaluate an HF-HRNet checkpoint or ONNX model."
+    )
+    parser.add_argument("config", help="paper config name or YAML path (sizes, pipeline, metric)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="a .pth checkpoint (authors' or ours)")
+    source.add_argument("--model", type=Path, help="an exported .onnx model (engine runtime)")
+    parser.add_argument("--ann", type=Path, help="COCO-format keypoint json (.json or .json.gz)")
+    parser.add_argument("--img-dir", type=Path, help="folder of the images named in --ann")
+    parser.add_argument("--image-list", type=Path, help="evaluate only the images listed here")
+    parser.add_argument(
+        "--use-gt-bbox", action="store_true", help="crop at GT boxes instead of detections"
+    )
+    parser.add_argument(
+        "--metric", choices=("coco", "pckh", "pck"), help="default: the config's evaluation.metric"
+    )
+    parser.add_argument("--out-json", type=Path, help="write the metrics here as JSON")
+    parser.add_argument(
+        "--work-dir", type=Path, help="where the COCO results json goes (default: work_dirs/...)"
+    )
+    parser.add_argument("--no-flip", action="store_true", help="no flip test")
+    parser.add_argument(
+        "--backend", default="cpu", help="engine backend for --model (cpu, openvino, gpu, auto)"
+    )
+    parser.add_argument("--batch-size", type=int, help="default: data.test_dataloader")
+    parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
+    return parser
+
+
+def _test_entry(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any] | None:
+    if args.ann is None:
+        if args.img_dir is not None or args.image_list is not None:
+            raise ConfigError("--img-dir and --image-list go with --ann")
+        return None
+    if args.img_dir is None:
+        raise ConfigError("--ann needs --img-dir (the folder of its images)")
+    entry: dict[str, Any] = {
+        "type": "TopDownCocoDataset",
+        "ann_file": str(args.ann),
+        "img_prefix": str(args.img_dir),
+    }
+    if args.image_list is not None:
+        entry["image_list"] = str(args.image_list)
+    return entry
+
+
+def onnx_heatmap_fn(model_path: Path, backend: str, cfg: dict[str, Any]) -> tuple[Any, str]:
+    """Heatmaps from an ONNX file through the engine's session (falls back as the app does)."""
+    from engine.runtimes import create_session
+
+    session = create_session(model_path, backend)
+    size = session.metadata.get("input_size")
+    if size is not None and tuple(size) != model_input_size(cfg):
+        raise ConfigError(
+            f"{model_path} takes {size[0]}x{size[1]} (WxH) crops but the config "
+            f"{cfg['config_name']} uses {model_input_size(cfg)[0]}x{model_input_size(cfg)[1]}"
+        )
+
+    def heatmaps(images: np.ndarray) -> np.ndarray:
+        return session.run(images)[0]
+
+    return heatmaps, session.runtime_info.label
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        print(f"hfpose-test: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"hfpose-test: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+    import torch.distributed as dist
+
+    from models.checkpoint import load_checkpoint
+    from models.hf_hrnet import build_model
+    from training.datasets import build_dataset, dataset_layout
+    from training.evaluation import evaluate_dataset, normalise_metric_name, predict_keypoints
+    from training.trainer import (
+        init_distributed,
+        predict_with_model,
+        select_amp,
+        select_device,
+    )
+
+    overrides = list(args.cfg_options)
+    if args.use_gt_bbox:
+        overrides.append("data_cfg.use_gt_bbox=true")
+    if args.no_flip:
+        overrides.append("model.test_cfg.flip_test=false")
+    if args.batch_size:
+        overrides.append(f"data.val_dataloader.samples_per_gpu={args.batch_size}")
+    cfg = load_config(args.config, overrides)
+    metric = normalise_metric_name(args.metric or str(cfg["evaluation"].get("metric", "mAP")))
+    dataset = build_dataset(cfg, "test", entry=_test_entry(args, cfg))
+    layout = dataset_layout(cfg)
+    work_dir = args.work_dir or Path("work_dirs") / f"test_{cfg['config_name']}"
+
+    device = select_device(str(cfg.get("device", "auto")))
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)
+    rank, world = init_distributed(device)
+    if args.checkpoint is not None:
+        model = build_model(cfg).to(device)
+        load_checkpoint(model, args.checkpoint, input_size_wh=model_input_size(cfg))
+        amp = select_amp(cfg.get("amp", "auto"), device) if device.type == "cuda" else None
+        predictions = predict_with_model(model, dataset, cfg, device, amp, world, rank)
+        runtime = f"torch {device}" + (f" {amp}" if amp else " fp32")
+        model_name = str(args.checkpoint)
+    else:
+        heatmaps, runtime = onnx_heatmap_fn(args.model, args.backend, cfg)
+        test_cfg = cfg["model"].get("test_cfg", {})
+        from torch.utils.data import DataLoader, DistributedSampler
+
+        sampler = DistributedSampler(dataset, world, rank, shuffle=False) if world > 1 else None
+        batch = int(cfg["data"].get("val_dataloader", {}).get("samples_per_gpu", 32))
+        loader = DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=0)
+        predictions = predict_keypoints(
+            heatmaps,
+            ({k: (v.numpy() if torch.is_tensor(v) else v) for k, v in b.items()} for b in loader),
+            layout.flip_pairs,
+            flip_test=bool(test_cfg.get("flip_test", True)),
+            shift_heatmap=bool(test_cfg.get("shift_heatmap", True)),
+            use_dark=test_cfg.get("post_process", "default") == "unbiased",
+        )
+        if world > 1:
+            gathered: list[Any] = [None] * world
+            dist.all_gather_object(gathered, predictions)
+            predictions = {k: np.concatenate([g[k] for g in gathered]) for k in predictions}
+        model_name = str(args.model)
+    if rank != 0:
+        return 0
+    metrics = evaluate_dataset(metric, predictions, dataset, layout, cfg["data_cfg"], work_dir)
+    flip = bool(cfg["model"].get("test_cfg", {}).get("flip_test", True))
+    print(f"{cfg['config_name']} | {model_name} | {runtime} | {len(dataset)} samples | "
+          f"flip test {'on' if flip else 'off'}")  # fmt: skip
+    for key, value in metrics.items():
+        print(f"  {key:12s} {value:8.4f}")
+    if args.out_json is not None:
+        report = {
+            "config": cfg["config_name"],
+            "model": model_name,
+            "runtime": runtime,
+            "metric": metric,
+            "samples": len(dataset),
+            "flip_test": flip,
+            "dataset": str(args.ann or cfg["data"]["test"].get("ann_file")),
+            "metrics": metrics,
+        }
+        args.out_json.parent.mkdir(parents=True, exist_ok=True)
+        args.out_json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

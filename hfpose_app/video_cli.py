@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", metavar="PATH", help="keypoint model (.onnx, or .pth with torch)"
     )
     parser.add_argument(
+        "--model-config", metavar="YAML", help="config of a .pth checkpoint (ONNX carries its own)"
+    )
+    parser.add_argument(
         "--detector",
         default="nanodet",
         help="person detector: nanodet (default), blazepose, or a path to an ONNX detector",
@@ -137,6 +140,8 @@ def _check_paths(args: argparse.Namespace) -> None:
         raise UsageError(f"input not found: {args.input}")
     if args.model and not Path(args.model).exists():
         raise UsageError(f"model not found: {args.model}")
+    if args.model_config and not Path(args.model_config).exists():
+        raise UsageError(f"model config not found: {args.model_config}")
     detector = args.detector
     if detector.lower() not in ("nanodet", "blazepose") and not Path(detector).exists():
         raise UsageError(f"detector not found: {detector} (use nanodet, blazepose or a file)")
@@ -204,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
     config = PipelineConfig(
         source=args.input,
         model=args.model,
+        model_config=args.model_config,
         device=args.device,
         detector=args.detector,
         det_interval=args.det_interval,

@@ -150,7 +150,9 @@ class VideoSink(Sink):
                     1, round(float(self._rate) * self.keyframe_interval_s)
                 )
                 if name == "libx264":
-                    stream.options = {"crf": str(self.crf), "preset": self.preset}
+                    # No B-frames: with them the fragmented MP4 starts the pictures two frames
+                    # late (no edit list), out of step with the source times and the sound.
+                    stream.options = {"crf": str(self.crf), "preset": self.preset, "bf": "0"}
                 elif name == "mpeg4":
                     stream.codec_context.bit_rate = int(self._size[0] * self._size[1] * 4)
                 stream.codec_context.open()

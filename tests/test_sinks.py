@@ -194,3 +194,32 @@ def test_close_twice_is_harmless(tmp_path):
     sink.close()
     time.sleep(0.01)
     assert os.path.getsize(tmp_path / "twice.mp4") == size
+
+
+def test_frame_times_match_the_source_and_the_sound(tmp_path):
+    out = tmp_path / "synced.mp4"
+    _copy_through([VideoSink(out)])
+    with open_source(TONE) as source:
+        source_times = [f.timestamp for f in source]
+    with av.open(str(out)) as container:
+        times = [f.time for f in container.decode(video=0)]
+    with av.open(str(out)) as container:
+        first_sound = next(container.decode(audio=0)).time
+    assert times == pytest.approx(source_times, abs=1e-3)  # no B-frame delay at the start
+    assert first_sound == pytest.approx(0.0, abs=1e-3)
+
+
+def test_recording_started_mid_file_starts_at_zero_with_matching_sound(tmp_path):
+    """The GUI's record button: the sink joins at frame 15 (0.5 s) of a running source."""
+    out = tmp_path / "from_half_a_second.mp4"
+    sink = VideoSink(out)
+    with open_source(TONE) as source:
+        sink.open(source.info)
+        for frame in source:
+            if frame.index >= 15:
+                sink.write(FrameResult(frame.index, frame.timestamp, frame.image, frame.image, []))
+    sink.close()
+    got = probe(out)
+    assert got["frames"] == 30
+    assert got["duration"] == pytest.approx(1.0, abs=1 / 30)
+    assert got["audio_s"] == pytest.approx(1.0, abs=0.05)

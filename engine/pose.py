@@ -3,7 +3,7 @@
 Public API (stable):
 
 - ``PoseEstimator(model_path, backend="auto", config_path=None, flip_test=False,
-  use_dark=False, batch_mode="auto")``
+  use_dark=False, batch_mode="auto", num_threads=0)`` (0: the runtime uses every core)
 - ``create_pose_estimator(model=None, backend="auto", **options) -> PoseEstimator``: ``None``
   is the shipped model (``assets/`` + ``DEFAULT_MODEL``); a ``.pth`` needs ``config_path``.
 - ``PoseEstimator.estimate(frame_bgr, boxes) -> PoseResult``; ``boxes`` (N, 4 or 5) x1, y1,
@@ -82,8 +82,10 @@ class _LoadedModel:
     rgb: bool
 
 
-def _load(model_path: str | Path, backend: str, config_path: str | Path | None) -> _LoadedModel:
-    session = create_session(model_path, backend, config_path)
+def _load(
+    model_path: str | Path, backend: str, config_path: str | Path | None, num_threads: int
+) -> _LoadedModel:
+    session = create_session(model_path, backend, config_path, num_threads)
     meta = session.metadata
     shape = session.input_shape
     if len(shape) != 4 or shape[1] != 3:
@@ -123,6 +125,7 @@ class PoseEstimator:
         flip_test: bool = False,
         use_dark: bool = False,
         batch_mode: str = "auto",
+        num_threads: int = 0,
     ) -> None:
         if batch_mode not in BATCH_MODES:
             raise ValueError(f"batch_mode must be one of {BATCH_MODES}, not {batch_mode!r}")
@@ -130,8 +133,9 @@ class PoseEstimator:
         self.use_dark = use_dark
         self.batch_mode = batch_mode
         self._backend = backend
+        self._num_threads = num_threads
         self._swap_lock = threading.Lock()
-        self._model = _load(model_path, backend, config_path)
+        self._model = _load(model_path, backend, config_path, num_threads)
 
     # ---------------------------------------------------------------- what runs, and swaps
 
@@ -155,7 +159,7 @@ class PoseEstimator:
         """Run the same model on ``backend`` from the next frame on; returns what really runs."""
         with self._swap_lock:
             current = self._model
-            self._model = _load(current.model_path, backend, current.config_path)
+            self._model = _load(current.model_path, backend, current.config_path, self._num_threads)
             self._backend = backend
         return self.runtime_info
 
@@ -164,7 +168,7 @@ class PoseEstimator:
     ) -> RuntimeInfo:
         """Run another model (ONNX, or .pth with its config) on the current backend."""
         with self._swap_lock:
-            self._model = _load(model_path, self._backend, config_path)
+            self._model = _load(model_path, self._backend, config_path, self._num_threads)
         return self.runtime_info
 
     # ------------------------------------------------------------------------- inference

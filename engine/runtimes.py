@@ -380,6 +380,11 @@ class OrtSession(InferenceSession):
         # Subnormal floats run ~10x slower on x86; flushing them costs no accuracy in practice
         # and keeps a freshly initialised or lightly trained model at full speed.
         options.add_session_config_entry("session.set_denormal_as_zero", "1")
+        # The pipeline runs detector and keypoint sessions at once in their own threads:
+        # spin-waiting pool threads would steal the other stage's cores. Pipeline on
+        # intel_asl_book.mkv, on/off alternated in one process on the shared 2-core machine:
+        # 2.8 vs 6.3 FPS end to end (det-interval 1), 14 vs 33 FPS (det-interval 5).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(model, options, providers=providers)
         except Exception as error:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
@@ -449,7 +454,9 @@ class TorchSession(InferenceSession):
     ``meta["config_name"]`` (written by our trainer).
     """
 
-    def __init__(self, checkpoint: Path, config_path: str | None, requested: str) -> None:
+    def __init__(
+        self, checkpoint: Path, config_path: str | None, requested: str, num_threads: int = 0
+    ) -> None:
         import torch
 
         from models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
@@ -468,6 +475,8 @@ class TorchSession(InferenceSession):
             raise ModelError(str(error)) from error
         # Subnormal floats (see OrtSession) slow PyTorch's CPU kernels just as much.
         torch.set_flush_denormal(True)
+        if num_threads:
+            torch.set_num_threads(num_threads)  # process-wide in PyTorch
         self._torch = torch
         self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self._network = network.eval().to(self._device)
@@ -573,7 +582,8 @@ def create_session(
     if path.suffix in (".pth", ".pt"):
         if importlib.util.find_spec("torch") is None:
             raise ModelError(f"{path} is a PyTorch checkpoint but torch is not installed")
-        session = TorchSession(path, str(config_path) if config_path else None, backend)
+        config = str(config_path) if config_path else None
+        session = TorchSession(path, config, backend, num_threads)
         if name not in ("torch", "auto"):
             reason = "a .pth checkpoint runs in PyTorch; export it with hfpose-export for " + name
             warn_once(f"backend '{backend}': {reason}")
@@ -581,7 +591,9 @@ def create_session(
         return session
 
     if name == "torch":
-        raise ModelError(f"the torch backend runs .pth checkpoints, not {path.name}")
+        # The detectors are ONNX-only and follow the keypoint model's backend: keep them running.
+        reason = f"the torch backend runs .pth checkpoints; {path.name} runs on ONNX Runtime"
+        return _cpu_session(path, backend, reason, num_threads)
     if name == "auto":
         name = _resolve_auto()
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, QTimer
@@ -95,7 +97,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     heartbeat = QTimer()
     heartbeat.start(200)
     heartbeat.timeout.connect(lambda: None)
-    return app.exec()
+    code = app.exec()
+    window.worker.finish_pending_io()
+    # The window has stopped the engine and finalised the recording. A stage still inside a
+    # long inference call cannot be interrupted; leaving through the interpreter's shutdown
+    # while it runs aborts the process, so leave directly once the output is flushed.
+    if any(t.name.startswith("hfpose-") and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -229,6 +229,11 @@ class _ControlThread:
     def close(self) -> None:
         self._tasks.put(None)
 
+    def join(self, timeout_s: float) -> bool:
+        """Wait for the queued tasks (an export, a snapshot) to finish; True when done."""
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
 
 @dataclass
 class _KeptFrame:
@@ -649,3 +654,7 @@ class PipelineWorker(QObject):
             pipeline.wait(max(0.0, deadline - time.perf_counter()))
         self._recording = self._recording_pipeline = None
         self._control.close()
+
+    def finish_pending_io(self, timeout_s: float = 5.0) -> bool:
+        """After :meth:`shutdown`: let a snapshot or export already asked for reach the disk."""
+        return self._control.join(timeout_s)

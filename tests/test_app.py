@@ -212,25 +212,32 @@ def test_unavailable_backend_falls_back_and_says_so(qtbot, window, clip) -> None
 
 
 class FakeCamera(LiveFrameSource):
-    """Stands in for a webcam (the machine has none): frames from a clip, then unplugged."""
+    """Stands in for a webcam (the machine has none): the clip's frames at 30 fps, over and
+    over, or until ``unplug_after`` frames, when it fails as an unplugged camera does."""
 
-    def __init__(self, clip: Path, frames_before_unplug: int) -> None:
-        self._images = [f.image for f in VideoFileSource(clip)][:frames_before_unplug]
+    def __init__(self, clip: Path, unplug_after: int | None = None) -> None:
+        with VideoFileSource(clip) as video:
+            self._images = [f.image for f in video]
+        self._unplug_after = unplug_after
+        self._grabbed = 0
         height, width = self._images[0].shape[:2]
         super().__init__(SourceInfo("camera", "webcam:7", width, height, 30.0, is_live=True))
         self.start()
 
     def _grab(self) -> np.ndarray | None:
         time.sleep(1 / 30)
-        if not self._images:
+        if self._unplug_after is not None and self._grabbed >= self._unplug_after:
             raise SourceError("camera webcam:7 stopped delivering frames (unplugged?)")
-        return self._images.pop(0)
+        self._grabbed += 1
+        return self._images[self._grabbed % len(self._images)]
 
 
 def test_unplugged_camera_shows_its_message_and_keeps_the_recording_fake_camera(
     qtbot, window, clip, monkeypatch
 ) -> None:
-    monkeypatch.setattr(worker_module, "open_source", lambda spec: FakeCamera(clip, 40))
+    monkeypatch.setattr(
+        worker_module, "open_source", lambda spec: FakeCamera(clip, unplug_after=90)
+    )
     window.open_source("webcam:7")
     wait_frames(qtbot, window, 1)
     assert not window.seek_slider.isEnabled()  # live: nothing to seek
@@ -352,6 +359,12 @@ def test_project_checkpoint_with_its_config_runs_in_torch(qtbot, window, clip, t
     qtbot.waitUntil(lambda: window.backend_label.text().startswith("torch"), timeout=60_000)
     wait_frames(qtbot, window, 1)
     assert window.backend_label.text() == "torch · PyTorch cpu"
+    window.close()
+    # A torch forward pass cannot be interrupted: let it end before the interpreter does.
+    qtbot.waitUntil(
+        lambda: not [t for t in threading.enumerate() if t.name.startswith("hfpose-")],
+        timeout=RUN_TIMEOUT_MS,
+    )
 
 
 def test_clicking_the_seek_bar_jumps_there(qtbot, window, clip) -> None:
@@ -367,7 +380,7 @@ def test_clicking_the_seek_bar_jumps_there(qtbot, window, clip) -> None:
 
 
 def test_a_busy_gui_skips_to_the_newest_frame_fake_camera(qtbot, window, clip, monkeypatch) -> None:
-    monkeypatch.setattr(worker_module, "open_source", lambda spec: FakeCamera(clip, 45))
+    monkeypatch.setattr(worker_module, "open_source", lambda spec: FakeCamera(clip))
     window.open_source("webcam:7")
     wait_frames(qtbot, window, 1)
     shown_index = window.last_update.frame_index

@@ -223,3 +223,13 @@ def test_recording_started_mid_file_starts_at_zero_with_matching_sound(tmp_path)
     assert got["frames"] == 30
     assert got["duration"] == pytest.approx(1.0, abs=1 / 30)
     assert got["audio_s"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_matroska_recording_keeps_frames_and_sound(tmp_path):
+    out = tmp_path / "out.mkv"
+    _copy_through([VideoSink(out, container="mkv")])
+    got = probe(out)
+    assert got["frames"] == 45 and got["fps"] == pytest.approx(30.0)
+    assert got["audio_s"] == pytest.approx(1.5, abs=0.1)
+    with pytest.raises(SinkError, match="unknown container"):
+        VideoSink(tmp_path / "out.avi", container="avi")

@@ -35,7 +35,7 @@ from engine.runtimes import available_backends
 from engine.sources import SourceInfo, list_cameras
 from hfpose_app.settings import AppSettings, SettingsStore
 from hfpose_app.settings_dialog import SettingsDialog
-from hfpose_app.video_view import VideoView
+from hfpose_app.video_view import PLACEHOLDER, VideoView
 from hfpose_app.widgets import (
     MessageBanner,
     RecordIndicator,
@@ -317,7 +317,7 @@ class MainWindow(QMainWindow):
             self.worker.stop_recording()
         is_file = "://" not in source and not source.startswith("webcam:")
         if is_file:
-            if not Path(source).is_file():
+            if not Path(source).exists():  # a video file or a folder of images
                 self.banner.show_message(f"Cannot open {source}: the file does not exist.")
                 return
             self.store.add_recent_file(str(Path(source).resolve()))
@@ -560,6 +560,9 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_failed(self, message: str) -> None:
         self.banner.show_message(message, "error")
+        if self.view.image() is None:  # nothing opened: back to the invitation
+            self.view.clear(PLACEHOLDER)
+            self.source_label.setText("No source")
         self._update_controls()
 
     @Slot(str)
@@ -605,7 +608,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         """Finalise any recording and join every thread (bounded to a second) before closing."""
         if self.settings_dialog is not None:
-            self.settings_dialog.close()
+            self.settings_dialog.accept()  # keep what the user saw applied (close would undo it)
         self.store.save(self.settings)
         self.store.save_window_state(self.saveGeometry(), self.saveState())
         self.worker.shutdown(timeout_s=1.0)

@@ -7,6 +7,8 @@ from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+PLACEHOLDER = "Open a video, a camera or a stream\n(or drop a video file here)"
+
 
 def bgr_to_qimage(frame: np.ndarray) -> QImage:
     """OpenCV BGR uint8 (H, W, 3) -> a QImage that owns its pixels.
@@ -36,7 +38,7 @@ class VideoView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._image: QImage | None = None
-        self._placeholder = "Open a video, a camera or a stream\n(or drop a video file here)"
+        self._placeholder = PLACEHOLDER
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(320, 180)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -76,6 +77,7 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
         costs.setdefault(name, []).append(time.perf_counter() - start)
         return value
 
+    cpu_started = time.process_time()
     with open_source(clip) as source:
         info = source.info
         frames = []
@@ -85,6 +87,7 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
                 costs["decode"].pop()
                 break
             frames.append(frame)
+    cpu_seconds = time.process_time() - cpu_started
     detector = create_detector(args.detector, args.device)
     estimator = create_pose_estimator(str(model), args.device)
     tracker = Tracker(estimator.dataset_info.sigmas)
@@ -93,6 +96,7 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
     sink = VideoSink(folder / "alone.mp4", audio=False)
     sink.open(info)
     previous: list[Person] = []
+    cpu_started = time.process_time()
 
     def track_and_smooth(people: list[Person], timestamp: float) -> list[Person]:
         return smoother(tracker.update(people, timestamp), timestamp)
@@ -118,11 +122,17 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
             timed("encode", sink.write, result)
     finally:
         timed("encode", sink.close)  # flushing the encoder is part of encoding
+    cpu_seconds += time.process_time() - cpu_started
     per_frame = {}
     for name, samples in costs.items():
         # detect runs on 1 of det_interval frames; its cost is spread over all frames.
         per_frame[name] = 1000.0 * sum(samples) / len(frames)
-    return {"frames": len(frames), "ms_per_frame": per_frame, "size": (info.width, info.height)}
+    return {
+        "frames": len(frames),
+        "ms_per_frame": per_frame,
+        "cpu_ms_per_frame": 1000.0 * cpu_seconds / len(frames),
+        "size": (info.width, info.height),
+    }
 
 
 def end_to_end(clip: Path, model: Path, args: argparse.Namespace, folder: Path) -> dict:
@@ -136,24 +146,25 @@ def end_to_end(clip: Path, model: Path, args: argparse.Namespace, folder: Path) 
         smoothing=SmoothingConfig(args.smooth),
     )
     frames = 0
-    done_at = 0.0
+    done_at = done_cpu = 0.0
 
     def on_result(result: FrameResult) -> None:
-        nonlocal frames, done_at
+        nonlocal frames, done_at, done_cpu
         frames += 1
-        done_at = time.perf_counter()
+        done_at, done_cpu = time.perf_counter(), time.process_time()
         if frames >= args.max_frames:
             pipeline.stop()
 
     pipeline = Pipeline(config, [VideoSink(folder / "e2e.mp4", audio=False)], on_result)
     pipeline.start()  # opens the clip and builds the models: not timed
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     pipeline.wait()
     stats = pipeline.stats()
     summary = pipeline.summary()
     return {
         "frames": frames,
         "fps": frames / (done_at - started) if frames else 0.0,
+        "cpu_ms_per_frame": 1000.0 * (done_cpu - started_cpu) / frames if frames else 0.0,
         "stage_ms_in_pipeline": {n: round(s.latency_ms, 2) for n, s in stats.items()},
         "runtime": summary.runtime.label if summary.runtime else None,
     }
@@ -184,6 +195,13 @@ def bench_clip(clip: Path, model: Path, args: argparse.Namespace) -> dict:
         "end_to_end_fps": round(e2e_fps, 2),
         "end_to_end_fps_runs": [round(r["fps"], 2) for r in e2e_runs],
         "ratio_to_slowest": round(e2e_fps / slowest_fps, 3),
+        # CPU time per frame (all threads): does the pipeline add work, and what can the
+        # machine's cores deliver at best with that much work per frame?
+        "cpu_ms_alone": round(statistics.median(r["cpu_ms_per_frame"] for r in alone_runs), 2),
+        "cpu_ms_pipeline": round(statistics.median(r["cpu_ms_per_frame"] for r in e2e_runs), 2),
+        "cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
         "stage_ms_in_pipeline": e2e_runs[-1]["stage_ms_in_pipeline"],
         "runtime": e2e_runs[-1]["runtime"],
     }
@@ -216,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['slowest_fps']:.1f} FPS; end to end / slowest = {r['ratio_to_slowest']:.0%}"
         )
         print(f"  stage ms inside the pipeline: {r['stage_ms_in_pipeline']}")
+        print(
+            f"  CPU ms per frame: stages alone {r['cpu_ms_alone']:.1f}, pipeline "
+            f"{r['cpu_ms_pipeline']:.1f}; {r['cores']} cores give at most "
+            f"{1000.0 * r['cores'] / r['cpu_ms_pipeline']:.1f} FPS with that much work"
+        )
     if args.json:
         args.json.write_text(json.dumps({"args": vars(args) | {"clip": [str(c) for c in clips],
                                          "model": str(args.model), "json": str(args.json)},

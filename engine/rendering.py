@@ -204,7 +204,8 @@ class HudAnnotator:
     def annotate(self, image: np.ndarray, hud: HudInfo) -> np.ndarray:
         lines = [f"{hud.fps:5.1f} FPS   people: {hud.people}"]
         if hud.backend:
-            lines.append(hud.backend)
+            # OpenCV's Hershey fonts draw ASCII only: RuntimeInfo.label's "·" came out as "??".
+            lines.append(hud.backend.replace("·", "|").encode("ascii", "replace").decode())
         if hud.stage_ms:
             lines.append("  ".join(f"{name} {ms:.1f}" for name, ms in hud.stage_ms.items()) + " ms")
         font_scale = max(0.35, 0.55 * frame_scale(image))

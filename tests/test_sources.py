@@ -171,3 +171,44 @@ def test_live_source_hands_out_the_newest_frame_fake_camera():
     assert int(second.image[0, 0, 0]) >= (produced_at_read - 2) % 256  # no stale frame
     assert camera.dropped_frames >= 20
     assert second.timestamp - first.timestamp >= 0.09
+
+
+@pytest.fixture()
+def http_videos():
+    """A local HTTP server over tests/data/videos: a real network stream, no camera needed."""
+    import functools
+    import http.server
+    import socketserver
+    import threading
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    handler = functools.partial(QuietHandler, directory=str(VIDEOS))
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_stream_is_live_and_skips_to_the_newest_frame(http_videos):
+    with open_source(f"{http_videos}/{WALK.name}") as stream:
+        assert (stream.info.kind, stream.info.is_live, stream.info.seekable) == (
+            "stream",
+            True,
+            False,
+        )
+        first = stream.read()
+        assert first.image.shape == (480, 640, 3)
+        time.sleep(0.5)  # the whole clip arrives meanwhile: only the newest frame is kept
+        rest = list(stream)
+        assert len(rest) <= 2 and stream.dropped_frames >= 40
+        with pytest.raises(SourceError, match="cannot seek"):
+            stream.seek(1.0)
+
+
+def test_unreachable_stream_is_a_clear_error(http_videos):
+    with pytest.raises(SourceError, match="cannot open stream"):
+        open_source(f"{http_videos}/no_such_clip.mp4")

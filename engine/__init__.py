@@ -13,15 +13,16 @@ Pipeline (``engine.pipeline``)
     ``RunSummary``, ``STAGES``; ``PoseTracker(...)(frame) -> list[Person]`` for scripts.
 Results (``engine.results``)
     ``FrameResult`` (index, timestamp, image, frame, people, stats, runtime, source_info,
-    latency_ms, dropped_frames), ``Person`` (track_id, bbox, bbox_score, keypoints,
+    latency_ms, dropped_frames, detected), ``Person`` (track_id, bbox, bbox_score, keypoints,
     keypoint_scores), ``StageStats`` (frames, fps, latency_ms, queue_size).
 Sources (``engine.sources``)
     ``open_source(spec)``, ``VideoFileSource``, ``CameraSource``, ``StreamSource``,
     ``ImageFolderSource``, ``LiveFrameSource``, ``FrameSource``, ``Frame``, ``SourceInfo``,
     ``SourceError``, ``list_cameras() -> list[CameraInfo]``, ``is_live_spec``.
 Sinks (``engine.sinks``)
-    ``VideoSink(path, audio=True)``, ``JsonKeypointSink``, ``CsvKeypointSink``,
-    ``CocoResultsSink``, ``Sink``, ``SinkError``.
+    ``VideoSink(path, audio=True, codecs=VIDEO_CODECS, container="mp4")``,
+    ``JsonKeypointSink``, ``CsvKeypointSink``, ``CocoResultsSink``, ``Sink``, ``SinkError``,
+    ``VIDEO_CODECS``, ``VIDEO_CONTAINERS``.
 Tracking, smoothing, rendering
     ``Tracker``; ``SmoothingConfig``, ``TrackSmoother``, ``OneEuroFilter``,
     ``KalmanPointFilter``, ``SMOOTHING_METHODS``; ``Renderer``, ``RenderOptions``, ``HudInfo``,
@@ -69,6 +70,8 @@ _EXPORTS = {
         "JsonKeypointSink",
         "Sink",
         "SinkError",
+        "VIDEO_CODECS",
+        "VIDEO_CONTAINERS",
         "VideoSink",
     ),
     "engine.tracking": ("Tracker",),

@@ -383,7 +383,7 @@ class Pipeline:
         self._error_lock = threading.Lock()
         self._summary = RunSummary()
         self._started_at = 0.0
-        self._current: dict[str, int | None] = {name: None for name in STAGES}
+        self._replaced_frames = 0  # live frames replaced by newer ones before detection
         self.source: FrameSource | None = None
         self.processor: PoseProcessor | None = None
 
@@ -480,7 +480,7 @@ class Pipeline:
             s.runtime = self.processor.runtime_info
             s.detector_runtime = self.processor.detector.runtime_info
         if self.source is not None:
-            s.dropped_frames = self.source.dropped_frames
+            s.dropped_frames = self._dropped_frames()
         s.error = self._error
         return s
 
@@ -593,6 +593,9 @@ class Pipeline:
             raise RuntimeError("start() the pipeline before changing its settings")
         return self.processor
 
+    def _dropped_frames(self) -> int:
+        return self.source.dropped_frames + self._replaced_frames
+
     def _nonfatal(self, error: PipelineError) -> None:
         if self.on_error is not None:
             self.on_error(error)
@@ -657,24 +660,36 @@ class Pipeline:
                 if seek_to is not None:
                     source.seek(seek_to)
                     self._epoch += 1
-                if live:
-                    # Take a frame only when the detector can accept it, so it is the newest.
-                    while detect_queue.full() and not self._stop.is_set():
-                        time.sleep(0.002)
                 started = time.perf_counter()
                 frame = source.read()
                 if frame is None:
                     self._put("detect", _END)
                     return
-                self._current["source"] = frame.index
                 meter.record(time.perf_counter() - started)
                 work = _Work(frame=frame, epoch=self._epoch, born=time.perf_counter())
-                if not self._put("detect", work):
+                if live:
+                    self._hand_over_newest(detect_queue, work)
+                elif not self._put("detect", work):
                     return
         except BaseException as error:  # noqa: BLE001 - reported with stage and frame
             index = frame.index + 1 if frame is not None else 0
             self._fail("source", index, error, drain=True)
             self._put("detect", _END)
+
+    def _hand_over_newest(self, detect_queue: queue.Queue, work: _Work) -> None:
+        """Live sources: replace a frame still waiting for the detector with this newer one.
+
+        The detector then always starts on a frame at most one camera period old, instead of
+        one that waited a whole detection for its turn. This thread is the queue's only
+        producer, so after taking the stale frame out there is room.
+        """
+        try:
+            detect_queue.get_nowait()
+            with self._control:
+                self._replaced_frames += 1
+        except queue.Empty:
+            pass
+        detect_queue.put_nowait(work)
 
     def _stage_loop(self, name: str, step: Callable[[_Work], None]) -> None:
         following = STAGES[STAGES.index(name) + 1]
@@ -689,7 +704,6 @@ class Pipeline:
                     self._put(following, _END)
                     return
                 work = item
-                self._current[name] = work.frame.index
                 started = time.perf_counter()
                 step(work)
                 meter.record(time.perf_counter() - started)
@@ -730,7 +744,7 @@ class Pipeline:
                     runtime=self.processor.runtime_info,
                     source_info=self.source.info,
                     latency_ms=1000.0 * (started - work.born),
-                    dropped_frames=self.source.dropped_frames,
+                    dropped_frames=self._dropped_frames(),
                     detected=work.boxes is not None,
                 )
                 # The display first: it should not wait for the encoder.

@@ -305,3 +305,22 @@ def test_start_failures_raise_in_the_caller_and_leave_nothing_open(tmp_path, pos
     bad_model.write_text("not a model")
     with pytest.raises(Exception, match="model"):
         Pipeline(PipelineConfig(source=source, model=str(bad_model), device="cpu")).start()
+
+
+def test_backend_switch_takes_effect_without_reopening_the_source(pose_model):
+    camera = _LoopingCamera(WALK, period=0.03)
+    c = _Collector()
+    pipeline = c.pipeline(_config(pose_model, camera))
+    pipeline.start()
+    _wait_until(lambda: len(c.results) >= 2)
+    assert c.results[-1].runtime.requested == "cpu"
+    pipeline.set_backend("openvino")  # falls back to the CPU, saying so, where it is missing
+    _wait_until(lambda: c.results[-1].runtime.requested == "openvino", timeout=120)
+    switched_at = len(c.results)
+    _wait_until(lambda: len(c.results) >= switched_at + 3)
+    pipeline.stop()
+    assert pipeline.wait(5)
+    assert not c.errors and pipeline.source is camera and camera.closed
+    indices = [r.index for r in c.results]
+    assert indices == sorted(indices)  # one uninterrupted stream of frames
+    assert pipeline.runtime_info.requested == "openvino"

@@ -84,9 +84,13 @@ def render(clip: Path, model: str | None, out_dir: Path, shown_frames: int) -> i
         if errors:
             print(f"screenshots: {errors[0]}", file=sys.stderr)
             return 1
+        # Hold the clip while the recording opens, so a short clip cannot end first.
+        window.worker.pause()
         window.toggle_record()
         _wait(app, lambda: window.record_indicator.isVisible(), 30)
-        _wait(app, lambda: window.frames_shown >= shown_frames, 60)
+        window.worker.play()
+        target = window.frames_shown + shown_frames
+        _wait(app, lambda: window.frames_shown >= target, 60)
         window.worker.pause()
         _wait(app, lambda: False, 1.2)  # the recording clock ticks, the last frames land
         _save(window.grab().toImage(), out_dir / "screenshot_main.png", palette_colours=True)
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="keypoint model (default: the shipped one)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs", help="output folder")
     parser.add_argument(
-        "--frames", type=int, default=4, help="frames to play before the picture is taken"
+        "--frames", type=int, default=2, help="frames to play before the picture is taken"
     )
     args = parser.parse_args(argv)
     if not args.clip.is_file():

@@ -159,7 +159,7 @@ class MainWindow(QMainWindow):
         self.settings_action = self._action(
             "Se&ttings…",
             self.show_settings,
-            QKeySequence.StandardKey.Preferences,
+            "Ctrl+,",  # the platforms' Preferences key is empty on Linux
             style.standardIcon(sp.SP_FileDialogDetailedView),
             "Backend, model, smoothing, drawing and recording",
         )

@@ -69,6 +69,7 @@ class MainWindow(QMainWindow):
         self.settings_dialog: SettingsDialog | None = None
         self.last_update: FrameUpdate | None = None
         self.frames_shown = 0
+        self._camera_names: dict[str, str] = {}  # webcam:N -> the name the OS gives it
         self._playing = False
 
         self.worker = PipelineWorker(self)
@@ -321,7 +322,7 @@ class MainWindow(QMainWindow):
                 self.banner.show_message(f"Cannot open {source}: the file does not exist.")
                 return
             self.store.add_recent_file(str(Path(source).resolve()))
-        self.source_label.setText(f"Opening {source_title(source)}…")
+        self.source_label.setText(f"Opening {self._title(source)}…")
         self.view.clear("Opening…")
         self.last_update = None
         self.worker.open(source, self.settings)
@@ -343,6 +344,7 @@ class MainWindow(QMainWindow):
         self.camera_menu.clear()
         cameras = list_cameras()
         for camera in cameras:
+            self._camera_names[camera.spec] = camera.name
             action = self.camera_menu.addAction(f"{camera.name}  ({camera.device})")
             action.triggered.connect(lambda _checked=False, s=camera.spec: self.open_source(s))
         if not cameras:
@@ -540,13 +542,16 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_opened(self, info: SourceInfo) -> None:
         self.source_info = info
-        self.source_label.setText(describe_source(info))
-        self.setWindowTitle(f"{source_title(info.uri)} — hfpose")
+        self.source_label.setText(describe_source(info, self._title(info.uri)))
+        self.setWindowTitle(f"{self._title(info.uri)} — hfpose")
         duration = info.duration or 0.0
         self.seek_slider.setRange(0, round(duration * SEEK_STEPS_PER_SECOND))
         self.seek_slider.setValue(0)
         self._show_time(0.0)
         self._update_controls()
+
+    def _title(self, uri: str) -> str:
+        return self._camera_names.get(uri) or source_title(uri)
 
     @Slot(bool)
     def _on_playing_changed(self, playing: bool) -> None:
@@ -635,9 +640,9 @@ def source_stem(info: SourceInfo) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in raw)[:60] or "video"
 
 
-def describe_source(info: SourceInfo) -> str:
+def describe_source(info: SourceInfo, title: str) -> str:
     """Status-bar text: name, size, frame rate and length (or "live")."""
-    text = f"{source_title(info.uri)} · {info.width}×{info.height} · {info.fps:.4g} fps"
+    text = f"{title} · {info.width}×{info.height} · {info.fps:.4g} fps"
     if info.is_live:
         return text + " · live"
     if info.duration:

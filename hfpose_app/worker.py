@@ -17,6 +17,7 @@ CLI, a fast-forward in a viewer). A slow backend makes a file play slower, never
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -43,6 +44,8 @@ from engine.sources import Frame, FrameSource, SourceInfo, open_source
 from hfpose_app.settings import AppSettings
 from hfpose_app.video_view import bgr_to_qimage
 from models.metainfo import COCO, DatasetInfo
+
+log = logging.getLogger(__name__)
 
 # Keypoints kept for "Export keypoints": one hour at 30 fps, so a webcam left running for a
 # day does not grow without bound (older frames are dropped first).
@@ -214,7 +217,8 @@ class _ControlThread:
     """Runs blocking engine calls one after another, off the GUI thread (daemon: a model
     still loading never keeps the process alive after the window closed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_error: Callable[[str], None]) -> None:
+        self._on_error = on_error
         self._tasks: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="hfpose-app-control", daemon=True)
         self._thread.start()
@@ -224,7 +228,11 @@ class _ControlThread:
 
     def _run(self) -> None:
         while (task := self._tasks.get()) is not None:
-            task()
+            try:
+                task()
+            except Exception as error:  # noqa: BLE001 - one failed task must not end the thread
+                log.exception("app control task failed")
+                self._on_error(user_message(error))
 
     def close(self) -> None:
         self._tasks.put(None)
@@ -264,7 +272,7 @@ class PipelineWorker(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._control = _ControlThread()
+        self._control = _ControlThread(self.failed.emit)
         self._generation = 0
         self._pipeline: Pipeline | None = None
         self._running: set[Pipeline] = set()  # started and not yet finished (may be stopping)
@@ -288,10 +296,6 @@ class PipelineWorker(QObject):
         self._open_failed.connect(self._on_open_failed)
 
     # ------------------------------------------------------------------------------ state
-    @property
-    def pipeline(self) -> Pipeline | None:
-        return self._pipeline
-
     @property
     def playing(self) -> bool:
         return self._playing
@@ -579,11 +583,13 @@ class PipelineWorker(QObject):
         def task() -> None:
             # FIFO: a run opened with this sink has started (or failed) by now.
             owner = pipeline or sink.owner
-            if owner is not None:
-                owner.remove_sink(sink)  # closes (finalises) the file
-            else:
-                sink.close()
-            self.recording_stopped.emit(str(sink.path))
+            try:
+                if owner is not None:
+                    owner.remove_sink(sink)  # closes (finalises) the file
+                else:
+                    sink.close()
+            finally:  # a close that failed is reported by the control thread
+                self.recording_stopped.emit(str(sink.path))
 
         self._control.submit(task)
 

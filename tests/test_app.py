@@ -215,19 +215,19 @@ class FakeCamera(LiveFrameSource):
     """Stands in for a webcam (the machine has none): the clip's frames at 30 fps, over and
     over, or until ``unplug_after`` frames, when it fails as an unplugged camera does."""
 
-    def __init__(self, clip: Path, unplug_after: int | None = None) -> None:
+    def __init__(self, clip: Path, unplug_after: int | None = None, spec: str = "webcam:7"):
         with VideoFileSource(clip) as video:
             self._images = [f.image for f in video]
         self._unplug_after = unplug_after
         self._grabbed = 0
         height, width = self._images[0].shape[:2]
-        super().__init__(SourceInfo("camera", "webcam:7", width, height, 30.0, is_live=True))
+        super().__init__(SourceInfo("camera", spec, width, height, 30.0, is_live=True))
         self.start()
 
     def _grab(self) -> np.ndarray | None:
         time.sleep(1 / 30)
         if self._unplug_after is not None and self._grabbed >= self._unplug_after:
-            raise SourceError("camera webcam:7 stopped delivering frames (unplugged?)")
+            raise SourceError(f"camera {self.info.uri} stopped delivering frames (unplugged?)")
         self._grabbed += 1
         return self._images[self._grabbed % len(self._images)]
 
@@ -390,3 +390,49 @@ def test_a_busy_gui_skips_to_the_newest_frame_fake_camera(qtbot, window, clip, m
     # One paint for the whole busy spell, and it is the newest frame, not the oldest waiting.
     assert window.frames_shown <= shown + 2
     assert window.last_update.frame_index >= shown_index + 2
+
+
+def test_camera_menu_lists_cameras_by_name_and_opens_one_fake_camera(
+    qtbot, window, clip, monkeypatch
+) -> None:
+    from engine.sources import CameraInfo
+    from hfpose_app import main_window as main_window_module
+
+    cameras = [CameraInfo(3, "Integrated Webcam", "/dev/video3")]
+    monkeypatch.setattr(main_window_module, "list_cameras", lambda: cameras)
+    opened: list[str] = []
+
+    def fake_open_source(spec: str) -> FakeCamera:
+        opened.append(spec)
+        return FakeCamera(clip, spec=spec)
+
+    monkeypatch.setattr(worker_module, "open_source", fake_open_source)
+    window._fill_camera_menu()
+    action = next(a for a in window.camera_menu.actions() if "Integrated Webcam" in a.text())
+    action.trigger()
+    wait_frames(qtbot, window, 1)
+    assert opened == ["webcam:3"]
+    assert window.windowTitle() == "Integrated Webcam — hfpose"
+    assert window.source_label.text().endswith("live")
+
+
+def test_opens_a_stream_url(qtbot, window, data_dir) -> None:
+    import functools
+    import http.server
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(QuietHandler, directory=str(data_dir / "videos"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{CLIP}"
+        with qtbot.waitSignal(window.worker.finished, timeout=RUN_TIMEOUT_MS):
+            window.open_source(url)
+        assert window.frames_shown >= 1  # live: the newest frames only
+        assert window.source_label.text().endswith("live")
+        assert not window.seek_slider.isEnabled()
+    finally:
+        server.shutdown()

@@ -163,6 +163,11 @@ class PersonDetector:
         session = create_session(self.model_path, backend)
         self._check_session(session)
         self.session = session
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One blank frame, so the runtime's first-call set-up does not delay the first frame."""
+        self.detect(np.zeros((480, 640, 3), np.uint8))
 
     def _check_session(self, session: InferenceSession) -> None:
         """Refuse a model whose layout this detector cannot decode (clear one-line message)."""
@@ -199,6 +204,7 @@ class NanoDetDetector(PersonDetector):
         self._strides = np.concatenate(strides)
         self._centers = np.concatenate(centers) * self._strides[:, None]
         self._bins = np.arange(self.reg_max + 1, dtype=np.float32)
+        self._warm_up()
 
     def _check_session(self, session: InferenceSession) -> None:
         names = set(session.output_names)
@@ -304,6 +310,7 @@ class BlazePoseDetector(PersonDetector):
         )
         self._anchors = ssd_anchor_centers(self.input_size)
         self.last_keypoints = np.zeros((0, self.num_keypoints, 2), np.float32)
+        self._warm_up()
 
     def _check_session(self, session: InferenceSession) -> None:
         if session.input_shape[1:] != (self.input_size, self.input_size, 3) or set(

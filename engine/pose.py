@@ -102,6 +102,15 @@ def _load(
         dataset_info = get_dataset_info(str(meta["dataset_name"]))
     else:
         dataset_info = COCO
+    # One blank crop: refuses a model that is not a heatmap model now rather than mid-stream,
+    # and takes the first call's set-up cost before the first frame.
+    outputs = session.run(np.zeros((1, 3, height, width), np.float32))
+    heatmaps = outputs[0]
+    if heatmaps.ndim != 4 or heatmaps.shape[1] != dataset_info.num_keypoints:
+        raise ModelError(
+            f"{model_path} is not a top-down heatmap model for {dataset_info.num_keypoints} "
+            f"keypoints: its first output has shape {tuple(heatmaps.shape)}"
+        )
     return _LoadedModel(
         session=session,
         model_path=Path(model_path),

@@ -17,7 +17,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from engine.pose import PoseEstimator, create_pose_estimator
-from engine.runtimes import ModelError, openvino_devices
+from engine.runtimes import ModelError, asset_path, openvino_devices
 
 INPUT_WH = (192, 256)
 
@@ -120,6 +120,11 @@ def test_openvino_backend_gives_the_same_keypoints(spot_model) -> None:
     assert estimator.runtime_info.provider.startswith("OpenVINO")
     keypoints, _ = estimator.estimate(frame, boxes)
     np.testing.assert_allclose(keypoints, reference, atol=1.5)
+
+
+def test_a_detector_given_as_keypoint_model_is_refused() -> None:
+    with pytest.raises(ModelError, match="not a top-down heatmap model"):
+        PoseEstimator(asset_path("detectors/nanodet_416.onnx"), "cpu")
 
 
 def test_missing_default_model_is_a_clear_error(monkeypatch) -> None:

@@ -406,7 +406,9 @@ class OrtSession(InferenceSession):
 class OpenVinoSession(InferenceSession):
     """The OpenVINO runtime on one device, compiled for latency (frames come one at a time)."""
 
-    def __init__(self, path: Path, device: str, requested: str, num_threads: int = 0) -> None:
+    def __init__(
+        self, path: Path, device: str, requested: str, backend: str, num_threads: int = 0
+    ) -> None:
         core = _openvino_core()
         try:
             model = core.read_model(str(path))
@@ -434,7 +436,7 @@ class OpenVinoSession(InferenceSession):
         real = devices[0] if devices else device
         self.runtime_info = RuntimeInfo(
             requested=requested,
-            backend="openvino" if requested.startswith("openvino") else requested,
+            backend=backend,
             provider=f"OpenVINO {real}",
             device_name=_openvino_device_name(real.split("(")[0]),
             precision={"f32": "fp32", "f16": "fp16", "bf16": "bf16"}.get(precision, precision),
@@ -608,7 +610,7 @@ def create_session(
         if device not in devices and device not in ("AUTO", "MULTI", "HETERO"):
             reason = f"OpenVINO device {device} not found (devices: {', '.join(devices)})"
             return _cpu_session(path, backend, reason, num_threads)
-        return _openvino_or_cpu(path, device, backend, num_threads)
+        return _openvino_or_cpu(path, device, backend, "openvino", num_threads)
 
     route = _best_gpu() if name == "gpu" else _best_npu()
     if route is None:
@@ -618,7 +620,7 @@ def create_session(
         return _cpu_session(path, backend, reason, num_threads)
     kind, provider = route
     if kind == "openvino":
-        return _openvino_or_cpu(path, provider, backend, num_threads)
+        return _openvino_or_cpu(path, provider, backend, name, num_threads)
 
     model: str | bytes = str(path)
     precision = "fp16" if provider == "TensorrtExecutionProvider" else "fp32"
@@ -627,6 +629,9 @@ def create_session(
         if fp16 is not None:
             model, precision = fp16, "fp16"
     providers = [_ort_provider_entry(provider, option), ORT_CPU]
+    if provider == "TensorrtExecutionProvider" and "CUDAExecutionProvider" in _ort_providers():
+        # Nodes TensorRT cannot take run on CUDA rather than on the CPU.
+        providers.insert(1, _ort_provider_entry("CUDAExecutionProvider", option))
     try:
         session = OrtSession(
             model, providers, _ort_info(backend, name, provider, precision), path, num_threads
@@ -641,10 +646,12 @@ def create_session(
     return session
 
 
-def _openvino_or_cpu(path: Path, device: str, requested: str, num_threads: int) -> InferenceSession:
+def _openvino_or_cpu(
+    path: Path, device: str, requested: str, backend: str, num_threads: int
+) -> InferenceSession:
     """OpenVINO on ``device``; an unsupported model or device falls back to ORT on the CPU."""
     try:
-        session = OpenVinoSession(path, device, requested, num_threads)
+        session = OpenVinoSession(path, device, requested, backend, num_threads)
     except Exception as error:  # noqa: BLE001 - OpenVINO raises generic RuntimeError
         reason = f"OpenVINO could not run the model on {device}: {str(error).splitlines()[0]}"
         return _cpu_session(path, requested, reason, num_threads)

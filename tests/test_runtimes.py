@@ -35,6 +35,13 @@ def test_available_backends_lists_every_name_with_mapping_or_reason() -> None:
             assert row.reason.startswith("not available:"), row
 
 
+def test_auto_reports_the_backend_it_resolved_to() -> None:
+    info = create_session(NANODET, "auto").runtime_info
+    expected = next(r for r in available_backends() if r.name == "auto").maps_to
+    assert info.requested == "auto" and info.fallback_reason is None
+    assert expected == f"best available: {info.backend}"
+
+
 def test_cpu_session_reports_provider_shapes_and_metadata() -> None:
     session = create_session(NANODET, "cpu")
     info = session.runtime_info

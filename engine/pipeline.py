@@ -369,6 +369,8 @@ class Pipeline:
         self._sinks: list[Sink] = []
         self._sinks_lock = threading.Lock()
         self._sinks_closed = False  # set once the run has closed its sinks: no more can join
+        self._lifecycle = threading.Lock()  # start() vs stop() from different threads
+        self._start_called = False
         self._meters = {name: _StageMeter(name) for name in STAGES}
         self._stop = threading.Event()
         self._finished = threading.Event()
@@ -395,13 +397,19 @@ class Pipeline:
         Everything a user can get wrong (missing file, camera, model, unwritable output)
         raises here, in the caller's thread, before any work starts; nothing is left open.
         """
-        if self._threads:
-            raise RuntimeError("a Pipeline can only be started once; create a new one")
+        with self._lifecycle:
+            if self._start_called:
+                raise RuntimeError("a Pipeline can only be started once; create a new one")
+            self._start_called = True
         config = self.config
         if isinstance(config.source, FrameSource):
             self.source = config.source
         else:
-            self.source = open_source(config.source, folder_fps=config.folder_fps)
+            try:
+                self.source = open_source(config.source, folder_fps=config.folder_fps)
+            except BaseException:
+                self._finished.set()
+                raise
         try:
             self.processor = PoseProcessor(config)
             self.processor.on_nonfatal_error = self._nonfatal
@@ -410,9 +418,21 @@ class Pipeline:
         except BaseException:
             self._close_sinks()
             self.source.close()
+            self._finished.set()  # nothing runs: wait() must not block
             raise
+        with self._lifecycle:
+            if self._stop.is_set():  # stopped from another thread while the models loaded
+                self._close_sinks()
+                self.source.close()
+                self._finished.set()
+                if self.on_finished is not None:
+                    self.on_finished(self.summary())
+                return
+            self._start_threads()
+
+    def _start_threads(self) -> None:
         live = self.source.info.is_live
-        size = 1 if live else config.queue_size
+        size = 1 if live else self.config.queue_size
         # Each stage reads from the queue named after it.
         self._queues = {name: queue.Queue(maxsize=size) for name in STAGES[1:]}
         self._started_at = time.perf_counter()
@@ -434,8 +454,13 @@ class Pipeline:
 
     def stop(self) -> None:
         """Ask every stage to stop (returns at once; :meth:`wait` blocks until done)."""
-        self._summary.interrupted = not self._finished.is_set()
-        self._stop.set()
+        with self._lifecycle:
+            self._summary.interrupted = not self._finished.is_set()
+            self._stop.set()
+            if not self._start_called:
+                # Never started: nothing to wait for. (A start() still loading models sees
+                # the stop flag and finishes the run itself; a failed one already did.)
+                self._finished.set()
         with self._control:
             self._control.notify_all()
 

@@ -298,8 +298,10 @@ def test_pose_tracker_synchronous_api(pose_model):
 
 
 def test_start_failures_raise_in_the_caller_and_leave_nothing_open(tmp_path, pose_model):
+    missing = Pipeline(_config(pose_model, str(tmp_path / "missing.mp4")))
     with pytest.raises(SourceError, match="not found"):
-        Pipeline(_config(pose_model, str(tmp_path / "missing.mp4"))).start()
+        missing.start()
+    assert missing.wait(0.1) and not missing.running  # a dead pipeline never blocks a waiter
     source = _ClipPart(WALK, 5)
     bad_model = tmp_path / "model.onnx"
     bad_model.write_text("not a model")
@@ -324,3 +326,16 @@ def test_backend_switch_takes_effect_without_reopening_the_source(pose_model):
     indices = [r.index for r in c.results]
     assert indices == sorted(indices)  # one uninterrupted stream of frames
     assert pipeline.runtime_info.requested == "openvino"
+
+
+def test_stop_while_models_load_ends_the_run_cleanly(pose_model):
+    """The GUI may stop a run from its thread while start() is still building the models."""
+    c = _Collector()
+    camera = _LoopingCamera(WALK, period=0.03)
+    pipeline = c.pipeline(_config(pose_model, camera))
+    starter = threading.Thread(target=pipeline.start)
+    starter.start()
+    pipeline.stop()
+    starter.join(60)
+    assert pipeline.wait(5) and c.finished.is_set()
+    assert camera.closed and not c.results and not pipeline.running

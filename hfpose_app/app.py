@@ -59,6 +59,9 @@ def create_application(argv: Sequence[str] | None = None) -> QApplication:
     app.setApplicationDisplayName("hfpose")
     app.setStyle("Fusion")
     app.setPalette(dark_palette())
+    from hfpose_app.widgets import app_icon  # QPixmap needs the application first
+
+    app.setWindowIcon(app_icon())
     return app
 
 

@@ -6,6 +6,7 @@ error arrives by signal, and no method here waits on inference, decoding or disk
 
 from __future__ import annotations
 
+import importlib.metadata
 import time
 from pathlib import Path
 
@@ -23,7 +24,9 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
     QLabel,
+    QLineEdit,
     QMainWindow,
+    QMessageBox,
     QStyle,
     QToolBar,
     QToolButton,
@@ -75,6 +78,7 @@ class MainWindow(QMainWindow):
         self.worker = PipelineWorker(self)
         self.view = VideoView()
         self.view.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.view.double_clicked.connect(self.toggle_full_screen)
         self.banner = MessageBanner()
         self.record_indicator = RecordIndicator()
 
@@ -201,6 +205,8 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.full_screen_action)
         view_menu.addSeparator()
         view_menu.addAction(self.settings_action)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction("&About hfpose", self.show_about)
 
     def _build_toolbar(self) -> None:
         toolbar = QToolBar("Main")
@@ -305,8 +311,13 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def open_stream_dialog(self) -> None:
+        last_url = next((p for p in self.store.recent_files() if "://" in p), "")
         url, ok = QInputDialog.getText(
-            self, "Open a stream", "RTSP or HTTP address (rtsp://…, http://…):"
+            self,
+            "Open a stream",
+            "RTSP or HTTP address (rtsp://…, http://…):",
+            QLineEdit.EchoMode.Normal,
+            last_url,
         )
         if ok and url.strip():
             self.open_source(url.strip())
@@ -316,8 +327,9 @@ class MainWindow(QMainWindow):
         self.banner.hide()
         if self.worker.recording_path:
             self.worker.stop_recording()
-        is_file = "://" not in source and not source.startswith("webcam:")
-        if is_file:
+        if "://" in source:
+            self.store.add_recent_file(source)
+        elif not source.startswith("webcam:"):
             if not Path(source).exists():  # a video file or a folder of images
                 self.banner.show_message(f"Cannot open {source}: the file does not exist.")
                 return
@@ -331,7 +343,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.clear()
         files = self.store.recent_files()
         for path in files:
-            action = self.recent_menu.addAction(Path(path).name)
+            action = self.recent_menu.addAction(source_title(path))
             action.setToolTip(path)
             action.triggered.connect(lambda _checked=False, p=path: self.open_source(p))
         if not files:
@@ -497,6 +509,22 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.store.save(settings)
         self.worker.apply_settings(settings)
+
+    @Slot()
+    def show_about(self) -> None:
+        try:
+            version = importlib.metadata.version("hfpose")
+        except importlib.metadata.PackageNotFoundError:
+            version = "(source checkout)"
+        running = self.last_update.runtime_label if self.last_update else "nothing yet"
+        QMessageBox.about(
+            self,
+            "About hfpose",
+            f"<b>hfpose</b> {version}<br>Real-time human pose estimation with HF-HRNet "
+            "(Zhang et al., IEEE TCSVT 2024).<br><br>"
+            f"Keypoint model running on: {running}<br>"
+            "Keys: Space play/pause · Right step · R record · S snapshot · F full screen",
+        )
 
     # ------------------------------------------------------------------------ full screen
     @Slot()

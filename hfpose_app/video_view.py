@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent
+from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 PLACEHOLDER = "Open a video, a camera or a stream\n(or drop a video file here)"
@@ -35,6 +35,8 @@ def fit_rect(image_size: QSize, area: QRect) -> QRect:
 class VideoView(QWidget):
     """Paints the newest frame only; the GUI never queues frames, so it cannot fall behind."""
 
+    double_clicked = Signal()  # players toggle full screen on a double click
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._image: QImage | None = None
@@ -58,6 +60,10 @@ class VideoView(QWidget):
         if placeholder is not None:
             self._placeholder = placeholder
         self.update()
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.double_clicked.emit()
 
     def image_rect(self) -> QRect:
         """Where the frame is drawn in widget (logical) pixels."""

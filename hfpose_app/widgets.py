@@ -84,6 +84,36 @@ def stream_icon() -> QIcon:
     return _icon(draw)
 
 
+def app_icon() -> QIcon:
+    """A skeleton in the mmpose colours (left green, right orange, centre blue) on dark."""
+
+    def draw(p: QPainter, s: int) -> None:
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(30, 32, 38))
+        p.drawRoundedRect(QRectF(0, 0, s, s), s * 0.18, s * 0.18)
+        u = s / 64
+        joints = {
+            "head": (32, 13), "neck": (32, 22), "hip": (32, 38),
+            "l_hand": (47, 32), "r_hand": (17, 32), "l_elbow": (42, 25), "r_elbow": (22, 25),
+            "l_knee": (39, 48), "r_knee": (25, 48), "l_foot": (42, 58), "r_foot": (22, 58),
+        }  # fmt: skip
+        limbs = [
+            ("neck", "hip", QColor(51, 153, 255)),
+            ("neck", "l_elbow", QColor(0, 255, 0)), ("l_elbow", "l_hand", QColor(0, 255, 0)),
+            ("hip", "l_knee", QColor(0, 255, 0)), ("l_knee", "l_foot", QColor(0, 255, 0)),
+            ("neck", "r_elbow", QColor(255, 128, 0)), ("r_elbow", "r_hand", QColor(255, 128, 0)),
+            ("hip", "r_knee", QColor(255, 128, 0)), ("r_knee", "r_foot", QColor(255, 128, 0)),
+        ]  # fmt: skip
+        for a, b, colour in limbs:
+            p.setPen(QPen(colour, 4 * u, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
+            p.drawLine(QPointF(*joints[a]) * u, QPointF(*joints[b]) * u)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(51, 153, 255))
+        p.drawEllipse(QPointF(*joints["head"]) * u, 6 * u, 6 * u)
+
+    return _icon(draw, 128)
+
+
 _TRANSPORT_COLOUR = QColor(225, 226, 232)
 
 

@@ -139,6 +139,12 @@ class BoxAnnotator:
         return image
 
 
+def _ascii(text: str) -> str:
+    """OpenCV's Hershey fonts only have ASCII: keep labels such as ``cpu · CPUExecution...``
+    readable instead of letting the middle dot turn into a stray glyph."""
+    return text.replace("\u00b7", "-").encode("ascii", "replace").decode("ascii")
+
+
 def _text_box(
     image: np.ndarray,
     lines: Sequence[str],
@@ -150,6 +156,7 @@ def _text_box(
 ) -> None:
     """Lines of text on a filled (optionally translucent) rectangle whose top-left is origin."""
     font = cv2.FONT_HERSHEY_SIMPLEX
+    lines = [_ascii(line) for line in lines]
     thickness = max(1, round(font_scale * 2))
     sizes = [cv2.getTextSize(line, font, font_scale, thickness) for line in lines]
     line_height = max(h + base for (_, h), base in sizes) + max(2, round(4 * font_scale))

@@ -467,16 +467,19 @@ class StreamSource(LiveFrameSource):
 # --------------------------------------------------------------------------- discovery
 
 
-def list_cameras(max_probe: int = 4) -> list[CameraInfo]:
+def list_cameras(
+    max_probe: int = 4, sysfs: str | os.PathLike = "/sys/class/video4linux"
+) -> list[CameraInfo]:
     """Cameras present, with the name the OS gives them where it gives one.
 
-    On Linux the names come from ``/sys/class/video4linux`` without opening the devices; a
-    device node that only exposes metadata (every UVC camera has one) is skipped. Elsewhere the
-    first ``max_probe`` indices are opened briefly.
+    On Linux the names come from ``sysfs`` without opening the devices; a device node that
+    only exposes metadata (every UVC camera has one) is skipped. Elsewhere the first
+    ``max_probe`` indices are opened briefly.
     """
     if sys.platform.startswith("linux"):
         cameras = []
-        for node in sorted(Path("/sys/class/video4linux").glob("video*")):
+        nodes = Path(sysfs).glob("video*")
+        for node in sorted(nodes, key=lambda n: int(re.sub(r"\D", "", n.name) or 0)):
             match = re.fullmatch(r"video(\d+)", node.name)
             if not match:
                 continue

@@ -17,6 +17,7 @@ from engine.sources import (
     SourceError,
     SourceInfo,
     VideoFileSource,
+    list_cameras,
     open_source,
     parse_camera_index,
 )
@@ -212,3 +213,24 @@ def test_http_stream_is_live_and_skips_to_the_newest_frame(http_videos):
 def test_unreachable_stream_is_a_clear_error(http_videos):
     with pytest.raises(SourceError, match="cannot open stream"):
         open_source(f"{http_videos}/no_such_clip.mp4")
+
+
+def test_list_cameras_reads_names_and_skips_metadata_nodes_fake_sysfs(tmp_path):
+    """The machines have no camera: a fake /sys/class/video4linux with two UVC cameras."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("sysfs camera names are Linux only")
+    for node, name, index in (
+        ("video0", "Integrated Camera: Integrated C", 0),
+        ("video1", "Integrated Camera: Integrated C", 1),  # its metadata node
+        ("video10", "HD Pro Webcam C920", 0),
+    ):
+        (tmp_path / node).mkdir()
+        (tmp_path / node / "name").write_text(name + "\n")
+        (tmp_path / node / "index").write_text(f"{index}\n")
+    cameras = list_cameras(sysfs=tmp_path)
+    assert [(c.index, c.name, c.spec) for c in cameras] == [
+        (0, "Integrated Camera: Integrated C", "webcam:0"),
+        (10, "HD Pro Webcam C920", "webcam:10"),
+    ]

@@ -170,3 +170,23 @@ def test_ctrl_c_half_way_leaves_a_playable_video(tmp_path, pose_model):
     assert "interrupted" in rest
     written = probe(out)["frames"]
     assert 10 <= written < 150
+
+
+def test_default_output_name_in_the_current_folder(tmp_path, pose_model, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main([str(WALK), "--model", pose_model, "--device", "cpu", "--det-interval", "9",
+                 "--kpt-thr", "0", "--max-persons", "1"])  # fmt: skip
+    assert code == 0
+    assert probe(tmp_path / "intel_asl_walk_1s5_pose.mp4")["frames"] == 45
+
+
+def test_image_folder_to_coco_results(tmp_path, pose_model):
+    """COCO val images in, COCO keypoint results out (image ids from the file names)."""
+    folder = REPO_ROOT / "tests" / "data" / "coco"
+    out = tmp_path / "results.json"
+    code = main([str(folder), "--save-coco", str(out), "--model", pose_model, "--device", "cpu"])
+    assert code == 0
+    results = json.loads(out.read_text())
+    expected = {int(p.stem) for p in folder.glob("*.jpg")}
+    assert results and {r["image_id"] for r in results} <= expected
+    assert all(len(r["keypoints"]) == 51 and r["category_id"] == 1 for r in results)

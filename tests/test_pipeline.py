@@ -200,7 +200,8 @@ def test_pause_step_seek_and_resume(pose_model):
 
 
 def test_live_changes_take_effect_without_restarting(tmp_path, pose_model):
-    """max_persons, smoothing, drawing, bad model (kept running), sink added and removed."""
+    """max_persons, smoothing, drawing, detector, bad model (kept running), sink added and
+    removed."""
     c = _Collector()
     source = _LoopingCamera(STREET, period=0.05)
     pipeline = c.pipeline(_config(pose_model, source, smoothing=SmoothingConfig("kalman")))
@@ -210,6 +211,7 @@ def test_live_changes_take_effect_without_restarting(tmp_path, pose_model):
     pipeline.set_smoothing(SmoothingConfig("none"))
     pipeline.set_render_options(RenderOptions(draw_hud=False, draw_boxes=False))
     pipeline.set_model(str(tmp_path / "no_such_model.onnx"))
+    pipeline.set_detector("blazepose")
     mark = len(c.results)
     _wait_until(lambda: len(c.results) >= mark + 8)
     # Frames already past the pose stage when the change was made may still show everyone.
@@ -224,6 +226,7 @@ def test_live_changes_take_effect_without_restarting(tmp_path, pose_model):
     assert pipeline.wait(5)
     assert probe(tmp_path / "clip.mp4")["frames"] == written
     assert pipeline.processor.config.smoothing.method == "none"
+    assert pipeline.processor.detector.name == "blazepose"
     assert source.closed
 
 

@@ -49,9 +49,11 @@ from models.processing import (
 )
 
 # Backends (RuntimeInfo.backend) that get all crops of a frame in one call. Measured with
-# benchmarks/bench_models.py (HF-HRNet-18, 2-core AMD EPYC): OpenVINO bf16 spends 15-20% less
-# CPU time batched (4 or 8 crops); ONNX Runtime's CPU provider gains nothing at 4 and loses
-# ~20% at 8 (the high-resolution branch's activations outgrow the cache), so it runs per crop.
+# benchmarks/bench_models.py and by hand (HF-HRNet-18, 2-core AMD EPYC, shared machine):
+# OpenVINO bf16 is 1.13-1.22x faster batched (4 or 8 crops) in CPU time and in wall time.
+# ONNX Runtime's CPU provider is not: per crop costs 4% (4 crops) to 12% (8 crops) less CPU
+# time; with both threads free batched was ~10% faster in wall time, but next to a busy
+# detector thread (the pipeline's case) the two were within noise, so it runs per crop.
 # GPUs and NPUs are throughput devices where one call per frame is the norm.
 BATCHED_BACKENDS = frozenset({"openvino", "gpu", "npu", "torch"})
 BATCH_MODES = ("auto", "batched", "per_crop")

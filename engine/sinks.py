@@ -300,10 +300,14 @@ class JsonKeypointSink(_AtomicTextSink):
     """Per-frame keypoints as mmpose 1.x writes them: ``meta_info`` + ``instance_info``.
 
     Each frame is ``{"frame_id", "time", "instances": [{track_id, keypoints, keypoint_scores,
-    bbox, bbox_score}]}``; frames are streamed to disk as they come, not kept in memory.
+    bbox, bbox_score}]}``, plus ``"file_name"`` for an image folder; frames are streamed to
+    disk as they come, not kept in memory.
     """
 
     def _begin(self, info: SourceInfo) -> None:
+        self._image_names = (
+            [Path(p).name for p in list_images(info.uri)] if info.kind == "folder" else []
+        )
         meta = self.dataset_info.to_dict()
         meta["source"] = info.uri
         meta["fps"] = info.fps
@@ -317,6 +321,8 @@ class JsonKeypointSink(_AtomicTextSink):
             "time": round(result.timestamp, 6),
             "instances": [p.to_dict() for p in result.people],
         }
+        if result.index < len(self._image_names):
+            entry["file_name"] = self._image_names[result.index]
         self._file.write(("" if self._first else ",\n") + json.dumps(entry))
         self._first = False
 

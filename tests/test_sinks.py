@@ -170,8 +170,11 @@ def test_coco_results_for_an_image_folder(tmp_path):
     folder.mkdir()
     for name in ("000000000139.jpg", "000000000785.jpg"):
         cv2.imwrite(str(folder / name), np.zeros((240, 320, 3), np.uint8))
-    out = tmp_path / "results.json"
-    _copy_through([CocoResultsSink(out)], source_path=folder, people=[make_person(160, 120, 150)])
+    out, per_frame = tmp_path / "results.json", tmp_path / "frames.json"
+    person = make_person(160, 120, 150)
+    _copy_through([CocoResultsSink(out), JsonKeypointSink(per_frame)], folder, [person])
+    names = [f["file_name"] for f in json.loads(per_frame.read_text())["instance_info"]]
+    assert names == ["000000000139.jpg", "000000000785.jpg"]
     results = json.loads(out.read_text())
     assert [r["image_id"] for r in results] == [139, 785]
     assert all(r["category_id"] == 1 and len(r["keypoints"]) == 51 for r in results)

@@ -441,12 +441,7 @@ class MainWindow(QMainWindow):
             self._start_recording(path)
 
     def _start_recording(self, path: str) -> None:
-        try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            self.banner.show_message(f"Cannot record to {Path(path).parent}: {error.strerror}.")
-            return
-        self.worker.start_recording(path, self.settings)
+        self.worker.start_recording(path, self.settings)  # the result comes back by signal
 
     @Slot()
     def snapshot(self) -> None:

@@ -37,6 +37,7 @@ from engine.sinks import (
     CsvKeypointSink,
     JsonKeypointSink,
     Sink,
+    SinkError,
     VideoSink,
 )
 from engine.smoothing import SmoothingConfig
@@ -136,6 +137,11 @@ class RecordingSink(Sink):
         self.owner: Pipeline | None = None  # the run writing it, set by the control thread
 
     def open(self, info: SourceInfo) -> None:
+        """Runs off the GUI thread (control or pipeline thread), folder creation included."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise SinkError(f"cannot create {self.path.parent}: {error.strerror}") from error
         self.video.open(info)
 
     def write(self, result: FrameResult) -> None:

@@ -436,3 +436,18 @@ def test_opens_a_stream_url(qtbot, window, data_dir) -> None:
         assert not window.seek_slider.isEnabled()
     finally:
         server.shutdown()
+
+
+def test_recording_to_an_unusable_folder_says_why_and_keeps_playing(
+    qtbot, window, clip, tmp_path
+) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("a file where the recordings folder should be")
+    window.open_source(str(clip))
+    wait_frames(qtbot, window, 1)
+    window.apply_settings(window.settings.replace(record_dir=str(blocker / "recordings")))
+    with qtbot.waitSignal(window.worker.failed, timeout=RUN_TIMEOUT_MS) as failed:
+        qtbot.keyClick(window.view, Qt.Key.Key_R)
+    assert failed.args[0].startswith("Cannot record:") and "a_file" in failed.args[0]
+    assert not window.record_indicator.isVisible() and not window.record_action.isChecked()
+    wait_frames(qtbot, window, 1)

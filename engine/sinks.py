@@ -39,6 +39,7 @@ VIDEO_CODECS = ("libx264", "h264", "mpeg4")
 # playable up to the last written cluster when the writer is killed.
 VIDEO_CONTAINERS = {"mp4": "mp4", "mkv": "matroska"}
 _FRAGMENTED_MP4 = "frag_keyframe+empty_moov+default_base_moof"
+_FINE_TIME_BASE = Fraction(1, 90000)
 
 
 class SinkError(RuntimeError):
@@ -111,6 +112,8 @@ class VideoSink(Sink):
         self._rate = Fraction(30)
         self._first_time: float | None = None
         self._last_pts = -1
+        self._last_time = 0.0
+        self._time_base = Fraction(1, 30)
         self._audio_offset = 0.0
         self._closed = False
 
@@ -144,6 +147,12 @@ class VideoSink(Sink):
         for name in self.codecs:
             try:
                 stream = self._container.add_stream(name, rate=self._rate)
+                # H.264 gets a 1/90000 s clock so variable-rate sources keep their exact frame
+                # times; MPEG-4 Part 2 cannot count above 65535 ticks a second and keeps the
+                # frame-rate grid.
+                self._time_base = _FINE_TIME_BASE if name != "mpeg4" else 1 / self._rate
+                stream.codec_context.time_base = self._time_base
+                stream.time_base = self._time_base
                 stream.width, stream.height = self._size
                 stream.pix_fmt = "yuv420p"
                 stream.codec_context.gop_size = max(
@@ -219,7 +228,7 @@ class VideoSink(Sink):
         if self._first_time is None:
             self._first_time = result.timestamp
             self._audio_offset = result.timestamp
-        pts = round((result.timestamp - self._first_time) * self._rate)
+        pts = round((result.timestamp - self._first_time) / self._time_base)
         if pts <= self._last_pts:
             # A seek backwards or a duplicate time: keep the file monotonic, drop the sound
             # (it no longer matches the pictures).
@@ -228,25 +237,31 @@ class VideoSink(Sink):
         self._last_pts = pts
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
         frame.pts = pts
-        frame.time_base = 1 / self._rate
+        frame.time_base = self._time_base
+        self._last_time = result.timestamp
         try:
-            for packet in self._video.encode(frame):
-                self._container.mux(packet)
+            self._mux_video(self._video.encode(frame))
             self._copy_audio_until(result.timestamp + 1.0 / float(self._rate))
         except av.error.FFmpegError as exc:
             raise SinkError(f"writing {self.path} failed: {exc.strerror or exc}") from exc
         self.frames_written += 1
+
+    def _mux_video(self, packets) -> None:
+        """Each picture lasts one nominal frame period, so the file's duration is right."""
+        frame_ticks = max(1, round(1 / (self._rate * self._time_base)))
+        for packet in packets:
+            if not packet.duration:
+                packet.duration = frame_ticks
+            self._container.mux(packet)
 
     def close(self) -> None:
         if self._closed or self._container is None:
             return
         self._closed = True
         try:
-            for packet in self._video.encode(None):
-                self._container.mux(packet)
+            self._mux_video(self._video.encode(None))
             if self._first_time is not None and self._audio_packets is not None:
-                end = self._first_time + (self._last_pts + 1) / float(self._rate)
-                self._copy_audio_until(end)
+                self._copy_audio_until(self._last_time + 1.0 / float(self._rate))
         finally:
             self._close_audio()
             self._container.close()

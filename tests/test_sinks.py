@@ -236,3 +236,19 @@ def test_matroska_recording_keeps_frames_and_sound(tmp_path):
     assert got["audio_s"] == pytest.approx(1.5, abs=0.1)
     with pytest.raises(SinkError, match="unknown container"):
         VideoSink(tmp_path / "out.avi", container="avi")
+
+
+def test_variable_frame_rate_source_keeps_its_frame_times(tmp_path):
+    from tests.test_sources import _write_vfr_clip
+
+    times = [0.0, 0.033, 0.066, 0.2, 0.233, 0.5, 0.52, 0.54]
+    clip = tmp_path / "vfr.mp4"
+    _write_vfr_clip(clip, times)
+    with open_source(clip) as source:
+        source_times = [f.timestamp for f in source]
+    assert len(set(np.round(np.diff(source_times), 3))) > 2  # really variable
+    out = tmp_path / "vfr_out.mp4"
+    _copy_through([VideoSink(out)], source_path=clip)
+    with av.open(str(out)) as container:
+        written = [f.time for f in container.decode(video=0)]
+    assert written == pytest.approx(source_times, abs=1e-3)

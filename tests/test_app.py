@@ -88,6 +88,17 @@ def wait_frames(qtbot, window: MainWindow, count: int = 1) -> None:
     qtbot.waitUntil(lambda: window.frames_shown >= start + count, timeout=RUN_TIMEOUT_MS)
 
 
+def wait_until_still(qtbot, window: MainWindow, quiet_ms: int = 800) -> None:
+    """Wait until no frame has arrived for ``quiet_ms`` (after a pause, in-flight frames land)."""
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        before = window.frames_shown
+        qtbot.wait(quiet_ms)
+        if window.frames_shown == before:
+            return
+    raise AssertionError("frames kept coming while paused")
+
+
 def test_plays_a_clip_to_the_end_then_records_it_whole(qtbot, window, clip, tmp_path) -> None:
     with qtbot.waitSignal(window.worker.finished, timeout=RUN_TIMEOUT_MS):
         window.open_source(str(clip))
@@ -288,7 +299,7 @@ def test_keyboard_space_right_s_f_esc(qtbot, window, clip) -> None:
     wait_frames(qtbot, window, 1)
     qtbot.keyClick(window.view, Qt.Key.Key_Space)
     assert not window.worker.playing
-    qtbot.wait(500)  # frames already inside the pipeline drain
+    wait_until_still(qtbot, window)  # frames already inside the pipeline drain
     shown = window.frames_shown
     qtbot.keyClick(window.view, Qt.Key.Key_Right)
     qtbot.waitUntil(lambda: window.frames_shown == shown + 1, timeout=RUN_TIMEOUT_MS)

@@ -65,6 +65,15 @@ def test_nanodet_boxes_the_one_person_in_an_indoor_frame(nanodet, data_dir) -> N
     assert _iou(boxes[0], np.array([385, 5, 545, 380])) > 0.8  # person box checked by eye
 
 
+def test_nanodet_runs_wide_frames_at_their_own_aspect(nanodet) -> None:
+    # Height and width are free in the converted model: no work is spent on padding.
+    assert nanodet.session.input_shape[2:] == (None, None)
+    assert nanodet.input_size_wh((960, 540)) == (416, 256)
+    assert nanodet.input_size_wh((480, 640)) == (320, 416)
+    blob, scale = nanodet.preprocess(np.zeros((540, 960, 3), np.uint8))
+    assert blob.shape == (1, 3, 256, 416) and scale == pytest.approx(416 / 960)
+
+
 def test_nanodet_finds_nobody_in_an_empty_frame(nanodet) -> None:
     assert nanodet.detect(np.full((480, 640, 3), 90, np.uint8)).shape == (0, 5)
 
@@ -116,9 +125,9 @@ def test_create_detector_names_and_refusals(tmp_path) -> None:
     broken.write_bytes(b"\x00\x01garbage")
     with pytest.raises(ModelError):
         create_detector(broken)
-    # A real ONNX model that is not a detector of an accepted layout is refused by name.
-    with pytest.raises(DetectorError, match="unrecognised detector outputs"):
-        create_detector(asset_path("detectors/nanodet_416.onnx"), "cpu")
+    # A real ONNX model that is not a detector of an accepted layout is refused, saying why.
+    with pytest.raises(DetectorError, match=r"expected a \(1, 3, H, W\) image input"):
+        create_detector(asset_path("detectors/blazepose_detector.onnx"), "cpu")
 
 
 def test_detector_backend_switch_falls_back_and_keeps_working(nanodet, data_dir) -> None:

@@ -47,7 +47,7 @@ def test_cpu_session_reports_provider_shapes_and_metadata() -> None:
     info = session.runtime_info
     assert (info.requested, info.backend, info.provider) == ("cpu", "cpu", "CPUExecutionProvider")
     assert info.fallback_reason is None
-    assert session.input_shape == (1, 3, 416, 416) and not session.dynamic_batch
+    assert session.input_shape == (1, 3, None, None) and not session.dynamic_batch
     assert session.metadata["input_size"] == [416, 416]  # JSON decoded, not a string
     assert session.metadata == read_onnx_metadata(NANODET)
     outputs = dict(zip(session.output_names, session.run(np.zeros((1, 3, 416, 416))), strict=True))

@@ -8,8 +8,8 @@ convert once and ship ``assets/detectors/nanodet_416.onnx``.
 Route: TF.js ``model.json`` (a GraphDef written as JSON) + ``nanodet.bin`` (weights, some
 stored as float16) -> ``tf.compat.v1.GraphDef`` with the weights as Const tensors ->
 tf2onnx (its TF optimiser constant-folds the SparseToDense padding helpers) -> explicit Pad
-ops merged into their convolutions -> ONNX with readable output names and metadata -> checked
-against TensorFlow on the same input.
+ops merged into their convolutions, height and width made free (multiples of 32) -> ONNX with
+readable output names and metadata -> checked against TensorFlow on the same 416x416 input.
 
 Run it in a throwaway venv, never the project's (versions used for the shipped file)::
 
@@ -172,6 +172,17 @@ def fold_pads(model: onnx.ModelProto) -> int:
     return len(folded)
 
 
+def free_spatial_size(model: onnx.ModelProto) -> None:
+    """Let height and width vary: the graph resizes by scale factors and reshapes with -1, so
+    any multiple of 32 works. A 16:9 frame then runs at 416x256 instead of padding to
+    416x416, 40% less work for the same detections."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    for output in model.graph.output:
+        output.type.tensor_type.shape.dim[1].dim_param = "cells"
+    del model.graph.value_info[:]  # shapes inferred for 416x416 only
+
+
 def add_metadata(model: onnx.ModelProto) -> None:
     """Store what the engine's decoder needs, as JSON strings, so the file explains itself."""
     meta = {
@@ -179,6 +190,7 @@ def add_metadata(model: onnx.ModelProto) -> None:
         "source": f"npm {NPM_PACKAGE} models/nanodet.json (MIT); NanoDet by RangiLyu (Apache-2.0)",
         "converted_with": f"tensorflow {tf.__version__}, tf2onnx {tf2onnx.__version__}",
         "input_size": [INPUT_SIZE, INPUT_SIZE],
+        "spatial_size": "height and width free, multiples of 32; trained at 416x416",
         "input_layout": "NCHW, RGB, (pixel - mean) / std",
         "color_order": "RGB",
         "mean": MEAN,
@@ -224,6 +236,7 @@ def main() -> None:
             opset=args.opset,
         )
     print(f"folded {fold_pads(model)} Pad ops into their Conv/MaxPool")
+    free_spatial_size(model)
     rename_outputs(model, {**TF_OUTPUTS, INPUT_NAME: "image"})
     model.graph.input[0].name = "image"
     add_metadata(model)

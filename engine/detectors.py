@@ -16,7 +16,8 @@ Detectors:
   (sigmoid applied) and the GFL box: 4 sides x 11 bins, the distance being the softmax mean
   of the bins times the stride, measured from the cell centre. The frame is letterboxed
   (aspect kept) to 416 on its long side, the short side padded to a multiple of 32 only, fed RGB: on the 28 people annotated in mmpose's COCO and PoseTrack18 test
-  frames it finds 24 (IoU >= 0.5) at the default score 0.3 / NMS 0.5.
+  frames it finds 23 (IoU >= 0.5) at the default score 0.3 / NMS 0.5 (24 with a square
+  416x416 letterbox, 70% more work on 16:9 frames; the one missed is 11 pixels wide, at 0.29).
 - ``BlazePoseDetector``: MediaPipe's pose detector, 224x224, 2254 SSD anchors, all decoded,
   merged with weighted NMS like MediaPipe; the person box is a 3:4 rectangle along the body
   circle's axis (hip centre, radius to the full-body keypoint), clipped to the frame. For one
@@ -64,8 +65,8 @@ def letterbox(
 def shrink(frame: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     """Resize with little aliasing, fast: an integer-factor area average, then bilinear.
 
-    Plain bilinear downscaling aliases small people away (NanoDet found 22 instead of 24 of
-    the 28 annotated people); INTER_AREA at a fractional ratio costs 6 ms on a 1080p frame,
+    Plain bilinear downscaling aliases small people away (NanoDet, letterboxed square, found
+    22 instead of 24 of the 28 annotated people); INTER_AREA at a fractional ratio costs 6 ms on a 1080p frame,
     its integer-ratio path plus a bilinear step about 2 ms. The rows and columns cut to make
     the ratio an integer (fewer than the factor) lie at the right and bottom edges.
     """
@@ -180,8 +181,8 @@ class NanoDetDetector(PersonDetector):
     """NanoDet-m (COCO) reduced to its person class; see the module docstring for the layout."""
 
     name = "nanodet"
-    # 0.3 / 0.5: 24 of the 28 people annotated in mmpose_testdata's COCO and PoseTrack18 frames
-    # (0.35 found 21); the extra boxes on those frames were unannotated spectators.
+    # 0.3 / 0.5: 23 of the 28 people annotated in mmpose_testdata's COCO and PoseTrack18 frames
+    # (0.35 found 20); the extra boxes on those frames were unannotated spectators.
     default_score_threshold = 0.3
     default_nms_threshold = 0.5
     input_size = 416

@@ -550,7 +550,10 @@ class MainWindow(QMainWindow):
         self.last_update = update
         self.frames_shown += 1
         self.view.set_image(update.image)
-        self.fps_label.setText(f"{update.fps:.1f} fps")
+        fps_text = f"{update.fps:.1f} fps"
+        if update.dropped_frames:  # live: frames the backend had no time for, never queued
+            fps_text += f" · {update.dropped_frames} skipped"
+        self.fps_label.setText(fps_text)
         # End to end: the engine's source-to-output time plus the wait for this paint.
         shown_ms = update.latency_ms + 1000.0 * (time.perf_counter() - update.arrived)
         self.latency_label.setText(f"latency {shown_ms:.0f} ms")
@@ -601,7 +604,6 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_snapshot_saved(self, path: str) -> None:
-        self.last_snapshot = path
         self.statusBar().showMessage(f"Snapshot saved: {path}", 5000)
 
     @Slot(str)
@@ -612,7 +614,6 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_recording_stopped(self, path: str) -> None:
-        self.last_recording = path
         self.record_action.setChecked(False)
         self.record_indicator.stop()
         if path:

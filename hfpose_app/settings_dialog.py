@@ -381,9 +381,6 @@ class SettingsDialog(QDialog):
         """What the engine really runs (it may differ from the choice after a fallback)."""
         self.running_label.setText(f"Running now: {label}")
 
-    def initial_settings(self) -> AppSettings:
-        return self._initial
-
     # ------------------------------------------------------------------------------ actions
     def restore_defaults(self) -> None:
         defaults = AppSettings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,32 @@ def test_video_view_keeps_the_aspect_ratio(qtbot) -> None:
     rect = view.image_rect()
     assert rect.height() == 500 and abs(rect.width() - 500 * 4 / 3) <= 1
     assert abs(rect.center().x() - 500) <= 1  # centred, bars left and right
+
+
+HIDPI_PROBE = """
+import numpy as np
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from hfpose_app.video_view import VideoView, bgr_to_qimage
+view = VideoView()
+view.resize(400, 300)
+view.show()
+frame = np.zeros((600, 800, 3), np.uint8)
+frame[::2] = 255  # one-pixel stripes: any resampling would blur them to grey
+view.set_image(bgr_to_qimage(frame))
+app.processEvents()
+shot = view.grab().toImage()
+print(view.devicePixelRatioF(), [shot.pixelColor(400, y).red() for y in range(100, 106)])
+"""
+
+
+def test_video_view_is_pixel_exact_on_a_hidpi_screen() -> None:
+    import subprocess
+    import sys
+
+    # A 2x screen: the 400x300 view has 800x600 device pixels, one per pixel of the frame.
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QT_SCALE_FACTOR": "2"}
+    out = subprocess.run(
+        [sys.executable, "-c", HIDPI_PROBE], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.split("\n")[0] == "2.0 [255, 0, 255, 0, 255, 0]", out.stderr

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.runtimes import available_backends
-from engine.sources import SourceInfo, list_cameras
+from engine.sources import CameraInfo, SourceInfo
 from hfpose_app.settings import AppSettings, SettingsStore
 from hfpose_app.settings_dialog import SettingsDialog
 from hfpose_app.video_view import PLACEHOLDER, VideoView
@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
         self.last_update: FrameUpdate | None = None
         self.frames_shown = 0
         self._camera_names: dict[str, str] = {}  # webcam:N -> the name the OS gives it
+        self._cameras: list[CameraInfo] | None = None  # None: not looked for yet
         self._playing = False
 
         self.worker = PipelineWorker(self)
@@ -187,7 +188,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.camera_menu = file_menu.addMenu(camera_icon(), "Open &camera")
-        self.camera_menu.aboutToShow.connect(self._fill_camera_menu)
+        self.camera_menu.aboutToShow.connect(self._camera_menu_shown)
         file_menu.addAction(self.open_stream_action)
         file_menu.addSeparator()
         file_menu.addAction(self.snapshot_action)
@@ -296,6 +297,7 @@ class MainWindow(QMainWindow):
         w.recording_started.connect(self._on_recording_started)
         w.recording_stopped.connect(self._on_recording_stopped)
         w.snapshot_saved.connect(self._on_snapshot_saved)
+        w.cameras_found.connect(self._on_cameras_found)
         w.exported.connect(
             lambda path: self.statusBar().showMessage(f"Keypoints saved: {path}", 8000)
         )
@@ -352,9 +354,23 @@ class MainWindow(QMainWindow):
         self.recent_menu.addSeparator()
         self.recent_menu.addAction("Clear the list", self.store.clear_recent_files)
 
+    def _camera_menu_shown(self) -> None:
+        """Show the cameras found last time at once; look again in the background (probing
+        cameras can take seconds on some systems) and update the open menu."""
+        self._fill_camera_menu()
+        self.worker.find_cameras()
+
+    @Slot(object)
+    def _on_cameras_found(self, cameras: list[CameraInfo]) -> None:
+        self._cameras = cameras
+        self._fill_camera_menu()
+
     def _fill_camera_menu(self) -> None:
         self.camera_menu.clear()
-        cameras = list_cameras()
+        if self._cameras is None:
+            self.camera_menu.addAction("Looking for cameras…").setEnabled(False)
+            return
+        cameras = self._cameras
         for camera in cameras:
             self._camera_names[camera.spec] = camera.name
             action = self.camera_menu.addAction(f"{camera.name}  ({camera.device})")

@@ -31,6 +31,7 @@ from PySide6.QtGui import QImage
 from engine.pipeline import Pipeline, PipelineConfig, PipelineError, RunSummary
 from engine.rendering import RenderOptions
 from engine.results import FrameResult, Person
+from engine.runtimes import available_backends
 from engine.sinks import (
     VIDEO_CODECS,
     VIDEO_CONTAINERS,
@@ -41,7 +42,7 @@ from engine.sinks import (
     VideoSink,
 )
 from engine.smoothing import SmoothingConfig
-from engine.sources import Frame, FrameSource, SourceInfo, open_source
+from engine.sources import Frame, FrameSource, SourceInfo, list_cameras, open_source
 from hfpose_app.settings import AppSettings
 from hfpose_app.video_view import bgr_to_qimage
 from models.metainfo import COCO, DatasetInfo
@@ -270,6 +271,7 @@ class PipelineWorker(QObject):
     recording_stopped = Signal(str)
     exported = Signal(str)
     snapshot_saved = Signal(str)
+    cameras_found = Signal(object)  # list[CameraInfo]
     # Internal: engine threads -> GUI thread.
     _started = Signal(int, object, object)  # generation, pipeline, settings used
     _run_finished = Signal(int, object, object)  # generation, RunSummary, pipeline
@@ -300,6 +302,9 @@ class PipelineWorker(QObject):
         self._run_finished.connect(self._on_run_finished)
         self._recording_failed.connect(self._on_recording_failed)
         self._open_failed.connect(self._on_open_failed)
+        # Warm the engine's cached OpenVINO device query now, off the GUI thread, so the
+        # settings dialog (which lists the backends) opens at once later.
+        self._control.submit(available_backends)
 
     # ------------------------------------------------------------------------------ state
     @property
@@ -607,6 +612,10 @@ class PipelineWorker(QObject):
             self._control.submit(lambda: pipeline.remove_sink(sink))
         self.failed.emit(message)
         self.recording_stopped.emit(str(sink.path) if sink is not None else "")
+
+    def find_cameras(self) -> None:
+        """List the cameras off the GUI thread; the answer comes as ``cameras_found``."""
+        self._control.submit(lambda: self.cameras_found.emit(list_cameras()))
 
     # ---------------------------------------------------------------------- snapshot/export
     def save_snapshot(self, image: QImage, path: str) -> None:

@@ -413,10 +413,9 @@ def test_camera_menu_lists_cameras_by_name_and_opens_one_fake_camera(
     qtbot, window, clip, monkeypatch
 ) -> None:
     from engine.sources import CameraInfo
-    from hfpose_app import main_window as main_window_module
 
     cameras = [CameraInfo(3, "Integrated Webcam", "/dev/video3")]
-    monkeypatch.setattr(main_window_module, "list_cameras", lambda: cameras)
+    monkeypatch.setattr(worker_module, "list_cameras", lambda: cameras)
     opened: list[str] = []
 
     def fake_open_source(spec: str) -> FakeCamera:
@@ -424,7 +423,8 @@ def test_camera_menu_lists_cameras_by_name_and_opens_one_fake_camera(
         return FakeCamera(clip, spec=spec)
 
     monkeypatch.setattr(worker_module, "open_source", fake_open_source)
-    window._fill_camera_menu()
+    with qtbot.waitSignal(window.worker.cameras_found, timeout=10_000):
+        window.camera_menu.aboutToShow.emit()
     action = next(a for a in window.camera_menu.actions() if "Integrated Webcam" in a.text())
     action.trigger()
     wait_frames(qtbot, window, 1)

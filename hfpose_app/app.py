@@ -77,7 +77,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--device",
         choices=("auto", "cpu", "gpu", "npu", "openvino", "torch"),
-        help="backend for this session (the settings dialog changes it for good)",
+        help="backend to run on (remembered, as if chosen in the settings dialog)",
     )
     return parser.parse_args(argv)
 
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     window = MainWindow()
     if args.device:
-        window.settings = window.settings.replace(backend=args.device)
+        window.apply_settings(window.settings.replace(backend=args.device))
     window.show()
     if args.source:
         window.open_source(args.source)

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, QTimer
@@ -96,20 +97,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Ctrl+C in the terminal closes the window properly (recording finalised) instead of
     # killing the process; the timer lets the interpreter run its signal handlers.
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: window.close())
     heartbeat = QTimer()
     heartbeat.start(200)
     heartbeat.timeout.connect(lambda: None)
-    code = app.exec()
+    try:
+        code = app.exec()
+    finally:
+        heartbeat.stop()
+        signal.signal(signal.SIGINT, previous_handler)
     window.worker.finish_pending_io()
     # The window has stopped the engine and finalised the recording. A stage still inside a
     # long inference call cannot be interrupted; leaving through the interpreter's shutdown
     # while it runs aborts the process, so leave directly once the output is flushed.
-    if any(t.name.startswith("hfpose-") and t.is_alive() for t in threading.enumerate()):
+    if not engine_threads_ended(grace_s=2.0):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def engine_threads_ended(grace_s: float) -> bool:
+    """Give the engine's threads ``grace_s`` to end; True when none is left."""
+    deadline = time.monotonic() + grace_s
+    for thread in threading.enumerate():
+        if thread.name.startswith("hfpose-"):
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return not any(t.name.startswith("hfpose-") and t.is_alive() for t in threading.enumerate())
 
 
 if __name__ == "__main__":

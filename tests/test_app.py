@@ -468,3 +468,34 @@ def test_recording_to_an_unusable_folder_says_why_and_keeps_playing(
     assert failed.args[0].startswith("Cannot record:") and "a_file" in failed.args[0]
     assert not window.record_indicator.isVisible() and not window.record_action.isChecked()
     wait_frames(qtbot, window, 1)
+
+
+def test_hfpose_command_opens_the_clip_given_and_exits_cleanly(
+    qtbot, tmp_path, pose_model, clip
+) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from hfpose_app import app as app_module
+
+    # The command reads the user's settings: point QSettings at a temporary home for them.
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
+    SettingsStore().save(
+        AppSettings().replace(model_path=str(pose_model), record_dir=str(tmp_path / "rec"))
+    )
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+
+    def look_then_close() -> None:
+        window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow))
+        if window.frames_shown == 0 and time.monotonic() < deadline:
+            QTimer.singleShot(100, look_then_close)
+            return
+        seen.update(title=window.windowTitle(), backend=window.backend_label.text())
+        window.close()
+
+    QTimer.singleShot(100, look_then_close)
+    assert app_module.main([str(clip), "--device", "openvino"]) == 0
+    assert seen["title"] == f"{CLIP} — hfpose"
+    assert seen["backend"].startswith("openvino")
+    assert SettingsStore().load().backend == "openvino"  # remembered

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -199,6 +200,21 @@ class _Display:
         return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
 
 
+def _finish_despite_more_ctrl_c() -> object | None:
+    """A second Ctrl+C while the files are being closed would kill the engine's threads
+    half-way (keypoint files never moved into place): say we are on it instead.
+
+    Returns the previous handler, to restore once the files are closed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def patience(signum: int, frame: object) -> None:
+        print(f"{PROG}: finishing the files, one moment", file=sys.stderr)
+
+    return signal.signal(signal.SIGINT, patience)
+
+
 def run(args: argparse.Namespace) -> int:
     """Process one input as the arguments say; returns the exit status."""
     from tqdm import tqdm
@@ -239,16 +255,20 @@ def run(args: argparse.Namespace) -> int:
         dynamic_ncols=True,
     )
     interrupted = False
+    previous_handler = None
     try:
         while not pipeline.wait(0.03 if display else 0.2):
             if display is not None and not display.show():
                 break
     except KeyboardInterrupt:
         interrupted = True
+        previous_handler = _finish_despite_more_ctrl_c()
     finally:
         pipeline.stop()
         pipeline.wait(10.0)
         progress.close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
     summary = pipeline.summary()
     if summary.error is not None:
         print(f"{PROG}: error: {summary.error}", file=sys.stderr)
@@ -273,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted while starting", file=sys.stderr)
+        print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:  # noqa: BLE001 - ModelError, DetectorError, ValueError ...
         message = str(error).splitlines()[0] if str(error) else type(error).__name__

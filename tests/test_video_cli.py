@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -142,16 +143,17 @@ def test_file_that_is_not_a_model_exits_1(tmp_path, capsys):
 
 
 def test_ctrl_c_half_way_leaves_a_playable_video(tmp_path, pose_model):
-    """SIGINT while a 150-frame image folder is being processed: exit 130, file plays."""
+    """SIGINT (twice) while a 150-frame image folder is processed: exit 130, files complete."""
     folder = tmp_path / "frames"
     folder.mkdir()
     with open_source(WALK) as source:
         frames = [f.image for f in source]
     for i in range(150):
         cv2.imwrite(str(folder / f"{i:04d}.jpg"), frames[i % len(frames)])
-    out = tmp_path / "interrupted.mp4"
+    out, keypoints = tmp_path / "interrupted.mp4", tmp_path / "interrupted.json"
     command = [sys.executable, "-m", "hfpose_app.video_cli", str(folder), "--out", str(out),
-               "--model", pose_model, "--device", "cpu", "--max-persons", "1"]  # fmt: skip
+               "--save-json", str(keypoints), "--model", pose_model, "--device", "cpu",
+               "--max-persons", "1"]  # fmt: skip
     process = subprocess.Popen(
         command,
         cwd=REPO_ROOT,
@@ -165,11 +167,14 @@ def test_ctrl_c_half_way_leaves_a_playable_video(tmp_path, pose_model):
         assert chunk, f"hfpose-video ended early: {seen}"
         seen += chunk
     process.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGINT)  # an impatient second Ctrl+C must not lose the files
     rest = process.communicate(timeout=60)[1]
     assert process.returncode == 130, seen + rest
     assert "interrupted" in rest
     written = probe(out)["frames"]
     assert 10 <= written < 150
+    assert len(json.loads(keypoints.read_text())["instance_info"]) == written
 
 
 def test_default_output_name_in_the_current_folder(tmp_path, pose_model, monkeypatch):

@@ -184,20 +184,24 @@ class _Display:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._image = None
+        self._opened = False
 
     def offer(self, result: FrameResult) -> None:
         with self._lock:
             self._image = result.image
 
     def show(self) -> bool:
-        """Show the newest frame; False when the user pressed q or Esc."""
+        """Show the newest frame; False when the user pressed q or Esc or closed the window."""
         import cv2
 
         with self._lock:
             image, self._image = self._image, None
         if image is not None:
             cv2.imshow(PROG, image)
-        return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+            self._opened = True
+        key = cv2.waitKey(1) & 0xFF
+        closed = self._opened and cv2.getWindowProperty(PROG, cv2.WND_PROP_VISIBLE) < 1
+        return key not in (ord("q"), 27) and not closed
 
 
 def _finish_despite_more_ctrl_c() -> object | None:

@@ -70,6 +70,14 @@ def _select(combo: QComboBox, key: str) -> None:
         combo.setCurrentIndex(index)
 
 
+def _hint(text: str) -> QLabel:
+    """Grey, wrapped advice under a group of settings."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setForegroundRole(label.foregroundRole().PlaceholderText)
+    return label
+
+
 def _spin(low: int, high: int, suffix: str = "") -> QSpinBox:
     spin = QSpinBox()
     spin.setRange(low, high)
@@ -260,6 +268,12 @@ class SettingsDialog(QDialog):
         one_euro_form.addRow("Min cutoff (Hz)", self.one_euro_min_cutoff)
         one_euro_form.addRow("Beta (speed response)", self.one_euro_beta)
         one_euro_form.addRow("Derivative cutoff (Hz)", self.one_euro_d_cutoff)
+        one_euro_form.addRow(
+            _hint(
+                "Steadier joints when still: lower the min cutoff. Less lag on fast moves: "
+                "raise beta. Timing follows the video's timestamps, not frame counts."
+            )
+        )
         self.smoothing_params.addWidget(one_euro)
         kalman = QWidget()
         kalman_form = QFormLayout(kalman)
@@ -267,6 +281,12 @@ class SettingsDialog(QDialog):
         self.kalman_measurement_noise = _dspin(0.1, 100.0, 0.5, 1)
         kalman_form.addRow("Process noise (px/s²)", self.kalman_process_noise)
         kalman_form.addRow("Measurement noise (px)", self.kalman_measurement_noise)
+        kalman_form.addRow(
+            _hint(
+                "More process noise follows sudden motion; more measurement noise smooths "
+                "harder. Unsure keypoints (low score) lean on the motion model."
+            )
+        )
         self.smoothing_params.addWidget(kalman)
         layout.addWidget(self.smoothing_params)
         layout.addStretch(1)
@@ -302,6 +322,12 @@ class SettingsDialog(QDialog):
         form.addRow("Container", self.container)
         form.addRow("Codec", self.codec)
         form.addRow(self.keep_audio)
+        form.addRow(
+            _hint(
+                "Recordings stay playable up to the last second written, even if the app is "
+                "killed mid-recording."
+            )
+        )
         return page
 
     # ----------------------------------------------------------------------- values in/out

@@ -35,7 +35,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.runtimes import InferenceSession, RuntimeInfo, asset_path, create_session
+from engine.runtimes import (
+    InferenceSession,
+    RuntimeInfo,
+    asset_path,
+    create_session,
+    read_onnx_metadata,
+)
 
 DETECTOR_NAMES = ("nanodet", "blazepose")
 
@@ -526,4 +532,10 @@ def create_detector(
         raise ValueError(
             f"unknown detector {name!r}: use {' or '.join(DETECTOR_NAMES)} or an .onnx file path"
         )
+    # Our own converted files, picked by path (e.g. from a file dialog), keep their decoders.
+    model_name = str(read_onnx_metadata(path).get("model", ""))
+    if model_name.startswith("NanoDet"):
+        return NanoDetDetector(path, backend, **thresholds)
+    if model_name.startswith("MediaPipe BlazePose"):
+        return BlazePoseDetector(path, backend, **thresholds)
     return OnnxPersonDetector(path, backend, **thresholds)

@@ -125,9 +125,10 @@ def test_create_detector_names_and_refusals(tmp_path) -> None:
     broken.write_bytes(b"\x00\x01garbage")
     with pytest.raises(ModelError):
         create_detector(broken)
-    # A real ONNX model that is not a detector of an accepted layout is refused, saying why.
-    with pytest.raises(DetectorError, match=r"expected a \(1, 3, H, W\) image input"):
-        create_detector(asset_path("detectors/blazepose_detector.onnx"), "cpu")
+    # The shipped files given by path keep their own decoders.
+    by_path = create_detector(asset_path("detectors/blazepose_detector.onnx"), "cpu")
+    assert isinstance(by_path, BlazePoseDetector)
+    assert isinstance(create_detector(asset_path("detectors/nanodet_416.onnx")), NanoDetDetector)
 
 
 def test_detector_backend_switch_falls_back_and_keeps_working(nanodet, data_dir) -> None:
@@ -210,6 +211,19 @@ def test_user_end2end_layout_keeps_only_people(tmp_path) -> None:
     assert detector.layout == "end2end"
     boxes = detector.detect(np.zeros((640, 640, 3), np.uint8))  # scale 0.5, top-left
     np.testing.assert_allclose(boxes, [[200, 200, 400, 600, 0.7]], atol=1e-3)
+
+
+def test_user_model_with_an_nhwc_input_is_refused(tmp_path) -> None:
+    path = _constant_model(
+        tmp_path / "nhwc.onnx", (640, 640), {"output0": np.zeros((1, 84, CELLS_640), np.float32)}
+    )
+    model = onnx.load(path)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for dim, size in zip(dims, (1, 640, 640, 3), strict=True):
+        dim.dim_value = size
+    onnx.save(model, path)
+    with pytest.raises(DetectorError, match=r"expected a \(1, 3, H, W\) image input"):
+        create_detector(path, "cpu")
 
 
 def test_user_model_with_an_unknown_layout_is_refused(tmp_path) -> None:

@@ -11,6 +11,9 @@ beside the wall time because it hardly changes with other programs' load (with `
 it is the cleanest comparison of two ways to do the same work). ``engine.pose.BATCHED_BACKENDS``
 follows this measurement.
 
+Detectors are also scored where ../shared is present: people found (IoU >= 0.5, one box per
+person) among the 28 annotated in mmpose's COCO and PoseTrack18 test frames.
+
 Without ``--model`` the shipped model is used, or (until one ships) a randomly initialised
 HF-HRNet-18 256x192 exported with ``models.export`` (needs torch; subnormal weights are flushed
 by the runtimes, so its speed is the trained model's). The torch backend is measured on the
@@ -37,7 +40,9 @@ from engine.detectors import create_detector  # noqa: E402
 from engine.pose import DEFAULT_MODEL  # noqa: E402
 from engine.runtimes import ModelError, asset_path, available_backends, create_session  # noqa: E402
 
-SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "videos"
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SHARED_VIDEOS = SHARED_DATASETS / "videos"
+SHARED_TESTDATA = SHARED_DATASETS / "mmpose_testdata"
 DETECTOR_FRAMES = (
     ("mmpose_demo_street.mp4", 0),
     ("opencv_vtest.avi", 100),
@@ -129,6 +134,56 @@ def read_frames() -> list[np.ndarray]:
     return frames
 
 
+def annotated_people() -> list[tuple[Path, np.ndarray]]:
+    """(image, person boxes x1 y1 x2 y2) of the street and sports frames with every person of
+    interest annotated: mmpose's COCO val2017 and PoseTrack18 test samples (28 people)."""
+    items = []
+    for annotation_file, folder in (
+        ("coco/test_coco.json", "coco"),
+        ("posetrack18/annotations/test_posetrack18_val.json", "posetrack18"),
+    ):
+        data = json.loads((SHARED_TESTDATA / annotation_file).read_text())
+        files = {image["id"]: image["file_name"] for image in data["images"]}
+        boxes: dict[int, list] = {}
+        for person in data["annotations"]:
+            if not person.get("iscrowd", 0) and person.get("category_id", 1) == 1:
+                boxes.setdefault(person["image_id"], []).append(person["bbox"])
+        for image_id, xywh in boxes.items():
+            xyxy = np.asarray(xywh, np.float32)
+            xyxy[:, 2:] += xyxy[:, :2]
+            items.append((SHARED_TESTDATA / folder / files[image_id], xyxy))
+    return items
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    top_left = np.maximum(box[:2], boxes[:, :2])
+    bottom_right = np.minimum(box[2:4], boxes[:, 2:4])
+    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
+    areas = np.prod(boxes[:, 2:4] - boxes[:, :2], axis=1)
+    return inter / (np.prod(box[2:4] - box[:2]) + areas - inter)
+
+
+def detector_recall(detector, items: list[tuple[Path, np.ndarray]]) -> tuple[int, int, int]:
+    """(people found at IoU >= 0.5, people annotated, boxes returned); one box per person."""
+    import cv2
+
+    found = annotated = returned = 0
+    for path, people in items:
+        boxes = detector.detect(cv2.imread(str(path)))
+        returned += len(boxes)
+        annotated += len(people)
+        free = np.ones(len(boxes), bool)
+        for person in people:
+            if not free.any():
+                break
+            overlap = np.where(free, box_iou(person, boxes), 0.0)
+            best = int(np.argmax(overlap))
+            if overlap[best] >= 0.5:
+                free[best] = False
+                found += 1
+    return found, annotated, returned
+
+
 def bench_detector(name: str, backend: str, frames: list[np.ndarray], repeats: int) -> dict:
     detector = create_detector(name, backend)  # threads: the runtime's default (all cores)
     for frame in frames:
@@ -138,7 +193,7 @@ def bench_detector(name: str, backend: str, frames: list[np.ndarray], repeats: i
         for frame in frames:
             samples.append(time_call(lambda f=frame: detector.detect(f)))
     wall_ms, cpu_ms = summarise(samples)
-    return {
+    row = {
         "detector": name,
         "backend": backend,
         "runs_on": detector.runtime_info.label,
@@ -146,6 +201,10 @@ def bench_detector(name: str, backend: str, frames: list[np.ndarray], repeats: i
         "cpu_ms_per_frame": cpu_ms,
         "people_per_frame": [len(detector.detect(f)) for f in frames],
     }
+    if SHARED_TESTDATA.is_dir():
+        found, annotated, returned = detector_recall(detector, annotated_people())
+        row["recall"] = f"{found} of {annotated} annotated people, {returned} boxes"
+    return row
 
 
 def main() -> None:
@@ -214,7 +273,7 @@ def main() -> None:
     for row in detector_rows:
         print(
             f"  {row['detector']:<10} {row['runs_on']:<40} {row['ms_per_frame']:>7} ms"
-            f"  (CPU {row['cpu_ms_per_frame']} ms)"
+            f"  (CPU {row['cpu_ms_per_frame']} ms)  {row.get('recall', '')}"
         )
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     if args.json:

@@ -21,6 +21,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,6 +285,8 @@ class PipelineWorker(QObject):
         self._generation = 0
         self._pipeline: Pipeline | None = None
         self._running: set[Pipeline] = set()  # started and not yet finished (may be stopping)
+        self._published: weakref.WeakSet[Pipeline] = weakref.WeakSet()  # seen by _on_started
+        self._completed: weakref.WeakSet[Pipeline] = weakref.WeakSet()  # end handled
         self._source_spec: str | None = None
         self._source_info: SourceInfo | None = None
         self._settings = AppSettings()
@@ -364,12 +367,17 @@ class PipelineWorker(QObject):
                 source = PacedSource(source)
                 if start_s > 0:
                     source.seek(start_s)
-            pipeline = Pipeline(
-                pipeline_config(source, settings),
-                sinks=[recording] if recording is not None else [],
-                on_result=lambda r: self._on_result(generation, r),
-                on_error=lambda e: self._on_error(generation, e),
-            )
+            try:
+                pipeline = Pipeline(
+                    pipeline_config(source, settings),
+                    sinks=[recording] if recording is not None else [],
+                    on_result=lambda r: self._on_result(generation, r),
+                    on_error=lambda e: self._on_error(generation, e),
+                )
+            except Exception as error:  # noqa: BLE001 - a setting the engine refuses
+                source.close()
+                self._fail(generation, error)
+                return
             pipeline.on_finished = lambda s: self._run_finished.emit(generation, s, pipeline)
             try:
                 pipeline.start()  # closes the source itself when it fails
@@ -404,6 +412,7 @@ class PipelineWorker(QObject):
             pipeline.stop()
             return
         self._pipeline = pipeline
+        self._published.add(pipeline)
         self._running.add(pipeline)
         self._source_info = pipeline.source_info
         processor = pipeline.processor
@@ -415,6 +424,8 @@ class PipelineWorker(QObject):
             self._recording_pipeline = pipeline  # recording from the first frame
             self.recording_started.emit(str(self._recording.path))
         self._set_playing(True)
+        if not pipeline.running:  # a very short input ended before this signal arrived
+            self._on_run_finished(generation, pipeline.summary(), pipeline)
 
     # --------------------------------------------------------------------- engine threads
     def _on_result(self, generation: int, result: FrameResult) -> None:
@@ -464,7 +475,14 @@ class PipelineWorker(QObject):
 
     @Slot(int, object, object)
     def _on_run_finished(self, generation: int, summary: RunSummary, pipeline: Pipeline) -> None:
-        """Every engine thread has stopped and every sink is closed (the recording is final)."""
+        """Every engine thread has stopped and every sink is closed (the recording is final).
+
+        Handled once per run, and only after :meth:`_on_started` (which catches a run that
+        ended before it was published).
+        """
+        if pipeline not in self._published or pipeline in self._completed:
+            return
+        self._completed.add(pipeline)
         self._running.discard(pipeline)
         if self._recording is not None and self._recording_pipeline is pipeline:
             path = str(self._recording.path)

@@ -499,3 +499,16 @@ def test_hfpose_command_opens_the_clip_given_and_exits_cleanly(
     assert seen["title"] == f"{CLIP} — hfpose"
     assert seen["backend"].startswith("openvino")
     assert SettingsStore().load().backend == "openvino"  # remembered
+
+
+def test_a_one_image_folder_plays_and_ends(qtbot, window, clip, tmp_path) -> None:
+    import cv2
+
+    folder = tmp_path / "one_image"
+    folder.mkdir()
+    with VideoFileSource(clip) as video:
+        cv2.imwrite(str(folder / "frame.png"), video.read().image)
+    with qtbot.waitSignal(window.worker.finished, timeout=RUN_TIMEOUT_MS):
+        window.open_source(str(folder))
+    qtbot.waitUntil(lambda: window.frames_shown == 1, timeout=10_000)
+    assert not window.worker.playing and window.play_action.text() == "&Play"

@@ -187,7 +187,11 @@ def pipeline_config(source: FrameSource, s: AppSettings) -> PipelineConfig:
 
 
 def detector_spec(s: AppSettings) -> str:
-    return s.detector_path if s.detector == "custom" and s.detector_path else s.detector
+    """What the engine's ``create_detector`` takes; "custom" before its file is chosen runs
+    the default detector rather than failing."""
+    if s.detector == "custom":
+        return s.detector_path or AppSettings().detector
+    return s.detector
 
 
 def smoothing_config(s: AppSettings) -> SmoothingConfig:

@@ -70,9 +70,14 @@ def small_options(ann: Path, **extra: object) -> list[str]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _restore_denormals():
-    """The trainer flushes subnormals on the CPU (process-wide); leave other tests as found."""
+def _one_thread_and_restore_denormals():
+    """One intra-op thread: on 2 cores shared with other jobs, two OpenMP threads spin-waiting
+    for each other made a step of the small model 10x slower (1.7 s against 0.15 s). The
+    trainer flushes subnormals process-wide on the CPU: leave other tests as found."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(threads)
     torch.set_flush_denormal(False)
 
 
@@ -475,7 +480,7 @@ def test_ddp_two_cpu_processes_match_one_process_accumulating(
     common = small_options(four_people, total_epochs=1, **{"data.samples_per_gpu": 1})
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     ddp = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--master_port=0", "-m", "training.train_cli", "hf_hrnet_18_coco_256x192",
+           "--standalone", "-m", "training.train_cli", "hf_hrnet_18_coco_256x192",
            "--work-dir", str(tmp_path / "ddp"), "--no-progress", "--cfg-options", *common]  # fmt: skip
     single = [sys.executable, "-m", "training.train_cli", "hf_hrnet_18_coco_256x192",
               "--work-dir", str(tmp_path / "single"), "--no-progress", "--cfg-options", *common,
@@ -494,8 +499,13 @@ def test_ddp_two_cpu_processes_match_one_process_accumulating(
     a = torch.load(tmp_path / "ddp" / LATEST, weights_only=True)
     b = torch.load(tmp_path / "single" / LATEST, weights_only=True)
     assert a["meta"]["world_size"] == 2 and b["meta"]["world_size"] == 1
-    for key, value in a["state_dict"].items():
-        torch.testing.assert_close(value, b["state_dict"][key], rtol=1e-4, atol=1e-6)
+    # weights only: BatchNorm running statistics differ by design (DDP keeps rank 0's, the
+    # accumulating process updates them once per micro-batch)
+    weights = [k for k in a["state_dict"] if not k.endswith(("running_mean", "running_var",
+                                                                "num_batches_tracked"))]  # fmt: skip
+    assert len(weights) > 100
+    for key in weights:
+        torch.testing.assert_close(a["state_dict"][key], b["state_dict"][key], rtol=1e-4, atol=1e-6)
 
 
 def test_checkpoint_loads_with_the_models_loader(tmp_path: Path, four_people: Path) -> None:

@@ -517,44 +517,46 @@ class Pipeline:
         }
 
     # ------------------------------------------------------------------ live controls
+    # Each takes effect at the next frame the stage concerned handles; called before start()
+    # they change the configuration the run starts with.
 
     def set_backend(self, device: str) -> None:
         """Move the keypoint model and the detector to another backend at the next frame."""
-        self._processor().request("detect", device=device)
-        self._processor().request("pose", device=device)
+        self._request("detect", device=device)
+        self._request("pose", device=device)
 
     def set_model(self, model: str | None, model_config: str | None = None) -> None:
         """Load another keypoint model (``None``: the shipped one) at the next frame;
         ``model_config`` is the config a ``.pth`` checkpoint needs."""
-        self._processor().request("pose", model=model, model_config=model_config)
+        self._request("pose", model=model, model_config=model_config)
 
     def set_detector(self, detector: str) -> None:
         """``nanodet``, ``blazepose`` or a path to an ONNX person detector, at the next frame."""
-        self._processor().request("detect", detector=detector)
+        self._request("detect", detector=detector)
 
     def set_det_interval(self, frames: int) -> None:
         if frames < 1:
             raise ValueError(f"det_interval must be >= 1, got {frames}")
-        self._processor().request("detect", det_interval=frames)
+        self._request("detect", det_interval=frames)
 
     def set_max_persons(self, count: int) -> None:
         """At most ``count`` people (highest detector scores first); 0 = no limit."""
         if count < 0:
             raise ValueError(f"max_persons must be >= 0, got {count}")
-        self._processor().request("pose", max_persons=count)
+        self._request("pose", max_persons=count)
 
     def set_kpt_thr(self, threshold: float) -> None:
         """Keypoints below ``threshold`` are not drawn nor used for box following/tracking."""
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"kpt_thr must be between 0 and 1, got {threshold}")
         for stage in ("pose", "track", "render"):
-            self._processor().request(stage, kpt_thr=threshold)
+            self._request(stage, kpt_thr=threshold)
 
     def set_smoothing(self, smoothing: SmoothingConfig) -> None:
-        self._processor().request("smooth", smoothing=smoothing)
+        self._request("smooth", smoothing=smoothing)
 
     def set_render_options(self, options: RenderOptions) -> None:
-        self._processor().request("render", render=options)
+        self._request("render", render=options)
 
     def add_sink(self, sink: Sink) -> None:
         """Open ``sink`` for this source and start feeding it from the next frame.
@@ -613,10 +615,14 @@ class Pipeline:
 
     # ------------------------------------------------------------------ threads
 
-    def _processor(self) -> PoseProcessor:
-        if self.processor is None:
-            raise RuntimeError("start() the pipeline before changing its settings")
-        return self.processor
+    def _request(self, stage: str, **changes: Any) -> None:
+        """Hand a live change to the stage that owns it; before start() it simply becomes
+        part of the configuration (the keys are PipelineConfig field names)."""
+        if self.processor is not None:
+            self.processor.request(stage, **changes)
+            return
+        for field_name, value in changes.items():
+            setattr(self.config, field_name, value)
 
     def _dropped_frames(self) -> int:
         return self.source.dropped_frames + self._replaced_frames

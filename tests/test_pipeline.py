@@ -342,3 +342,17 @@ def test_stop_while_models_load_ends_the_run_cleanly(pose_model):
     starter.join(60)
     assert pipeline.wait(5) and c.finished.is_set()
     assert camera.closed and not c.results and not pipeline.running
+
+
+def test_settings_changed_before_start_become_the_configuration():
+    pipeline = Pipeline(PipelineConfig(source=str(WALK)))
+    pipeline.set_max_persons(2)
+    pipeline.set_kpt_thr(0.5)
+    pipeline.set_smoothing(SmoothingConfig("kalman"))
+    pipeline.set_backend("openvino")
+    pipeline.set_detector("blazepose")
+    config = pipeline.config
+    assert (config.max_persons, config.kpt_thr, config.smoothing.method) == (2, 0.5, "kalman")
+    assert (config.device, config.detector) == ("openvino", "blazepose")
+    with pytest.raises(ValueError, match="max_persons"):
+        pipeline.set_max_persons(-1)

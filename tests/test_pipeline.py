@@ -356,3 +356,30 @@ def test_settings_changed_before_start_become_the_configuration():
     assert (config.device, config.detector) == ("openvino", "blazepose")
     with pytest.raises(ValueError, match="max_persons"):
         pipeline.set_max_persons(-1)
+
+
+class _UnpluggedCamera(_LoopingCamera):
+    """A fake webcam (the test machines have none) that is unplugged after ``frames``."""
+
+    def __init__(self, path: Path, period: float, frames: int) -> None:
+        self._frames_left = frames
+        super().__init__(path, period)
+
+    def _grab(self) -> np.ndarray:
+        if self._frames_left == 0:
+            raise SourceError("camera webcam:0 stopped delivering frames (unplugged?)")
+        self._frames_left -= 1
+        return super()._grab()
+
+
+def test_unplugged_camera_ends_the_run_with_a_clear_error_fake_camera(tmp_path, pose_model):
+    recording = tmp_path / "until_unplugged.mp4"
+    c = _Collector()
+    camera = _UnpluggedCamera(WALK, period=0.05, frames=12)
+    pipeline = c.pipeline(_config(pose_model, camera), [VideoSink(recording)])
+    pipeline.start()
+    assert pipeline.wait(60)
+    (error,) = c.errors
+    assert error.stage == "source" and "unplugged" in str(error) and "\n" not in str(error)
+    assert c.results and camera.closed
+    assert probe(recording)["frames"] == len(c.results)  # what was seen is kept

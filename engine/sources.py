@@ -109,6 +109,14 @@ class FrameSource:
 
 # --------------------------------------------------------------------------- video files
 
+# Display rotation (degrees counter-clockwise, as FFmpeg's display matrix gives it) -> the
+# OpenCV rotation that shows the picture upright.
+_ROTATE_CODES = {
+    90: cv2.ROTATE_90_COUNTERCLOCKWISE,
+    180: cv2.ROTATE_180,
+    270: cv2.ROTATE_90_CLOCKWISE,
+}
+
 
 class VideoFileSource(FrameSource):
     """A video file decoded by PyAV (anything FFmpeg reads), frame by frame, none dropped."""
@@ -168,7 +176,12 @@ class VideoFileSource(FrameSource):
         if first is None:
             self._container.close()
             raise SourceError(f"corrupt video stream (no frame decodes): {self._path}")
-        self.info.width, self.info.height = first.width, first.height
+        # Phones store portrait video as landscape pictures plus a display rotation; people
+        # lying on their side would defeat the detector, so frames are turned upright here.
+        self._rotate_code = _ROTATE_CODES.get(round(getattr(first, "rotation", 0) or 0) % 360)
+        upright = self._rotate_code in (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE)
+        size = (first.height, first.width) if upright else (first.width, first.height)
+        self.info.width, self.info.height = size
         self._frames = itertools.chain([first], self._frames)
 
     def _decode(self) -> Iterator:
@@ -200,6 +213,8 @@ class VideoFileSource(FrameSource):
                 self._next_index = max(0, round(timestamp * self.info.fps))
                 self._skip_before = None
             image = av_frame.to_ndarray(format="bgr24")
+            if self._rotate_code is not None:
+                image = cv2.rotate(image, self._rotate_code)
             frame = Frame(image=image, index=self._next_index, timestamp=timestamp)
             self._next_index += 1
             return frame

@@ -234,3 +234,28 @@ def test_list_cameras_reads_names_and_skips_metadata_nodes_fake_sysfs(tmp_path):
         (0, "Integrated Camera: Integrated C", "webcam:0"),
         (10, "HD Pro Webcam C920", "webcam:10"),
     ]
+
+
+@pytest.mark.parametrize(("rotation", "corner"), [(-90, (0, -1)), (90, (-1, 0)), (180, (-1, -1))])
+def test_phone_rotation_is_applied(tmp_path, rotation, corner):
+    """A landscape picture stored with a display rotation (as phones record portrait video)
+    comes out upright; the white block starts top-left in the stored picture."""
+    path = tmp_path / f"rotated{rotation}.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(rotation)
+        image = np.zeros((48, 64, 3), np.uint8)
+        image[:12, :16] = 255
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame.pts, frame.time_base = 0, Fraction(1, 30)
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    with open_source(path) as source:
+        picture = source.read().image
+        info = source.info
+    expected_size = (64, 48) if rotation == 180 else (48, 64)
+    assert (info.width, info.height) == expected_size
+    assert picture.shape[:2] == (expected_size[1], expected_size[0])
+    row, column = corner
+    assert picture[row * 5 if row else 2, column * 5 if column else 2].mean() > 200

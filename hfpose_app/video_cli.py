@@ -204,19 +204,17 @@ class _Display:
         return key not in (ord("q"), 27) and not closed
 
 
-def _finish_despite_more_ctrl_c() -> object | None:
+def _finish_despite_more_ctrl_c() -> None:
     """A second Ctrl+C while the files are being closed would kill the engine's threads
-    half-way (keypoint files never moved into place): say we are on it instead.
-
-    Returns the previous handler, to restore once the files are closed.
-    """
+    half-way (keypoint files never moved into place): say we are on it instead. The handler
+    stays until the command exits, which it is about to do."""
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return
 
     def patience(signum: int, frame: object) -> None:
         print(f"{PROG}: finishing the files, one moment", file=sys.stderr)
 
-    return signal.signal(signal.SIGINT, patience)
+    signal.signal(signal.SIGINT, patience)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -259,20 +257,17 @@ def run(args: argparse.Namespace) -> int:
         dynamic_ncols=True,
     )
     interrupted = False
-    previous_handler = None
     try:
         while not pipeline.wait(0.03 if display else 0.2):
             if display is not None and not display.show():
                 break
     except KeyboardInterrupt:
         interrupted = True
-        previous_handler = _finish_despite_more_ctrl_c()
+        _finish_despite_more_ctrl_c()
     finally:
         pipeline.stop()
         pipeline.wait(10.0)
         progress.close()
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
     summary = pipeline.summary()
     if summary.error is not None:
         print(f"{PROG}: error: {summary.error}", file=sys.stderr)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -530,11 +531,20 @@ def test_ddp_two_cpu_processes_match_one_process_accumulating(
 
 
 def test_checkpoint_loads_with_the_models_loader(tmp_path: Path, four_people: Path) -> None:
+    """Also: a loader worker forked after the main process warped an image with OpenCV (its
+    thread pool then exists) must not hang on its first warp."""
+    import threading
+
     from models.checkpoint import load_checkpoint
     from models.hf_hrnet import build_model
 
-    cfg = load_config("hf_hrnet_18_coco_256x192", small_options(four_people, total_epochs=1))
-    Trainer(cfg, tmp_path, max_steps=1, progress=False).train()
+    cv2.warpAffine(np.zeros((1500, 1500, 3), np.uint8), np.eye(2, 3), (1200, 1200))
+    options = small_options(four_people, total_epochs=1, **{"data.workers_per_gpu": 1})
+    cfg = load_config("hf_hrnet_18_coco_256x192", options)
+    run = threading.Thread(target=Trainer(cfg, tmp_path, max_steps=1, progress=False).train)
+    run.start()
+    run.join(timeout=120)
+    assert not run.is_alive(), "the training step with one loader worker hung"
     model = build_model(cfg)
     checkpoint = load_checkpoint(model, tmp_path / LATEST, input_size_wh=(64, 128))
     assert all(k.startswith(("backbone.", "keypoint_head.")) for k in checkpoint["state_dict"])

@@ -191,11 +191,21 @@ def seed_everything(seed: int) -> None:
 
 
 def _worker_init(_worker_id: int) -> None:
-    """Workers do one sample at a time: extra OpenCV/torch threads only fight the model."""
+    """Workers do one sample at a time: extra torch threads only fight the model."""
+    torch.set_num_threads(1)
+
+
+def _serial_opencv() -> None:
+    """Stop OpenCV's thread pool before DataLoader workers fork.
+
+    A child forked while the parent's pool exists inherits the pool's state but not its threads,
+    and its first parallel cv2 call (warpAffine) waits for them forever: seen as a hang of the
+    first batch whenever the main process had warped an image before (``workers_per_gpu: 0``
+    validation, a benchmark). Workers crop one person at a time, so one thread is all they need.
+    """
     import cv2
 
     cv2.setNumThreads(1)
-    torch.set_num_threads(1)
 
 
 def _plain(value: Any) -> Any:
@@ -518,6 +528,8 @@ class Trainer:
 
     def _train_loader(self) -> DataLoader:
         workers = int(self.cfg["data"].get("workers_per_gpu", 2))
+        if workers:
+            _serial_opencv()
         return DataLoader(
             self.train_set,
             batch_sampler=self.batch_sampler,
@@ -710,6 +722,8 @@ def predict_with_model(
     if world_size > 1:
         sampler = DistributedSampler(dataset, world_size, rank, shuffle=False)
     workers = int(cfg["data"].get("workers_per_gpu", 2))
+    if workers:
+        _serial_opencv()
     loader = DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
         worker_init_fn=_worker_init if workers else None,

@@ -281,6 +281,11 @@ class Trainer:
         if self.device.type == "cpu":
             # Freshly initialised N(0, 0.001) weights produce subnormal floats: ~100x slower.
             torch.set_flush_denormal(True)
+            threads = int(cfg.get("cpu_threads", 0) or 0)
+            if threads:
+                # on cores shared with other jobs, 2 OpenMP threads spin-waiting for each other
+                # ran 11x slower than 1 (benchmarks/bench_training.py --threads)
+                torch.set_num_threads(threads)
         if self.is_main:
             self.work_dir.mkdir(parents=True, exist_ok=True)
         latest = self.work_dir / LATEST

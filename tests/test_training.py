@@ -476,7 +476,7 @@ def test_overfits_four_people_to_pck_005_above_09(tmp_path: Path, four_people: P
     boxes = np.stack([r["bbox"] for r in records])
     assert pck_bbox(predictions["keypoints"], gt, mask, boxes, 0.05) > 0.9
 
-    # the same model exported and scored through the engine's ONNX Runtime session
+    # the same model exported and scored through the app's PoseEstimator (engine runtime)
     from models.export import export_onnx
     from training.test_cli import main as test_main
 

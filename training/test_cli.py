@@ -2,9 +2,9 @@
 
 Evaluates the config's test set (COCO val on the detections file, MPII val with
 ``mpii_gt_val.mat``) or any COCO-format set given with ``--ann``/``--img-dir``. A ``.pth``
-checkpoint runs in torch; an ONNX model runs through the engine's runtime
-(``engine.runtimes.create_session``, the sessions the app uses) with the shared
-``models.processing`` crop and decode, so the score is that of what the app runs. Runs under
+checkpoint runs in torch; an ONNX model runs through the app's own pose estimator
+(``engine.pose.PoseEstimator``: its crop, runtime session, flip test and decoding), so the score
+is that of what the app runs. Runs under
 ``torchrun`` too (each process scores a shard).
 """
 
@@ -68,22 +68,62 @@ def _test_entry(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]
     return entry
 
 
-def onnx_heatmap_fn(model_path: Path, backend: str, cfg: dict[str, Any]) -> tuple[Any, str]:
-    """Heatmaps from an ONNX file through the engine's session (falls back as the app does)."""
-    from engine.runtimes import create_session
+def predict_with_engine(
+    model_path: Path,
+    backend: str,
+    dataset: Any,
+    cfg: dict[str, Any],
+    world: int = 1,
+    rank: int = 0,
+) -> tuple[dict[str, np.ndarray], str]:
+    """Keypoints from the app's own ``engine.pose.PoseEstimator`` (frame in BGR, boxes in, the
+    engine's crop, runtime session, flip test and decoding), one image at a time.
 
-    session = create_session(model_path, backend)
-    size = session.metadata.get("input_size")
-    if size is not None and tuple(size) != model_input_size(cfg):
-        raise ConfigError(
-            f"{model_path} takes {size[0]}x{size[1]} (WxH) crops but the config "
-            f"{cfg['config_name']} uses {model_input_size(cfg)[0]}x{model_input_size(cfg)[1]}"
+    Boxes are the records' boxes; records that give a centre and scale instead (MPII) become the
+    box that maps back to that centre and scale.
+    """
+    from engine.pose import PoseEstimator
+    from models.processing import BOX_PADDING, PIXEL_STD, bbox_xywh_to_cs
+    from training.transforms import read_image_rgb
+
+    test_cfg = cfg["model"].get("test_cfg", {})
+    estimator = PoseEstimator(
+        model_path,
+        backend,
+        flip_test=bool(test_cfg.get("flip_test", True)),
+        use_dark=test_cfg.get("post_process", "default") == "unbiased",
+    )
+    width, height = estimator.input_size_wh
+    by_image: dict[str, list[int]] = {}
+    for i, record in enumerate(dataset.records):
+        by_image.setdefault(record["image_file"], []).append(i)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("index", "keypoints", "center", "scale")}
+    parts["bbox_score"] = []
+    for image_file in list(by_image)[rank::world]:
+        indices = by_image[image_file]
+        frame_bgr = np.ascontiguousarray(read_image_rgb(image_file)[..., ::-1])
+        boxes = []
+        for i in indices:
+            record = dataset.records[i]
+            if record.get("bbox") is not None:
+                x, y, w, h = record["bbox"]
+            else:
+                w, h = np.asarray(record["scale"]) * PIXEL_STD / BOX_PADDING
+                x, y = np.asarray(record["center"]) - (w / 2, h / 2)
+            boxes.append([x, y, x + w, y + h])
+        boxes_xyxy = np.asarray(boxes, dtype=np.float64)
+        keypoints, scores = estimator.estimate(frame_bgr, boxes_xyxy)
+        xywh = np.concatenate([boxes_xyxy[:, :2], boxes_xyxy[:, 2:] - boxes_xyxy[:, :2]], axis=1)
+        centers, scales = bbox_xywh_to_cs(xywh, width / height)
+        parts["index"].append(np.asarray(indices))
+        parts["keypoints"].append(np.concatenate([keypoints, scores[..., None]], axis=2))
+        parts["center"].append(centers)
+        parts["scale"].append(scales)
+        parts["bbox_score"].append(
+            np.array([dataset.records[i].get("bbox_score", 1.0) for i in indices])
         )
-
-    def heatmaps(images: np.ndarray) -> np.ndarray:
-        return session.run(images)[0]
-
-    return heatmaps, session.runtime_info.label
+    predictions = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in parts.items()}
+    return predictions, estimator.runtime_info.label
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
     from models.checkpoint import load_checkpoint
     from models.hf_hrnet import build_model
     from training.datasets import build_dataset, dataset_layout
-    from training.evaluation import evaluate_dataset, normalise_metric_name, predict_keypoints
+    from training.evaluation import evaluate_dataset, normalise_metric_name
     from training.trainer import (
         init_distributed,
         predict_with_model,
@@ -143,20 +183,8 @@ def _run(args: argparse.Namespace) -> int:
         runtime = f"torch {device}" + (f" {amp}" if amp else " fp32")
         model_name = str(args.checkpoint)
     else:
-        heatmaps, runtime = onnx_heatmap_fn(args.model, args.backend, cfg)
-        test_cfg = cfg["model"].get("test_cfg", {})
-        from torch.utils.data import DataLoader, DistributedSampler
-
-        sampler = DistributedSampler(dataset, world, rank, shuffle=False) if world > 1 else None
-        batch = int(cfg["data"].get("val_dataloader", {}).get("samples_per_gpu", 32))
-        loader = DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=0)
-        predictions = predict_keypoints(
-            heatmaps,
-            ({k: (v.numpy() if torch.is_tensor(v) else v) for k, v in b.items()} for b in loader),
-            layout.flip_pairs,
-            flip_test=bool(test_cfg.get("flip_test", True)),
-            shift_heatmap=bool(test_cfg.get("shift_heatmap", True)),
-            use_dark=test_cfg.get("post_process", "default") == "unbiased",
+        predictions, runtime = predict_with_engine(
+            args.model, args.backend, dataset, cfg, world, rank
         )
         if world > 1:
             gathered: list[Any] = [None] * world

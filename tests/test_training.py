@@ -545,6 +545,10 @@ def test_checkpoint_loads_with_the_models_loader(tmp_path: Path, four_people: Pa
     run.start()
     run.join(timeout=120)
     assert not run.is_alive(), "the training step with one loader worker hung"
+    # batch 2 on one process against the paper's 256: the lr is scaled and the log says so
+    assert (
+        "learning rate scaled linearly 0.002 -> 1.5625e-05" in (tmp_path / "train.log").read_text()
+    )
     model = build_model(cfg)
     checkpoint = load_checkpoint(model, tmp_path / LATEST, input_size_wh=(64, 128))
     assert all(k.startswith(("backbone.", "keypoint_head.")) for k in checkpoint["state_dict"])
@@ -565,3 +569,53 @@ def test_test_cli_scores_a_checkpoint_on_a_coco_format_set(tmp_path: Path, four_
     assert code == 0
     report = json.loads(out.read_text())
     assert report["samples"] == 4 and 0.0 <= report["metrics"]["PCK"] <= 100.0
+
+
+# ------------------------------------------------------------------------------------------------
+# Datasets and samplers
+
+
+def test_mpii_json_centre_scale_and_joints_follow_mmpose() -> None:
+    cfg = load_config(
+        "hf_hrnet_18_mpii_256x256",
+        [f"data.train.ann_file={FIXTURE / 'mpii' / 'test_mpii.json'}",
+         f"data.train.img_prefix={FIXTURE / 'mpii'}"],
+    )  # fmt: skip
+    dataset = build_dataset(cfg, "train")
+    entry = json.loads((FIXTURE / "mpii" / "test_mpii.json").read_text())[0]
+    record = dataset.records[0]
+    # centre 15 px x scale lower, scale x 1.25, then MATLAB's 1-based pixels to 0-based
+    np.testing.assert_allclose(
+        record["center"], [entry["center"][0] - 1, entry["center"][1] + 15 * entry["scale"] - 1]
+    )
+    np.testing.assert_allclose(record["scale"], [entry["scale"] * 1.25] * 2)
+    np.testing.assert_allclose(record["joints_3d"][:, :2], np.array(entry["joints"]) - 1)
+    sample = dataset[(0, 0)]
+    assert sample["img"].shape == (3, 256, 256) and sample["target"].shape == (16, 64, 64)
+
+
+def test_mixed_datasets_follow_ratios_and_shards_split_one_order(four_people: Path) -> None:
+    from training.datasets import StepBatchSampler
+
+    cfg = load_config("hf_hrnet_18_coco_256x192", small_options(four_people))
+    entry = dict(cfg["data"]["train"])
+    cfg["data"]["train"] = [dict(entry, sampling_ratio=3), dict(entry, sampling_ratio=1)]
+    cfg["data"]["train_samples_per_epoch"] = 400
+    dataset = build_dataset(cfg, "train")
+    one = StepBatchSampler(dataset, 4, seed=1)
+    one.set_epoch(2)
+    drawn = [i for batch in one for _, i in batch]
+    assert len(drawn) == 400
+    from_first = sum((i % len(dataset)) < 4 for i in drawn)
+    assert 270 <= from_first <= 330  # 3:1 of 400 = 300
+    # two processes' shards, interleaved step by step, are one process's accumulation batches
+    ranks = [StepBatchSampler(dataset, 2, world_size=2, rank=r, seed=1) for r in range(2)]
+    accumulating = StepBatchSampler(dataset, 2, accumulate=2, seed=1)
+    for sampler in (*ranks, accumulating):
+        sampler.set_epoch(2)
+    interleaved = [b for pair in zip(*ranks) for b in pair]
+    assert interleaved == list(accumulating)
+    # a repeated draw of one person gets its own augmentation
+    repeat = next(i for i in drawn if i >= len(dataset))
+    a, b = dataset[(2, repeat % len(dataset))], dataset[(2, repeat)]
+    assert not np.array_equal(a["img"], b["img"])

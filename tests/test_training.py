@@ -619,3 +619,41 @@ def test_mixed_datasets_follow_ratios_and_shards_split_one_order(four_people: Pa
     repeat = next(i for i in drawn if i >= len(dataset))
     a, b = dataset[(2, repeat % len(dataset))], dataset[(2, repeat)]
     assert not np.array_equal(a["img"], b["img"])
+
+
+def test_coco_test_set_on_detections_keeps_boxes_above_the_threshold(tmp_path: Path) -> None:
+    data = json.loads(COCO_JSON.read_text())
+    detections = [
+        {"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": score}
+        for a, score in zip(data["annotations"], np.linspace(0.1, 1.0, len(data["annotations"])))
+    ]
+    detections.append({"image_id": 785, "category_id": 2, "bbox": [0, 0, 50, 50], "score": 1.0})
+    (tmp_path / "dets.json").write_text(json.dumps(detections))
+    cfg = load_config(
+        "hf_hrnet_18_coco_256x192",
+        [f"data.test.ann_file={COCO_JSON}", f"data.test.img_prefix={COCO_IMAGES}",
+         f"data_cfg.bbox_file={tmp_path / 'dets.json'}", "data_cfg.det_bbox_thr=0.5"],
+    )  # fmt: skip
+    dataset = build_dataset(cfg, "test")
+    scores = [r["bbox_score"] for r in dataset.records]
+    assert len(dataset) == sum(1 for d in detections[:-1] if d["score"] >= 0.5)
+    assert min(scores) >= 0.5
+    sample = dataset[0]
+    assert sample["img"].shape == (3, 256, 192) and "target" not in sample
+
+
+@pytest.mark.shared
+def test_lspet_validation_list_loads_and_scores_its_own_labels_perfectly(shared_dir: Path):
+    lspet = shared_dir / "datasets" / "lspet"
+    cfg = load_config(
+        "hf_hrnet_18_coco_256x192",
+        [f"data.test.ann_file={lspet / 'lspet_coco17.json'}",
+         f"data.test.img_prefix={lspet / 'images'}", "data_cfg.use_gt_bbox=true"],
+    )  # fmt: skip
+    cfg["data"]["test"]["image_list"] = str(REPO / "training/data/splits/lspet_val.txt")
+    dataset = build_dataset(cfg, "test")
+    assert len(dataset) == 500
+    predictions = _gt_predictions(dataset)
+    metrics = evaluate_dataset("pck", predictions, dataset, COCO, cfg["data_cfg"])
+    assert metrics["PCK"] == pytest.approx(100.0)
+    assert "Eye" not in metrics  # face joints are absent from LSPET: not scored

@@ -430,6 +430,10 @@ def test_resume_continues_exactly(tmp_path: Path, four_people: Path) -> None:
     _state_equal(resumed.optimizer.state_dict(), straight.optimizer.state_dict())
     with pytest.raises(TrainingError, match="--resume"):
         Trainer(cfg, tmp_path / "straight", progress=False)
+    other = load_config("hf_hrnet_18_coco_256x192", small_options(four_people, total_epochs=3,
+                        **{"model.backbone.extra.stages_spec.num_modules": "[1,2,1]"}))  # fmt: skip
+    with pytest.raises(TrainingError, match="does not fit this config: missing keys"):
+        Trainer(other, tmp_path / "straight", resume=True, progress=False)
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(

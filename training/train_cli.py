@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             trainer.train()
         except KeyboardInterrupt:
             return 130
-        except (DatasetError, TrainingError, CheckpointError, FileNotFoundError) as exc:
+        except (DatasetError, TrainingError, CheckpointError, FileNotFoundError, ValueError) as exc:
             print(f"hfpose-train: {exc}", file=sys.stderr)
             return 1
     except ConfigError as exc:

@@ -32,7 +32,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from models.checkpoint import read_checkpoint, save_checkpoint
+from models.checkpoint import check_compatible, read_checkpoint, save_checkpoint
 from models.config import ConfigError, model_heatmap_size, model_input_size
 from models.hf_hrnet import build_model
 from training.datasets import StepBatchSampler, build_dataset, dataset_layout
@@ -454,6 +454,11 @@ class Trainer:
         meta = checkpoint.get("meta", {})
         if "optimizer" not in checkpoint or "rng" not in checkpoint:
             raise TrainingError(f"{path} has no trainer state (optimizer, rng): cannot resume it")
+        problems = check_compatible(self.model, checkpoint, model_input_size(self.cfg))
+        if problems:
+            raise TrainingError(
+                f"--resume: {path} does not fit this config: " + "; ".join(problems)
+            )
         self.model.load_state_dict(checkpoint["state_dict"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scaler.load_state_dict(checkpoint.get("scaler", {}))

@@ -6,7 +6,7 @@ full training steps (load + augment + forward + backward + Adam), as ``hfpose-tr
                       data.train.img_prefix=tests/data/coco
 
 The default data is the repository's COCO fixture (full JPEG decode per person, the slowest
-case); point ``data.train`` at a crop cache (``type: CropCacheDataset``) to measure that. The
+case); ``--data config`` uses the config's own ``data.train`` (e.g. crop caches). The
 data pipeline keeps up when its samples/s with the workers the config uses is well above the
 training step's.
 """
@@ -79,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-batches", type=int, default=20)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--data",
+        choices=("fixture", "config"),
+        default="fixture",
+        help="the repository's COCO fixture (default) or the config's own data.train",
+    )
     parser.add_argument("--cfg-options", nargs="+", default=[])
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
@@ -90,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    options = [*FIXTURE_OPTIONS, "evaluation.interval=0", f"data.samples_per_gpu={args.batch}"]
+    options = ["evaluation.interval=0", f"data.samples_per_gpu={args.batch}"]
+    if args.data == "fixture":
+        options = [*FIXTURE_OPTIONS, *options]
     results = {
         "config": args.config,
         "batch": args.batch,
@@ -114,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         rate = bench_steps(trainer, args.steps)
         results["train_samples_per_s"] = round(rate, 2)
         results["train_workers"] = args.workers[-1]
+        results["data"] = args.data
         results["amp"] = amp
         print(
             f"training steps ({amp}, channels_last={trainer.channels_last}, "

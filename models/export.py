@@ -52,20 +52,6 @@ def onnx_metadata(cfg: dict[str, Any], checkpoint: str | None) -> dict[str, str]
     return {key: json.dumps(value) for key, value in values.items()}
 
 
-def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
-    """The decoded metadata of an exported file (empty for foreign ONNX files)."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    out = {}
-    for prop in model.metadata_props:
-        try:
-            out[prop.key] = json.loads(prop.value)
-        except json.JSONDecodeError:
-            out[prop.key] = prop.value
-    return out
-
-
 class _Float16Wrapper:
     """Keeps float32 input and output around a half-precision network."""
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from engine.runtimes import read_onnx_metadata
 from models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from models.config import PAPER_CONFIGS, load_config, model_input_size
-from models.export import export_onnx, read_onnx_metadata, verify_onnx
+from models.export import export_onnx, verify_onnx
 from models.export import main as export_main
 from models.hf_hrnet import build_model, count_conv_macs, count_parameters
 

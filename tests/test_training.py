@@ -32,10 +32,6 @@ from training.losses import JointsMSELoss
 from training.trainer import LATEST, StepLrWithWarmup, Trainer, TrainingError, predict_with_model
 from training.transforms import build_pipeline
 
-# numpy notices the flushed subnormals (the trainer's set_flush_denormal) when it first computes
-# its float limits; harmless, and expected here
-pytestmark = pytest.mark.filterwarnings("ignore:The value of the smallest subnormal")
-
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "data"
 COCO_JSON = FIXTURE / "coco" / "test_coco.json"

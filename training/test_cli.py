@@ -144,7 +144,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import torch
     import torch.distributed as dist
 
     from models.checkpoint import load_checkpoint
@@ -152,6 +151,7 @@ def _run(args: argparse.Namespace) -> int:
     from training.datasets import build_dataset, dataset_layout
     from training.evaluation import evaluate_dataset, normalise_metric_name
     from training.trainer import (
+        configure_cpu,
         init_distributed,
         predict_with_model,
         select_amp,
@@ -173,7 +173,7 @@ def _run(args: argparse.Namespace) -> int:
 
     device = select_device(str(cfg.get("device", "auto")))
     if device.type == "cpu":
-        torch.set_flush_denormal(True)
+        configure_cpu(cfg)
     rank, world = init_distributed(device)
     if args.checkpoint is not None:
         model = build_model(cfg).to(device)

@@ -82,6 +82,21 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
+def configure_cpu(cfg: dict[str, Any]) -> None:
+    """Flush subnormals and apply ``cpu_threads``, for training and evaluation on the CPU.
+
+    Freshly initialised N(0, 0.001) weights produce subnormal floats, ~100x slower unflushed.
+    On cores shared with other jobs, 2 OpenMP threads spin-waiting for each other ran 11x
+    slower than 1 (benchmarks/bench_training.py --threads), hence ``cpu_threads``.
+    """
+    # numpy computes its float limits lazily and warns if subnormals are already flushed then
+    np.finfo(np.float32), np.finfo(np.float64)
+    torch.set_flush_denormal(True)
+    threads = int(cfg.get("cpu_threads", 0) or 0)
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def _cpu_has_bf16() -> bool:
     """Native bf16 matmul (AVX512-BF16 or AMX); autocast without it is slower than fp32."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
@@ -279,13 +294,7 @@ class Trainer:
         self.layout = dataset_layout(cfg)
 
         if self.device.type == "cpu":
-            # Freshly initialised N(0, 0.001) weights produce subnormal floats: ~100x slower.
-            torch.set_flush_denormal(True)
-            threads = int(cfg.get("cpu_threads", 0) or 0)
-            if threads:
-                # on cores shared with other jobs, 2 OpenMP threads spin-waiting for each other
-                # ran 11x slower than 1 (benchmarks/bench_training.py --threads)
-                torch.set_num_threads(threads)
+            configure_cpu(cfg)
         if self.is_main:
             self.work_dir.mkdir(parents=True, exist_ok=True)
         latest = self.work_dir / LATEST

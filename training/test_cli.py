@@ -101,7 +101,9 @@ def predict_with_engine(
     parts["bbox_score"] = []
     for image_file in list(by_image)[rank::world]:
         indices = by_image[image_file]
-        frame_bgr = np.ascontiguousarray(read_image_rgb(image_file)[..., ::-1])
+        pixels = dataset.load_image(dataset.records[indices[0]])  # a crop cache's cached pixels
+        frame_rgb = read_image_rgb(image_file) if pixels is None else pixels
+        frame_bgr = np.ascontiguousarray(frame_rgb[..., ::-1])
         boxes = []
         for i in indices:
             record = dataset.records[i]

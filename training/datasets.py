@@ -502,11 +502,11 @@ def build_dataset(
     if isinstance(entry, list):
         if not entry:
             raise ConfigError(f"data.{split} is an empty list")
+        if split != "train":
+            raise ConfigError(f"data.{split}: mixing datasets is for training only")
         parts = [
             _build_single(cfg, split, e, seed, f"data.{split}[{i}]") for i, e in enumerate(entry)
         ]
-        if split != "train":
-            raise ConfigError(f"data.{split}: mixing datasets is for training only")
         ratios = [float(e.get("sampling_ratio", len(p))) for e, p in zip(entry, parts)]
         length = cfg["data"].get("train_samples_per_epoch") or sum(len(p) for p in parts)
         return MixedDataset(parts, ratios, int(length))

@@ -67,8 +67,8 @@ def test_cached_person_matches_full_image_sample(fixture_cache, data_dir: Path) 
 
 
 def test_scores_in_cache_pixels_equal_scores_in_image_pixels(fixture_cache, data_dir: Path) -> None:
-    """PCK is a ratio of distances: ground truth offset by a fixed fraction of the torso scores
-    the same whichever pixels it is measured in."""
+    """PCK is a ratio of distances: the same relative errors score the same in cache pixels as
+    in the original image's pixels (which differ by a zoom and a shift)."""
     cache_dir, ann_file = fixture_cache
     cfg = _config({"type": "CropCacheDataset", "cache_dir": str(cache_dir)}, data_dir, ann_file)
     layout = dataset_layout(cfg)

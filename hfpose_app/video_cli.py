@@ -275,6 +275,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{PROG}: {_summary_line(summary, sinks)}", file=sys.stderr)
     if interrupted:
         print(f"{PROG}: interrupted; the files written so far are complete", file=sys.stderr)
+        # Python puts SIGINT back to its default action while it shuts down: one more Ctrl+C
+        # then would end the process by the signal instead of with status 130.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         return EXIT_INTERRUPTED
     return EXIT_OK
 

@@ -659,7 +659,10 @@ def test_lspet_validation_list_loads_and_scores_its_own_labels_perfectly(shared_
     assert "Eye" not in metrics  # face joints are absent from LSPET: not scored
 
 
-def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tmp_path: Path, four_people: Path):
+@pytest.mark.parametrize("stop_signal", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_saves_a_checkpoint_that_resume_continues(
+    tmp_path: Path, four_people: Path, stop_signal: str
+):
     import signal
     import time
 
@@ -674,7 +677,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tmp_path: Path, four_pe
         if log.exists() and len(log.read_text().splitlines()) >= 4:  # 3 steps done
             break
         time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(getattr(signal, stop_signal))  # Ctrl+C, or a shutdown / scheduler
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-2000:]
     saved = torch.load(tmp_path / LATEST, weights_only=True)["meta"]

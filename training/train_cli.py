@@ -8,7 +8,9 @@ Ctrl+C saves a checkpoint that ``--resume`` continues exactly.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from models.checkpoint import CheckpointError
@@ -43,8 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _save_on_sigterm() -> None:
+    """A shutdown or a job scheduler stops with SIGTERM: save and exit as Ctrl+C does."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _save_on_sigterm()
     try:
         cfg = load_config(args.config, args.cfg_options)
         work_dir = args.work_dir or Path("work_dirs") / cfg["config_name"]

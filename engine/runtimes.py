@@ -222,21 +222,17 @@ def available_backends() -> list[BackendStatus]:
         reason = "not available: openvino is not installed"
         rows.append(BackendStatus("openvino", False, "", reason))
 
-    gpu = _best_gpu()
-    if gpu is None:
-        rows.append(BackendStatus("gpu", False, "", _gpu_missing_reason()))
-    else:
-        kind, provider = gpu
-        text = f"ONNX Runtime {provider}" if kind == "ort" else "OpenVINO GPU"
-        rows.append(BackendStatus("gpu", True, text))
-
-    npu = _best_npu()
-    if npu is None:
-        rows.append(BackendStatus("npu", False, "", _npu_missing_reason()))
-    else:
-        kind, provider = npu
-        text = f"ONNX Runtime {provider}" if kind == "ort" else "OpenVINO NPU"
-        rows.append(BackendStatus("npu", True, text))
+    for name, best, missing_reason in (
+        ("gpu", _best_gpu, _gpu_missing_reason),
+        ("npu", _best_npu, _npu_missing_reason),
+    ):
+        found = best()
+        if found is None:
+            rows.append(BackendStatus(name, False, "", missing_reason()))
+        else:
+            kind, provider = found
+            text = f"ONNX Runtime {provider}" if kind == "ort" else f"OpenVINO {name.upper()}"
+            rows.append(BackendStatus(name, True, text))
 
     if importlib.util.find_spec("torch") is None:
         rows.append(BackendStatus("torch", False, "", "not available: torch is not installed"))

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -39,7 +38,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.detectors import create_detector  # noqa: E402
-from engine.pipeline import Pipeline, PipelineConfig, boxes_from_keypoints  # noqa: E402
+from engine.pipeline import (  # noqa: E402
+    Pipeline,
+    PipelineConfig,
+    available_cores,
+    boxes_from_keypoints,
+)
 from engine.pose import DEFAULT_MODEL, create_pose_estimator  # noqa: E402
 from engine.rendering import HudInfo, Renderer  # noqa: E402
 from engine.results import FrameResult, Person  # noqa: E402
@@ -89,8 +93,9 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
                 break
             frames.append(frame)
     cpu_seconds = time.process_time() - cpu_started
-    detector = create_detector(args.detector, args.device)
-    estimator = create_pose_estimator(str(model), args.device)
+    threads = pipeline_config(clip, model, args).threads_per_model  # as inside the pipeline
+    detector = create_detector(args.detector, args.device, num_threads=threads)
+    estimator = create_pose_estimator(str(model), args.device, num_threads=threads)
     tracker = Tracker(estimator.dataset_info.sigmas)
     smoother = TrackSmoother(SmoothingConfig(args.smooth))
     renderer = Renderer()
@@ -139,8 +144,8 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
     }
 
 
-def end_to_end(clip: Path, model: Path, args: argparse.Namespace, folder: Path) -> dict:
-    config = PipelineConfig(
+def pipeline_config(clip: Path, model: Path, args: argparse.Namespace) -> PipelineConfig:
+    return PipelineConfig(
         source=str(clip),
         model=str(model),
         device=args.device,
@@ -149,7 +154,12 @@ def end_to_end(clip: Path, model: Path, args: argparse.Namespace, folder: Path) 
         max_persons=args.max_persons,
         kpt_thr=args.kpt_thr,
         smoothing=SmoothingConfig(args.smooth),
+        model_threads=args.model_threads,
     )
+
+
+def end_to_end(clip: Path, model: Path, args: argparse.Namespace, folder: Path) -> dict:
+    config = pipeline_config(clip, model, args)
     frames = people = 0
     done_at = done_cpu = 0.0
 
@@ -208,9 +218,8 @@ def bench_clip(clip: Path, model: Path, args: argparse.Namespace) -> dict:
         "cpu_ms_pipeline": round(statistics.median(r["cpu_ms_per_frame"] for r in e2e_runs), 2),
         "people_per_frame_alone": round(alone_runs[-1]["people_per_frame"], 2),
         "people_per_frame_pipeline": round(e2e_runs[-1]["people_per_frame"], 2),
-        "cores": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
+        "cores": available_cores(),
+        "threads_per_model": pipeline_config(clip, model, args).threads_per_model,
         "stage_ms_in_pipeline": e2e_runs[-1]["stage_ms_in_pipeline"],
         "runtime": e2e_runs[-1]["runtime"],
     }
@@ -232,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         help="keypoints that place the boxes between detections; with a random-weight model "
         "(scores ~0) use 0, or --det-interval > 1 loses everyone after the first frame",
     )
+    parser.add_argument(
+        "--model-threads",
+        type=int,
+        help="intra-op threads of each model, alone and in the pipeline (default: the "
+        "pipeline's rule, half the cores each; 0: every core)",
+    )
     parser.add_argument("--max-frames", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -244,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         stages = ", ".join(f"{n} {v:.1f}" for n, v in r["stage_ms_alone"].items())
         print(
             f"{r['clip']} {r['size'][0]}x{r['size'][1]}, {r['frames']} frames, {r['runtime']}, "
-            f"det-interval {args.det_interval}, people per frame {r['people_per_frame_alone']} "
+            f"det-interval {args.det_interval}, {r['threads_per_model']} thread(s) per model, "
+            f"people per frame {r['people_per_frame_alone']} "
             f"(alone) / {r['people_per_frame_pipeline']} (pipeline)"
         )
         print(f"  stages alone (ms/frame): {stages}")

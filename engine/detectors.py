@@ -152,13 +152,15 @@ class PersonDetector:
         backend: str = "auto",
         score_threshold: float | None = None,
         nms_threshold: float | None = None,
+        num_threads: int = 0,
     ) -> None:
         self.model_path = Path(model_path)
+        self.num_threads = num_threads
         self.score_threshold = (
             self.default_score_threshold if score_threshold is None else score_threshold
         )
         self.nms_threshold = self.default_nms_threshold if nms_threshold is None else nms_threshold
-        self.session: InferenceSession = create_session(self.model_path, backend)
+        self.session: InferenceSession = create_session(self.model_path, backend, None, num_threads)
         self._check_session(self.session)
 
     @property
@@ -167,7 +169,7 @@ class PersonDetector:
 
     def set_backend(self, backend: str) -> None:
         """Rebuild the session on another backend (the old one keeps working if this fails)."""
-        session = create_session(self.model_path, backend)
+        session = create_session(self.model_path, backend, None, self.num_threads)
         self._check_session(session)
         self.session = session
         self._warm_up()
@@ -515,18 +517,25 @@ def create_detector(
     backend: str = "auto",
     score_threshold: float | None = None,
     nms_threshold: float | None = None,
+    num_threads: int = 0,
 ) -> PersonDetector:
     """``nanodet`` (default), ``blazepose``, or a path to a user's ONNX person detector.
+
+    ``num_threads`` 0 lets the runtime use every core.
 
     Raises ``ModelError`` for a missing/unreadable file and ``DetectorError`` for an ONNX model
     whose outputs are not one of the accepted layouts.
     """
-    thresholds = {"score_threshold": score_threshold, "nms_threshold": nms_threshold}
+    options = {
+        "score_threshold": score_threshold,
+        "nms_threshold": nms_threshold,
+        "num_threads": num_threads,
+    }
     name = str(name_or_path)
     if name.lower() == "nanodet":
-        return NanoDetDetector(None, backend, **thresholds)
+        return NanoDetDetector(None, backend, **options)
     if name.lower() == "blazepose":
-        return BlazePoseDetector(None, backend, **thresholds)
+        return BlazePoseDetector(None, backend, **options)
     path = Path(name_or_path)
     if path.suffix.lower() != ".onnx" and not path.exists():
         raise ValueError(
@@ -535,7 +544,7 @@ def create_detector(
     # Our own converted files, picked by path (e.g. from a file dialog), keep their decoders.
     model_name = str(read_onnx_metadata(path).get("model", ""))
     if model_name.startswith("NanoDet"):
-        return NanoDetDetector(path, backend, **thresholds)
+        return NanoDetDetector(path, backend, **options)
     if model_name.startswith("MediaPipe BlazePose"):
-        return BlazePoseDetector(path, backend, **thresholds)
-    return OnnxPersonDetector(path, backend, **thresholds)
+        return BlazePoseDetector(path, backend, **options)
+    return OnnxPersonDetector(path, backend, **options)

@@ -25,6 +25,7 @@ running (recording start/stop); files can be paused, stepped and seeked.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -70,7 +71,10 @@ class PipelineConfig:
     ``source`` is what :func:`engine.sources.open_source` accepts (a path, ``webcam:0``, a URL)
     or an already open :class:`FrameSource`. ``model`` ``None`` means the shipped model.
     ``max_persons`` 0 means no limit. ``det_interval`` N runs the detector on every Nth frame
-    and follows people by their previous keypoints in between.
+    and follows people by their previous keypoints in between. ``model_threads`` is each
+    model's share of the CPU: ``None`` splits the cores between the detector and the keypoint
+    model, which run at the same time in their own stages (0: every core for each, as suits
+    one thread calling both in turn).
     """
 
     source: str | int | FrameSource = "webcam:0"
@@ -86,6 +90,7 @@ class PipelineConfig:
     track_max_lost_s: float = 1.0
     queue_size: int = 4
     folder_fps: float = 30.0
+    model_threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.det_interval < 1:
@@ -96,6 +101,15 @@ class PipelineConfig:
             raise ValueError(f"kpt_thr must be between 0 and 1, got {self.kpt_thr}")
         if self.queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {self.queue_size}")
+        if self.model_threads is not None and self.model_threads < 0:
+            raise ValueError(f"model_threads must be >= 0, got {self.model_threads}")
+
+    @property
+    def threads_per_model(self) -> int:
+        """Intra-op threads for each model's session (see ``model_threads``)."""
+        if self.model_threads is not None:
+            return self.model_threads
+        return max(1, available_cores() // 2)
 
 
 @dataclass
@@ -154,6 +168,13 @@ class _Work:
 _END = object()  # end-of-input marker that flows through every queue
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its affinity, where the OS reports one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def boxes_from_keypoints(
     people: Sequence[Person], kpt_thr: float, image_size: tuple[int, int], margin: float = 0.1
 ) -> np.ndarray:
@@ -161,13 +182,17 @@ def boxes_from_keypoints(
 
     Used between detections (``det_interval`` > 1): a person's keypoints in the previous frame
     say where to crop in this one, as mmpose's and rtmlib's video demos do. The top grows
-    more because the head's top is not a keypoint.
+    more because the head's top is not a keypoint. A person with fewer than a third of the
+    keypoints confident (blur, occlusion, a weak model) keeps the previous crop box: a box
+    around two or three joints would shrink to a limb and lose the person until the next
+    detection.
     """
     width, height = image_size
     boxes = []
     for person in people:
         confident = person.keypoints[person.keypoint_scores > kpt_thr]
-        if len(confident) < 2:
+        if len(confident) < max(2, len(person.keypoints) // 3):
+            boxes.append([*person.bbox, person.bbox_score])
             continue
         x1, y1 = confident.min(axis=0)
         x2, y2 = confident.max(axis=0)
@@ -197,10 +222,11 @@ class PoseProcessor:
         from engine.pose import create_pose_estimator
 
         self.config = config
+        threads = config.threads_per_model
         self.estimator = create_pose_estimator(
-            config.model, config.device, config_path=config.model_config
+            config.model, config.device, config_path=config.model_config, num_threads=threads
         )
-        self.detector = create_detector(config.detector, config.device)
+        self.detector = create_detector(config.detector, config.device, num_threads=threads)
         self.dataset_info: DatasetInfo = getattr(self.estimator, "dataset_info", COCO)
         self.tracker = Tracker(
             self.dataset_info.sigmas, config.track_max_lost_s, kpt_thr=config.kpt_thr
@@ -247,7 +273,8 @@ class PoseProcessor:
             name = changes.get("detector", self.config.detector)
             device = changes.get("device", self.config.device)
             try:
-                self.detector = create_detector(name, device)
+                threads = self.config.threads_per_model
+                self.detector = create_detector(name, device, num_threads=threads)
                 self.config.detector = name
             except Exception as error:  # noqa: BLE001 - keep the old detector, say why
                 self._report("detect", work.frame, error)
@@ -271,7 +298,12 @@ class PoseProcessor:
             model_config = changes.get("model_config", self.config.model_config)
             device = changes.get("device", self.config.device)
             try:
-                self.estimator = create_pose_estimator(model, device, config_path=model_config)
+                self.estimator = create_pose_estimator(
+                    model,
+                    device,
+                    config_path=model_config,
+                    num_threads=self.config.threads_per_model,
+                )
                 self.config.model, self.config.device = model, device
                 self.config.model_config = model_config
             except Exception as error:  # noqa: BLE001 - keep the old model, say why
@@ -849,6 +881,7 @@ class PoseTracker:
             max_persons=max_persons,
             kpt_thr=kpt_thr,
             smoothing=smoothing,
+            model_threads=0,  # one thread calls the models in turn: each may use every core
         )
         self.processor = PoseProcessor(self.config)
         self._index = 0

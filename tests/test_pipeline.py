@@ -14,9 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.pipeline import Pipeline, PipelineConfig, PipelineError, PoseTracker
+from engine.pipeline import (
+    Pipeline,
+    PipelineConfig,
+    PipelineError,
+    PoseTracker,
+    available_cores,
+    boxes_from_keypoints,
+)
 from engine.rendering import RenderOptions
-from engine.results import FrameResult
+from engine.results import FrameResult, Person
 from engine.sinks import JsonKeypointSink, Sink, VideoSink
 from engine.smoothing import SmoothingConfig
 from engine.sources import Frame, FrameSource, LiveFrameSource, SourceError, open_source
@@ -287,6 +294,22 @@ def test_det_interval_follows_people_between_detections(pose_model):
     assert all(r.people for r in c.results)  # followed by keypoints in between
 
 
+def test_boxes_between_detections_keep_the_crop_when_few_keypoints_are_confident():
+    rng = np.random.default_rng(0)
+    keypoints = rng.uniform([100, 50], [200, 350], size=(17, 2)).astype(np.float32)
+    crop = np.array([80, 30, 220, 380], dtype=np.float32)
+    sure = Person(keypoints, np.full(17, 0.9, np.float32), crop, bbox_score=0.8)
+    scores = np.zeros(17, np.float32)
+    scores[[9, 10]] = 0.9  # only the wrists: a box around them would shrink to the hands
+    unsure = Person(keypoints, scores, crop, bbox_score=0.7)
+    boxes = boxes_from_keypoints([sure, unsure], kpt_thr=0.3, image_size=(640, 480))
+    x1, y1 = keypoints.min(axis=0)
+    x2, y2 = keypoints.max(axis=0)
+    assert boxes[0, 0] < x1 and boxes[0, 1] < y1 and boxes[0, 2] > x2 and boxes[0, 3] > y2
+    assert boxes[0, 2] - boxes[0, 0] < 1.3 * (x2 - x1) and boxes[0, 4] == pytest.approx(0.8)
+    np.testing.assert_allclose(boxes[1], [*crop, 0.7])
+
+
 def test_pose_tracker_synchronous_api(pose_model):
     tracker = PoseTracker(model=pose_model, device="cpu", smoothing="one-euro")
     with open_source(WALK) as source:
@@ -356,6 +379,16 @@ def test_settings_changed_before_start_become_the_configuration():
     assert (config.device, config.detector) == ("openvino", "blazepose")
     with pytest.raises(ValueError, match="max_persons"):
         pipeline.set_max_persons(-1)
+
+
+def test_detector_and_keypoint_model_share_the_cores_they_run_beside():
+    # The two models run at once in their own stages: half the cores each (measured in
+    # benchmarks/bench_pipeline.py: on 2 cores 29 FPS against 24 with every core for each).
+    cores = available_cores()
+    assert PipelineConfig(source="").threads_per_model == max(1, cores // 2)
+    assert PipelineConfig(source="", model_threads=3).threads_per_model == 3
+    with pytest.raises(ValueError, match="model_threads"):
+        PipelineConfig(source="", model_threads=-1)
 
 
 class _UnpluggedCamera(_LoopingCamera):

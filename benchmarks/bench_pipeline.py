@@ -93,9 +93,9 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
                 break
             frames.append(frame)
     cpu_seconds = time.process_time() - cpu_started
-    threads = pipeline_config(clip, model, args).threads_per_model  # as inside the pipeline
-    detector = create_detector(args.detector, args.device, num_threads=threads)
-    estimator = create_pose_estimator(str(model), args.device, num_threads=threads)
+    config = pipeline_config(clip, model, args)  # threads as inside the pipeline
+    detector = create_detector(args.detector, args.device, num_threads=config.threads_per_model)
+    estimator = create_pose_estimator(str(model), args.device, **config.pose_threading)
     tracker = Tracker(estimator.dataset_info.sigmas)
     smoother = TrackSmoother(SmoothingConfig(args.smooth))
     renderer = Renderer()

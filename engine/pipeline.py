@@ -111,6 +111,15 @@ class PipelineConfig:
             return self.model_threads
         return max(1, available_cores() // 2)
 
+    @property
+    def pose_threading(self) -> dict[str, int]:
+        """The keypoint model's threads, and how many crops it runs at once: a crowd leaves
+        the detector idle, so crops keep all the cores busy that their sessions' threads
+        would otherwise leave unused."""
+        threads = self.threads_per_model
+        workers = max(1, available_cores() // threads) if threads else 1
+        return {"num_threads": threads, "crop_workers": workers}
+
 
 @dataclass
 class RunSummary:
@@ -222,10 +231,10 @@ class PoseProcessor:
         from engine.pose import create_pose_estimator
 
         self.config = config
-        threads = config.threads_per_model
         self.estimator = create_pose_estimator(
-            config.model, config.device, config_path=config.model_config, num_threads=threads
+            config.model, config.device, config_path=config.model_config, **config.pose_threading
         )
+        threads = config.threads_per_model
         self.detector = create_detector(config.detector, config.device, num_threads=threads)
         self.dataset_info: DatasetInfo = getattr(self.estimator, "dataset_info", COCO)
         self.tracker = Tracker(
@@ -299,10 +308,7 @@ class PoseProcessor:
             device = changes.get("device", self.config.device)
             try:
                 self.estimator = create_pose_estimator(
-                    model,
-                    device,
-                    config_path=model_config,
-                    num_threads=self.config.threads_per_model,
+                    model, device, config_path=model_config, **self.config.pose_threading
                 )
                 self.config.model, self.config.device = model, device
                 self.config.model_config = model_config

@@ -3,7 +3,9 @@
 Public API (stable):
 
 - ``PoseEstimator(model_path, backend="auto", config_path=None, flip_test=False,
-  use_dark=False, batch_mode="auto", num_threads=0)`` (0: the runtime uses every core)
+  use_dark=False, batch_mode="auto", num_threads=0, crop_workers=1)`` (``num_threads`` 0: the
+  runtime uses every core; ``crop_workers`` N runs up to N crops at once when crops go one per
+  call on a runtime that allows concurrent calls)
 - ``create_pose_estimator(model=None, backend="auto", **options) -> PoseEstimator``: ``None``
   is the shipped model (``assets/`` + ``DEFAULT_MODEL``); a ``.pth`` needs ``config_path``.
 - ``PoseEstimator.estimate(frame_bgr, boxes) -> PoseResult``; ``boxes`` (N, 4 or 5) x1, y1,
@@ -29,6 +31,7 @@ measured faster and one call per crop elsewhere; ``benchmarks/bench_models.py`` 
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -137,9 +140,12 @@ class PoseEstimator:
         use_dark: bool = False,
         batch_mode: str = "auto",
         num_threads: int = 0,
+        crop_workers: int = 1,
     ) -> None:
         if batch_mode not in BATCH_MODES:
             raise ValueError(f"batch_mode must be one of {BATCH_MODES}, not {batch_mode!r}")
+        if crop_workers < 1:
+            raise ValueError(f"crop_workers must be >= 1, got {crop_workers}")
         self.flip_test = flip_test
         self.use_dark = use_dark
         self.batch_mode = batch_mode
@@ -147,6 +153,9 @@ class PoseEstimator:
         self._num_threads = num_threads
         self._swap_lock = threading.Lock()
         self._model = _load(model_path, backend, config_path, num_threads)
+        # Crops of a frame run one per worker at once where the runtime allows concurrent
+        # calls: one-thread sessions keep as many cores busy as there are workers.
+        self._crop_pool = ThreadPoolExecutor(crop_workers) if crop_workers > 1 else None
 
     # ---------------------------------------------------------------- what runs, and swaps
 
@@ -214,7 +223,10 @@ class PoseEstimator:
     def _infer(self, session: InferenceSession, batch: np.ndarray) -> np.ndarray:
         if len(batch) == 1 or self.batched():
             return session.run(batch)[0]
-        return np.concatenate([session.run(batch[i : i + 1])[0] for i in range(len(batch))])
+        crops = [batch[i : i + 1] for i in range(len(batch))]
+        if self._crop_pool is not None and session.concurrent_calls:
+            return np.concatenate([out[0] for out in self._crop_pool.map(session.run, crops)])
+        return np.concatenate([session.run(crop)[0] for crop in crops])
 
 
 def create_pose_estimator(

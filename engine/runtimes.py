@@ -335,6 +335,7 @@ class InferenceSession:
     output_names: list[str]
     metadata: dict[str, Any]
     runtime_info: RuntimeInfo
+    concurrent_calls: bool = False  # may run() be called from several threads at once?
 
     @property
     def dynamic_batch(self) -> bool:
@@ -361,6 +362,8 @@ def _shape(dims: Sequence[Any]) -> tuple[int | None, ...]:
 
 class OrtSession(InferenceSession):
     """ONNX Runtime with one execution provider (plus the CPU for unsupported nodes)."""
+
+    concurrent_calls = True  # ONNX Runtime's Run is thread-safe
 
     def __init__(
         self,

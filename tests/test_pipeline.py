@@ -383,10 +383,17 @@ def test_settings_changed_before_start_become_the_configuration():
 
 def test_detector_and_keypoint_model_share_the_cores_they_run_beside():
     # The two models run at once in their own stages: half the cores each (measured in
-    # benchmarks/bench_pipeline.py: on 2 cores 29 FPS against 24 with every core for each).
+    # benchmarks/bench_pipeline.py: on 2 cores 28-29 FPS against 24 with every core for each).
     cores = available_cores()
-    assert PipelineConfig(source="").threads_per_model == max(1, cores // 2)
-    assert PipelineConfig(source="", model_threads=3).threads_per_model == 3
+    threads = max(1, cores // 2)
+    assert PipelineConfig(source="").threads_per_model == threads
+    # A crowd leaves the detector idle: its crops run side by side on the spare cores.
+    assert PipelineConfig(source="").pose_threading == {
+        "num_threads": threads,
+        "crop_workers": max(1, cores // threads),
+    }
+    every_core = PipelineConfig(source="", model_threads=0)
+    assert every_core.pose_threading == {"num_threads": 0, "crop_workers": 1}
     with pytest.raises(ValueError, match="model_threads"):
         PipelineConfig(source="", model_threads=-1)
 

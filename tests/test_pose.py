@@ -71,13 +71,21 @@ def _assert_on_spots(keypoints: np.ndarray, spots: list[tuple[int, int]], tolera
         assert error.max() < tolerance, (person, keypoints[person][:2], (x, y))
 
 
-@pytest.mark.parametrize("batch_mode", ["batched", "per_crop"])
-def test_keypoints_land_on_the_spot_of_each_box(spot_model, batch_mode) -> None:
-    spots = [(150, 200), (470, 300)]
-    boxes = np.array([[100, 100, 220, 340, 0.9], [400, 150, 560, 420, 0.8]], np.float32)
-    estimator = PoseEstimator(spot_model, "cpu", batch_mode=batch_mode)
+@pytest.mark.parametrize(
+    ("batch_mode", "crop_workers"), [("batched", 1), ("per_crop", 1), ("per_crop", 2)]
+)
+def test_keypoints_land_on_the_spot_of_each_box(spot_model, batch_mode, crop_workers) -> None:
+    # Three people: with two workers, crops finish out of order and must come back in order.
+    spots = [(150, 200), (470, 300), (300, 100)]
+    boxes = np.array(
+        [[100, 100, 220, 340, 0.9], [400, 150, 560, 420, 0.8], [260, 20, 340, 200, 0.7]],
+        np.float32,
+    )
+    estimator = PoseEstimator(
+        spot_model, "cpu", batch_mode=batch_mode, num_threads=1, crop_workers=crop_workers
+    )
     keypoints, scores = estimator.estimate(_frame_with_spots(spots), boxes)
-    assert keypoints.shape == (2, 17, 2) and scores.shape == (2, 17)
+    assert keypoints.shape == (3, 17, 2) and scores.shape == (3, 17)
     assert keypoints.dtype == np.float32 and np.all(scores > 0.1)
     # One heatmap pixel is about 4.4 / 5.3 crop pixels here; quarter-pixel refinement does better.
     _assert_on_spots(keypoints, spots, tolerance=3.0)

@@ -37,14 +37,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.detectors import create_detector  # noqa: E402
 from engine.pipeline import (  # noqa: E402
     Pipeline,
     PipelineConfig,
+    PoseProcessor,
     available_cores,
     boxes_from_keypoints,
 )
-from engine.pose import DEFAULT_MODEL, create_pose_estimator  # noqa: E402
+from engine.pose import DEFAULT_MODEL  # noqa: E402
 from engine.rendering import HudInfo, Renderer  # noqa: E402
 from engine.results import FrameResult, Person  # noqa: E402
 from engine.runtimes import ModelError, asset_path  # noqa: E402
@@ -93,9 +93,9 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
                 break
             frames.append(frame)
     cpu_seconds = time.process_time() - cpu_started
-    config = pipeline_config(clip, model, args)  # threads as inside the pipeline
-    detector = create_detector(args.detector, args.device, num_threads=config.threads_per_model)
-    estimator = create_pose_estimator(str(model), args.device, **config.pose_threading)
+    config = pipeline_config(clip, model, args)
+    processor = PoseProcessor(config)  # the models exactly as the pipeline builds them
+    detector, estimator = processor.detector, processor.estimator
     tracker = Tracker(estimator.dataset_info.sigmas)
     smoother = TrackSmoother(SmoothingConfig(args.smooth))
     renderer = Renderer()
@@ -141,6 +141,7 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
         "cpu_ms_per_frame": 1000.0 * cpu_seconds / len(frames),
         "people_per_frame": people_seen / len(frames),
         "size": (info.width, info.height),
+        "threads_per_model": config.threads_per_model,
     }
 
 
@@ -219,7 +220,7 @@ def bench_clip(clip: Path, model: Path, args: argparse.Namespace) -> dict:
         "people_per_frame_alone": round(alone_runs[-1]["people_per_frame"], 2),
         "people_per_frame_pipeline": round(e2e_runs[-1]["people_per_frame"], 2),
         "cores": available_cores(),
-        "threads_per_model": pipeline_config(clip, model, args).threads_per_model,
+        "threads_per_model": alone_runs[0]["threads_per_model"],
         "stage_ms_in_pipeline": e2e_runs[-1]["stage_ms_in_pipeline"],
         "runtime": e2e_runs[-1]["runtime"],
     }

@@ -62,10 +62,18 @@ def _blazepose_like(human: np.ndarray) -> np.ndarray:
     return blaze
 
 
+def test_blazepose_to_coco_order_keeps_every_limb_on_its_joint() -> None:
+    human = _torso_keypoints(0)
+    in_coco_order = _blazepose_like(human)[pl.BLAZEPOSE_FOR_COCO]
+    labelled = human[:, 2] > 0
+    np.testing.assert_array_equal(in_coco_order[labelled], human[labelled, :2])
+    assert [pl.BLAZEPOSE_FOR_COCO[i] for i in range(5)] == [0, 2, 5, 7, 8]  # nose, eyes, ears
+
+
 def test_limb_check_accepts_agreement_and_refuses_mirrored_labels() -> None:
     human = _torso_keypoints(0)
     human[[7, 8, 13, 14]] = [[340, 200, 2], [260, 200, 2], [325, 300, 2], [275, 300, 2]]
-    blaze = _blazepose_like(human)
+    blaze = _blazepose_like(human)[pl.BLAZEPOSE_FOR_COCO]
     torso = pl.torso_length(human)
     assert pl.limb_check(human, blaze, torso, pl.Thresholds(), swap=False) is None
 

@@ -63,6 +63,10 @@ LIMB_FROM_BLAZEPOSE = {
     5: 11, 6: 12, 7: 13, 8: 14, 9: 15, 10: 16,
     11: 23, 12: 24, 13: 25, 14: 26, 15: 27, 16: 28,
 }  # fmt: skip
+# COCO-17 order -> BlazePose landmark index (the 17 of its 33 points that COCO has).
+BLAZEPOSE_FOR_COCO = np.array(
+    [{**FACE_FROM_BLAZEPOSE, **LIMB_FROM_BLAZEPOSE}[i] for i in range(17)]
+)
 # Shoulders, elbows, hips, knees: the joints whose agreement is checked (wrists and ankles move
 # fast and are often blurred, so a disagreement there says little about the head).
 CHECKED_JOINTS = (5, 6, 7, 8, 11, 12, 13, 14)
@@ -74,15 +78,22 @@ EXTRA_POINT_FIELDS = ("lsp_neck_headtop", "mpii_pelvis_thorax_upperneck_headtop"
 
 
 @dataclass(frozen=True)
-class Thresholds:
-    """Acceptance rule (distances in torso lengths); see the module docstring for the reasons."""
+class AgreementThresholds:
+    """When a teacher's pose agrees with the human labels (distances in torso lengths); see the
+    module docstring for the reasons. Shared by every teacher (``training.teacher_label``)."""
 
-    min_visibility: float = 0.9
     max_shoulder_error: float = 0.25
     max_joint_error: float = 0.35
     min_agreeing_fraction: float = 0.75
     max_head_error: float = 0.75
     min_checked_joints: int = 4
+
+
+@dataclass(frozen=True)
+class Thresholds(AgreementThresholds):
+    """BlazePose's acceptance rule: the agreement checks and its face points' confidence."""
+
+    min_visibility: float = 0.9
 
 
 class BlazePoseLandmarker:
@@ -249,20 +260,60 @@ def _mirror(coco_index: int) -> int:
 
 
 def limb_check(
-    human: np.ndarray, blaze_xy: np.ndarray, torso: float, thresholds: Thresholds, swap: bool
+    human: np.ndarray,
+    teacher_xy: np.ndarray,
+    torso: float,
+    thresholds: AgreementThresholds,
+    swap: bool,
 ) -> str | None:
-    """The first failed limb check ("shoulders" or "limbs"), or None when the limbs agree."""
+    """The first failed limb check ("shoulders" or "limbs"), or None when the limbs agree.
+
+    ``teacher_xy`` (17,2): the teacher's points in COCO order, image pixels.
+    """
     errors = {}
     for coco in CHECKED_JOINTS:
         if human[coco, 2] > 0:
-            blaze = LIMB_FROM_BLAZEPOSE[_mirror(coco) if swap else coco]
-            errors[coco] = float(np.linalg.norm(blaze_xy[blaze] - human[coco, :2])) / torso
+            teacher = teacher_xy[_mirror(coco) if swap else coco]
+            errors[coco] = float(np.linalg.norm(teacher - human[coco, :2])) / torso
     if any(errors.get(j, 0.0) > thresholds.max_shoulder_error for j in SHOULDERS):
         return "shoulders"
     agreeing = np.mean([error <= thresholds.max_joint_error for error in errors.values()])
     if agreeing < thresholds.min_agreeing_fraction:
         return "limbs"
     return None
+
+
+def checkable_torso(keypoints: np.ndarray, thresholds: AgreementThresholds) -> float | None:
+    """The torso length when enough joints are labelled to check a teacher against, else None."""
+    checked = [j for j in CHECKED_JOINTS if keypoints[j, 2] > 0]
+    torso = torso_length(keypoints)
+    if len(checked) < thresholds.min_checked_joints or not torso:
+        return None
+    return torso
+
+
+def agreement(
+    human: np.ndarray,
+    extra_points: np.ndarray,
+    teacher_xy: np.ndarray,
+    torso: float,
+    thresholds: AgreementThresholds,
+) -> tuple[str, bool]:
+    """(status, lr_swapped): ``accepted`` or the first failed check (shoulders, limbs, head);
+    ``lr_swapped`` when the limbs agree only after swapping the teacher's left and right.
+
+    ``teacher_xy`` (17,2) in COCO order; the head check compares the teacher's mid-ear with the
+    labelled head top (the last of ``extra_points``), where there is one.
+    """
+    failed = limb_check(human, teacher_xy, torso, thresholds, swap=False)
+    if failed:
+        swapped = limb_check(human, teacher_xy, torso, thresholds, swap=True) is None
+        return failed, swapped
+    if len(extra_points) and extra_points[-1, 2] > 0:
+        mid_ear = (teacher_xy[3] + teacher_xy[4]) / 2
+        if np.linalg.norm(mid_ear - extra_points[-1, :2]) / torso > thresholds.max_head_error:
+            return "head", False
+    return "accepted", False
 
 
 def label_person(
@@ -281,9 +332,8 @@ def label_person(
     extra_points = np.asarray(extra_points, dtype=np.float64).reshape(-1, 3)
     out = keypoints.copy()
     mask = np.zeros(17, dtype=np.int64)
-    checked = [j for j in CHECKED_JOINTS if keypoints[j, 2] > 0]
-    torso = torso_length(keypoints)
-    if len(checked) < thresholds.min_checked_joints or not torso:
+    torso = checkable_torso(keypoints, thresholds)
+    if torso is None:
         return PersonResult("too_few_joints", out, mask, False)
 
     rotation = upright_rotation(keypoints)
@@ -297,14 +347,11 @@ def label_person(
         return PersonResult("no_pose", out, mask, False)
     blaze_xy = affine_points(landmarks[:, :2], cv2.invertAffineTransform(to_crop))
 
-    failed = limb_check(keypoints, blaze_xy, torso, thresholds, swap=False)
-    if failed:
-        swapped = limb_check(keypoints, blaze_xy, torso, thresholds, swap=True) is None
-        return PersonResult(failed, out, mask, swapped)
-    if len(extra_points) and extra_points[-1, 2] > 0:
-        mid_ear = (blaze_xy[7] + blaze_xy[8]) / 2
-        if np.linalg.norm(mid_ear - extra_points[-1, :2]) / torso > thresholds.max_head_error:
-            return PersonResult("head", out, mask, False)
+    status, swapped = agreement(
+        keypoints, extra_points, blaze_xy[BLAZEPOSE_FOR_COCO], torso, thresholds
+    )
+    if status != "accepted":
+        return PersonResult(status, out, mask, swapped)
 
     confidence = np.minimum(landmarks[:, 3], landmarks[:, 4])
     for coco, blaze in FACE_FROM_BLAZEPOSE.items():
@@ -314,14 +361,15 @@ def label_person(
     return PersonResult("accepted", out, mask, False)
 
 
-def _extra_points(annotation: dict) -> np.ndarray:
+def extra_points_of(annotation: dict) -> np.ndarray:
+    """The annotation's head/torso points outside COCO's slots (M,3), head top last; or (0,3)."""
     for field in EXTRA_POINT_FIELDS:
         if field in annotation:
             return np.asarray(annotation[field], dtype=np.float64).reshape(-1, 3)
     return np.zeros((0, 3))
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -360,7 +408,7 @@ def pseudo_label_dataset(
                 result = label_person(
                     rgb,
                     np.asarray(annotation["keypoints"], dtype=np.float64),
-                    _extra_points(annotation),
+                    extra_points_of(annotation),
                     landmarker,
                     thresholds,
                 )
@@ -385,7 +433,7 @@ def pseudo_label_dataset(
     people = len(out_annotations)
     header = {
         "model": BLAZEPOSE_MODEL,
-        "model_sha256": _file_sha256(landmarker.model_path),
+        "model_sha256": file_sha256(landmarker.model_path),
         "mediapipe_version": MEDIAPIPE_VERSION,
         "coco_from_blazepose": {str(k): v for k, v in FACE_FROM_BLAZEPOSE.items()},
         "crop": (

@@ -1,0 +1,312 @@
+"""``hfpose-teacher-label``: MoveNet Thunder labels for training the shipped model (issue 10).
+
+Two sources, one command, COCO-format output that records which labels are the teacher's:
+
+``annotated ANN IMG_DIR OUT``
+    LSPET / MPII (limb joints labelled by humans, no face): the five face keypoints from Thunder,
+    where it can be trusted. Thunder (COCO-trained, PCK@0.1 81 on COCO faces against
+    BlazePose-full's 57) replaces the BlazePose face labels of ``training.pseudo_label``, whose
+    agreement checks it reuses: Thunder's limbs must agree with the human limbs (shoulders,
+    elbows, hips, knees within the torso-length tolerances; mid-ear near the labelled head top),
+    and each face point is kept only where Thunder's score reaches ``min_face_score`` (0.3 keeps
+    most face points and drops most wrong ones). Human labels always win: limb joints are never
+    changed. Thunder sees each person upright: the image is rotated about the person so that
+    the labelled hips-to-shoulders vector points up (LSPET's inverted gymnasts), and given the
+    box of the labelled joints and head points (x ``LABEL_BOX_MARGIN``); the engine cuts its
+    square crop around it.
+``photos MANIFEST IMAGES_ROOT OUT --repo OWNER/NAME``
+    Unlabelled photos of ``../shared/datasets/person_photos`` (extracted with its
+    ``extract.py`` under IMAGES_ROOT): people found by the shipped NanoDet, each labelled by
+    Thunder on its box, kept when the box is big enough, not tangled with another person's,
+    and Thunder is sure of the pose (``PhotoRule``). Every kept keypoint is a pseudo-label;
+    those under ``min_keypoint_score`` are unlabelled (v=0). One output per repository, so a
+    trainer can weight the sets.
+
+Every output annotation carries ``teacher_keypoints`` (17 x: x, y, score in image pixels, all
+joints, whatever was kept: for distillation weighted by the scores), ``pseudo_keypoints``
+(17 ints, 1 = the label is the teacher's) and ``pseudo_status``; ``info.pseudo_labels`` records
+the model and its sha256, the rule, the counts and the command. Thunder runs through the
+engine's MoveNet keypoint family (``engine.pose``), the same code the app runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.processing import affine_points, get_affine_transform
+from training.pseudo_label import (
+    FACE,
+    AgreementThresholds,
+    PersonResult,
+    agreement,
+    checkable_torso,
+    extra_points_of,
+    file_sha256,
+    read_json,
+    upright_rotation,
+    write_json,
+)
+
+THUNDER_ASSET = "movenet_singlepose_thunder.onnx"
+# Joints lie inside the body's outline (wrists inside hands, ankles above the soles): the box of
+# the labelled points grows by this much to become a person box like a detector's.
+LABEL_BOX_MARGIN = 1.15
+# Side of the upright view around a person, in units of the labelled points' enclosing circle
+# diameter: room for the engine's square crop (about 1.1x the box) with every rotation.
+VIEW_CONTEXT = 1.6
+MAX_VIEW_SIDE = 1024  # larger views are shrunk: Thunder sees 256x256 anyway
+
+
+@dataclass(frozen=True)
+class FaceRule(AgreementThresholds):
+    """Face labels for human-labelled sets: ``training.pseudo_label``'s agreement checks plus
+    Thunder's own keypoint score as the confidence of each face point."""
+
+    min_face_score: float = 0.3
+
+
+class Teacher:
+    """MoveNet Thunder through the engine's public pose API, one thread by default."""
+
+    def __init__(self, model: Path | None = None, num_threads: int = 1) -> None:
+        from engine.pose import create_pose_estimator
+        from engine.runtimes import asset_path
+
+        path = Path(model) if model is not None else asset_path(THUNDER_ASSET)
+        self.estimator = create_pose_estimator(path, backend="cpu", num_threads=num_threads)
+        self.model_path = Path(path)
+        self.num_threads = num_threads
+
+    def __call__(self, frame_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
+        """(N,17,3) x, y in frame pixels and the teacher's score, row i for box i."""
+        keypoints, scores = self.estimator.estimate(frame_bgr, np.asarray(boxes_xyxy))
+        return np.concatenate([keypoints, scores[..., None]], axis=2).astype(np.float64)
+
+    def describe(self) -> dict:
+        return {
+            "teacher": self.model_path.name,
+            "model_sha256": file_sha256(self.model_path),
+            "runtime": self.estimator.runtime_info.label,
+            "input_size_wh": list(self.estimator.input_size_wh),
+        }
+
+
+def upright_view(
+    image_bgr: np.ndarray, points: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The person turned upright: (view image, box x1 y1 x2 y2 in the view, view -> image 2x3).
+
+    ``points`` (M,3) are the labelled joints and head points (v > 0 used). The rotation is
+    ``upright_rotation`` of the COCO joints (its first 17 rows).
+    """
+    labelled = points[points[:, 2] > 0, :2]
+    center = (labelled.min(axis=0) + labelled.max(axis=0)) / 2
+    radius = float(np.linalg.norm(labelled - center, axis=1).max())
+    side = max(2.0 * radius * VIEW_CONTEXT, 16.0)
+    size = int(min(math.ceil(side), MAX_VIEW_SIDE))
+    rotation = upright_rotation(points[:17])
+    to_view = get_affine_transform(center, (side / 200.0, side / 200.0), rotation, (size, size))
+    view = cv2.warpAffine(image_bgr, to_view, (size, size), flags=cv2.INTER_LINEAR)
+    in_view = affine_points(labelled, to_view)
+    low, high = in_view.min(axis=0), in_view.max(axis=0)
+    middle, half = (low + high) / 2, (high - low) / 2 * LABEL_BOX_MARGIN
+    box = np.concatenate([middle - half, middle + half])
+    return view, box, cv2.invertAffineTransform(to_view)
+
+
+def label_annotated_person(
+    image_bgr: np.ndarray,
+    keypoints: np.ndarray,
+    extra_points: np.ndarray,
+    teacher: Teacher,
+    rule: FaceRule,
+) -> tuple[PersonResult, np.ndarray | None]:
+    """Thunder's face points for one human-labelled person, and its 17 points (None if not run)."""
+    keypoints = np.asarray(keypoints, dtype=np.float64).reshape(17, 3)
+    extra_points = np.asarray(extra_points, dtype=np.float64).reshape(-1, 3)
+    out = keypoints.copy()
+    mask = np.zeros(17, dtype=np.int64)
+    torso = checkable_torso(keypoints, rule)
+    if torso is None:
+        return PersonResult("too_few_joints", out, mask, False), None
+    view, box, from_view = upright_view(image_bgr, np.concatenate([keypoints, extra_points]))
+    predicted = teacher(view, box[None])[0]
+    predicted[:, :2] = affine_points(predicted[:, :2], from_view)
+    status, swapped = agreement(keypoints, extra_points, predicted[:, :2], torso, rule)
+    if status == "accepted":
+        for joint in FACE:
+            if predicted[joint, 2] >= rule.min_face_score and keypoints[joint, 2] == 0:
+                out[joint] = (predicted[joint, 0], predicted[joint, 1], 2.0)
+                mask[joint] = 1
+    return PersonResult(status, out, mask, swapped), predicted
+
+
+def rounded_keypoints(points: np.ndarray, score_digits: int = 0) -> list[float]:
+    """(17,3) -> a flat list: x, y to 0.01 px; the third column an int (v) or a rounded score."""
+    flat = []
+    for x, y, third in np.asarray(points, dtype=np.float64).reshape(-1, 3):
+        flat += [round(float(x), 2), round(float(y), 2)]
+        flat.append(round(float(third), score_digits) if score_digits else int(third))
+    return flat
+
+
+def header(teacher: Teacher, rule: object, started: float, **facts: object) -> dict:
+    """``info.pseudo_labels``: what made the labels, with which rule, how many, how long."""
+    return {
+        **teacher.describe(),
+        "rule": asdict(rule),
+        **facts,
+        "seconds": round(time.perf_counter() - started, 1),
+        "command": " ".join(["hfpose-teacher-label", *sys.argv[1:]]),
+    }
+
+
+def label_annotated_set(
+    coco: dict, image_dir: Path, teacher: Teacher, rule: FaceRule, limit: int | None = None
+) -> dict:
+    """A copy of a limb-only COCO dict with Thunder's face labels, masks and header."""
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    images = {image["id"]: image for image in coco["images"]}
+    annotations = coco["annotations"][:limit] if limit else coco["annotations"]
+    by_image: dict[int, list[dict]] = {}
+    for annotation in annotations:
+        by_image.setdefault(annotation["image_id"], []).append(annotation)
+    counts = dict.fromkeys(("accepted", "too_few_joints", "shoulders", "limbs", "head"), 0)
+    face_counts = dict.fromkeys(FACE, 0)
+    lr_swapped = 0
+    out_annotations = []
+    for image_id, people in tqdm(by_image.items(), unit="img", mininterval=30):
+        path = image_dir / images[image_id]["file_name"]
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SystemExit(f"cannot read image {path}")
+        for annotation in people:
+            result, predicted = label_annotated_person(
+                image,
+                np.asarray(annotation["keypoints"], dtype=np.float64),
+                extra_points_of(annotation),
+                teacher,
+                rule,
+            )
+            counts[result.status] += 1
+            lr_swapped += result.lr_swapped
+            for joint in FACE:
+                face_counts[joint] += int(result.pseudo_mask[joint])
+            labelled = dict(annotation)
+            labelled["keypoints"] = rounded_keypoints(result.keypoints)
+            labelled["num_keypoints"] = int((result.keypoints[:, 2] > 0).sum())
+            labelled["pseudo_keypoints"] = result.pseudo_mask.tolist()
+            labelled["pseudo_status"] = result.status
+            labelled["pseudo_lr_mirrored"] = result.lr_swapped
+            if predicted is not None:
+                labelled["teacher_keypoints"] = rounded_keypoints(predicted, score_digits=3)
+            out_annotations.append(labelled)
+    from models.metainfo import COCO
+
+    people = len(out_annotations)
+    info = header(
+        teacher,
+        rule,
+        started,
+        crop=(
+            "the image turned about the person so that the labelled hips-to-shoulders vector "
+            f"points up; box = the labelled joints and head points x{LABEL_BOX_MARGIN}; the "
+            "engine's MoveNet square crop around it"
+        ),
+        size_reference="torso length: mid-shoulder to mid-hip of the human labels",
+        people=people,
+        status_counts=counts,
+        acceptance_rate=round(counts["accepted"] / max(people, 1), 4),
+        face_keypoints_filled={COCO.keypoint_names[j]: n for j, n in face_counts.items()},
+        lr_swapped_people=lr_swapped,
+    )
+    result = dict(coco)
+    result["info"] = dict(coco.get("info", {}), pseudo_labels=info)
+    result["annotations"] = out_annotations
+    if limit:
+        kept = {a["image_id"] for a in out_annotations}
+        result["images"] = [image for image in coco["images"] if image["id"] in kept]
+    return result
+
+
+def _rule_arguments(parser: argparse.ArgumentParser, rule_type: type) -> None:
+    for field in fields(rule_type):
+        flag = f"--{field.name.replace('_', '-')}"
+        parser.add_argument(flag, type=type(field.default), default=field.default)
+
+
+def _rule_from(args: argparse.Namespace, rule_type: type):
+    return rule_type(**{field.name: getattr(args, field.name) for field in fields(rule_type)})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from training.teacher_photos import PhotoRule
+
+    parser = argparse.ArgumentParser(
+        prog="hfpose-teacher-label", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--model", type=Path, help=f"default: assets/{THUNDER_ASSET}")
+    parser.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
+    parser.add_argument("--limit", type=int, help="only the first N people/images (trials)")
+    commands = parser.add_subparsers(dest="source", required=True)
+    annotated = commands.add_parser("annotated", help="face labels for a limb-only COCO json")
+    annotated.add_argument("annotations", type=Path, help="COCO keypoint json (.json or .gz)")
+    annotated.add_argument("image_dir", type=Path, help="folder of the json's images")
+    annotated.add_argument("output", type=Path, help="output json (.json or .json.gz)")
+    _rule_arguments(annotated, FaceRule)
+    photos = commands.add_parser("photos", help="people found by NanoDet in unlabelled photos")
+    photos.add_argument("manifest", type=Path, help="person_photos/manifest.tsv")
+    photos.add_argument("images_root", type=Path, help="extract.py's --out folder")
+    photos.add_argument("output", type=Path, help="output json (.json or .json.gz)")
+    photos.add_argument("--repo", required=True, help="OWNER/NAME: the manifest rows to label")
+    _rule_arguments(photos, PhotoRule)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engine.runtimes import ModelError
+    from training.teacher_photos import PhotoRule, label_photos, read_manifest
+
+    args = build_parser().parse_args(argv)
+    cv2.setNumThreads(args.threads)
+    try:
+        if args.source == "annotated":
+            if not args.annotations.is_file():
+                raise SystemExit(f"annotation file not found: {args.annotations}")
+            if not args.image_dir.is_dir():
+                raise SystemExit(f"image folder not found: {args.image_dir}")
+            coco = read_json(args.annotations)
+            teacher = Teacher(args.model, args.threads)
+            labelled = label_annotated_set(
+                coco, args.image_dir, teacher, _rule_from(args, FaceRule), args.limit
+            )
+        else:
+            rows = read_manifest(args.manifest, args.repo)
+            if not args.images_root.is_dir():
+                raise SystemExit(f"image folder not found: {args.images_root}")
+            teacher = Teacher(args.model, args.threads)
+            labelled = label_photos(
+                rows, args.images_root, teacher, _rule_from(args, PhotoRule), args.limit
+            )
+    except (ModelError, OSError, json.JSONDecodeError) as error:
+        raise SystemExit(f"hfpose-teacher-label: {error}") from None
+    write_json(labelled, args.output)
+    info = labelled["info"]["pseudo_labels"]
+    summary = ("people", "images", "status_counts", "acceptance_rate", "seconds")
+    print(json.dumps({key: info[key] for key in summary if key in info}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="stop after this many optimiser steps, saving a resumable checkpoint",
     )
+    parser.add_argument(
+        "--load-from",
+        help="start from these weights: checkpoint (.pth) or exported ONNX (config key load_from)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     return parser
 
@@ -60,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     _save_on_sigterm()
     try:
         cfg = load_config(args.config, args.cfg_options)
+        if args.load_from:
+            cfg["load_from"] = args.load_from
         work_dir = args.work_dir or Path("work_dirs") / cfg["config_name"]
         from training.datasets import DatasetError
         from training.trainer import Trainer, TrainingError

@@ -43,7 +43,9 @@ from training.evaluation import (
     predict_keypoints,
     unique_predictions,
 )
+from training.load_from import calibration_batches, load_initial_weights
 from training.losses import build_loss
+from training.precision import cpu_bf16_is_native
 
 LATEST = "latest.pth"
 BEST = "best.pth"
@@ -97,12 +99,6 @@ def configure_cpu(cfg: dict[str, Any]) -> None:
         torch.set_num_threads(threads)
 
 
-def _cpu_has_bf16() -> bool:
-    """Native bf16 matmul (AVX512-BF16 or AMX); autocast without it is slower than fp32."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
-
-
 def select_amp(mode: str, device: torch.device) -> torch.dtype | None:
     """Autocast dtype for ``amp`` = auto | none | fp16 | bf16 on this device (None = fp32)."""
     mode = str(mode).lower()
@@ -111,7 +107,7 @@ def select_amp(mode: str, device: torch.device) -> torch.dtype | None:
     if mode == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if _cpu_has_bf16() else None
+        return torch.bfloat16 if cpu_bf16_is_native() else None
     if mode == "bf16":
         return torch.bfloat16
     if mode == "fp16":
@@ -330,6 +326,9 @@ class Trainer:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model  # the bare module: checkpoints hold its keys (backbone., keypoint_head.)
+        if cfg.get("load_from") and not resume:  # --resume continues its own weights instead
+            batches = calibration_batches(self.train_set, seed=self.seed)
+            self.log(load_initial_weights(model, cfg["load_from"], model_input_size(cfg), batches))
         self.loss_fn = build_loss(cfg["model"]["keypoint_head"])
         self.train_model: nn.Module = model
         if self.world_size > 1:

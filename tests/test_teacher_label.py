@@ -195,3 +195,29 @@ def test_photos_command_labels_the_people_it_can_trust(thunder_path, data_dir, t
         image["file_name"].startswith("fixtures+tests-data/") for image in labelled["images"]
     )
     assert (root / labelled["images"][0]["file_name"]).is_file()
+
+
+def test_face_check_measures_distance_and_counts_swapped_eyes() -> None:
+    from training import teacher_face_check as fc
+
+    truth = _pose_pointing(0)  # torso 100 px
+    truth[:5] = [[400, 150, 2], [390, 140, 2], [410, 140, 2], [380, 145, 2], [420, 145, 0]]
+    human = {"id": 1, "keypoints": truth.reshape(-1).tolist()}
+    labelled_points = truth.copy()
+    labelled_points[1, :2], labelled_points[2, :2] = truth[2, :2], truth[1, :2]  # eyes swapped
+    labelled_points[0, 0] += 4  # nose 0.04 torso off
+    labelled_points[4] = (420, 145, 2)  # a point COCO did not label: filled, not checked
+    labelled = {
+        "id": 1,
+        "keypoints": labelled_points.reshape(-1).tolist(),
+        "pseudo_keypoints": [1] * 5 + [0] * 12,
+        "pseudo_status": "accepted",
+    }
+
+    report = fc.face_errors([human], [labelled])
+
+    assert report["face_points_filled"] == 5 and report["checked_against_coco"] == 4
+    assert report["within_0.05"] == 50.0  # nose and left ear; the swapped eyes are 0.2 off
+    assert report["within_0.2"] == 100.0
+    assert report["left_right_swapped_pct"] == 50.0
+    assert fc.limbs_only({"annotations": [human]})["annotations"][0]["keypoints"][:15] == [0] * 15

@@ -40,7 +40,7 @@ from engine.rendering import HudInfo, Renderer, RenderOptions
 from engine.results import FrameResult, Person, StageStats
 from engine.sinks import Sink
 from engine.smoothing import SmoothingConfig, TrackSmoother
-from engine.sources import Frame, FrameSource, SourceInfo, open_source
+from engine.sources import EarlyEnd, Frame, FrameSource, SourceInfo, open_source
 from engine.tracking import Tracker
 from models.metainfo import COCO, DatasetInfo
 
@@ -135,6 +135,7 @@ class RunSummary:
     dropped_frames: int = 0
     interrupted: bool = False
     error: PipelineError | None = None
+    ended_early: EarlyEnd | None = None  # the input stopped before its announced end
 
 
 class _StageMeter:
@@ -544,6 +545,7 @@ class Pipeline:
             s.detector_runtime = self.processor.detector.runtime_info
         if self.source is not None:
             s.dropped_frames = self._dropped_frames()
+            s.ended_early = self.source.info.ended_early
         s.error = self._error
         return s
 

@@ -312,22 +312,21 @@ class _AtomicTextSink(Sink):
 
 
 class JsonKeypointSink(_AtomicTextSink):
-    """Per-frame keypoints as mmpose 1.x writes them: ``meta_info`` + ``instance_info``.
+    """Per-frame keypoints as mmpose 1.x writes them: ``instance_info`` + ``meta_info``.
 
     Each frame is ``{"frame_id", "time", "instances": [{track_id, keypoints, keypoint_scores,
     bbox, bbox_score}]}``, plus ``"file_name"`` for an image folder; frames are streamed to
-    disk as they come, not kept in memory.
+    disk as they come, not kept in memory. ``meta_info`` comes last because it says how the
+    input ended (``"input_complete"``, and ``"ended_early"`` with where and why when it
+    stopped short), which is known only then.
     """
 
     def _begin(self, info: SourceInfo) -> None:
+        self._info = info
         self._image_names = (
             [Path(p).name for p in list_images(info.uri)] if info.kind == "folder" else []
         )
-        meta = self.dataset_info.to_dict()
-        meta["source"] = info.uri
-        meta["fps"] = info.fps
-        meta["width"], meta["height"] = info.width, info.height
-        self._file.write('{"meta_info": ' + json.dumps(meta) + ', "instance_info": [\n')
+        self._file.write('{"instance_info": [\n')
         self._first = True
 
     def write(self, result: FrameResult) -> None:
@@ -342,7 +341,15 @@ class JsonKeypointSink(_AtomicTextSink):
         self._first = False
 
     def _end(self) -> None:
-        self._file.write("\n]}\n")
+        info = self._info
+        meta = self.dataset_info.to_dict()
+        meta["source"] = info.uri
+        meta["fps"] = info.fps
+        meta["width"], meta["height"] = info.width, info.height
+        meta["input_complete"] = info.ended_early is None
+        if info.ended_early is not None:
+            meta["ended_early"] = info.ended_early.to_dict()
+        self._file.write('\n], "meta_info": ' + json.dumps(meta) + "}\n")
 
 
 class CsvKeypointSink(_AtomicTextSink):

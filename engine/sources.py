@@ -13,6 +13,7 @@ latency stays flat however long the stream runs; stale frames are dropped and co
 from __future__ import annotations
 
 import glob
+import heapq
 import itertools
 import os
 import re
@@ -45,9 +46,39 @@ class Frame:
     timestamp: float
 
 
+@dataclass(frozen=True)
+class EarlyEnd:
+    """The input stopped before its announced end (a cut-short file, a stream that dropped)."""
+
+    frames: int  # frames delivered
+    announced: int | None  # frames the container announced (None: a live stream)
+    reason: str
+
+    @property
+    def message(self) -> str:
+        """One line for the user: where decoding stopped and why."""
+        if self.announced:
+            where = f"decoding stopped at frame {self.frames} of the {self.announced} announced"
+        else:
+            where = f"the input stopped after frame {self.frames}"
+        return f"{where}: {self.reason}"
+
+    def to_dict(self) -> dict:
+        return {
+            "frames_decoded": self.frames,
+            "frames_announced": self.announced,
+            "reason": self.reason,
+            "message": self.message,
+        }
+
+
 @dataclass
 class SourceInfo:
-    """What sinks and the UI need to know about a source."""
+    """What sinks and the UI need to know about a source.
+
+    ``ended_early`` is filled in by the source when the input stops before its announced end;
+    sinks and the UI hold this same object, so they see it when the run ends.
+    """
 
     kind: str  # "file", "camera", "folder" or "stream"
     uri: str
@@ -61,6 +92,7 @@ class SourceInfo:
     seekable: bool = False
     # Exact frame rate as a fraction (e.g. 30000/1001) so an encoder can reproduce it.
     rate: Fraction | None = None
+    ended_early: EarlyEnd | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +197,8 @@ class VideoFileSource(FrameSource):
         )
         self._frames = self._decode()
         self._next_index = 0
+        self._read_up_to = 0  # file offset the demuxer has read to
+        self._last_time: float | None = None
         self._skip_before: float | None = None
         # Decode the first picture now: a file whose header lies (corrupt, truncated) fails
         # here, before any output is opened, and the size is the real decoded one.
@@ -178,34 +212,80 @@ class VideoFileSource(FrameSource):
             raise SourceError(f"corrupt video stream (no frame decodes): {self._path}")
         # Phones store portrait video as landscape pictures plus a display rotation; people
         # lying on their side would defeat the detector, so frames are turned upright here.
-        self._rotate_code = _ROTATE_CODES.get(round(getattr(first, "rotation", 0) or 0) % 360)
+        first_frame = first[0]
+        rotation = round(getattr(first_frame, "rotation", 0) or 0) % 360
+        self._rotate_code = _ROTATE_CODES.get(rotation)
         upright = self._rotate_code in (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE)
-        size = (first.height, first.width) if upright else (first.width, first.height)
+        size = (
+            (first_frame.height, first_frame.width)
+            if upright
+            else (first_frame.width, first_frame.height)
+        )
         self.info.width, self.info.height = size
         self._frames = itertools.chain([first], self._frames)
 
-    def _decode(self) -> Iterator:
+    def _decode(self) -> Iterator[tuple]:
+        """The decoder's frames (display order), each with its presentation time in ticks.
+
+        AVI has no presentation times: every packet carries a decode-order stamp, so with
+        B-frames the frames leave the decoder stamped 1, 2, 4, 3, 6, 5 ... The frames come out
+        in display order, so the earliest stamp among the packets sent and not yet matched to a
+        frame is the time of the frame that comes out: that puts decode-order stamps back in
+        display order. Containers with real presentation times show them out of order in
+        decode order (B-frames are sent after the frame they precede); from then on each frame
+        keeps its own time (both give the same while no frame is lost).
+        """
         import av
 
+        pending: list[int] = []  # heap of the stamps of packets sent, not yet given to a frame
+        presentation_stamps = False
+        last_stamp: int | None = None
         try:
-            yield from self._container.decode(self._stream)
+            for packet in self._container.demux(self._stream):
+                if packet.pos is not None and packet.pos >= 0:
+                    self._read_up_to = max(self._read_up_to, packet.pos + packet.size)
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if packet.size and stamp is not None and not presentation_stamps:
+                    if last_stamp is not None and stamp < last_stamp:
+                        presentation_stamps = True
+                        pending.clear()
+                    else:
+                        heapq.heappush(pending, stamp)
+                        last_stamp = stamp
+                for av_frame in packet.decode():
+                    if presentation_stamps or not pending:
+                        yield av_frame, av_frame.pts
+                    else:
+                        yield av_frame, heapq.heappop(pending)
         except av.error.FFmpegError as exc:
             raise SourceError(
                 f"corrupt video stream after frame {self._next_index} of {self._path}: "
                 f"{exc.strerror or exc}"
             ) from exc
 
-    def _timestamp(self, av_frame, index: int) -> float:
-        if av_frame.pts is None:
-            return index / self.info.fps
-        return float((av_frame.pts - self._start_pts) * self._time_base)
+    def _timestamp(self, pts: int | None, index: int) -> float:
+        """Seconds from the start; strictly increasing, whatever the file's stamps say."""
+        if pts is None:
+            seconds = index / self.info.fps
+        else:
+            seconds = float((pts - self._start_pts) * self._time_base)
+        if self._last_time is not None and seconds <= self._last_time:
+            seconds = self._last_time + 1.0 / self.info.fps  # a repeated or backward stamp
+        self._last_time = seconds
+        return seconds
 
     def read(self) -> Frame | None:
         while True:
-            av_frame = next(self._frames, None)
-            if av_frame is None:
+            try:
+                decoded = next(self._frames, None)
+            except SourceError as error:  # the first frame decoded: keep what did, say why
+                self._ended(f"corrupt data ({error.__cause__ or error})")
                 return None
-            timestamp = self._timestamp(av_frame, self._next_index)
+            if decoded is None:
+                self._check_complete()
+                return None
+            av_frame, pts = decoded
+            timestamp = self._timestamp(pts, self._next_index)
             if self._skip_before is not None:
                 # After a seek the decoder restarts at the keyframe before the target.
                 if timestamp < self._skip_before - 0.5 / self.info.fps:
@@ -219,6 +299,27 @@ class VideoFileSource(FrameSource):
             self._next_index += 1
             return frame
 
+    def _check_complete(self) -> None:
+        """At the end of the file: did it deliver what the container announced?
+
+        Two frames of slack in count and time: a frame count estimated from the duration, or
+        a last frame that does not decode, is not a truncated file.
+        """
+        announced, fps = self.info.frame_count, self.info.fps
+        if not announced or self._next_index >= announced - 2:
+            return
+        if self.info.duration and (self._last_time or 0.0) >= self.info.duration - 3 / fps:
+            return
+        size = os.path.getsize(self._path)
+        if self._read_up_to >= size:
+            self._ended(f"missing data (the file ends at byte {size:,}: cut short?)")
+        else:
+            self._ended(f"corrupt data (nothing decodes after byte {self._read_up_to:,})")
+
+    def _ended(self, reason: str) -> None:
+        if self.info.ended_early is None:
+            self.info.ended_early = EarlyEnd(self._next_index, self.info.frame_count, reason)
+
     def seek(self, seconds: float) -> None:
         seconds = max(0.0, float(seconds))
         if self.info.duration is not None:
@@ -226,6 +327,7 @@ class VideoFileSource(FrameSource):
         target = self._start_pts + int(seconds / self._time_base)
         self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
         self._frames = self._decode()
+        self._last_time = None
         self._skip_before = seconds
 
     def close(self) -> None:

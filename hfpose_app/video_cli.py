@@ -6,7 +6,9 @@ codes with a one-line reason:
 
 - 0: done;
 - 1: something failed while opening or processing (not a video, corrupt stream, camera that
-  cannot be opened, unwritable output, a file that is not a model, an error mid-run);
+  cannot be opened, unwritable output, a file that is not a model, an error mid-run), or the
+  input ended before its announced end (cut-short file, dropped stream) and
+  ``--allow-truncated`` was not given: everything decoded is written first;
 - 2: the command line itself is wrong (unknown option or device, bad value, an input or model
   path that does not exist);
 - 130: stopped with Ctrl+C (the video written so far is complete and playable).
@@ -23,6 +25,7 @@ import threading
 from pathlib import Path
 
 from engine.pipeline import Pipeline, PipelineConfig, PipelineError, RunSummary
+from engine.plausibility import DEFAULT_MIN_POSE_SCORE
 from engine.rendering import RENDER_STYLES, RenderOptions
 from engine.results import FrameResult
 from engine.sinks import CocoResultsSink, CsvKeypointSink, JsonKeypointSink, SinkError, VideoSink
@@ -73,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Detect, track and draw human poses with HF-HRNet on a video file, webcam "
         "(webcam:0), RTSP/HTTP stream or image folder.",
-        epilog="Exit status: 0 done, 1 failure while opening or processing, 2 bad command line, "
-        "130 stopped with Ctrl+C (the video so far stays playable).",
+        epilog="Exit status: 0 done, 1 failure while opening or processing or an input that "
+        "ended early (see --allow-truncated), 2 bad command line, 130 stopped with Ctrl+C (the "
+        "video so far stays playable).",
     )
     parser.add_argument("input", help="video file, image folder, webcam:N or rtsp:// / http:// URL")
     parser.add_argument(
@@ -114,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--kpt-thr", type=_threshold, default=0.3, help="hide keypoints below this score"
     )
+    parser.add_argument(
+        "--min-pose-score",
+        type=_threshold,
+        default=DEFAULT_MIN_POSE_SCORE,
+        metavar="S",
+        help="drop people whose mean keypoint score is below S: boxes on cones, rocks, signs "
+        f"(default {DEFAULT_MIN_POSE_SCORE}; 0 keeps every box)",
+    )
     parser.add_argument("--style", choices=RENDER_STYLES, default="mmpose", help="skeleton colours")
     parser.add_argument("--no-hud", action="store_true", help="no FPS/backend panel on the video")
     parser.add_argument("--save-json", metavar="F", help="per-frame keypoints, mmpose 1.x JSON")
@@ -121,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-coco", metavar="F", help="COCO keypoint results (image folders)")
     parser.add_argument("--no-audio", action="store_true", help="do not copy the input's sound")
     parser.add_argument("--show", action="store_true", help="show the annotated frames (q quits)")
+    parser.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="exit 0 when the input ends before its announced end (cut-short file, dropped "
+        "stream); without it that exits 1, after writing everything decoded",
+    )
     return parser
 
 
@@ -172,6 +190,8 @@ def _summary_line(summary: RunSummary, sinks: list) -> str:
     )
     if summary.dropped_frames:
         text += f", {summary.dropped_frames} live frames skipped"
+    if summary.ended_early is not None:
+        text += f"; input incomplete, {summary.ended_early.message}"
     written = [str(s.path) for s in sinks]
     if written:
         text += "; wrote " + ", ".join(written)
@@ -233,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
         det_interval=args.det_interval,
         max_persons=args.max_persons,
         kpt_thr=args.kpt_thr,
+        min_pose_score=args.min_pose_score,
         smoothing=SmoothingConfig(method=args.smooth),
         render=RenderOptions(style=args.style, kpt_thr=args.kpt_thr, draw_hud=not args.no_hud),
     )
@@ -280,6 +301,13 @@ def run(args: argparse.Namespace) -> int:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         return EXIT_INTERRUPTED
+    if summary.ended_early is not None and not args.allow_truncated:
+        print(
+            f"{PROG}: error: the input ended early ({summary.ended_early.message}); the "
+            f"{summary.frames} frames decoded were written (--allow-truncated accepts this)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_OK
 
 

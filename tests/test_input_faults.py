@@ -1,0 +1,181 @@
+"""Real-world input faults (issue 12): decode-order frame times in AVI, input that ends early.
+
+The B-frame AVI and the cut-short MP4 are made by the tests from the repository's clips with
+PyAV, as cameras and interrupted downloads make them; the NTU RGB+D clip (a dataset AVI with
+B-frames) comes from ../shared and is skipped without it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from engine.pipeline import Pipeline, PipelineConfig
+from engine.sinks import JsonKeypointSink, VideoSink
+from engine.sources import VideoFileSource, open_source
+from hfpose_app.video_cli import main
+from tests.pose_model import pose_model_path
+from tests.test_sinks import probe
+
+VIDEOS = Path(__file__).parent / "data" / "videos"
+WALK = VIDEOS / "intel_asl_walk_1s5.mp4"  # 45 frames, 30 fps
+NTU = "datasets/videos/ntu_S001C001P001R001A001_rgb.avi"
+
+
+@pytest.fixture(scope="session")
+def pose_model(request) -> str:
+    return str(pose_model_path(request.config.cache.mkdir("hfpose-pose-model")))
+
+
+def _clip_frames(path: Path) -> list[np.ndarray]:
+    with open_source(path) as source:
+        return [frame.image for frame in source]
+
+
+def _write_b_frame_avi(path: Path, images: list[np.ndarray]) -> None:
+    """H.264 with B-frames in AVI, as cameras and datasets store it (30 fps)."""
+    with av.open(str(path), "w", format="avi") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.height, stream.width = images[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"bf": "3", "crf": "20"}
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def _packet_times(path: Path) -> list[float]:
+    """Presentation times of a written video's frames, in display order."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stamps = [p.pts for p in container.demux(stream) if p.pts is not None]
+    return [float(t * stream.time_base) for t in sorted(stamps)]
+
+
+def test_b_frame_avi_frames_come_in_display_order_with_even_times(tmp_path):
+    originals = _clip_frames(WALK)
+    avi = tmp_path / "b_frames.avi"
+    _write_b_frame_avi(avi, originals)
+    with av.open(str(avi)) as container:  # the fault is real: decode-order stamps
+        raw = [frame.pts for frame in container.decode(video=0)]
+    assert raw != sorted(raw)
+    with VideoFileSource(avi) as source:
+        frames = list(source)
+    times = np.array([f.timestamp for f in frames])
+    assert len(frames) == 45 and [f.index for f in frames] == list(range(45))
+    assert np.allclose(np.diff(times), 1 / 30, atol=1e-6)
+    # Each picture is the original frame of its position (display order), not a neighbour.
+    for i in (5, 20, 40):
+        errors = [np.abs(frames[i].image.astype(int) - o).mean() for o in originals[i - 2 : i + 3]]
+        assert int(np.argmin(errors)) == 2
+
+
+def test_b_frame_avi_annotated_output_steps_evenly(tmp_path, pose_model):
+    avi = tmp_path / "b_frames.avi"
+    _write_b_frame_avi(avi, _clip_frames(WALK)[:20])
+    video, keypoints = tmp_path / "out.mp4", tmp_path / "out.json"
+    config = PipelineConfig(source=str(avi), model=pose_model, device="cpu", max_persons=1)
+    summary = Pipeline(config, [VideoSink(video), JsonKeypointSink(keypoints)]).run()
+    assert summary.frames == 20 and summary.error is None
+    assert np.allclose(np.diff(_packet_times(video)), 1 / 30, atol=1e-3)
+    times = [f["time"] for f in json.loads(keypoints.read_text())["instance_info"]]
+    assert np.allclose(np.diff(times), 1 / 30, atol=1e-5)
+
+
+@pytest.mark.shared
+def test_ntu_avi_keeps_one_track_id_for_its_one_person(shared_dir, tmp_path, pose_model):
+    """NTU RGB+D sample: one person standing, 103 frames, H.264 with B-frames in AVI."""
+    clip = shared_dir / NTU
+    with VideoFileSource(clip) as source:
+        times = np.array([f.timestamp for f in source])
+    assert len(times) == 103 and np.allclose(np.diff(times), 1 / 30, atol=1e-6)
+    video, keypoints = tmp_path / "ntu.mp4", tmp_path / "ntu.json"
+    config = PipelineConfig(source=str(clip), model=pose_model, device="cpu")
+    summary = Pipeline(config, [VideoSink(video), JsonKeypointSink(keypoints)]).run()
+    assert summary.frames == 103 and summary.error is None and summary.ended_early is None
+    frames = json.loads(keypoints.read_text())["instance_info"]
+    ids = {person["track_id"] for frame in frames for person in frame["instances"]}
+    assert len(ids) == 1, f"one person got track ids {sorted(ids)}"
+    assert sum(len(frame["instances"]) for frame in frames) >= 100
+    assert np.allclose(np.diff(_packet_times(video)), 1 / 30, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- ended early
+
+
+def _cut_short(tmp_path: Path, keep: float = 0.6) -> Path:
+    """The walk clip with its index first (as cameras and the web write MP4), cut after
+    ``keep`` of its bytes: an interrupted download or copy."""
+    whole = tmp_path / "faststart.mp4"
+    with av.open(str(WALK)) as source, av.open(
+        str(whole), "w", options={"movflags": "faststart"}
+    ) as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut_short.mp4"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    return cut
+
+
+def test_cut_short_file_says_where_it_stopped_and_why(tmp_path):
+    with VideoFileSource(_cut_short(tmp_path)) as source:
+        frames = list(source)
+        ended = source.info.ended_early
+    assert 5 < len(frames) < 45
+    assert (ended.frames, ended.announced) == (len(frames), 45)
+    assert "missing data" in ended.reason
+    assert ended.message.startswith(f"decoding stopped at frame {len(frames)} of the 45 announced")
+    with VideoFileSource(WALK) as source:
+        list(source)
+        assert source.info.ended_early is None
+
+
+def test_cut_short_file_in_the_engine_summary_and_the_json_metadata(tmp_path, pose_model):
+    cut = _cut_short(tmp_path)
+    video, keypoints = tmp_path / "out.mp4", tmp_path / "out.json"
+    finished = []
+    config = PipelineConfig(source=str(cut), model=pose_model, device="cpu", max_persons=1)
+    pipeline = Pipeline(
+        config, [VideoSink(video), JsonKeypointSink(keypoints)], on_finished=finished.append
+    )
+    summary = pipeline.run()
+    ended = summary.ended_early
+    assert summary.error is None and ended is not None and finished[0].ended_early == ended
+    assert ended.frames == summary.frames and ended.announced == 45
+    assert probe(video)["frames"] == summary.frames  # everything decoded is in the video
+    data = json.loads(keypoints.read_text())
+    assert len(data["instance_info"]) == summary.frames
+    meta = data["meta_info"]
+    assert meta["input_complete"] is False
+    assert meta["ended_early"]["frames_decoded"] == summary.frames
+    assert meta["ended_early"]["frames_announced"] == 45
+    assert "missing data" in meta["ended_early"]["reason"]
+
+
+def test_cli_cut_short_file_exits_1_after_writing_unless_allowed(tmp_path, pose_model, capsys):
+    cut = _cut_short(tmp_path)
+    out, keypoints = tmp_path / "out.mp4", tmp_path / "out.json"
+    common = ["--model", pose_model, "--device", "cpu", "--max-persons", "1", "--no-hud"]
+    code = main([str(cut), "--out", str(out), "--save-json", str(keypoints), *common])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    written = probe(out)["frames"]
+    assert 5 < written < 45 and len(json.loads(keypoints.read_text())["instance_info"]) == written
+    assert f"input incomplete, decoding stopped at frame {written} of the 45" in lines[-2]
+    assert lines[-1].startswith("hfpose-video: error: the input ended early (decoding stopped")
+    assert "--allow-truncated" in lines[-1]
+    code = main([str(cut), "--out", str(out), "--allow-truncated", *common])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 0 and "input incomplete" in lines[-1] and "missing data" in lines[-1]

@@ -1,4 +1,9 @@
-"""``hfpose``: the desktop app's entry point (application object, look, command line)."""
+"""``hfpose``: the desktop app's entry point (application object, look, command line).
+
+Qt's GUI modules are imported inside the functions, after :mod:`hfpose_app.platform_check` has
+made sure they can load: a missing system library then gets a message with the command that
+installs it instead of a traceback or Qt's abort.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,19 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication
+from hfpose_app.platform_check import display_problem
 
-from hfpose_app.settings import APPLICATION, ORGANISATION
+if TYPE_CHECKING:
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
 
 
 def dark_palette() -> QPalette:
     """A dark theme: video tools are dark so the picture, not the chrome, stands out."""
+    from PySide6.QtGui import QColor, QPalette
+
     palette = QPalette()
     role, group = QPalette.ColorRole, QPalette.ColorGroup
     colours = {
@@ -46,6 +54,12 @@ def dark_palette() -> QPalette:
 
 def create_application(argv: Sequence[str] | None = None) -> QApplication:
     """The QApplication with the names QSettings uses and the app's look (idempotent)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    from hfpose_app.settings import APPLICATION, ORGANISATION
+
     existing = QApplication.instance()
     if isinstance(existing, QApplication):
         app = existing
@@ -85,6 +99,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    problem = display_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+    from PySide6.QtCore import QTimer
+
     app = create_application()
     from hfpose_app.main_window import MainWindow  # after QApplication: widgets need it
 

@@ -24,7 +24,10 @@ Format of one cache (a folder, e.g. ``/work/cache/lspet_train``):
   ``to_crop`` (N,2,3) float64 affine from original-image pixels to the cache image
   (``cv2.invertAffineTransform`` gives the way back); ``keypoints`` (N,17,3) float32 x, y, v
   (COCO-17; v=0 rows are zero); ``pseudo_mask`` (N,17) bool, True where the keypoint is a
-  BlazePose pseudo-label (:mod:`training.pseudo_label`), not a human label; ``bbox`` (N,4) x, y,
+  pseudo-label (:mod:`training.pseudo_label`, :mod:`training.teacher_label`), not a human label;
+  ``label_weight`` (N,17) float32, each label's loss weight before gating
+  (:mod:`training.label_weights`: 1 human, the teacher's score for its points; caches built
+  before it existed lack it and weigh every label 1); ``bbox`` (N,4) x, y,
   w, h; ``center`` (N,2) and ``scale`` (N,2) (``scale`` in units of 200 px, padding 1.25 and
   192:256 aspect included, as ``bbox_xywh_to_cs`` gives them); ``head_size`` (N,) float32, the
   PCKh normaliser (MPII; NaN for LSPET); ``extra_points`` (N,4,3) float32 the dataset's head and
@@ -53,6 +56,7 @@ import numpy as np
 
 from models.metainfo import COCO
 from models.processing import PIXEL_STD, bbox_xywh_to_cs, get_affine_transform
+from training.label_weights import label_weights
 from training.make_splits import read_split
 from training.pseudo_label import EXTRA_POINT_FIELDS, read_json
 
@@ -159,6 +163,7 @@ def build_cache(
         "to_crop": np.zeros((count, 2, 3), np.float64),
         "keypoints": np.zeros((count, 17, 3), np.float32),
         "pseudo_mask": np.zeros((count, 17), bool),
+        "label_weight": np.zeros((count, 17), np.float32),
         "bbox": np.zeros((count, 4), np.float64),
         "center": np.zeros((count, 2), np.float64),
         "scale": np.zeros((count, 2), np.float64),
@@ -187,6 +192,7 @@ def build_cache(
             np.asarray(annotation["keypoints"], np.float64).reshape(17, 3), to_crop
         )
         index["pseudo_mask"][row] = np.asarray(annotation.get("pseudo_keypoints", [0] * 17)) > 0
+        index["label_weight"][row] = label_weights(annotation, 17)
         index["bbox"][row] = (*(np.array([x, y]) * zoom + to_crop[:, 2]), w * zoom, h * zoom)
         index["center"][row] = center
         index["scale"][row] = scale

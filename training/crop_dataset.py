@@ -24,6 +24,7 @@ import numpy as np
 from models.config import ConfigError
 from training.crop_cache import CropCache
 from training.datasets import DatasetError, TopDownDataset
+from training.label_weights import gate_weights
 from training.transforms import Compose
 
 
@@ -70,8 +71,11 @@ class CropCacheDataset(TopDownDataset):
                 continue
             joints = np.zeros((len(keypoints), 3), dtype=np.float32)
             joints[:, :2] = keypoints[:, :2]
+            weight = labelled.astype(np.float32)
+            if "label_weight" in index:
+                weight = gate_weights(index["label_weight"][row])
             visible = np.zeros((len(keypoints), 3), dtype=np.float32)
-            visible[:, :2] = labelled[:, None]
+            visible[:, :2] = weight[:, None]  # the label's loss weight (training.label_weights)
             record = {
                 "cache_row": row,
                 "image_file": str(Path(self.cache.path) / f"images.npy[{row}]"),

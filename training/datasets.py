@@ -27,6 +27,7 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from models.config import ConfigError, model_heatmap_size, model_input_size
 from models.metainfo import DatasetInfo, get_dataset_info
+from training.label_weights import gate_weights, label_weights
 from training.transforms import Compose, build_pipeline
 
 # Joints below the waist: the half-body transform's "lower body" (everything else is upper).
@@ -197,7 +198,8 @@ def _coco_gt_record(
     joints = np.zeros((num_joints, 3), dtype=np.float32)
     visible = np.zeros((num_joints, 3), dtype=np.float32)
     joints[:, :2] = keypoints[:, :2]
-    visible[:, :2] = np.minimum(1, keypoints[:, 2:3])
+    # the label's loss weight: 1 human, the teacher's score (gated) for its points
+    visible[:, :2] = gate_weights(label_weights(ann, num_joints))[:, None]
     record = {
         "bbox": np.array([x1, y1, x2 - x1, y2 - y1], dtype=np.float64),
         "bbox_score": 1.0,

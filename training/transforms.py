@@ -12,7 +12,8 @@ lets a multi-process run reproduce a single-process one.
 
 A sample ("results") is a dict with mmpose's keys: ``img`` (H,W,3 RGB uint8), ``image_file``,
 ``bbox`` (x,y,w,h), ``center``, ``scale`` (in 200-pixel units), ``rotation`` (degrees),
-``joints_3d`` (K,3), ``joints_3d_visible`` (K,3; column 0 is the 0/1 label mask) and
+``joints_3d`` (K,3), ``joints_3d_visible`` (K,3; column 0 is the label's loss weight, 0 =
+unlabelled, 1 = human, a teacher's score: :mod:`training.label_weights`) and
 ``ann_info`` (image_size, heatmap_size, num_joints, flip_pairs, upper_body_ids).
 """
 
@@ -108,7 +109,7 @@ class TopDownRandomFlip:
         for a, b in pairs:
             visible[[a, b]] = visible[[b, a]]
             joints[[a, b], 2] = joints[[b, a], 2]
-        results["joints_3d"] = joints * visible  # unlabelled joints carry no coordinates
+        results["joints_3d"] = joints * (visible > 0)  # unlabelled joints carry no coordinates
         results["joints_3d_visible"] = visible
         center = np.array(results["center"], dtype=np.float64)
         center[0] = width - center[0] - 1
@@ -232,13 +233,14 @@ def gaussian_heatmaps(
 ) -> tuple[np.ndarray, np.ndarray]:
     """mmpose's MSRA targets: an unnormalised Gaussian (peak 1) at each joint's rounded position.
 
-    Returns targets (K,h,w) and weights (K,1): 1 for a labelled joint whose Gaussian overlaps the
+    Returns targets (K,h,w) and weights (K,1): the label's weight (``visible`` column 0: 1 for a
+    human label, the teacher's score for its labels) for a joint whose Gaussian overlaps the
     heatmap, else 0 (absent joints are thereby masked out of the loss).
     """
     num_joints = len(joints)
     hm_w, hm_h = int(heatmap_size[0]), int(heatmap_size[1])
     target = np.zeros((num_joints, hm_h, hm_w), dtype=np.float32)
-    weight = (np.asarray(visible)[:, 0] > 0).astype(np.float32)[:, None]
+    weight = np.clip(np.asarray(visible, dtype=np.float32)[:, :1], 0.0, 1.0)
     radius = sigma * 3
     size = int(2 * radius + 1)
     x = np.arange(0, size, 1, np.float32)
@@ -255,7 +257,7 @@ def gaussian_heatmaps(
         br = (int(mu_x + radius + 1), int(mu_y + radius + 1))
         if ul[0] >= hm_w or ul[1] >= hm_h or br[0] < 0 or br[1] < 0:
             weight[k] = 0.0
-        if weight[k] <= 0.5:
+        if weight[k] <= 0:
             continue
         g_x = max(0, -ul[0]), min(br[0], hm_w) - ul[0]
         g_y = max(0, -ul[1]), min(br[1], hm_h) - ul[1]

@@ -7,7 +7,8 @@ memory stays bounded:
 - a *file* is processed frame by frame, in order, none dropped; a full queue blocks the stage
   before it (back-pressure), so the source never races ahead;
 - a *live* source (webcam, stream) only hands over a frame when the detector's queue has room,
-  and then the newest one: the latency stays flat however long it runs.
+  and then the newest one: the latency stays flat however long it runs. ``keep_real_time``
+  treats a file the same way, for a player that paces it at its own rate (the app).
 
 Stopping (``stop()``, Ctrl+C in the CLI, the end of the input, an error in any stage) ends every
 thread within a second, closes every sink (so the video is playable), and an error is reported
@@ -15,8 +16,9 @@ once through ``on_error`` as a :class:`PipelineError` naming the stage and the f
 
 Settings change live and take effect at the next frame without reopening the source:
 ``set_backend``, ``set_model``, ``set_detector``, ``set_smoothing``, ``set_render_options``,
-``set_max_persons``, ``set_kpt_thr``, ``set_det_interval``; sinks can be added and removed while
-running (recording start/stop); files can be paused, stepped and seeked.
+``set_max_persons``, ``set_kpt_thr``, ``set_min_pose_score``, ``set_det_interval``,
+``set_keep_real_time``; sinks can be added and removed while running (recording start/stop);
+files can be paused, stepped and seeked.
 
 :class:`PoseTracker` is the same processing without threads, for scripts:
 ``people = PoseTracker()(frame)``.
@@ -36,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.plausibility import DEFAULT_MIN_POSE_SCORE, birth_score, plausible_people
 from engine.rendering import HudInfo, Renderer, RenderOptions
 from engine.results import FrameResult, Person, StageStats
 from engine.sinks import Sink
@@ -74,7 +77,10 @@ class PipelineConfig:
     and follows people by their previous keypoints in between. ``model_threads`` is each
     model's share of the CPU: ``None`` splits the cores between the detector and the keypoint
     model, which run at the same time in their own stages (0: every core for each, as suits
-    one thread calling both in turn).
+    one thread calling both in turn). ``min_pose_score``: people whose mean keypoint score
+    is lower are dropped as phantoms, and new tracks need twice it (:mod:`engine.plausibility`).
+    ``keep_real_time``: a file source paced at its rate (the app's player) skips the frames the
+    detector has no time for, as a live source does, instead of slowing the playback down.
     """
 
     source: str | int | FrameSource = "webcam:0"
@@ -85,12 +91,14 @@ class PipelineConfig:
     det_interval: int = 1
     max_persons: int = 0
     kpt_thr: float = 0.3
+    min_pose_score: float = DEFAULT_MIN_POSE_SCORE
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     render: RenderOptions = field(default_factory=RenderOptions)
     track_max_lost_s: float = 1.0
     queue_size: int = 4
     folder_fps: float = 30.0
     model_threads: int | None = None
+    keep_real_time: bool = False
 
     def __post_init__(self) -> None:
         if self.det_interval < 1:
@@ -99,6 +107,8 @@ class PipelineConfig:
             raise ValueError(f"max_persons must be >= 0, got {self.max_persons}")
         if not 0.0 <= self.kpt_thr <= 1.0:
             raise ValueError(f"kpt_thr must be between 0 and 1, got {self.kpt_thr}")
+        if not 0.0 <= self.min_pose_score <= 1.0:
+            raise ValueError(f"min_pose_score must be between 0 and 1, got {self.min_pose_score}")
         if self.queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {self.queue_size}")
         if self.model_threads is not None and self.model_threads < 0:
@@ -170,6 +180,7 @@ class _Work:
     frame: Frame
     epoch: int  # increments on every seek, so tracking restarts
     born: float  # perf_counter() when the source handed the frame over
+    still: bool = False  # a picture unrelated to the others (photos): nothing carries over
     boxes: np.ndarray | None = None  # (N, 5) from the detector; None: follow previous keypoints
     people: list[Person] = field(default_factory=list)
     image: np.ndarray | None = None
@@ -239,7 +250,10 @@ class PoseProcessor:
         self.detector = create_detector(config.detector, config.device, num_threads=threads)
         self.dataset_info: DatasetInfo = getattr(self.estimator, "dataset_info", COCO)
         self.tracker = Tracker(
-            self.dataset_info.sigmas, config.track_max_lost_s, kpt_thr=config.kpt_thr
+            self.dataset_info.sigmas,
+            config.track_max_lost_s,
+            kpt_thr=config.kpt_thr,
+            min_birth_score=birth_score(config.min_pose_score),
         )
         self.smoother = TrackSmoother(config.smoothing)
         self.renderer = Renderer(replace(config.render, kpt_thr=config.kpt_thr), self.dataset_info)
@@ -290,7 +304,7 @@ class PoseProcessor:
                 self._report("detect", work.frame, error)
         if "det_interval" in changes:
             self.config.det_interval = changes["det_interval"]
-        restarted = work.epoch != self._epoch_detect
+        restarted = work.epoch != self._epoch_detect or work.still
         self._epoch_detect = work.epoch
         if restarted or self._since_detection >= self.config.det_interval:
             work.boxes = self.detector.detect(work.frame.image)
@@ -324,6 +338,8 @@ class PoseProcessor:
             self.config.max_persons = changes["max_persons"]
         if "kpt_thr" in changes:
             self.config.kpt_thr = changes["kpt_thr"]
+        if "min_pose_score" in changes:
+            self.config.min_pose_score = changes["min_pose_score"]
         if work.epoch != self._epoch_pose:
             self._previous_people = []
             self._epoch_pose = work.epoch
@@ -336,7 +352,7 @@ class PoseProcessor:
         if self.config.max_persons and len(boxes) > self.config.max_persons:
             boxes = boxes[np.argsort(-boxes[:, 4], kind="stable")[: self.config.max_persons]]
         keypoints, scores = self.estimator.estimate(work.frame.image, boxes[:, :4])
-        work.people = [
+        people = [
             Person(
                 keypoints=keypoints[i].astype(np.float32),
                 keypoint_scores=scores[i].astype(np.float32),
@@ -345,6 +361,7 @@ class PoseProcessor:
             )
             for i in range(len(boxes))
         ]
+        work.people = plausible_people(people, self.config.min_pose_score)
         self._previous_people = work.people
 
     def track_step(self, work: _Work) -> None:
@@ -354,13 +371,20 @@ class PoseProcessor:
                 changes["dataset_info"].sigmas,
                 self.config.track_max_lost_s,
                 kpt_thr=self.tracker.kpt_thr,
+                min_birth_score=self.tracker.min_birth_score,
             )
         if "kpt_thr" in changes:
             self.tracker.kpt_thr = changes["kpt_thr"]
+        if "min_pose_score" in changes:
+            self.tracker.min_birth_score = birth_score(changes["min_pose_score"])
+        if work.still:  # a photo: its people are numbered, nobody is followed into the next
+            for number, person in enumerate(work.people, start=1):
+                person.track_id = number
+            return
         if work.epoch != self._epoch_track:
             self.tracker.reset()
             self._epoch_track = work.epoch
-        self.tracker.update(work.people, work.frame.timestamp)
+        work.people = self.tracker.update(work.people, work.frame.timestamp)
 
     def smooth_step(self, work: _Work) -> None:
         changes = self._take("smooth")
@@ -369,6 +393,8 @@ class PoseProcessor:
             self.config.smoothing = changes["smoothing"]
         elif "reset" in changes:
             self.smoother.reset()
+        if work.still:
+            return
         work.people = self.smoother(work.people, work.frame.timestamp)
 
     def render_step(self, work: _Work, hud: HudInfo | None) -> None:
@@ -592,6 +618,18 @@ class Pipeline:
         for stage in ("pose", "track", "render"):
             self._request(stage, kpt_thr=threshold)
 
+    def set_min_pose_score(self, threshold: float) -> None:
+        """People whose mean keypoint score is under ``threshold`` are dropped as phantoms."""
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"min_pose_score must be between 0 and 1, got {threshold}")
+        for stage in ("pose", "track"):
+            self._request(stage, min_pose_score=threshold)
+
+    def set_keep_real_time(self, keep: bool) -> None:
+        """Files: skip the frames the detector has no time for (``True``) or take every frame
+        (``False``); the source thread reads it at its next frame."""
+        self.config.keep_real_time = bool(keep)
+
     def set_smoothing(self, smoothing: SmoothingConfig) -> None:
         self._request("smooth", smoothing=smoothing)
 
@@ -737,8 +775,8 @@ class Pipeline:
                     self._put("detect", _END)
                     return
                 meter.record(time.perf_counter() - started)
-                work = _Work(frame=frame, epoch=self._epoch, born=time.perf_counter())
-                if live:
+                work = _Work(frame, self._epoch, time.perf_counter(), still=source.info.stills)
+                if live or self.config.keep_real_time:
                     self._hand_over_newest(detect_queue, work)
                 elif not self._put("detect", work):
                     return
@@ -865,7 +903,8 @@ class PoseTracker:
     """Synchronous, thread-free pose tracking for scripts: ``people = tracker(frame)``.
 
     The same detector, keypoint model, tracker and smoother as :class:`Pipeline`. Timestamps
-    default to the wall clock; pass the frame's own time for video files.
+    default to the wall clock; pass the frame's own time for video files. With ``stills``
+    every call is an unrelated photo: no tracking, smoothing or box carried between calls.
     """
 
     def __init__(
@@ -877,6 +916,8 @@ class PoseTracker:
         max_persons: int = 0,
         kpt_thr: float = 0.3,
         smoothing: str | SmoothingConfig = "none",
+        stills: bool = False,
+        min_pose_score: float = DEFAULT_MIN_POSE_SCORE,
     ) -> None:
         if isinstance(smoothing, str):
             smoothing = SmoothingConfig(method=smoothing)
@@ -888,10 +929,12 @@ class PoseTracker:
             det_interval=det_interval,
             max_persons=max_persons,
             kpt_thr=kpt_thr,
+            min_pose_score=min_pose_score,
             smoothing=smoothing,
             model_threads=0,  # one thread calls the models in turn: each may use every core
         )
         self.processor = PoseProcessor(self.config)
+        self.stills = stills
         self._index = 0
         self._t0 = time.perf_counter()
 
@@ -906,7 +949,8 @@ class PoseTracker:
     def __call__(self, image_bgr: np.ndarray, timestamp: float | None = None) -> list[Person]:
         if timestamp is None:
             timestamp = time.perf_counter() - self._t0
-        work = _Work(Frame(image_bgr, self._index, timestamp), epoch=0, born=time.perf_counter())
+        frame = Frame(image_bgr, self._index, timestamp)
+        work = _Work(frame, epoch=0, born=time.perf_counter(), still=self.stills)
         self._index += 1
         p = self.processor
         p.detect_step(work)

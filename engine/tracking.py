@@ -4,7 +4,9 @@ Each frame's people are matched to the existing tracks with an optimal assignmen
 (``scipy.optimize.linear_sum_assignment``) on a cost mixing OKS and IoU, computed against each
 track's position *predicted* at the new timestamp (constant velocity), so two people crossing
 keep their identities. A track that finds no match stays alive for ``max_lost_s`` seconds of
-real time, so a person who is briefly occluded gets the same ID back.
+real time, so a person who is briefly occluded gets the same ID back. A person who matches no
+track starts one only with a pose score of at least ``min_birth_score``; otherwise they are left
+out of the frame's result (see :mod:`engine.plausibility`: one weak frame starts no ID).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from engine.plausibility import pose_score
 from engine.results import Person
 
 
@@ -78,7 +81,8 @@ class Tracker:
     """Assigns stable ``track_id`` values to the people of successive frames.
 
     ``oks_weight`` balances keypoint similarity against box IoU (1 = keypoints only);
-    pairs whose combined similarity is below ``min_similarity`` never match.
+    pairs whose combined similarity is below ``min_similarity`` never match; an unmatched
+    person with a pose score under ``min_birth_score`` gets no track and is left out.
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class Tracker:
         min_similarity: float = 0.2,
         kpt_thr: float = 0.3,
         max_extrapolation_s: float = 0.5,
+        min_birth_score: float = 0.0,
     ) -> None:
         self.sigmas = tuple(float(s) for s in sigmas)
         self.max_lost_s = float(max_lost_s)
@@ -96,6 +101,7 @@ class Tracker:
         self.min_similarity = float(min_similarity)
         self.kpt_thr = float(kpt_thr)
         self.max_extrapolation_s = float(max_extrapolation_s)
+        self.min_birth_score = float(min_birth_score)
         self._tracks: list[_Track] = []
         self._next_id = 1
 
@@ -125,7 +131,8 @@ class Tracker:
         return self.oks_weight * oks + (1.0 - self.oks_weight) * iou
 
     def update(self, people: Sequence[Person], timestamp: float) -> list[Person]:
-        """Set ``track_id`` on every person (in place) and return them.
+        """Set ``track_id`` on the people tracked (in place) and return them, in their order:
+        those matching a track and those strong enough to start one.
 
         A timestamp earlier than the last one (a seek backwards) starts over.
         """
@@ -142,8 +149,12 @@ class Tracker:
                 self._refresh(self._tracks[col], people[row], timestamp)
                 people[row].track_id = self._tracks[col].track_id
                 matched_people.add(row)
+        tracked = []
         for i, person in enumerate(people):
             if i in matched_people:
+                tracked.append(person)
+                continue
+            if pose_score(person) < self.min_birth_score:
                 continue
             track = _Track(
                 track_id=self._next_id,
@@ -157,7 +168,8 @@ class Tracker:
             self._next_id += 1
             self._tracks.append(track)
             person.track_id = track.track_id
-        return list(people)
+            tracked.append(person)
+        return tracked
 
     @staticmethod
     def _refresh(track: _Track, person: Person, timestamp: float) -> None:

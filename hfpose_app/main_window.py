@@ -13,6 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QUrl, Slot
 from PySide6.QtGui import (
     QAction,
+    QActionGroup,
     QCloseEvent,
     QDesktopServices,
     QDragEnterEvent,
@@ -90,6 +91,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._connect_worker()
         self._update_controls()
+        self._show_playback()
 
         geometry, state = self.store.window_state()
         if geometry is not None:
@@ -176,6 +178,25 @@ class MainWindow(QMainWindow):
         self.leave_full_screen_action = self._action(
             "Leave full screen", self.leave_full_screen, "Esc"
         )
+        self.playback_group = QActionGroup(self)
+        self.every_frame_action = self._action(
+            "Files: show &every frame",
+            lambda: self.set_playback("every-frame"),
+            None,
+            None,
+            "A file the computer cannot process at its speed plays slower, frame by frame",
+        )
+        self.real_time_action = self._action(
+            "Files: keep &real time",
+            lambda: self.set_playback("real-time"),
+            None,
+            None,
+            "A file the computer cannot process at its speed keeps its clock and skips frames, "
+            "as a camera does",
+        )
+        for action in (self.every_frame_action, self.real_time_action):
+            action.setCheckable(True)
+            self.playback_group.addAction(action)
         self.open_recordings_action = self._action(
             "Show recordings &folder", self.open_recordings_folder
         )
@@ -204,6 +225,9 @@ class MainWindow(QMainWindow):
             record_menu.addAction(action)
         view_menu = bar.addMenu("&View")
         view_menu.addAction(self.full_screen_action)
+        view_menu.addSeparator()
+        view_menu.addAction(self.every_frame_action)
+        view_menu.addAction(self.real_time_action)
         view_menu.addSeparator()
         view_menu.addAction(self.settings_action)
         help_menu = bar.addMenu("&Help")
@@ -277,11 +301,23 @@ class MainWindow(QMainWindow):
         self.source_label = QLabel("No source")
         self.fps_label = QLabel("— fps")
         self.latency_label = QLabel("latency —")
+        self.latency_label.setToolTip(
+            "Capture to display of the frame on screen (for a file: from the moment the player "
+            "released the frame)"
+        )
+        self.playback_label = QLabel()
         self.people_label = QLabel("0 people")
         self.backend_label = QLabel("backend —")
         self.backend_label.setToolTip("The backend and provider really running the keypoint model")
         bar.addWidget(self.source_label, 1)
-        for label in (self.fps_label, self.latency_label, self.people_label, self.backend_label):
+        labels = (
+            self.playback_label,
+            self.fps_label,
+            self.latency_label,
+            self.people_label,
+            self.backend_label,
+        )
+        for label in labels:
             label.setContentsMargins(8, 0, 8, 0)
             bar.addPermanentWidget(label)
 
@@ -520,6 +556,29 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.store.save(settings)
         self.worker.apply_settings(settings)
+        self._show_playback()
+
+    def set_playback(self, mode: str) -> None:
+        """Play files slower to process than their rate "every-frame" or in "real-time"."""
+        if mode != self.settings.playback:
+            self.apply_settings(self.settings.replace(playback=mode))
+            if self.settings_dialog is not None:
+                self.settings_dialog.set_settings(self.settings)
+
+    def _show_playback(self) -> None:
+        """The View menu's check mark and the status bar say which playback mode is on."""
+        real_time = self.settings.playback == "real-time"
+        (self.real_time_action if real_time else self.every_frame_action).setChecked(True)
+        self.playback_label.setText("real time" if real_time else "every frame")
+        self.playback_label.setToolTip(
+            "Files slower to process than their frame rate keep their clock and skip frames "
+            "(View menu)"
+            if real_time
+            else "Files slower to process than their frame rate play slower, showing every "
+            "frame (View menu)"
+        )
+        live = self.source_info is not None and self.source_info.is_live
+        self.playback_label.setVisible(not live)
 
     @Slot()
     def show_about(self) -> None:
@@ -591,6 +650,7 @@ class MainWindow(QMainWindow):
         self.seek_slider.setValue(0)
         self._show_time(0.0)
         self._update_controls()
+        self._show_playback()
 
     def _title(self, uri: str) -> str:
         return self._camera_names.get(uri) or source_title(uri)

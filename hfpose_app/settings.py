@@ -13,6 +13,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths
 
+from engine.plausibility import DEFAULT_MIN_POSE_SCORE
+
 ORGANISATION = "hfpose"
 APPLICATION = "hfpose"
 MAX_RECENT_FILES = 10
@@ -23,6 +25,9 @@ DRAW_STYLES = ("mmpose", "openpose")
 DETECTORS = ("nanodet", "blazepose", "custom")
 CONTAINERS = ("mp4", "mkv")
 CODECS = ("h264", "mpeg4")
+# Files slower to process than their frame rate: show every frame (the video slows down) or
+# keep real time (skip frames, as a live camera does).
+PLAYBACK_MODES = ("every-frame", "real-time")
 
 
 def default_record_dir() -> str:
@@ -45,6 +50,8 @@ class AppSettings:
     det_interval: int = 1
     max_persons: int = 10
     kpt_thr: float = 0.3
+    min_pose_score: float = DEFAULT_MIN_POSE_SCORE
+    playback: str = "every-frame"
     # Smoothing
     smoothing: str = "one-euro"
     one_euro_min_cutoff: float = 1.0
@@ -99,6 +106,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "detector": DETECTORS,
     "container": CONTAINERS,
     "codec": CODECS,
+    "playback": PLAYBACK_MODES,
 }
 
 

@@ -55,6 +55,10 @@ SMOOTHING_TITLES = {"none": "None", "one-euro": "One-Euro filter", "kalman": "Ka
 STYLE_TITLES = {"mmpose": "mmpose colours", "openpose": "OpenPose colours"}
 CONTAINER_TITLES = {"mp4": "MP4", "mkv": "Matroska (MKV)"}
 CODEC_TITLES = {"h264": "H.264 (libx264)", "mpeg4": "MPEG-4 Part 2 (fallback)"}
+PLAYBACK_TITLES = {
+    "every-frame": "Show every frame (the video slows down)",
+    "real-time": "Keep real time (skip frames, as a camera does)",
+}
 
 
 def _combo(titles: dict[str, str]) -> QComboBox:
@@ -240,12 +244,21 @@ class SettingsDialog(QDialog):
         )
         self.max_persons = _spin(1, 100)
         self.kpt_thr = _dspin(0.0, 1.0, 0.05, 2)
+        self.min_pose_score = _dspin(0.0, 1.0, 0.01, 2)
+        self.min_pose_score.setToolTip(
+            "Drop people whose mean keypoint score is lower: boxes on cones, rocks or signs "
+            "(0 keeps every box the detector finds)"
+        )
+        self.playback = _combo(PLAYBACK_TITLES)
+        self.playback.setToolTip("For files the computer cannot process at their frame rate")
         detect_form.addRow("Detector", self.detector)
         detect_form.addRow("Detector file", self.detector_path)
         detect_form.addRow("Detect every", self.det_interval)
         self.det_interval.setSuffix(" frame(s)")
         detect_form.addRow("Max persons", self.max_persons)
         detect_form.addRow("Keypoint threshold", self.kpt_thr)
+        detect_form.addRow("Min pose score", self.min_pose_score)
+        detect_form.addRow("Slow files", self.playback)
         layout.addWidget(detect_box)
         layout.addStretch(1)
         return page
@@ -349,6 +362,8 @@ class SettingsDialog(QDialog):
             self.det_interval.setValue(s.det_interval)
             self.max_persons.setValue(s.max_persons)
             self.kpt_thr.setValue(s.kpt_thr)
+            self.min_pose_score.setValue(s.min_pose_score)
+            _select(self.playback, s.playback)
             _select(self.smoothing, s.smoothing)
             self.one_euro_min_cutoff.setValue(s.one_euro_min_cutoff)
             self.one_euro_beta.setValue(s.one_euro_beta)
@@ -379,6 +394,8 @@ class SettingsDialog(QDialog):
             det_interval=self.det_interval.value(),
             max_persons=self.max_persons.value(),
             kpt_thr=round(self.kpt_thr.value(), 2),
+            min_pose_score=round(self.min_pose_score.value(), 2),
+            playback=self.playback.currentData(),
             smoothing=self.smoothing.currentData(),
             one_euro_min_cutoff=self.one_euro_min_cutoff.value(),
             one_euro_beta=self.one_euro_beta.value(),
@@ -426,6 +443,7 @@ class SettingsDialog(QDialog):
         self.backend_group.buttonToggled.connect(lambda _button, checked: checked and self._emit())
         for combo in (
             self.detector,
+            self.playback,
             self.smoothing,
             self.draw_style,
             self.container,
@@ -436,6 +454,7 @@ class SettingsDialog(QDialog):
             self.det_interval,
             self.max_persons,
             self.kpt_thr,
+            self.min_pose_score,
             self.one_euro_min_cutoff,
             self.one_euro_beta,
             self.one_euro_d_cutoff,

@@ -12,7 +12,11 @@ frame still reaches the recording, which is a sink inside the engine.
 
 Files play at their own speed: :class:`PacedSource` releases frames when their timestamp is
 due, as a player does; the engine alone would process them as fast as it can (right for the
-CLI, a fast-forward in a viewer). A slow backend makes a file play slower, never skip.
+CLI, a fast-forward in a viewer). When processing is slower than the file's rate the user
+chooses (``AppSettings.playback``): "every-frame" plays slower and shows every frame,
+"real-time" keeps the file's clock and skips the frames the detector has no time for, as with a
+camera. Either way the latency shown is capture-to-display of the frame on screen: from the
+moment the player released the frame (its capture, for a camera) to its paint.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ class FrameUpdate:
     frame_index: int
     time_s: float
     fps: float
-    latency_ms: float  # source read -> pipeline output; the GUI adds its own display delay
+    latency_ms: float  # frame released by the source -> pipeline output; the GUI adds the paint
     people: int
     runtime_label: str
     dropped_frames: int
@@ -181,8 +185,13 @@ def pipeline_config(source: FrameSource, s: AppSettings) -> PipelineConfig:
         det_interval=s.det_interval,
         max_persons=s.max_persons,
         kpt_thr=s.kpt_thr,
+        min_pose_score=s.min_pose_score,
         smoothing=smoothing_config(s),
         render=render_options(s),
+        keep_real_time=s.playback == "real-time",
+        # One frame waiting per stage: a viewer wants the newest picture, and in "every-frame"
+        # playback deeper queues only add frames in flight (seconds of latency when slow).
+        queue_size=1,
     )
 
 
@@ -567,6 +576,10 @@ class PipelineWorker(QObject):
                 pipeline.set_max_persons(new.max_persons)
             if new.kpt_thr != old.kpt_thr:
                 pipeline.set_kpt_thr(new.kpt_thr)
+            if new.min_pose_score != old.min_pose_score:
+                pipeline.set_min_pose_score(new.min_pose_score)
+            if new.playback != old.playback:
+                pipeline.set_keep_real_time(new.playback == "real-time")
             if smoothing_config(new) != smoothing_config(old):
                 pipeline.set_smoothing(smoothing_config(new))
             if render_options(new) != render_options(old):

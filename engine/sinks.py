@@ -315,7 +315,7 @@ class JsonKeypointSink(_AtomicTextSink):
     """Per-frame keypoints as mmpose 1.x writes them: ``instance_info`` + ``meta_info``.
 
     Each frame is ``{"frame_id", "time", "instances": [{track_id, keypoints, keypoint_scores,
-    bbox, bbox_score}]}``, plus ``"file_name"`` for an image folder; frames are streamed to
+    bbox, bbox_score}]}``, plus ``"file_name"`` for images; frames are streamed to
     disk as they come, not kept in memory. ``meta_info`` comes last because it says how the
     input ended (``"input_complete"``, and ``"ended_early"`` with where and why when it
     stopped short), which is known only then.
@@ -323,9 +323,7 @@ class JsonKeypointSink(_AtomicTextSink):
 
     def _begin(self, info: SourceInfo) -> None:
         self._info = info
-        self._image_names = (
-            [Path(p).name for p in list_images(info.uri)] if info.kind == "folder" else []
-        )
+        self._image_names = [Path(p).name for p in list_images(info.uri)] if info.stills else []
         self._file.write('{"instance_info": [\n')
         self._first = True
 
@@ -377,7 +375,7 @@ def coco_image_id(path: str, index: int) -> int:
 
 
 class CocoResultsSink(_AtomicTextSink):
-    """COCO keypoint results (``[{image_id, category_id, keypoints, score}]``) for folders.
+    """COCO keypoint results (``[{image_id, category_id, keypoints, score}]``) for images.
 
     The instance score is the box score times the mean score of the confident keypoints, the
     rescoring mmpose applies before COCO evaluation.
@@ -391,7 +389,7 @@ class CocoResultsSink(_AtomicTextSink):
         self._image_paths: list[str] = []
 
     def _begin(self, info: SourceInfo) -> None:
-        self._image_paths = list_images(info.uri) if info.kind == "folder" else []
+        self._image_paths = list_images(info.uri) if info.stills else []
         self._file.write("[\n")
         self._first = True
 

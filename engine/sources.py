@@ -93,6 +93,9 @@ class SourceInfo:
     # Exact frame rate as a fraction (e.g. 30000/1001) so an encoder can reproduce it.
     rate: Fraction | None = None
     ended_early: EarlyEnd | None = None
+    # Unrelated pictures (an image folder, one image), not a video: the pipeline carries no
+    # track, smoothing or box from one to the next.
+    stills: bool = False
 
 
 @dataclass(frozen=True)
@@ -337,8 +340,15 @@ class VideoFileSource(FrameSource):
 # --------------------------------------------------------------------------- image folders
 
 
+def is_image_file(path: str | os.PathLike) -> bool:
+    return os.path.isfile(path) and os.fspath(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
 def list_images(folder: str | os.PathLike) -> list[str]:
-    """Image files of ``folder`` in name order (the order an image-folder source plays)."""
+    """Image files of ``folder`` in name order (the order an image-folder source plays);
+    an image file gives itself."""
+    if is_image_file(folder):
+        return [os.fspath(folder)]
     return sorted(
         p
         for p in glob.glob(os.path.join(glob.escape(os.fspath(folder)), "*"))
@@ -347,11 +357,15 @@ def list_images(folder: str | os.PathLike) -> list[str]:
 
 
 class ImageFolderSource(FrameSource):
-    """The images of a folder in name order, at a nominal ``fps`` for timestamps and video."""
+    """The images of a folder in name order, or a single image: stills, not a video.
+
+    ``fps`` is nominal, for timestamps and an annotated video of the pictures.
+    """
 
     def __init__(self, folder: str | os.PathLike, fps: float = 30.0) -> None:
         self._folder = str(folder)
-        if not os.path.isdir(self._folder):
+        single = is_image_file(self._folder)
+        if not single and not os.path.isdir(self._folder):
             raise SourceError(f"image folder not found: {self._folder}")
         self.paths = list_images(self._folder)
         if not self.paths:
@@ -359,7 +373,7 @@ class ImageFolderSource(FrameSource):
         first = self._load(0)
         self._next = 0
         self.info = SourceInfo(
-            kind="folder",
+            kind="image" if single else "folder",
             uri=self._folder,
             width=first.shape[1],
             height=first.shape[0],
@@ -368,6 +382,7 @@ class ImageFolderSource(FrameSource):
             duration=len(self.paths) / fps,
             seekable=True,
             rate=Fraction(fps).limit_denominator(1001),
+            stills=True,
         )
 
     def _load(self, index: int) -> np.ndarray:
@@ -636,13 +651,14 @@ def is_live_spec(spec: str | int) -> bool:
 
 
 def open_source(spec: str | int | os.PathLike, folder_fps: float = 30.0) -> FrameSource:
-    """Open whatever the user typed: a file, a folder, ``webcam:N`` or an RTSP/HTTP URL."""
+    """Open whatever the user typed: a video, an image, a folder of images, ``webcam:N`` or an
+    RTSP/HTTP URL."""
     camera = parse_camera_index(spec) if not isinstance(spec, os.PathLike) else None
     if camera is not None:
         return CameraSource(camera)
     text = os.fspath(spec)
     if text.lower().startswith(STREAM_SCHEMES):
         return StreamSource(text)
-    if os.path.isdir(text):
+    if os.path.isdir(text) or is_image_file(text):
         return ImageFolderSource(text, fps=folder_fps)
     return VideoFileSource(text)

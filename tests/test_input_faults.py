@@ -1,4 +1,5 @@
-"""Real-world input faults (issue 12): decode-order frame times in AVI, input that ends early.
+"""Real-world input faults (issue 12): decode-order frame times in AVI, input that ends early,
+photos taken for video frames.
 
 The B-frame AVI and the cut-short MP4 are made by the tests from the repository's clips with
 PyAV, as cameras and interrupted downloads make them; the NTU RGB+D clip (a dataset AVI with
@@ -11,10 +12,12 @@ import json
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
-from engine.pipeline import Pipeline, PipelineConfig
+from engine.pipeline import Pipeline, PipelineConfig, PoseTracker
+from engine.results import Person
 from engine.sinks import JsonKeypointSink, VideoSink
 from engine.sources import VideoFileSource, open_source
 from hfpose_app.video_cli import main
@@ -115,9 +118,10 @@ def _cut_short(tmp_path: Path, keep: float = 0.6) -> Path:
     """The walk clip with its index first (as cameras and the web write MP4), cut after
     ``keep`` of its bytes: an interrupted download or copy."""
     whole = tmp_path / "faststart.mp4"
-    with av.open(str(WALK)) as source, av.open(
-        str(whole), "w", options={"movflags": "faststart"}
-    ) as out:
+    with (
+        av.open(str(WALK)) as source,
+        av.open(str(whole), "w", options={"movflags": "faststart"}) as out,
+    ):
         stream = out.add_stream_from_template(source.streams.video[0])
         for packet in source.demux(source.streams.video[0]):
             if packet.dts is not None:
@@ -179,3 +183,69 @@ def test_cli_cut_short_file_exits_1_after_writing_unless_allowed(tmp_path, pose_
     code = main([str(cut), "--out", str(out), "--allow-truncated", *common])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 0 and "input incomplete" in lines[-1] and "missing data" in lines[-1]
+
+
+# --------------------------------------------------------------------------- stills
+
+COCO_IMAGE = Path(__file__).parent / "data" / "coco" / "000000196141.jpg"
+
+
+def _photo_and_shifted_copy(folder: Path) -> tuple[Path, Path]:
+    """A photo and the same photo moved 12 px right: as video frames, the second one's people
+    would match the first one's tracks and be smoothed towards them."""
+    folder.mkdir()
+    image = cv2.imread(str(COCO_IMAGE))
+    shifted = np.zeros_like(image)
+    shifted[:, 12:] = image[:, :-12]
+    first, second = folder / "000000000001.jpg", folder / "000000000002.jpg"
+    cv2.imwrite(str(first), image)
+    cv2.imwrite(str(second), shifted)
+    return first, second
+
+
+def _keypoints_of(path: Path, pose_model: str, **settings) -> list[list[Person]]:
+    people: list[list[Person]] = []
+    config = PipelineConfig(source=str(path), model=pose_model, device="cpu", **settings)
+    summary = Pipeline(config, on_result=lambda r: people.append(r.people)).run()
+    assert summary.error is None
+    return people
+
+
+def test_images_are_stills_nothing_carries_from_one_to_the_next(tmp_path, pose_model):
+    first, second = _photo_and_shifted_copy(tmp_path / "photos")
+    with open_source(first.parent) as folder, open_source(second) as single:
+        assert folder.info.stills and (folder.info.kind, single.info.kind) == ("folder", "image")
+        assert single.info.stills and single.info.frame_count == 1
+    # Default settings (One-Euro smoothing, tracking) and boxes carried for 5 frames if it were
+    # a video: the second photo's people must be exactly what that photo alone gives.
+    in_folder = _keypoints_of(first.parent, pose_model, det_interval=5)
+    alone = _keypoints_of(second, pose_model, det_interval=5)[0]
+    assert len(in_folder) == 2 and len(alone) >= 2
+    assert [p.track_id for p in in_folder[1]] == list(range(1, len(alone) + 1))
+    assert len(in_folder[1]) == len(alone)
+    for got, expected in zip(in_folder[1], alone):
+        np.testing.assert_allclose(got.keypoints, expected.keypoints, atol=1e-3)
+        np.testing.assert_allclose(got.bbox, expected.bbox, atol=1e-3)
+
+
+def test_pose_tracker_with_stills_treats_each_call_as_a_new_photo(tmp_path, pose_model):
+    first, second = (cv2.imread(str(p)) for p in _photo_and_shifted_copy(tmp_path / "photos"))
+    tracker = PoseTracker(model=pose_model, device="cpu", smoothing="one-euro", stills=True)
+    tracker(first, timestamp=0.0)
+    after_first = tracker(second, timestamp=1 / 30)
+    alone = PoseTracker(model=pose_model, device="cpu", stills=True)(second, timestamp=0.0)
+    assert len(after_first) == len(alone) >= 2
+    assert [p.track_id for p in after_first] == list(range(1, len(alone) + 1))
+    for got, expected in zip(after_first, alone):
+        np.testing.assert_allclose(got.keypoints, expected.keypoints, atol=1e-3)
+
+
+def test_cli_single_image_to_coco_results(tmp_path, pose_model):
+    image = tmp_path / "000000196141.jpg"
+    image.write_bytes(COCO_IMAGE.read_bytes())
+    out = tmp_path / "results.json"
+    assert (
+        main([str(image), "--save-coco", str(out), "--model", pose_model, "--device", "cpu"]) == 0
+    )
+    results = json.loads(out.read_text())
+    assert results and {r["image_id"] for r in results} == {196141}

@@ -1,0 +1,31 @@
+"""The soak measurement of benchmarks/soak.py, short: the same properties, no timing threshold.
+
+A looping real clip (none dropped) and a fake camera (the test machines have none) run a few
+hundred frames each with a video and a keypoint recording on: resident memory must stay flat
+after warm-up, threads and open file handles must not change while running, nothing may be
+left behind once the run is over, and the recording must hold every frame processed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.soak import SoakReport, format_report, run_soak
+from tests.pose_model import pose_model_path
+
+
+@pytest.fixture(scope="session")
+def pose_model(request) -> str:
+    return str(pose_model_path(request.config.cache.mkdir("hfpose-pose-model")))
+
+
+@pytest.mark.parametrize(("source", "frames"), [("file", 500), ("live", 300)])
+def test_short_soak_keeps_memory_threads_and_handles_flat(source, frames, pose_model, tmp_path):
+    report = run_soak(source, frames, block=100, warmup=100, out_dir=tmp_path, model=pose_model)
+    assert isinstance(report, SoakReport) and report.frames == frames
+    assert [s.frame for s in report.samples] == list(range(100, frames + 1, 100))
+    assert all(s.latency_ms > 0 and s.rss_mb > 0 for s in report.samples)
+    if source == "live":
+        assert report.dropped_frames > 0  # a camera faster than the pipeline: newest frame only
+    assert report.problems(timing=False) == [], format_report(report)
+    assert (tmp_path / f"soak_{source}.mp4").stat().st_size > 0

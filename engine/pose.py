@@ -1,27 +1,34 @@
 """Top-down pose estimation: person boxes in a BGR frame -> keypoints in frame pixels.
 
+Any top-down keypoint model: HF-HRNet and other heatmap models, SimCC (RTMPose / DWPose) and
+direct keypoints (MoveNet); ``engine.keypoint_models`` tells them apart and decodes them.
+
 Public API (stable):
 
-- ``PoseEstimator(model_path, backend="auto", config_path=None, flip_test=False,
+- ``PoseEstimator(model, backend="auto", config_path=None, flip_test=False,
   use_dark=False, batch_mode="auto", num_threads=0, crop_workers=1)`` (``num_threads`` 0: the
   runtime uses every core; ``crop_workers`` N runs up to N crops at once when crops go one per
-  call on a runtime that allows concurrent calls)
+  call on a runtime that allows concurrent calls); ``model`` is a file or the name of a
+  shipped model (``hf-hrnet``, ``movenet-lightning``, ``movenet-thunder``).
 - ``create_pose_estimator(model=None, backend="auto", **options) -> PoseEstimator``: ``None``
   is the shipped model (``assets/`` + ``DEFAULT_MODEL``); a ``.pth`` needs ``config_path``.
 - ``PoseEstimator.estimate(frame_bgr, boxes) -> PoseResult``; ``boxes`` (N, 4 or 5) x1, y1,
   x2, y2[, score] in frame pixels. ``PoseResult`` (a NamedTuple, unpack as
   ``keypoints, scores = ...``): ``keypoints`` (N, K, 2) float32 x, y in frame pixels and
-  ``scores`` (N, K) float32 heatmap peak values, row i for box i.
-- ``PoseEstimator.set_backend(backend)`` / ``set_model(model_path, config_path=None)``: build
+  ``scores`` (N, K) float32 (heatmap peak values; the model's own score for MoveNet), row i
+  for box i. ``flip_test`` applies to heatmap and SimCC models.
+- ``PoseEstimator.set_backend(backend)`` / ``set_model(model, config_path=None)``: build
   the new session first, swap it in at once; the next ``estimate`` call uses it (safe to call
   from another thread, e.g. the GUI's settings dialog while the pipeline runs). A failure
   raises and leaves the running model untouched.
 - ``runtime_info`` (what really runs), ``dataset_info`` (``models.metainfo.DatasetInfo``: names,
-  flip pairs, skeleton), ``input_size_wh``, ``model_path``.
+  flip pairs, skeleton), ``input_size_wh``, ``model_path``, ``model_name``, ``decoder``
+  (``family`` and ``crop``: the input it is fed).
 
-Everything a model needs comes from its ONNX metadata (written by ``hfpose-export``): input
-size, mean/std, keypoint layout. A foreign ONNX heatmap model without metadata is taken as
-COCO-17 with ImageNet normalisation, its input size read from the graph.
+Everything a model needs comes from its ONNX metadata (written by ``hfpose-export`` and the
+MoveNet converter): input size, mean/std, padding, keypoint layout. A foreign ONNX file without
+metadata gets its family's defaults (``engine.keypoint_models``), its input size read from the
+graph.
 
 Batching: ``batch_mode="auto"`` sends all crops of a frame in one call on backends where that
 measured faster and one call per crop elsewhere; ``benchmarks/bench_models.py`` measures it
@@ -38,18 +45,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from engine.keypoint_models import KeypointDecoder, identify, resolve_model
 from engine.runtimes import InferenceSession, ModelError, RuntimeInfo, asset_path, create_session
-from models.metainfo import COCO, DatasetInfo, get_dataset_info
-from models.processing import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    bbox_xywh_to_cs,
-    bbox_xyxy_to_xywh,
-    decode_heatmaps,
-    merge_flip_heatmaps,
-    normalize_crops,
-    warp_crops,
-)
+from models.metainfo import DatasetInfo
 
 # Backends (RuntimeInfo.backend) that get all crops of a frame in one call. Measured with
 # benchmarks/bench_models.py and by hand (HF-HRNet-18, 2-core AMD EPYC, shared machine):
@@ -75,65 +73,33 @@ class PoseResult(NamedTuple):
 
 @dataclass(frozen=True)
 class _LoadedModel:
-    """A session with the facts needed to feed it; swapped as one object between frames."""
+    """A session with the decoder that feeds and reads it; swapped as one object between frames."""
 
     session: InferenceSession
     model_path: Path
     config_path: str | None
-    dataset_info: DatasetInfo
-    input_size_wh: tuple[int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    rgb: bool
+    decoder: KeypointDecoder
 
 
 def _load(
-    model_path: str | Path, backend: str, config_path: str | Path | None, num_threads: int
+    model: str | Path, backend: str, config_path: str | Path | None, num_threads: int
 ) -> _LoadedModel:
+    model_path = resolve_model(model)
     session = create_session(model_path, backend, config_path, num_threads)
-    meta = session.metadata
-    shape = session.input_shape
-    if len(shape) != 4 or shape[1] != 3:
-        raise ModelError(f"{model_path}: expected an image input (N, 3, H, W), got {shape}")
-    if "input_size" in meta:
-        width, height = (int(v) for v in meta["input_size"])
-    elif shape[2] is not None and shape[3] is not None:
-        width, height = int(shape[3]), int(shape[2])
-    else:
-        raise ModelError(f"{model_path}: input size unknown (no metadata, dynamic H/W)")
-    if "keypoint_names" in meta:
-        dataset_info = DatasetInfo.from_dict(meta)
-    elif "dataset_name" in meta:
-        dataset_info = get_dataset_info(str(meta["dataset_name"]))
-    else:
-        dataset_info = COCO
-    # One blank crop: refuses a model that is not a heatmap model now rather than mid-stream,
-    # and takes the first call's set-up cost before the first frame.
-    outputs = session.run(np.zeros((1, 3, height, width), np.float32))
-    heatmaps = outputs[0]
-    if heatmaps.ndim != 4 or heatmaps.shape[1] != dataset_info.num_keypoints:
-        raise ModelError(
-            f"{model_path} is not a top-down heatmap model for {dataset_info.num_keypoints} "
-            f"keypoints: its first output has shape {tuple(heatmaps.shape)}"
-        )
     return _LoadedModel(
         session=session,
-        model_path=Path(model_path),
+        model_path=model_path,
         config_path=str(config_path) if config_path else None,
-        dataset_info=dataset_info,
-        input_size_wh=(width, height),
-        mean=tuple(meta.get("mean", IMAGENET_MEAN)),
-        std=tuple(meta.get("std", IMAGENET_STD)),
-        rgb=str(meta.get("color_order", "RGB")).upper() == "RGB",
+        decoder=identify(model_path, session),
     )
 
 
 class PoseEstimator:
-    """HF-HRNet (or any top-down heatmap model) on the chosen backend, swappable between frames."""
+    """Any top-down keypoint model on the chosen backend, swappable between frames."""
 
     def __init__(
         self,
-        model_path: str | Path,
+        model: str | Path,
         backend: str = "auto",
         config_path: str | Path | None = None,
         flip_test: bool = False,
@@ -152,7 +118,7 @@ class PoseEstimator:
         self._backend = backend
         self._num_threads = num_threads
         self._swap_lock = threading.Lock()
-        self._model = _load(model_path, backend, config_path, num_threads)
+        self._model = _load(model, backend, config_path, num_threads)
         # Crops of a frame run one per worker at once where the runtime allows concurrent
         # calls: one-thread sessions keep as many cores busy as there are workers.
         self._crop_pool = ThreadPoolExecutor(crop_workers) if crop_workers > 1 else None
@@ -164,12 +130,20 @@ class PoseEstimator:
         return self._model.session.runtime_info
 
     @property
+    def decoder(self) -> KeypointDecoder:
+        return self._model.decoder
+
+    @property
     def dataset_info(self) -> DatasetInfo:
-        return self._model.dataset_info
+        return self._model.decoder.dataset_info
 
     @property
     def input_size_wh(self) -> tuple[int, int]:
-        return self._model.input_size_wh
+        return self._model.decoder.crop.size_wh
+
+    @property
+    def model_name(self) -> str:
+        return self._model.decoder.model_name
 
     @property
     def model_path(self) -> Path:
@@ -183,12 +157,11 @@ class PoseEstimator:
             self._backend = backend
         return self.runtime_info
 
-    def set_model(
-        self, model_path: str | Path, config_path: str | Path | None = None
-    ) -> RuntimeInfo:
-        """Run another model (ONNX, or .pth with its config) on the current backend."""
+    def set_model(self, model: str | Path, config_path: str | Path | None = None) -> RuntimeInfo:
+        """Run another model (ONNX, .pth with its config, or a shipped model's name) on the
+        current backend."""
         with self._swap_lock:
-            self._model = _load(model_path, self._backend, config_path, self._num_threads)
+            self._model = _load(model, self._backend, config_path, self._num_threads)
         return self.runtime_info
 
     # ------------------------------------------------------------------------- inference
@@ -202,37 +175,34 @@ class PoseEstimator:
     def estimate(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> PoseResult:
         """Keypoints for every box (extra columns such as a score are ignored)."""
         model = self._model  # one reference for the whole frame, even if a swap happens now
-        count = model.dataset_info.num_keypoints
+        count = model.decoder.dataset_info.num_keypoints
         boxes = np.asarray(boxes, dtype=np.float32)
         if boxes.size == 0:
             return PoseResult(np.zeros((0, count, 2), np.float32), np.zeros((0, count), np.float32))
-        boxes = boxes.reshape(len(boxes), -1)
-        width, height = model.input_size_wh
-        centers, scales = bbox_xywh_to_cs(bbox_xyxy_to_xywh(boxes[:, :4]), width / height)
-        crops = warp_crops(frame_bgr, centers, scales, (width, height))
-        if model.rgb:
-            crops = crops[..., ::-1]
-        batch = normalize_crops(crops, model.mean, model.std)
-        heatmaps = self._infer(model.session, batch)
-        if self.flip_test:
-            flipped = self._infer(model.session, np.ascontiguousarray(batch[..., ::-1]))
-            heatmaps = merge_flip_heatmaps(heatmaps, flipped, model.dataset_info.flip_pairs)
-        keypoints, scores = decode_heatmaps(heatmaps, centers, scales, use_dark=self.use_dark)
+        crops = model.decoder.prepare(frame_bgr, boxes.reshape(len(boxes), -1))
+        outputs = self._infer(model.session, crops.batch)
+        flipped = None
+        if self.flip_test and model.decoder.flip_supported:
+            flipped = self._infer(model.session, np.ascontiguousarray(crops.batch[..., ::-1]))
+        keypoints, scores = model.decoder.decode(outputs, crops, flipped, self.use_dark)
         return PoseResult(keypoints.astype(np.float32), scores.astype(np.float32))
 
-    def _infer(self, session: InferenceSession, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, session: InferenceSession, batch: np.ndarray) -> list[np.ndarray]:
         if len(batch) == 1 or self.batched():
-            return session.run(batch)[0]
+            return session.run(batch)
         crops = [batch[i : i + 1] for i in range(len(batch))]
         if self._crop_pool is not None and session.concurrent_calls:
-            return np.concatenate([out[0] for out in self._crop_pool.map(session.run, crops)])
-        return np.concatenate([session.run(crop)[0] for crop in crops])
+            parts = list(self._crop_pool.map(session.run, crops))
+        else:
+            parts = [session.run(crop) for crop in crops]
+        return [np.concatenate(outputs) for outputs in zip(*parts, strict=True)]
 
 
 def create_pose_estimator(
     model: str | Path | None = None, backend: str = "auto", **options: Any
 ) -> PoseEstimator:
-    """The pipeline's entry point: ``model`` ``None`` means the shipped model."""
+    """The pipeline's entry point: ``model`` ``None`` means the shipped HF-HRNet; a name of
+    ``engine.keypoint_models.SHIPPED_MODELS`` (``movenet-thunder``) a shipped model."""
     if model is None:
         try:
             model = asset_path(DEFAULT_MODEL)

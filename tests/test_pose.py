@@ -131,7 +131,7 @@ def test_openvino_backend_gives_the_same_keypoints(spot_model) -> None:
 
 
 def test_a_detector_given_as_keypoint_model_is_refused() -> None:
-    with pytest.raises(ModelError, match="not a top-down heatmap model"):
+    with pytest.raises(ModelError, match="not a top-down keypoint model of a known family"):
         PoseEstimator(asset_path("detectors/nanodet_416.onnx"), "cpu")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import glob
 import heapq
 import itertools
+import logging
 import os
 import re
 import sys
@@ -30,6 +31,7 @@ import numpy as np
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+log = logging.getLogger(__name__)
 _WEBCAM_SPEC = re.compile(r"^(?:webcam|camera|cam):(\d+)$", re.IGNORECASE)
 
 
@@ -551,46 +553,100 @@ class CameraSource(LiveFrameSource):
 
 
 class StreamSource(LiveFrameSource):
-    """An RTSP/RTMP/HTTP stream decoded by PyAV, newest frame only."""
+    """An RTSP/RTMP/HTTP stream decoded by PyAV, newest frame only.
 
-    def __init__(self, url: str, open_timeout_s: float = 10.0) -> None:
-        import av
+    A live stream (no announced duration) that breaks or ends is reopened up to
+    ``reconnect_tries`` times, ``reconnect_delay_s`` apart; when that fails, or a stream of
+    known length (a file served over HTTP) stops short, the input ends and
+    ``info.ended_early`` says after which frame and why, as for a cut-short file.
+    """
 
-        options = {"timeout": str(int(open_timeout_s * 1_000_000))}
-        if url.lower().startswith(("rtsp://", "rtsps://")):
-            options["rtsp_transport"] = "tcp"  # UDP loses packets on busy networks
-        try:
-            self._container = av.open(url, options=options, timeout=open_timeout_s)
-        except av.error.FFmpegError as exc:
-            raise SourceError(f"cannot open stream {url}: {exc.strerror or exc}") from exc
-        if not self._container.streams.video:
-            self._container.close()
-            raise SourceError(f"stream has no video: {url}")
+    def __init__(
+        self,
+        url: str,
+        open_timeout_s: float = 10.0,
+        reconnect_tries: int = 3,
+        reconnect_delay_s: float = 1.0,
+    ) -> None:
+        self._url = url
+        self._open_timeout_s = open_timeout_s
+        self._reconnect_tries = reconnect_tries
+        self._reconnect_delay_s = reconnect_delay_s
+        self._open()
         stream = self._container.streams.video[0]
-        stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-        self._frames = self._container.decode(stream)
+        duration = self._container.duration / 1_000_000 if self._container.duration else None
         info = SourceInfo(
             kind="stream",
             uri=url,
             width=stream.codec_context.width,
             height=stream.codec_context.height,
             fps=float(rate),
+            frame_count=round(duration * float(rate)) if duration else None,
+            duration=duration,
             has_audio=False,  # audio of a live stream is not recorded
             is_live=True,
             rate=Fraction(rate),
         )
-        super().__init__(info, read_timeout=open_timeout_s)
+        # A reader waits out the reconnection attempts before calling the stream stalled.
+        patience = (reconnect_tries + 1) * (open_timeout_s + reconnect_delay_s)
+        super().__init__(info, read_timeout=patience)
         self.start()
+
+    def _open(self) -> None:
+        import av
+
+        options = {"timeout": str(int(self._open_timeout_s * 1_000_000))}
+        if self._url.lower().startswith(("rtsp://", "rtsps://")):
+            options["rtsp_transport"] = "tcp"  # UDP loses packets on busy networks
+        try:
+            self._container = av.open(self._url, options=options, timeout=self._open_timeout_s)
+        except av.error.FFmpegError as exc:
+            raise SourceError(f"cannot open stream {self._url}: {exc.strerror or exc}") from exc
+        if not self._container.streams.video:
+            self._container.close()
+            raise SourceError(f"stream has no video: {self._url}")
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self._frames = self._container.decode(stream)
 
     def _grab(self) -> np.ndarray | None:
         import av
 
-        try:
-            av_frame = next(self._frames, None)
-        except av.error.FFmpegError as exc:
-            raise SourceError(f"stream {self.info.uri} broke: {exc.strerror or exc}") from exc
-        return None if av_frame is None else av_frame.to_ndarray(format="bgr24")
+        while True:
+            try:
+                av_frame = next(self._frames, None)
+                problem = "the stream ended" if av_frame is None else None
+            except av.error.FFmpegError as exc:
+                problem = f"the stream broke ({exc.strerror or exc})"
+            if problem is None:
+                return av_frame.to_ndarray(format="bgr24")
+            if self.info.frame_count is not None:  # a file over the network: no live edge
+                if self._grabbed < self.info.frame_count - 2:
+                    self._end_early(f"{problem} before its announced end")
+                return None
+            if not self._reconnect(problem):
+                return None
+
+    def _reconnect(self, problem: str) -> bool:
+        """Reopen a live stream that dropped; False (and ``ended_early`` said) when it fails."""
+        last = ""
+        for attempt in range(1, self._reconnect_tries + 1):
+            if self._stop.wait(self._reconnect_delay_s):
+                return False
+            log.warning("%s: %s; reconnecting (%d of %d)", self._url, problem, attempt,
+                        self._reconnect_tries)  # fmt: skip
+            self._container.close()
+            try:
+                self._open()
+                return True
+            except SourceError as error:
+                last = str(error)
+        self._end_early(f"{problem}; {self._reconnect_tries} reconnection attempts failed ({last})")
+        return False
+
+    def _end_early(self, reason: str) -> None:
+        self.info.ended_early = EarlyEnd(self._grabbed, self.info.frame_count, reason)
 
     def _release(self) -> None:
         self._container.close()

@@ -1,5 +1,5 @@
-"""Real-world input faults (issue 12): decode-order frame times in AVI, input that ends early,
-photos taken for video frames.
+"""Real-world input faults (issue 12): decode-order frame times in AVI, input that ends early
+(cut-short file, live stream that drops), photos taken for video frames.
 
 The B-frame AVI and the cut-short MP4 are made by the tests from the repository's clips with
 PyAV, as cameras and interrupted downloads make them; the NTU RGB+D clip (a dataset AVI with
@@ -19,7 +19,7 @@ import pytest
 from engine.pipeline import Pipeline, PipelineConfig, PoseTracker
 from engine.results import Person
 from engine.sinks import JsonKeypointSink, VideoSink
-from engine.sources import VideoFileSource, open_source
+from engine.sources import StreamSource, VideoFileSource, open_source
 from hfpose_app.video_cli import main
 from tests.pose_model import pose_model_path
 from tests.test_sinks import probe
@@ -249,3 +249,80 @@ def test_cli_single_image_to_coco_results(tmp_path, pose_model):
     )
     results = json.loads(out.read_text())
     assert results and {r["image_id"] for r in results} == {196141}
+
+
+# --------------------------------------------------------------------------- dropped stream
+
+
+@pytest.fixture()
+def dropping_stream():
+    """A live MPEG-TS stream over HTTP (no length announced) that drops half-way through the
+    walk clip; ``connections[0]`` is how many connections it serves before refusing (503)."""
+    import http.server
+    import io
+    import socketserver
+    import threading
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
+        stream.options = {"g": "5", "bf": "0"}
+        for i, image in enumerate(_clip_frames(WALK)):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    half = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+    connections = [2]
+
+    class DroppingHandler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if connections[0] == 0:
+                self.send_error(503)
+                return
+            connections[0] -= 1
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp2t")
+            self.end_headers()
+            self.wfile.write(half)  # then the connection closes: the stream dropped
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), DroppingHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/live.ts", connections
+    server.shutdown()
+    server.server_close()
+
+
+def test_dropped_live_stream_reconnects_then_ends_saying_why(dropping_stream):
+    url, connections = dropping_stream
+    stream = StreamSource(url, reconnect_delay_s=0.05)
+    try:
+        assert stream.info.frame_count is None  # live: nothing announced
+        while stream.read() is not None:
+            pass
+        grabbed = stream._grabbed
+    finally:
+        stream.close()
+    ended = stream.info.ended_early
+    assert connections[0] == 0  # it came back once after the first drop
+    assert grabbed > 30 and ended.frames == grabbed  # both halves were received
+    assert "3 reconnection attempts failed" in ended.reason and "5XX" in ended.reason
+    assert ended.message.startswith(f"the input stopped after frame {grabbed}: the stream")
+
+
+def test_cli_dropped_stream_exits_1_with_the_reason(dropping_stream, tmp_path, pose_model, capsys):
+    url, connections = dropping_stream
+    connections[0] = 1
+    out = tmp_path / "stream.mp4"
+    code = main([url, "--out", str(out), "--model", pose_model, "--device", "cpu",
+                 "--max-persons", "1"])  # fmt: skip
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1 and probe(out)["frames"] > 0
+    assert line.startswith("hfpose-video: error: the input ended early (the input stopped after")
+    assert "reconnection attempts failed" in line

@@ -17,7 +17,9 @@ Results (``engine.results``)
     keypoint_scores), ``StageStats`` (frames, fps, latency_ms, queue_size).
 Sources (``engine.sources``)
     ``open_source(spec)``, ``VideoFileSource``, ``CameraSource``, ``StreamSource``,
-    ``ImageFolderSource``, ``LiveFrameSource``, ``FrameSource``, ``Frame``, ``SourceInfo``,
+    ``ImageFolderSource``, ``LiveFrameSource``, ``FrameSource``, ``Frame``, ``SourceInfo``
+    (``stills``: photos, nothing carried between them; ``ended_early``: an ``EarlyEnd`` with
+    where and why the input stopped short, also in ``RunSummary.ended_early``),
     ``SourceError``, ``list_cameras() -> list[CameraInfo]``, ``is_live_spec``.
 Sinks (``engine.sinks``)
     ``VideoSink(path, audio=True, codecs=VIDEO_CODECS, container="mp4")``,
@@ -52,6 +54,7 @@ _EXPORTS = {
     "engine.sources": (
         "CameraInfo",
         "CameraSource",
+        "EarlyEnd",
         "Frame",
         "FrameSource",
         "ImageFolderSource",

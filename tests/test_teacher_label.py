@@ -55,7 +55,7 @@ def test_pairwise_iou_and_box_rules() -> None:
     rule = tp.PhotoRule(max_overlap_iou=0.3, min_box_height=128)
     assert tp.box_status(boxes[0], iou[0].max(), rule) == "overlapping"
     assert tp.box_status(boxes[2], iou[2].max(), rule) == "small"
-    assert tp.box_status(np.array([0, 0, 100, 200, 0.4]), 0.0, rule) == "unsure_detection"
+    assert tp.box_status(np.array([0, 0, 100, 200, 0.3]), 0.0, rule) == "unsure_detection"
     assert tp.box_status(boxes[0], 0.0, rule) == "candidate"
 
 
@@ -66,8 +66,11 @@ def test_pose_rules_refuse_unsure_poses_and_poses_of_someone_else() -> None:
     rule = tp.PhotoRule()
     assert tp.pose_status(box, pose, rule) == "accepted"
     unsure = pose.copy()
-    unsure[:6, 2] = 0.1  # 11 sure points of 17
+    unsure[:10, 2] = 0.1  # 7 sure points of 17
     assert tp.pose_status(box, unsure, rule) == "unsure_pose"
+    barely = pose.copy()
+    barely[:, 2] = 0.4  # all 17 past the gate, none clearly
+    assert tp.pose_status(box, barely, rule) == "unsure_pose"
     elsewhere = pose.copy()
     elsewhere[:5, 0] = 400  # 5 of 17 sure points far outside the box
     assert tp.pose_status(box, elsewhere, rule) == "outside_box"

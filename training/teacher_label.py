@@ -45,6 +45,8 @@ import numpy as np
 from models.processing import affine_points, get_affine_transform
 from training.pseudo_label import (
     FACE,
+    HIPS,
+    SHOULDERS,
     AgreementThresholds,
     PersonResult,
     agreement,
@@ -64,6 +66,10 @@ LABEL_BOX_MARGIN = 1.15
 # diameter: room for the engine's square crop (about 1.1x the box) with every rotation.
 VIEW_CONTEXT = 1.6
 MAX_VIEW_SIDE = 1024  # larger views are shrunk: Thunder sees 256x256 anyway
+# The head top sits about this many torso lengths above the mid-shoulder (adult proportions:
+# shoulder to crown ~0.18, shoulder to hip ~0.30 of the height). Added to the box's points, so a
+# person whose head nobody labelled (COCO's face hidden) still gets a box that holds the head.
+HEAD_ABOVE_SHOULDERS = 0.6
 
 
 @dataclass(frozen=True)
@@ -105,10 +111,13 @@ def upright_view(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The person turned upright: (view image, box x1 y1 x2 y2 in the view, view -> image 2x3).
 
-    ``points`` (M,3) are the labelled joints and head points (v > 0 used). The rotation is
-    ``upright_rotation`` of the COCO joints (its first 17 rows).
+    ``points`` (M,3) are the labelled joints and head points (v > 0 used), the COCO joints
+    first: the rotation is their ``upright_rotation``, and their torso gives the head's place.
     """
     labelled = points[points[:, 2] > 0, :2]
+    head = estimated_head_top(points[:17])
+    if head is not None:
+        labelled = np.vstack([labelled, head])
     center = (labelled.min(axis=0) + labelled.max(axis=0)) / 2
     radius = float(np.linalg.norm(labelled - center, axis=1).max())
     side = max(2.0 * radius * VIEW_CONTEXT, 16.0)
@@ -121,6 +130,16 @@ def upright_view(
     middle, half = (low + high) / 2, (high - low) / 2 * LABEL_BOX_MARGIN
     box = np.concatenate([middle - half, middle + half])
     return view, box, cv2.invertAffineTransform(to_view)
+
+
+def estimated_head_top(keypoints: np.ndarray) -> np.ndarray | None:
+    """Where the head top should be, from the labelled shoulders and hips (None without them)."""
+    shoulders, hips = keypoints[list(SHOULDERS)], keypoints[list(HIPS)]
+    if not (shoulders[:, 2] > 0).any() or not (hips[:, 2] > 0).any():
+        return None
+    top = shoulders[shoulders[:, 2] > 0, :2].mean(axis=0)
+    bottom = hips[hips[:, 2] > 0, :2].mean(axis=0)
+    return top + HEAD_ABOVE_SHOULDERS * (top - bottom)
 
 
 def label_annotated_person(

@@ -283,8 +283,9 @@ class VideoFileSource(FrameSource):
         while True:
             try:
                 decoded = next(self._frames, None)
-            except SourceError as error:  # the first frame decoded: keep what did, say why
-                self._ended(f"corrupt data ({error.__cause__ or error})")
+            except SourceError as error:  # frames were delivered: keep them, say why it stopped
+                detail = getattr(error.__cause__, "strerror", None) or str(error)
+                self._ended(f"corrupt data (FFmpeg: {detail})")
                 return None
             if decoded is None:
                 self._check_complete()
@@ -343,6 +344,7 @@ class VideoFileSource(FrameSource):
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
+    """An existing file with an image extension (opened as a still, not as a video)."""
     return os.path.isfile(path) and os.fspath(path).lower().endswith(IMAGE_EXTENSIONS)
 
 

@@ -19,7 +19,8 @@ each gets the crop its engine family cuts; BlazePose has no ONNX file, so its pr
 through the same dataset, records, boxes and ``training.evaluation.evaluate_dataset``. Crops:
 
 - HF-HRNet: the box widened to 3:4 and padded x1.25, 256x192, flip test (mmpose's protocol);
-- MoveNet: whatever the engine's MoveNet family cuts from the box (stated by ``engine.pose``);
+- MoveNet: a square 1.1x the box's longer side, no flip test (its graph decodes itself);
+  both as the engine's keypoint family states them (``decoder.crop.describe()``);
 - BlazePose: a square centred on the box, side 1.25 x its longer side, 256x256, upright (what
   its detector's region of interest would be for a person filling the box), no flip.
 """
@@ -87,10 +88,7 @@ MODEL_NAMES = {
     "movenet_thunder": "MoveNet SinglePose Thunder",
     "movenet_lightning": "MoveNet SinglePose Lightning",
 }
-CROPS = {
-    "hf_hrnet": "box to 3:4, x1.25, 256x192, flip test",
-    "blazepose": "square, 1.25 x long side, 256x256, no flip",
-}
+BLAZEPOSE_CROP = "256x256 square crop, box x1.25, RGB, mediapipe's own graph, no flip test"
 BLAZEPOSE_CROP_MARGIN = 1.25
 
 
@@ -185,13 +183,13 @@ def score_blazepose(set_name: str, work_dir: Path) -> dict[str, float]:
     )
 
 
-def movenet_crop_description() -> str:
-    """The engine's own words for MoveNet's crop, when it states one."""
-    try:
-        from engine import keypoint_models
-    except ImportError:
-        return "the engine's MoveNet crop"
-    return str(getattr(keypoint_models, "MOVENET_CROP_DESCRIPTION", "the engine's MoveNet crop"))
+def engine_crop_description(model_path: Path) -> str:
+    """The engine's own words for the crop it cuts for this ONNX model, and the flip test."""
+    from engine.pose import PoseEstimator
+
+    estimator = PoseEstimator(model_path, "cpu", flip_test=True, num_threads=1)
+    flip = "flip test" if estimator.decoder.flip_supported else "no flip test (none in MoveNet)"
+    return f"{estimator.decoder.crop.describe()}, {flip}"
 
 
 def cpu_name() -> str:
@@ -204,7 +202,7 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+def markdown_table(results: dict[str, dict[str, dict[str, float]]], crops: dict[str, str]) -> str:
     """One row per model, one column per metric (percent), the crop stated per row."""
     columns = [
         ("mpii", "PCKh", "MPII val PCKh@0.5"),
@@ -224,8 +222,7 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
             value = by_set.get(set_name, {}).get(metric)
             scale = 100.0 if set_name == "coco_found" else 1.0  # pycocotools gives fractions
             cells.append("-" if value is None else f"{value * scale:.1f}")
-        crop = CROPS.get(model) or movenet_crop_description()
-        lines.append(f"| {MODEL_NAMES[model]} | {crop} | " + " | ".join(cells) + " |")
+        lines.append(f"| {MODEL_NAMES[model]} | {crops[model]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -240,12 +237,18 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, dict[str, dict[str, float]]] = {}
     seconds: dict[str, float] = {}
+    crops: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
             if model in ONNX_MODELS and not (REPO / ONNX_MODELS[model]).is_file():
                 print(f"skipped {model}: {ONNX_MODELS[model]} is not there", file=sys.stderr)
                 continue
             started = time.perf_counter()
+            crops[model] = (
+                BLAZEPOSE_CROP
+                if model == "blazepose"
+                else engine_crop_description(REPO / ONNX_MODELS[model])
+            )
             results[model] = {}
             for set_name in args.sets:
                 work_dir = Path(tmp) / model / set_name
@@ -257,10 +260,16 @@ def main(argv: list[str] | None = None) -> int:
             seconds[model] = round(time.perf_counter() - started, 1)
 
     command = " ".join(["python benchmarks/bench_accuracy.py", *sys.argv[1:]])
-    print(markdown_table(results))
+    print(markdown_table(results, crops))
     print(f"\n`{command}` on {cpu_name()}; GT boxes; MPII/LSPET: limbs only (no face labels).")
     if args.json:
-        report = {"command": command, "cpu": cpu_name(), "results": results, "seconds": seconds}
+        report = {
+            "command": command,
+            "cpu": cpu_name(),
+            "crops": crops,
+            "results": results,
+            "seconds": seconds,
+        }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

@@ -224,3 +224,13 @@ def test_face_check_measures_distance_and_counts_swapped_eyes() -> None:
     assert report["within_0.2"] == 100.0
     assert report["left_right_swapped_pct"] == 50.0
     assert fc.limbs_only({"annotations": [human]})["annotations"][0]["keypoints"][:15] == [0] * 15
+
+
+def test_shards_split_a_repository_evenly_and_refuse_nonsense() -> None:
+    rows = [{"path": str(i)} for i in range(10)]
+    parts = [tp.shard_rows(rows, f"{i}/3") for i in range(3)]
+    assert sorted(int(r["path"]) for part in parts for r in part) == list(range(10))
+    assert [r["path"] for r in parts[1]] == ["1", "4", "7"]
+    for bad in ("3/3", "a/2", "1"):
+        with pytest.raises(SystemExit):
+            tp.shard_rows(rows, bad)

@@ -289,13 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
     photos.add_argument("images_root", type=Path, help="extract.py's --out folder")
     photos.add_argument("output", type=Path, help="output json (.json or .json.gz)")
     photos.add_argument("--repo", required=True, help="OWNER/NAME: the manifest rows to label")
+    photos.add_argument(
+        "--shard",
+        default="0/1",
+        help="I/N: every N-th row from the I-th (a big set in parts, each spread over all of it)",
+    )
     _rule_arguments(photos, PhotoRule)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from engine.runtimes import ModelError
-    from training.teacher_photos import PhotoRule, label_photos, read_manifest
+    from training.teacher_photos import PhotoRule, label_photos, read_manifest, shard_rows
 
     args = build_parser().parse_args(argv)
     cv2.setNumThreads(args.threads)
@@ -311,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                 coco, args.image_dir, teacher, _rule_from(args, FaceRule), args.limit
             )
         else:
-            rows = read_manifest(args.manifest, args.repo)
+            rows = shard_rows(read_manifest(args.manifest, args.repo), args.shard)
             if not args.images_root.is_dir():
                 raise SystemExit(f"image folder not found: {args.images_root}")
             teacher = Teacher(args.model, args.threads)

@@ -65,6 +65,18 @@ def read_manifest(path: Path, repo: str) -> list[dict[str, str]]:
     return rows
 
 
+def shard_rows(rows: list[dict[str, str]], shard: str) -> list[dict[str, str]]:
+    """Rows I, I+N, I+2N, ... for ``shard`` "I/N" (manifests list a set class by class, so a
+    strided part covers every class)."""
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+    except ValueError:
+        raise SystemExit(f"--shard must be I/N with whole numbers, not {shard!r}") from None
+    if not 0 <= index < count:
+        raise SystemExit(f"--shard {shard}: I must be between 0 and N-1")
+    return rows[index::count]
+
+
 def image_file_name(row: dict[str, str]) -> str:
     """Where ``extract.py`` (without --flat) writes the row, relative to its --out folder."""
     return f"{row['repo'].replace('/', '+')}/{row['path']}"

@@ -286,7 +286,8 @@ def identify(model_path: str | Path, session: InferenceSession) -> KeypointDecod
         rgb=str(meta.get("color_order", "RGB")).upper() == "RGB",
     )
     info = _layout(meta, int(count), model_path)
-    name = str(meta.get("model_name", model_path.stem))
+    shipped = {file: name for name, file in SHIPPED_MODELS.items()}
+    name = shipped.get(model_path.name) or str(meta.get("model_name", model_path.stem))
     if family == "simcc":
         return SimccDecoder(crop, info, name, x_first)
     if family == "direct_keypoints":

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -127,7 +127,7 @@ class PoseEstimator:
 
     @property
     def runtime_info(self) -> RuntimeInfo:
-        return self._model.session.runtime_info
+        return replace(self._model.session.runtime_info, model=self.model_name)
 
     @property
     def decoder(self) -> KeypointDecoder:

@@ -81,13 +81,17 @@ class RuntimeInfo:
     device_name: str
     precision: str = "fp32"
     fallback_reason: str | None = None
+    model: str = ""  # the keypoint model's short name, set by engine.pose for the HUD
 
     @property
     def label(self) -> str:
-        """Short text for a HUD: ``cpu · CPUExecutionProvider`` plus a fallback marker."""
+        """Short text for a HUD: ``cpu · CPUExecutionProvider`` plus the model's name and a
+        fallback marker."""
         text = f"{self.backend} · {self.provider}"
         if self.precision != "fp32":
             text += f" · {self.precision}"
+        if self.model:
+            text += f" · {self.model}"
         if self.fallback_reason:
             text += f" (fallback from {self.requested})"
         return text

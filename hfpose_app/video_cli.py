@@ -24,6 +24,7 @@ import sys
 import threading
 from pathlib import Path
 
+from engine.keypoint_models import SHIPPED_MODELS
 from engine.pipeline import Pipeline, PipelineConfig, PipelineError, RunSummary
 from engine.plausibility import DEFAULT_MIN_POSE_SCORE
 from engine.rendering import RENDER_STYLES, RenderOptions
@@ -94,7 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"backend: {', '.join(DEVICES)} (default auto)",
     )
     parser.add_argument(
-        "--model", metavar="PATH", help="keypoint model (.onnx, or .pth with torch)"
+        "--model",
+        metavar="NAME|PATH",
+        help=f"keypoint model: {', '.join(SHIPPED_MODELS)} (hf-hrnet is the default), or a file "
+        "(.onnx of the heatmap, SimCC or MoveNet kind, or .pth with torch)",
     )
     parser.add_argument(
         "--model-config", metavar="YAML", help="config of a .pth checkpoint (ONNX carries its own)"
@@ -157,7 +161,7 @@ def _default_out(input_spec: str) -> Path:
 def _check_paths(args: argparse.Namespace) -> None:
     if not is_live_spec(args.input) and not Path(args.input).exists():
         raise UsageError(f"input not found: {args.input}")
-    if args.model and not Path(args.model).exists():
+    if args.model and args.model not in SHIPPED_MODELS and not Path(args.model).exists():
         raise UsageError(f"model not found: {args.model}")
     if args.model_config and not Path(args.model_config).exists():
         raise UsageError(f"model config not found: {args.model_config}")

@@ -369,7 +369,7 @@ def test_project_checkpoint_with_its_config_runs_in_torch(qtbot, window, clip, t
     )
     qtbot.waitUntil(lambda: window.backend_label.text().startswith("torch"), timeout=60_000)
     wait_frames(qtbot, window, 1)
-    assert window.backend_label.text() == "torch · PyTorch cpu"
+    assert window.backend_label.text() == "torch · PyTorch cpu · hf_hrnet_18"  # names the model
     window.close()
     # A torch forward pass cannot be interrupted: let it end before the interpreter does.
     qtbot.waitUntil(

@@ -5,6 +5,7 @@ one-line refusal of a file that fits no family."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import cv2
@@ -14,10 +15,15 @@ import pytest
 from onnx import TensorProto, helper
 
 from engine.keypoint_models import SHIPPED_MODELS, resolve_model
+from engine.pipeline import Pipeline, PipelineConfig, PoseTracker
 from engine.pose import PoseEstimator, create_pose_estimator
 from engine.runtimes import ModelError, openvino_devices
+from engine.sources import open_source
+from hfpose_app.video_cli import main as hfpose_video
+from tests.test_pipeline import _LoopingCamera
 
 DATA = Path(__file__).parent / "data"
+WALK = DATA / "videos" / "intel_asl_walk_1s5.mp4"
 # A NanoDet box of the one person in frames/intel_one_by_one_f300.jpg (full body, from behind).
 ONE_BY_ONE_BOX = [382.0, 7.1, 546.9, 372.1]
 LEFT_SHOULDER, RIGHT_SHOULDER = 5, 6
@@ -82,6 +88,56 @@ def test_shipped_names_resolve_and_an_unknown_name_is_one_line() -> None:
     with pytest.raises(ModelError, match="unknown model 'movenet-huge'") as error:
         resolve_model("movenet-huge")
     assert "\n" not in str(error.value)
+
+
+# ------------------------------------------------ the shipped models through the whole engine
+
+
+def test_pose_tracker_runs_movenet_by_name_and_says_so() -> None:
+    tracker = PoseTracker(model="movenet-thunder", device="cpu", det_interval=5)
+    with open_source(WALK) as source:
+        frames = [source.read() for _ in range(3)]
+    results = [tracker(frame.image, frame.timestamp) for frame in frames]
+    assert tracker.runtime_info.label.endswith("· movenet-thunder")
+    assert all(people and people[0].keypoints.shape == (17, 2) for people in results)
+
+
+def test_switching_model_live_keeps_frames_coming_and_names_the_new_model() -> None:
+    """The app's live switch (Pipeline.set_model) from HF-HRNet to MoveNet and back to the
+    default, on a looped clip standing in for a webcam (the test machines have none)."""
+    results = []
+    source = _LoopingCamera(WALK, period=0.03)
+    config = PipelineConfig(source=source, model=None, device="cpu", det_interval=3)
+    pipeline = Pipeline(config, (), results.append)
+    pipeline.start()
+    try:
+        for model, name in (("movenet-lightning", "movenet-lightning"), (None, "hf-hrnet")):
+            mark = len(results)
+            pipeline.set_model(model)
+            _wait_until(lambda n=name: results[-1].runtime.model == n if results else False)
+            switched = len(results)
+            _wait_until(lambda s=switched: len(results) >= s + 5)  # frames keep coming
+            assert len(results) > mark and results[-1].people
+    finally:
+        pipeline.stop()
+    assert pipeline.wait(10) and not pipeline.error
+
+
+def test_hfpose_video_runs_a_shipped_model_by_name(tmp_path, capsys) -> None:
+    out, keypoints = tmp_path / "out.mp4", tmp_path / "k.json"
+    code = hfpose_video([str(WALK), "--out", str(out), "--model", "movenet-lightning",
+                         "--device", "cpu", "--det-interval", "5", "--max-persons", "1",
+                         "--save-json", str(keypoints)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert "movenet-lightning" in capsys.readouterr().err
+    assert len(json.loads(keypoints.read_text())["instance_info"]) == 45
+
+
+def _wait_until(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
 
 
 # ---------------------------------------------------------- families written by the tests

@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import io
 import json
+import math
 import platform
 import sys
 import tempfile
@@ -88,7 +89,7 @@ MODEL_NAMES = {
     "movenet_thunder": "MoveNet SinglePose Thunder",
     "movenet_lightning": "MoveNet SinglePose Lightning",
 }
-BLAZEPOSE_CROP = "256x256 square crop, box x1.25, RGB, mediapipe's own graph, no flip test"
+BLAZEPOSE_CROP = "256x256, square, box x1.25, no flip test (mediapipe's own graph)"
 BLAZEPOSE_CROP_MARGIN = 1.25
 
 
@@ -187,9 +188,12 @@ def engine_crop_description(model_path: Path) -> str:
     """The engine's own words for the crop it cuts for this ONNX model, and the flip test."""
     from engine.pose import PoseEstimator
 
-    estimator = PoseEstimator(model_path, "cpu", flip_test=True, num_threads=1)
-    flip = "flip test" if estimator.decoder.flip_supported else "no flip test (none in MoveNet)"
-    return f"{estimator.decoder.crop.describe()}, {flip}"
+    decoder = PoseEstimator(model_path, "cpu", flip_test=True, num_threads=1).decoder
+    width, height = decoder.crop.size_wh
+    common = math.gcd(width, height)
+    shape = "square" if decoder.crop.square else f"{width // common}:{height // common}"
+    flip = "flip test" if decoder.flip_supported else "no flip test (none in MoveNet)"
+    return f"{width}x{height}, {shape}, box x{decoder.crop.padding:g}, {flip}"
 
 
 def cpu_name() -> str:

@@ -43,11 +43,31 @@ from models.processing import (
 
 FAMILIES = ("heatmaps", "simcc", "direct_keypoints")
 
-# Shipped keypoint models by the name ``--model`` / ``PoseTracker(model=...)`` accept.
+# Shipped keypoint models by the name ``--model`` / ``PoseTracker(model=...)`` accept; the
+# default runs when no model is given.
+DEFAULT_SHIPPED_MODEL = "hf-hrnet"
 SHIPPED_MODELS = {
     "hf-hrnet": "hf_hrnet_18_coco_256x192.onnx",
     "movenet-lightning": "movenet_singlepose_lightning.onnx",
     "movenet-thunder": "movenet_singlepose_thunder.onnx",
+}
+# One line per shipped model for the app's settings dialog: title, then accuracy on the
+# validation sets (GT boxes; benchmarks/bench_accuracy.py), CPU time per person with one
+# thread (benchmarks/bench_keypoint_models.py, AMD EPYC, ONNX Runtime) and licence. The
+# README's models section and the model cards give the commands and the full tables.
+SHIPPED_MODEL_NOTES = {
+    "hf-hrnet": (
+        "HF-HRNet-18 (default)",
+        "MPII PCKh 69.2 · LSPET PCK 46.9 · COCO AP 13.8 · 31 ms/person · research-use weights",
+    ),
+    "movenet-lightning": (
+        "MoveNet Lightning",
+        "MPII PCKh 82.2 · LSPET PCK 57.6 · COCO AP 50.1 · 10 ms/person · Apache-2.0 (Google)",
+    ),
+    "movenet-thunder": (
+        "MoveNet Thunder",
+        "MPII PCKh 85.7 · LSPET PCK 66.6 · COCO AP 59.7 · 33 ms/person · Apache-2.0 (Google)",
+    ),
 }
 # MoveNet's crop: square, 1.1x the box's longer side (flat from 1.0 to 1.1 on coco_found).
 DIRECT_KEYPOINTS_PADDING = 1.1

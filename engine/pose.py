@@ -45,7 +45,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from engine.keypoint_models import KeypointDecoder, identify, resolve_model
+from engine.keypoint_models import (
+    DEFAULT_SHIPPED_MODEL,
+    SHIPPED_MODELS,
+    KeypointDecoder,
+    identify,
+    resolve_model,
+)
 from engine.runtimes import InferenceSession, ModelError, RuntimeInfo, asset_path, create_session
 from models.metainfo import DatasetInfo
 
@@ -61,7 +67,7 @@ BATCH_MODES = ("auto", "batched", "per_crop")
 
 
 # The shipped keypoint model, looked up like the detectors (checkout or installed data files).
-DEFAULT_MODEL = "hf_hrnet_18_coco_256x192.onnx"
+DEFAULT_MODEL = SHIPPED_MODELS[DEFAULT_SHIPPED_MODEL]
 
 
 class PoseResult(NamedTuple):

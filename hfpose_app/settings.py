@@ -43,7 +43,7 @@ class AppSettings:
 
     # Inference
     backend: str = "auto"
-    model_path: str = ""  # empty: the shipped HF-HRNet
+    model_path: str = ""  # empty: the shipped HF-HRNet; else a file or a shipped model's name
     model_config: str = ""  # the mmpose config for authors' checkpoints
     detector: str = "nanodet"
     detector_path: str = ""  # a user's own ONNX person detector when detector == "custom"

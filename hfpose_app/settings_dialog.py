@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.keypoint_models import DEFAULT_SHIPPED_MODEL, SHIPPED_MODEL_NOTES
 from engine.runtimes import BackendStatus
 from hfpose_app.settings import AppSettings
 
@@ -211,11 +212,15 @@ class SettingsDialog(QDialog):
 
         model_box = QGroupBox("Keypoint model")
         model_form = QFormLayout(model_box)
-        self.model_shipped = QRadioButton("Shipped HF-HRNet")
+        self.model_group = QButtonGroup(model_box)
+        self.model_buttons: dict[str, QRadioButton] = {}  # shipped models by name
+        for name, (title, summary) in SHIPPED_MODEL_NOTES.items():
+            button = QRadioButton(title)
+            self.model_group.addButton(button)
+            self.model_buttons[name] = button
+            model_form.addRow(button, QLabel(summary))
         self.model_custom = QRadioButton("From disk:")
-        group = QButtonGroup(model_box)
-        group.addButton(self.model_shipped)
-        group.addButton(self.model_custom)
+        self.model_group.addButton(self.model_custom)
         self.model_path = PathField(
             "Choose a keypoint model",
             "Models (*.onnx *.pth *.pt);;ONNX (*.onnx);;Checkpoints (*.pth *.pt)",
@@ -226,7 +231,6 @@ class SettingsDialog(QDialog):
         self.model_config.edit.setPlaceholderText(
             "config for .pth checkpoints (hfpose YAML or mmpose .py)"
         )
-        model_form.addRow(self.model_shipped)
         row = QHBoxLayout()
         row.addWidget(self.model_custom)
         row.addWidget(self.model_path, 1)
@@ -353,9 +357,9 @@ class SettingsDialog(QDialog):
                 button = self.backend_buttons.get("cpu")  # the stored choice cannot run here
             if button is not None:
                 button.setChecked(True)
-            self.model_shipped.setChecked(not s.model_path)
-            self.model_custom.setChecked(bool(s.model_path))
-            self.model_path.set_text(s.model_path)
+            shipped = self.model_buttons.get(s.model_path or DEFAULT_SHIPPED_MODEL)
+            (shipped or self.model_custom).setChecked(True)
+            self.model_path.set_text("" if shipped else s.model_path)
             self.model_config.set_text(s.model_config)
             _select(self.detector, s.detector)
             self.detector_path.set_text(s.detector_path)
@@ -387,7 +391,7 @@ class SettingsDialog(QDialog):
     def settings(self) -> AppSettings:
         return AppSettings(
             backend=self._checked_backend(),
-            model_path=self.model_path.text() if self.model_custom.isChecked() else "",
+            model_path=self._chosen_model(),
             model_config=self.model_config.text() if self.model_custom.isChecked() else "",
             detector=self.detector.currentData(),
             detector_path=self.detector_path.text(),
@@ -466,9 +470,16 @@ class SettingsDialog(QDialog):
             spin.valueChanged.connect(self._emit)
         for box in (self.show_boxes, self.show_ids, self.show_hud, self.keep_audio):
             box.toggled.connect(self._emit)
-        self.model_custom.toggled.connect(self._emit)
+        self.model_group.buttonToggled.connect(lambda _button, on: on and self._emit())
         for path in (self.model_path, self.model_config, self.detector_path, self.record_dir):
             path.changed.connect(self._emit)
+
+    def _chosen_model(self) -> str:
+        """AppSettings.model_path: a file, a shipped model's name, or "" for the default."""
+        if self.model_custom.isChecked():
+            return self.model_path.text()
+        name = next(n for n, b in self.model_buttons.items() if b.isChecked())
+        return "" if name == DEFAULT_SHIPPED_MODEL else name
 
     def _update_enabled(self) -> None:
         custom_model = self.model_custom.isChecked()

@@ -210,6 +210,17 @@ def test_model_failing_to_load_live_keeps_the_old_one_running(
     wait_frames(qtbot, window, 2)  # still playing on the previous model
 
 
+def test_switching_to_a_shipped_model_live_names_it_and_keeps_playing(qtbot, window, clip) -> None:
+    window.open_source(str(clip))
+    wait_frames(qtbot, window, 1)
+    window.apply_settings(window.settings.replace(model_path="movenet-lightning"))
+    qtbot.waitUntil(
+        lambda: window.backend_label.text().endswith("· movenet-lightning"),
+        timeout=RUN_TIMEOUT_MS,
+    )
+    wait_frames(qtbot, window, 2)  # frames keep coming on the new model
+
+
 def test_unavailable_backend_falls_back_and_says_so(qtbot, window, clip) -> None:
     from engine.runtimes import available_backends
 

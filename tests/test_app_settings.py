@@ -97,6 +97,22 @@ def test_dialog_disables_unavailable_backends_with_their_reason(qtbot) -> None:
     assert "not available: onnxruntime-gpu is not installed" in texts
 
 
+def test_dialog_lists_the_shipped_models_and_accepts_a_file(qtbot, tmp_path: Path) -> None:
+    dialog = SettingsDialog(AppSettings().replace(model_path="movenet-lightning"), [])
+    qtbot.addWidget(dialog)
+    assert dialog.model_buttons["movenet-lightning"].isChecked()
+    texts = [label.text() for label in dialog.findChildren(type(dialog.running_label))]
+    assert any("Apache-2.0" in t and "ms/person" in t for t in texts)  # one line per model
+    seen: list[AppSettings] = []
+    dialog.settings_changed.connect(seen.append)
+    dialog.model_buttons["movenet-thunder"].click()
+    dialog.model_buttons["hf-hrnet"].click()
+    assert [s.model_path for s in seen] == ["movenet-thunder", ""]  # "": the default
+    dialog.model_custom.click()
+    dialog.model_path.set_text(str(tmp_path / "rtmpose.onnx"))
+    assert dialog.settings().model_path == str(tmp_path / "rtmpose.onnx")
+
+
 def test_dialog_restore_defaults_button(qtbot) -> None:
     dialog = SettingsDialog(AppSettings().replace(radius=9, show_ids=False), available_backends())
     qtbot.addWidget(dialog)

@@ -50,11 +50,16 @@ def test_upright_view_turns_the_torso_up_and_boxes_every_labelled_point(up_deg) 
 
 def test_pairwise_iou_and_box_rules() -> None:
     boxes = np.array([[0, 0, 100, 200, 0.9], [50, 0, 150, 200, 0.9], [300, 0, 340, 60, 0.9]])
-    iou = tp.pairwise_iou(boxes[:, :4])
+    iou, _ = tp.pairwise_iou(boxes[:, :4])
     assert iou[0, 1] == pytest.approx(1 / 3) and iou[0, 0] == 0 and iou[0, 2] == 0
     rule = tp.PhotoRule(max_overlap_iou=0.3, min_box_height=128)
-    assert tp.box_status(boxes[0], iou[0].max(), rule) == "overlapping"
-    assert tp.box_status(boxes[2], iou[2].max(), rule) == "small"
+    overlap = tp.overlaps(boxes, rule)
+    assert overlap == pytest.approx([1 / 3, 1 / 3, 0])
+    assert tp.box_status(boxes[0], overlap[0], rule) == "overlapping"
+    assert tp.box_status(boxes[2], overlap[2], rule) == "small"
+    person_and_its_legs = np.array([[0, 0, 100, 300, 0.9], [10, 150, 90, 300, 0.5]])
+    overlap = tp.overlaps(person_and_its_legs, rule)  # IoU 0.4, the legs' box all inside
+    assert overlap[0] == 0 and overlap[1] == pytest.approx(0.4)
     assert tp.box_status(np.array([0, 0, 100, 200, 0.3]), 0.0, rule) == "unsure_detection"
     assert tp.box_status(boxes[0], 0.0, rule) == "candidate"
 

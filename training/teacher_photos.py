@@ -9,7 +9,10 @@ because a wrong label teaches a wrong pose with full confidence:
   0.43, so the teacher's checks below do most of the filtering) and the box is big enough for a pose to be
   read off it (``min_box_height`` pixels; Thunder sees 256x256, the student 256x192);
 - no other detected person overlaps it much (``max_overlap_iou``): MoveNet SinglePose then
-  picks one of the two, not necessarily the one in the box's centre;
+  picks one of the two, not necessarily the one in the box's centre. Boxes lying inside it
+  (``nested_fraction`` of their area) do not count: NanoDet adds such part-of-body boxes to one
+  person (on the street-fashion set they refused 15% of the candidates, nearly all single
+  people); the part box itself is still refused;
 - Thunder is sure: at least ``min_confident_keypoints`` of 17 score ``min_keypoint_score``
   (the same gate as the face labels; 8 lets upper bodies in, which a webcam app sees most) and
   those sure points average ``min_mean_score``;
@@ -43,6 +46,7 @@ class PhotoRule:
     min_detection_score: float = 0.35
     min_box_height: float = 128.0
     max_overlap_iou: float = 0.3
+    nested_fraction: float = 0.9
     min_keypoint_score: float = 0.3
     min_confident_keypoints: int = 8
     min_mean_score: float = 0.5
@@ -82,15 +86,24 @@ def image_file_name(row: dict[str, str]) -> str:
     return f"{row['repo'].replace('/', '+')}/{row['path']}"
 
 
-def pairwise_iou(boxes: np.ndarray) -> np.ndarray:
-    """(N,N) IoU of x1, y1, x2, y2 boxes, zero on the diagonal."""
+def pairwise_iou(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N,N) IoU of x1, y1, x2, y2 boxes, zero on the diagonal, and (N,N) the share of box j's
+    area inside box i."""
     low = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
     high = np.minimum(boxes[:, None, 2:4], boxes[None, :, 2:4])
     inter = np.prod(np.clip(high - low, 0, None), axis=2)
     area = np.prod(boxes[:, 2:4] - boxes[:, :2], axis=1)
     iou = inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-9)
     np.fill_diagonal(iou, 0.0)
-    return iou
+    return iou, inter / np.maximum(area[None, :], 1e-9)
+
+
+def overlaps(boxes: np.ndarray, rule: PhotoRule) -> np.ndarray:
+    """(N,) each box's largest IoU with another box, boxes nested inside it left out."""
+    if len(boxes) < 2:
+        return np.zeros(len(boxes))
+    iou, inside = pairwise_iou(boxes[:, :4])
+    return np.where(inside >= rule.nested_fraction, 0.0, iou).max(axis=1)
 
 
 def box_status(box: np.ndarray, overlap: float, rule: PhotoRule) -> str:
@@ -142,10 +155,10 @@ def label_photos(
             raise SystemExit(f"cannot read image {path} (extract it with extract.py)")
         boxes = detector.detect(frame)
         counts["detected"] += len(boxes)
-        overlaps = pairwise_iou(boxes[:, :4]).max(axis=1) if len(boxes) else np.zeros(0)
+        overlap = overlaps(boxes, rule)
         candidates = []
         for i, box in enumerate(boxes):
-            status = box_status(box, float(overlaps[i]), rule)
+            status = box_status(box, float(overlap[i]), rule)
             if status == "candidate":
                 candidates.append(i)
             else:

@@ -3,6 +3,7 @@ of each person detector, all measured in one run so their ratios are comparable.
 
     python benchmarks/bench_models.py                       # shipped or random-init HF-HRNet-18
     python benchmarks/bench_models.py --model m.onnx --batches 1,4,8 --repeats 30 --json out.json
+    python benchmarks/bench_models.py --baseline blazepose --threads 1   # ratios to BlazePose-full
 
 Why interleaved, and why CPU time too: the machine is shared, so load drifts during a run. Each
 repetition times the batched call and the per-crop calls back to back, and we report medians,
@@ -38,7 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.detectors import create_detector  # noqa: E402
 from engine.pose import DEFAULT_MODEL  # noqa: E402
-from engine.runtimes import ModelError, asset_path, available_backends, create_session  # noqa: E402
+from engine.runtimes import (  # noqa: E402
+    ModelError,
+    asset_path,
+    available_backends,
+    create_session,
+    read_onnx_metadata,
+)
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SHARED_VIDEOS = SHARED_DATASETS / "videos"
@@ -217,7 +224,23 @@ def main() -> None:
     parser.add_argument("--backends", help="comma list (default: every available one)")
     parser.add_argument("--threads", type=int, default=0, help="keypoint model threads (0: all)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--baseline",
+        choices=["blazepose"],
+        help="time every candidate interleaved with BlazePose-full on LiteRT, same threads, "
+        "and print ratios (see benchmarks/blazepose_baseline.py)",
+    )
+    parser.add_argument(
+        "--extra-model",
+        type=Path,
+        action="append",
+        default=[],
+        help="another file of the same network (int8 .onnx/.xml, .tflite) to add as candidates",
+    )
     args = parser.parse_args()
+    if args.baseline:
+        baseline_table(args)
+        return
 
     batches = [int(b) for b in args.batches.split(",")]
     available = [s.name for s in available_backends() if s.available and s.name != "auto"]
@@ -279,6 +302,45 @@ def main() -> None:
     if args.json:
         args.json.write_text(
             json.dumps({"keypoint": keypoint_rows, "detectors": detector_rows}, indent=1)
+        )
+
+
+def baseline_table(args: argparse.Namespace) -> None:
+    """``--baseline blazepose``: every candidate's per-crop time as a ratio to BlazePose-full."""
+    from benchmarks.blazepose_baseline import (
+        blazepose_candidate,
+        build_candidates,
+        cpu_description,
+        interleaved_ratios,
+    )
+    from models.quantize import int8_path_for
+
+    model = args.model or asset_path(DEFAULT_MODEL)
+    threads = args.threads or os.cpu_count() or 1
+    extra = list(args.extra_model)
+    if int8_path_for(model).is_file() and int8_path_for(model) not in extra:
+        extra.append(int8_path_for(model))
+    backends = args.backends.split(",") if args.backends else ["auto", "cpu"]
+    baseline = blazepose_candidate(threads)
+    candidates = build_candidates(model, threads, extra, backends)
+    load_before = os.getloadavg()[0]
+    width, height = read_onnx_metadata(model)["input_size"]
+    session_shape = (3, int(height), int(width))
+    rows = interleaved_ratios(
+        baseline, candidates, session_shape, [int(b) for b in args.batches.split(",")], args.repeats
+    )
+    print(f"CPU: {cpu_description()}; {threads} thread(s) each; {os.cpu_count()} cores")
+    print(f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
+    print("per crop: median wall ms, its ratio to BlazePose-full, process CPU ms and its ratio")
+    print(f"{'candidate':<58} {'batch':>5} {'wall ms':>8} {'x':>6} {'CPU ms':>8} {'x CPU':>6}")
+    for row in rows:
+        print(
+            f"{row['candidate']:<58} {row['batch']:>5} {row['ms_per_crop']:>8} "
+            f"{row['ratio']:>6} {row['cpu_ms_per_crop']:>8} {row['cpu_ratio']:>6}"
+        )
+    if args.json:
+        args.json.write_text(
+            json.dumps({"cpu": cpu_description(), "threads": threads, "rows": rows}, indent=1)
         )
 
 

@@ -41,6 +41,7 @@ import numpy as np
 from engine.plausibility import DEFAULT_MIN_POSE_SCORE, birth_score, plausible_people
 from engine.rendering import HudInfo, Renderer, RenderOptions
 from engine.results import FrameResult, Person, StageStats
+from engine.runtimes import PRECISIONS
 from engine.sinks import Sink
 from engine.smoothing import SmoothingConfig, TrackSmoother
 from engine.sources import EarlyEnd, Frame, FrameSource, SourceInfo, open_source
@@ -98,9 +99,14 @@ class PipelineConfig:
     queue_size: int = 4
     folder_fps: float = 30.0
     model_threads: int | None = None
+    # engine.runtimes.PRECISIONS: "fast" lets the keypoint model run in bf16 where the CPU has
+    # it natively, or as its checked int8 copy; "fp32" runs it exactly as trained.
+    precision: str = "fast"
     keep_real_time: bool = False
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.det_interval < 1:
             raise ValueError(f"det_interval must be >= 1, got {self.det_interval}")
         if self.max_persons < 0:
@@ -244,7 +250,11 @@ class PoseProcessor:
 
         self.config = config
         self.estimator = create_pose_estimator(
-            config.model, config.device, config_path=config.model_config, **config.pose_threading
+            config.model,
+            config.device,
+            config_path=config.model_config,
+            precision=config.precision,
+            **config.pose_threading,
         )
         threads = config.threads_per_model
         self.detector = create_detector(config.detector, config.device, num_threads=threads)
@@ -315,17 +325,23 @@ class PoseProcessor:
 
     def pose_step(self, work: _Work) -> None:
         changes = self._take("pose")
-        if "model" in changes or "device" in changes:
+        if "model" in changes or "device" in changes or "precision" in changes:
             from engine.pose import create_pose_estimator
 
             model = changes.get("model", self.config.model)
             model_config = changes.get("model_config", self.config.model_config)
             device = changes.get("device", self.config.device)
+            precision = changes.get("precision", self.config.precision)
             try:
                 self.estimator = create_pose_estimator(
-                    model, device, config_path=model_config, **self.config.pose_threading
+                    model,
+                    device,
+                    config_path=model_config,
+                    precision=precision,
+                    **self.config.pose_threading,
                 )
                 self.config.model, self.config.device = model, device
+                self.config.precision = precision
                 self.config.model_config = model_config
             except Exception as error:  # noqa: BLE001 - keep the old model, say why
                 self._report("pose", work.frame, error)

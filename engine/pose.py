@@ -6,7 +6,8 @@ direct keypoints (MoveNet); ``engine.keypoint_models`` tells them apart and deco
 Public API (stable):
 
 - ``PoseEstimator(model, backend="auto", config_path=None, flip_test=False,
-  use_dark=False, batch_mode="auto", num_threads=0, crop_workers=1)`` (``num_threads`` 0: the
+  use_dark=False, batch_mode="auto", num_threads=0, crop_workers=1, precision="fast")``
+  (``precision``: ``engine.runtimes.PRECISIONS``; ``num_threads`` 0: the
   runtime uses every core; ``crop_workers`` N runs up to N crops at once when crops go one per
   call on a runtime that allows concurrent calls); ``model`` is a file or the name of a
   shipped model (``hf-hrnet``, ``movenet-lightning``, ``movenet-thunder``).
@@ -88,10 +89,14 @@ class _LoadedModel:
 
 
 def _load(
-    model: str | Path, backend: str, config_path: str | Path | None, num_threads: int
+    model: str | Path,
+    backend: str,
+    config_path: str | Path | None,
+    num_threads: int,
+    precision: str = "fast",
 ) -> _LoadedModel:
     model_path = resolve_model(model)
-    session = create_session(model_path, backend, config_path, num_threads)
+    session = create_session(model_path, backend, config_path, num_threads, precision)
     return _LoadedModel(
         session=session,
         model_path=model_path,
@@ -113,6 +118,7 @@ class PoseEstimator:
         batch_mode: str = "auto",
         num_threads: int = 0,
         crop_workers: int = 1,
+        precision: str = "fast",
     ) -> None:
         if batch_mode not in BATCH_MODES:
             raise ValueError(f"batch_mode must be one of {BATCH_MODES}, not {batch_mode!r}")
@@ -123,8 +129,9 @@ class PoseEstimator:
         self.batch_mode = batch_mode
         self._backend = backend
         self._num_threads = num_threads
+        self._precision = precision  # engine.runtimes.PRECISIONS
         self._swap_lock = threading.Lock()
-        self._model = _load(model, backend, config_path, num_threads)
+        self._model = _load(model, backend, config_path, num_threads, precision)
         # Crops of a frame run one per worker at once where the runtime allows concurrent
         # calls: one-thread sessions keep as many cores busy as there are workers.
         self._crop_pool = ThreadPoolExecutor(crop_workers) if crop_workers > 1 else None
@@ -159,7 +166,9 @@ class PoseEstimator:
         """Run the same model on ``backend`` from the next frame on; returns what really runs."""
         with self._swap_lock:
             current = self._model
-            self._model = _load(current.model_path, backend, current.config_path, self._num_threads)
+            self._model = _load(
+                current.model_path, backend, current.config_path, self._num_threads, self._precision
+            )
             self._backend = backend
         return self.runtime_info
 
@@ -167,7 +176,9 @@ class PoseEstimator:
         """Run another model (ONNX, .pth with its config, or a shipped model's name) on the
         current backend."""
         with self._swap_lock:
-            self._model = _load(model, self._backend, config_path, self._num_threads)
+            self._model = _load(
+                model, self._backend, config_path, self._num_threads, self._precision
+            )
         return self.runtime_info
 
     # ------------------------------------------------------------------------- inference

@@ -6,7 +6,10 @@ Public API (stable; the pipeline, the GUI and the CLI use these names):
   ``torch``. ``openvino:GPU`` / ``openvino:NPU`` pick an OpenVINO device, ``gpu:1`` a GPU index.
 - ``available_backends() -> list[BackendStatus]``: every backend, whether this machine can run
   it, what it maps to or why not (the settings dialog lists these).
-- ``create_session(model_path, backend="auto", config_path=None) -> InferenceSession``.
+- ``create_session(model_path, backend="auto", config_path=None, num_threads=0,
+  precision="fast") -> InferenceSession``; ``PRECISIONS``: ``fast`` lets a runtime use bf16
+  where the CPU has it natively, and an int8 copy made by ``hfpose-export --int8`` for this
+  very fp32 file; ``fp32`` runs the fp32 file in fp32 everywhere.
 - ``InferenceSession``: ``run(batch) -> list[np.ndarray]``, ``input_name``, ``input_shape``
   (``None`` for a dynamic axis), ``dynamic_batch``, ``output_names``, ``metadata`` (the ONNX
   ``metadata_props``, JSON values decoded), ``runtime_info``.
@@ -39,6 +42,7 @@ import onnxruntime as ort
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "cpu", "openvino", "gpu", "npu", "torch")
+PRECISIONS = ("fast", "fp32")
 
 # Execution providers in order of preference (fastest first) and their short names.
 GPU_PROVIDERS = {
@@ -244,6 +248,8 @@ def available_backends() -> list[BackendStatus]:
         rows.append(BackendStatus("torch", True, "PyTorch (CPU, or CUDA when present) for .pth"))
 
     auto = _resolve_auto()
+    if auto != "gpu" and openvino_devices():
+        auto = "cpu or openvino, whichever a short probe finds faster for each model"
     rows.insert(0, BackendStatus("auto", True, f"best available: {auto}"))
     return rows
 
@@ -267,17 +273,45 @@ def _openvino_cpu_has_bf16() -> bool:
         return False
 
 
-def _resolve_auto() -> str:
-    """``auto``: a GPU when one is installed; else OpenVINO on CPUs with native bf16
-    (AVX512-BF16 / AMX), where it ran HF-HRNet-18 about 1.5x and NanoDet about 2x faster than
-    ONNX Runtime (benchmarks/bench_models.py); else ONNX Runtime on the CPU.
+def _resolve_auto(model: Path | None = None, precision: str = "fast", num_threads: int = 0) -> str:
+    """``auto``: a GPU when one is installed; else, for a model, whichever of ONNX Runtime and
+    OpenVINO ran it faster on this machine (``engine.auto_backend``: a short probe, cached per
+    machine, model, precision and threads). Without a model (the settings dialog's row): the
+    usual winner, OpenVINO on CPUs with native bf16 (AVX512-BF16 / AMX), else ONNX Runtime.
 
     NPUs are left to an explicit choice: they save power but are often slower than a desktop
     CPU for a model of this size, and their operator coverage varies.
     """
     if _best_gpu() is not None:
         return "gpu"
-    return "openvino" if _openvino_cpu_has_bf16() else "cpu"
+    if model is None or "CPU" not in openvino_devices():
+        return "openvino" if _openvino_cpu_has_bf16() else "cpu"
+    from engine.auto_backend import fastest
+
+    candidates = {
+        backend: lambda b=backend: _session_for_file(model, b, None, num_threads, precision)
+        for backend in ("cpu", "openvino")
+    }
+    return fastest(model, f"backend, {precision}, {num_threads} threads", candidates)
+
+
+def _faster_of_fp32_and_int8(
+    fp32: Path, int8: Path, backend: str, num_threads: int
+) -> InferenceSession:
+    """``fast`` with a checked int8 copy: whichever file runs faster on ``backend`` here (int8
+    saves arithmetic, but its quantize/dequantize steps can cost more than a memory-bound
+    network saves: HF-HRNet-18 was no faster in int8 on an AVX-512 EPYC)."""
+    from engine.auto_backend import fastest
+
+    def build(path: Path) -> InferenceSession:
+        session = _session_for_file(path, backend, None, num_threads, "fast")
+        if path == int8:
+            session.runtime_info = replace(session.runtime_info, precision="int8")
+        return session
+
+    candidates = {"fp32": lambda: build(fp32), "int8": lambda: build(int8)}
+    choice = fastest(fp32, f"file, {backend}, {num_threads} threads", candidates)
+    return candidates[choice]()
 
 
 # ------------------------------------------------------------------------------ model files
@@ -410,7 +444,13 @@ class OpenVinoSession(InferenceSession):
     """The OpenVINO runtime on one device, compiled for latency (frames come one at a time)."""
 
     def __init__(
-        self, path: Path, device: str, requested: str, backend: str, num_threads: int = 0
+        self,
+        path: Path,
+        device: str,
+        requested: str,
+        backend: str,
+        num_threads: int = 0,
+        precision: str = "fast",
     ) -> None:
         core = _openvino_core()
         try:
@@ -420,6 +460,8 @@ class OpenVinoSession(InferenceSession):
                 f"OpenVINO cannot read {path}: {str(error).splitlines()[0]}"
             ) from error
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if precision == "fp32":
+            config["INFERENCE_PRECISION_HINT"] = "f32"  # else the device's fastest (bf16, f16)
         if device.startswith("CPU"):
             config["CPU_DENORMALS_OPTIMIZATION"] = True  # same reason as in OrtSession
             if num_threads:
@@ -576,16 +618,34 @@ def create_session(
     backend: str = "auto",
     config_path: str | Path | None = None,
     num_threads: int = 0,
+    precision: str = "fast",
 ) -> InferenceSession:
     """Build a session for ``model_path`` on ``backend``, falling back to the CPU with a warning.
 
     ``num_threads`` 0 lets the runtime use every core. A ``.pth`` checkpoint always runs in
-    PyTorch (it has no ONNX graph). Raises ``ModelError`` for a missing or unreadable model and
-    ``ValueError`` for an unknown backend name.
+    PyTorch (it has no ONNX graph). ``precision`` is one of ``PRECISIONS`` (see the module
+    doc). Raises ``ModelError`` for a missing or unreadable model and ``ValueError`` for an
+    unknown backend or precision name.
     """
     path = Path(model_path)
     name, option = _split_backend(backend)
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     _check_model_file(path)
+    if precision == "fast" and path.suffix == ".onnx":
+        from engine.auto_backend import fast_variant
+
+        variant = fast_variant(path, warn_once)
+        if variant != path:
+            return _faster_of_fp32_and_int8(path, variant, backend, num_threads)
+    return _session_for_file(path, backend, config_path, num_threads, precision)
+
+
+def _session_for_file(
+    path: Path, backend: str, config_path: str | Path | None, num_threads: int, precision: str
+) -> InferenceSession:
+    """``create_session`` for exactly this file (no int8 copy looked up)."""
+    name, option = _split_backend(backend)
 
     if path.suffix in (".pth", ".pt"):
         if importlib.util.find_spec("torch") is None:
@@ -603,7 +663,7 @@ def create_session(
         reason = f"the torch backend runs .pth checkpoints; {path.name} runs on ONNX Runtime"
         return _cpu_session(path, backend, reason, num_threads)
     if name == "auto":
-        name = _resolve_auto()
+        name = _resolve_auto(path, precision, num_threads)
 
     if name == "cpu":
         return _cpu_session(path, backend, None, num_threads)
@@ -616,7 +676,7 @@ def create_session(
         if device not in devices and device not in ("AUTO", "MULTI", "HETERO"):
             reason = f"OpenVINO device {device} not found (devices: {', '.join(devices)})"
             return _cpu_session(path, backend, reason, num_threads)
-        return _openvino_or_cpu(path, device, backend, "openvino", num_threads)
+        return _openvino_or_cpu(path, device, backend, "openvino", num_threads, precision)
 
     route = _best_gpu() if name == "gpu" else _best_npu()
     if route is None:
@@ -626,21 +686,22 @@ def create_session(
         return _cpu_session(path, backend, reason, num_threads)
     kind, provider = route
     if kind == "openvino":
-        return _openvino_or_cpu(path, provider, backend, name, num_threads)
+        return _openvino_or_cpu(path, provider, backend, name, num_threads, precision)
 
     model: str | bytes = str(path)
-    precision = "fp16" if provider == "TensorrtExecutionProvider" else "fp32"
-    if provider in FP16_PROVIDERS:
+    fp16_allowed = precision == "fast"
+    gpu_precision = "fp16" if provider == "TensorrtExecutionProvider" else "fp32"
+    if provider in FP16_PROVIDERS and fp16_allowed:
         fp16 = _fp16_model(path)
         if fp16 is not None:
-            model, precision = fp16, "fp16"
+            model, gpu_precision = fp16, "fp16"
     providers = [_ort_provider_entry(provider, option), ORT_CPU]
     if provider == "TensorrtExecutionProvider" and "CUDAExecutionProvider" in _ort_providers():
         # Nodes TensorRT cannot take run on CUDA rather than on the CPU.
         providers.insert(1, _ort_provider_entry("CUDAExecutionProvider", option))
     try:
         session = OrtSession(
-            model, providers, _ort_info(backend, name, provider, precision), path, num_threads
+            model, providers, _ort_info(backend, name, provider, gpu_precision), path, num_threads
         )
     except ModelError as error:
         return _cpu_session(path, backend, f"{provider} failed: {error}", num_threads)
@@ -653,11 +714,11 @@ def create_session(
 
 
 def _openvino_or_cpu(
-    path: Path, device: str, requested: str, backend: str, num_threads: int
+    path: Path, device: str, requested: str, backend: str, num_threads: int, precision: str
 ) -> InferenceSession:
     """OpenVINO on ``device``; an unsupported model or device falls back to ORT on the CPU."""
     try:
-        session = OpenVinoSession(path, device, requested, backend, num_threads)
+        session = OpenVinoSession(path, device, requested, backend, num_threads, precision)
     except Exception as error:  # noqa: BLE001 - OpenVINO raises generic RuntimeError
         reason = f"OpenVINO could not run the model on {device}: {str(error).splitlines()[0]}"
         return _cpu_session(path, requested, reason, num_threads)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 # Qt widgets are real in the tests but there is no display on CI machines.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# auto's timed probe caches per machine and model: the tests keep theirs out of the user's cache.
+os.environ.setdefault("HFPOSE_CACHE_DIR", tempfile.mkdtemp(prefix="hfpose-test-cache-"))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / "tests" / "data"

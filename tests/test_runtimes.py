@@ -39,7 +39,8 @@ def test_auto_reports_the_backend_it_resolved_to() -> None:
     info = create_session(NANODET, "auto").runtime_info
     expected = next(r for r in available_backends() if r.name == "auto").maps_to
     assert info.requested == "auto" and info.fallback_reason is None
-    assert expected == f"best available: {info.backend}"
+    # Without a GPU the choice is measured per model: the row names the candidates.
+    assert expected.startswith("best available: ") and info.backend in expected
 
 
 def test_cpu_session_reports_provider_shapes_and_metadata() -> None:

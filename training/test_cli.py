@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--backend", default="cpu", help="engine backend for --model (cpu, openvino, gpu, auto)"
     )
+    parser.add_argument(
+        "--precision",
+        choices=("fast", "fp32"),
+        default="fast",
+        help="engine precision for --model, as the app runs it (fast: bf16 where native, or "
+        "the model's checked int8 copy; fp32: exactly as trained)",
+    )
     parser.add_argument("--batch-size", type=int, help="default: data.test_dataloader")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
     return parser
@@ -75,6 +82,7 @@ def predict_with_engine(
     cfg: dict[str, Any],
     world: int = 1,
     rank: int = 0,
+    precision: str = "fast",
 ) -> tuple[dict[str, np.ndarray], str]:
     """Keypoints from the app's own ``engine.pose.PoseEstimator`` (frame in BGR, boxes in, the
     engine's crop, runtime session, flip test and decoding), one image at a time.
@@ -92,6 +100,7 @@ def predict_with_engine(
         backend,
         flip_test=bool(test_cfg.get("flip_test", True)),
         use_dark=test_cfg.get("post_process", "default") == "unbiased",
+        precision=precision,
     )
     width, height = estimator.input_size_wh
     by_image: dict[str, list[int]] = {}
@@ -186,7 +195,7 @@ def _run(args: argparse.Namespace) -> int:
         model_name = str(args.checkpoint)
     else:
         predictions, runtime = predict_with_engine(
-            args.model, args.backend, dataset, cfg, world, rank
+            args.model, args.backend, dataset, cfg, world, rank, args.precision
         )
         if world > 1:
             gathered: list[Any] = [None] * world

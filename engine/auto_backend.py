@@ -1,0 +1,202 @@
+"""``auto`` on a CPU: the faster of ONNX Runtime and OpenVINO for *this* model on *this* machine.
+
+Why a probe rather than a rule: which runtime wins depends on the CPU (bf16 or AMX units, AVX2
+only, cache sizes), on the model (HF-HRNet's depthwise convolutions, NanoDet's plain ones) and
+on the runtime versions; a rule written on one machine was wrong on the next. The probe times
+each candidate for about a second, interleaved so that load hits both alike, once per machine,
+model file, precision and thread count, and keeps the answer in the user's cache folder
+(``$HFPOSE_CACHE_DIR``, else ``$XDG_CACHE_HOME/hfpose``, else ``~/.cache/hfpose``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import statistics
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CACHE_FILE = "auto_backend.json"
+PROBE_ROUNDS = 9
+
+
+def cache_dir() -> Path:
+    if os.environ.get("HFPOSE_CACHE_DIR"):
+        return Path(os.environ["HFPOSE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "hfpose"
+
+
+@lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """The file's sha256, computed once per path, size and modification time."""
+    stat = Path(path).stat()
+    return _file_sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=1)
+def _cpu_identity() -> str:
+    """The CPU's name and flags: two machines with the same of both run kernels alike."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        import platform
+
+        return platform.processor() or platform.machine()
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return f"{fields.get('model name', '')}|{fields.get('flags', '')}|{os.cpu_count()}"
+
+
+def probe_key(model: Path, question: str, candidates: list[str]) -> str:
+    import onnxruntime
+
+    versions = [f"onnxruntime {onnxruntime.__version__}"]
+    try:
+        import openvino
+
+        versions.append(f"openvino {openvino.__version__}")
+    except ImportError:
+        pass
+    parts = [_cpu_identity(), *versions, file_sha256(model), question, *candidates]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def _read_cache() -> dict[str, Any]:
+    try:
+        return json.loads((cache_dir() / CACHE_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _write_cache(entries: dict[str, Any]) -> None:
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f"{CACHE_FILE}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(entries, indent=1))
+        temporary.replace(folder / CACHE_FILE)
+    except OSError as error:  # a read-only home only costs a probe at the next start
+        log.info("auto backend: cannot write the probe cache in %s: %s", folder, error)
+
+
+def _time_sessions(sessions: dict[str, Any]) -> dict[str, float]:
+    """Median CPU ms of one batch-1 call per session, the sessions taking turns.
+
+    CPU time, not wall time: the process's CPU time hardly moves with other programs' load,
+    so a probe taken on a busy machine still ranks the runtimes by the work they need."""
+    samples: dict[str, list[float]] = {name: [] for name in sessions}
+    inputs = {}
+    rng = np.random.default_rng(0)
+    for name, session in sessions.items():
+        shape = [d if d is not None else 1 for d in session.input_shape]
+        inputs[name] = rng.normal(0, 1, shape).astype(np.float32)
+        session.run(inputs[name])  # first call: kernels chosen, memory allocated
+    for _ in range(PROBE_ROUNDS):
+        for name, session in sessions.items():
+            start = time.process_time()
+            session.run(inputs[name])
+            samples[name].append(time.process_time() - start)
+    return {name: statistics.median(values) * 1000.0 for name, values in samples.items()}
+
+
+def fastest(
+    model: Path,
+    question: str,
+    candidates: dict[str, Callable[[], Any]],
+) -> str:
+    """The name of the candidate session that ran fastest here; ``candidates`` maps names to
+    builders, one that fails or falls back is left out. Cached under ``question`` (which says
+    what varies: backends, files), this model file and this machine."""
+    names = list(candidates)
+    if len(names) == 1:
+        return names[0]
+    key = probe_key(model, question, names)
+    cached = _read_cache().get(key, {}).get("choice")
+    if cached in names:
+        return cached
+    sessions = {}
+    for name, build in candidates.items():
+        try:
+            session = build()
+        except Exception as error:  # noqa: BLE001 - a candidate that cannot run just loses
+            log.info("probe (%s): %s cannot run %s: %s", question, name, model.name, error)
+            continue
+        if session.runtime_info.fallback_reason is None:
+            sessions[name] = session
+    if not sessions:
+        return names[0]
+    timings = _time_sessions(sessions)
+    best = min(timings, key=timings.get)
+    log.info(
+        "probe (%s) for %s: %s (median CPU ms: %s)",
+        question,
+        model.name,
+        best,
+        ", ".join(f"{n} {t:.1f}" for n, t in timings.items()),
+    )
+    entries = _read_cache()  # another process may have written meanwhile
+    entries[key] = {
+        "choice": best,
+        "model": model.name,
+        "question": question,
+        "median_cpu_ms": {n: round(t, 2) for n, t in timings.items()},
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    _write_cache(entries)
+    return best
+
+
+FAST_VARIANT_SUFFIX = ".int8.onnx"
+# hfpose-export --int8 records how many sure fp32 heatmap peaks its int8 copy keeps; below
+# this share the copy moves joints visibly and the engine keeps the fp32 file.
+FAST_VARIANT_MIN_AGREEMENT = 0.95
+
+
+def fast_variant_path(fp32_model: Path) -> Path:
+    """``assets/m.onnx`` -> ``assets/m.int8.onnx``, where ``hfpose-export --int8`` writes."""
+    return fp32_model.with_name(fp32_model.stem + FAST_VARIANT_SUFFIX)
+
+
+def fast_variant(fp32_model: Path, warn: Callable[[str], None]) -> Path:
+    """The int8 copy of ``fp32_model`` when one lies beside it, was made from this very file
+    (its ``fp32_sha256``) and passed its parity check; else ``fp32_model`` (warning once)."""
+    from engine.runtimes import read_onnx_metadata
+
+    variant = fast_variant_path(fp32_model)
+    if fp32_model.name.endswith(FAST_VARIANT_SUFFIX) or not variant.is_file():
+        return fp32_model
+    meta = read_onnx_metadata(variant)
+    if meta.get("fp32_sha256") != file_sha256(fp32_model):
+        warn(
+            f"{variant.name} was made from another {fp32_model.name}: running fp32 (regenerate "
+            f"it: hfpose-export --int8 {fp32_model})"
+        )
+        return fp32_model
+    agreement = float(meta.get("peak_agreement", 0.0))
+    if agreement < FAST_VARIANT_MIN_AGREEMENT:
+        warn(
+            f"{variant.name} keeps only {agreement:.0%} of fp32's heatmap peaks (needs "
+            f"{FAST_VARIANT_MIN_AGREEMENT:.0%}): running fp32"
+        )
+        return fp32_model
+    return variant

@@ -1,0 +1,117 @@
+"""Fast paths of the keypoint model on real sessions of the shipped HF-HRNet-18: ``auto``'s
+timed probe and its cache, the ``fp32`` / ``fast`` precision choice, the int8 copy's checks
+(made from this very fp32 file, parity recorded), and LiteRT running BlazePose-full for the
+benchmark baseline. No timing is asserted: only which runtime ran and what it computed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from engine import auto_backend
+from engine.auto_backend import fast_variant_path, file_sha256
+from engine.pose import DEFAULT_MODEL
+from engine.runtimes import asset_path, create_session, openvino_devices
+
+MODEL = asset_path(DEFAULT_MODEL)
+has_openvino = pytest.mark.skipif("CPU" not in openvino_devices(), reason="no OpenVINO CPU")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("HFPOSE_CACHE_DIR", str(folder))
+    return folder / auto_backend.CACHE_FILE
+
+
+@pytest.fixture
+def model_copy(tmp_path) -> Path:
+    """The shipped model in a folder of its own, so int8 copies can lie beside it."""
+    path = tmp_path / "model" / MODEL.name
+    path.parent.mkdir()
+    path.write_bytes(MODEL.read_bytes())
+    return path
+
+
+@has_openvino
+def test_auto_probes_once_and_follows_its_cache(cache, model_copy) -> None:
+    first = create_session(model_copy, "auto", num_threads=1).runtime_info
+    assert first.requested == "auto" and first.backend in ("cpu", "openvino")
+    (entry,) = json.loads(cache.read_text()).values()
+    assert entry["choice"] == first.backend and set(entry["median_cpu_ms"]) == {"cpu", "openvino"}
+    # A cached answer is followed without a new probe: flip it and the next session obeys.
+    other = "cpu" if first.backend == "openvino" else "openvino"
+    key = next(iter(json.loads(cache.read_text())))
+    cache.write_text(json.dumps({key: {**entry, "choice": other}}))
+    assert create_session(model_copy, "auto", num_threads=1).runtime_info.backend == other
+    # Another precision is another question.
+    create_session(model_copy, "auto", num_threads=1, precision="fp32")
+    assert len(json.loads(cache.read_text())) == 2
+
+
+@has_openvino
+def test_fp32_precision_keeps_openvino_exact_and_fast_agrees_with_it() -> None:
+    exact = create_session(MODEL, "openvino", num_threads=1, precision="fp32")
+    fast = create_session(MODEL, "openvino", num_threads=1, precision="fast")
+    reference = create_session(MODEL, "cpu", num_threads=1)
+    assert exact.runtime_info.precision == "fp32"
+    crop = np.random.default_rng(0).normal(0, 1, (1, 3, 256, 192)).astype(np.float32)
+    expected = reference.run(crop)[0]
+    assert np.abs(exact.run(crop)[0] - expected).max() < 1e-3 * np.abs(expected).max() + 1e-4
+    cpu_flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if " avx512_bf16" in cpu_flags or " amx_bf16" in cpu_flags:
+        assert fast.runtime_info.precision == "bf16"
+
+
+def test_unknown_precision_is_refused() -> None:
+    with pytest.raises(ValueError, match="precision"):
+        create_session(MODEL, "cpu", precision="int4")
+
+
+def _fake_variant(model: Path, meta: dict) -> Path:
+    """A real ONNX file at the int8 copy's place with the given provenance metadata; its graph
+    is the fp32 one, as only the engine's checks and choice are under test here (quantizing
+    needs ../shared and minutes: ``hfpose-export --int8`` is run by hand, see README)."""
+    proto = onnx.load(str(model))
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    path = fast_variant_path(model)
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_copy_of_another_fp32_file_is_refused_once_with_a_warning(model_copy, caplog) -> None:
+    _fake_variant(model_copy, {"fp32_sha256": "0" * 64, "peak_agreement": 0.99})
+    with caplog.at_level(logging.WARNING):
+        info = create_session(model_copy, "cpu").runtime_info
+    assert info.precision == "fp32"
+    assert "made from another" in caplog.text and "hfpose-export --int8" in caplog.text
+
+
+def test_checked_copy_runs_where_the_probe_finds_it_faster(cache, model_copy) -> None:
+    sha = file_sha256(model_copy)
+    _fake_variant(model_copy, {"fp32_sha256": sha, "peak_agreement": 0.40})
+    assert create_session(model_copy, "cpu").runtime_info.precision == "fp32"
+    assert not cache.exists()  # a copy below parity is not even timed
+    _fake_variant(model_copy, {"fp32_sha256": sha, "peak_agreement": 0.99})
+    chosen = create_session(model_copy, "cpu").runtime_info.precision
+    (entry,) = json.loads(cache.read_text()).values()
+    assert set(entry["median_cpu_ms"]) == {"fp32", "int8"} and entry["choice"] == chosen
+    assert create_session(model_copy, "cpu", precision="fp32").runtime_info.precision == "fp32"
+
+
+def test_litert_runs_blazepose_full_from_the_mediapipe_wheel() -> None:
+    pytest.importorskip("ai_edge_litert", reason="the litert extra is not installed")
+    pytest.importorskip("mediapipe", reason="the pseudo extra (mediapipe wheel) is not installed")
+    from benchmarks.blazepose_baseline import blazepose_full_path, litert_candidate
+
+    path = blazepose_full_path()
+    assert path.name == "pose_landmark_full.tflite"
+    candidate = litert_candidate("BlazePose-full", path, threads=1)
+    candidate.run(np.random.default_rng(0).uniform(0, 1, (2, 3, 256, 256)).astype(np.float32))

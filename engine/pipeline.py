@@ -79,7 +79,7 @@ class PipelineConfig:
     model's share of the CPU: ``None`` splits the cores between the detector and the keypoint
     model, which run at the same time in their own stages (0: every core for each, as suits
     one thread calling both in turn). ``min_pose_score``: people whose mean keypoint score
-    is lower are dropped as phantoms, and new tracks need twice it (:mod:`engine.plausibility`).
+    is lower are dropped as phantoms, and new tracks need more (:mod:`engine.plausibility`).
     ``keep_real_time``: a file source paced at its rate (the app's player) skips the frames the
     detector has no time for, as a live source does, instead of slowing the playback down.
     """
@@ -606,6 +606,11 @@ class Pipeline:
         """Move the keypoint model and the detector to another backend at the next frame."""
         self._request("detect", device=device)
         self._request("pose", device=device)
+
+    def set_precision(self, precision: str) -> None:
+        """Run the keypoint model in ``precision`` (``PipelineConfig.precision``) from the next
+        frame on."""
+        self._request("pose", precision=precision)
 
     def set_model(self, model: str | None, model_config: str | None = None) -> None:
         """Load another keypoint model (``None``: the shipped one) at the next frame;

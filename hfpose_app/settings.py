@@ -13,7 +13,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths
 
+from engine.pipeline import PipelineConfig
 from engine.plausibility import DEFAULT_MIN_POSE_SCORE
+from engine.runtimes import PRECISIONS
 
 ORGANISATION = "hfpose"
 APPLICATION = "hfpose"
@@ -43,6 +45,7 @@ class AppSettings:
 
     # Inference
     backend: str = "auto"
+    precision: str = PipelineConfig.precision  # the engine's default, declared there
     model_path: str = ""  # empty: the shipped HF-HRNet; else a file or a shipped model's name
     model_config: str = ""  # the mmpose config for authors' checkpoints
     detector: str = "nanodet"
@@ -101,6 +104,7 @@ def _coerce(raw: object, default: object) -> object:
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "backend": BACKENDS,
+    "precision": PRECISIONS,
     "smoothing": SMOOTHING_METHODS,
     "draw_style": DRAW_STYLES,
     "detector": DETECTORS,

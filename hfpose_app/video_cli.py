@@ -29,6 +29,7 @@ from engine.pipeline import Pipeline, PipelineConfig, PipelineError, RunSummary
 from engine.plausibility import DEFAULT_MIN_POSE_SCORE
 from engine.rendering import RENDER_STYLES, RenderOptions
 from engine.results import FrameResult
+from engine.runtimes import PRECISIONS
 from engine.sinks import CocoResultsSink, CsvKeypointSink, JsonKeypointSink, SinkError, VideoSink
 from engine.smoothing import SMOOTHING_METHODS, SmoothingConfig
 from engine.sources import SourceError, is_live_spec
@@ -93,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_device,
         default="auto",
         help=f"backend: {', '.join(DEVICES)} (default auto)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=PipelineConfig.precision,
+        help="fast (default): bf16 where the CPU has it natively, or the model's checked int8 "
+        "copy, whichever the machine runs faster; fp32: exactly as trained",
     )
     parser.add_argument(
         "--model",
@@ -253,6 +261,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         model_config=args.model_config,
         device=args.device,
+        precision=args.precision,
         detector=args.detector,
         det_interval=args.det_interval,
         max_persons=args.max_persons,

@@ -181,6 +181,7 @@ def pipeline_config(source: FrameSource, s: AppSettings) -> PipelineConfig:
         model=s.model_path or None,
         model_config=s.model_config or None,
         device=s.backend,
+        precision=s.precision,
         detector=detector_spec(s),
         det_interval=s.det_interval,
         max_persons=s.max_persons,
@@ -566,6 +567,8 @@ class PipelineWorker(QObject):
         try:
             if new.backend != old.backend:
                 pipeline.set_backend(new.backend)
+            if new.precision != old.precision:
+                pipeline.set_precision(new.precision)
             if (new.model_path, new.model_config) != (old.model_path, old.model_config):
                 pipeline.set_model(new.model_path or None, new.model_config or None)
             if detector_spec(new) != detector_spec(old):

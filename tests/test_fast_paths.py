@@ -115,3 +115,40 @@ def test_litert_runs_blazepose_full_from_the_mediapipe_wheel() -> None:
     assert path.name == "pose_landmark_full.tflite"
     candidate = litert_candidate("BlazePose-full", path, threads=1)
     candidate.run(np.random.default_rng(0).uniform(0, 1, (2, 3, 256, 256)).astype(np.float32))
+
+
+def test_precision_is_one_setting_from_pipeline_config_to_cli_and_dialog(qtbot, tmp_path) -> None:
+    from PySide6.QtCore import QSettings
+
+    from engine.pipeline import PipelineConfig
+    from engine.runtimes import available_backends
+    from hfpose_app.settings import AppSettings, SettingsStore
+    from hfpose_app.settings_dialog import SettingsDialog
+    from hfpose_app.video_cli import build_parser
+
+    assert AppSettings().precision == PipelineConfig().precision == "fast"
+    assert build_parser().parse_args(["in.mp4"]).precision == PipelineConfig().precision
+    with pytest.raises(ValueError, match="precision"):
+        PipelineConfig(precision="int4")
+    dialog = SettingsDialog(AppSettings(), available_backends())
+    qtbot.addWidget(dialog)
+    seen: list[AppSettings] = []
+    dialog.settings_changed.connect(seen.append)
+    dialog.precision.setCurrentIndex(dialog.precision.findData("fp32"))
+    assert seen[-1].precision == "fp32"
+    store = SettingsStore(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    store.save(seen[-1])
+    assert store.load().precision == "fp32"
+
+
+@has_openvino
+def test_pipeline_switches_the_keypoint_model_to_fp32_at_the_next_frame() -> None:
+    from engine.pipeline import PipelineConfig, PoseProcessor, _Work
+    from engine.sources import Frame
+
+    processor = PoseProcessor(PipelineConfig(source="unused", device="openvino"))
+    processor.request("pose", precision="fp32")
+    frame = Frame(np.zeros((240, 320, 3), np.uint8), 0, 0.0)
+    processor.pose_step(_Work(frame, 0, 0.0, boxes=np.array([[10, 10, 200, 230, 0.9]])))
+    assert processor.estimator.runtime_info.precision == "fp32"
+    assert processor.config.precision == "fp32"

@@ -24,10 +24,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-FIXTURE_OPTIONS = [
-    f"data.train.ann_file={REPO / 'tests/data/coco/test_coco.json'}",
-    f"data.train.img_prefix={REPO / 'tests/data/coco'}",
-]
+FIXTURE_ENTRY = {
+    "type": "TopDownCocoDataset",
+    "ann_file": str(REPO / "tests/data/coco/test_coco.json"),
+    "img_prefix": str(REPO / "tests/data/coco"),
+    "sampling_ratio": 1,
+}
+# The fixture's 12 people drawn as one long epoch: as its own epoch, every step was a new epoch,
+# i.e. a new DataLoader (a worker forked, nothing prefetched) and a batch of 12, not 16.
+FIXTURE_EPOCH = 4096
+
+
+def fixture_options() -> list[str]:
+    return [
+        f"data.train=[{json.dumps(FIXTURE_ENTRY)}]",
+        f"data.train_samples_per_epoch={FIXTURE_EPOCH}",
+    ]
 
 
 def bench_data(trainer, batches: int) -> float:
@@ -71,6 +83,136 @@ def bench_steps(trainer, steps: int, warmup: int = 2) -> float:
     return samples / (time.perf_counter() - started)
 
 
+class _TimedStep:
+    """A pipeline step that adds its CPU time to ``totals[name]``."""
+
+    def __init__(self, step, totals: dict[str, float]) -> None:
+        self.step, self.totals, self.name = step, totals, type(step).__name__
+
+    def __call__(self, results, rng):
+        started = time.process_time()
+        results = self.step(results, rng)
+        self.totals[self.name] = self.totals.get(self.name, 0.0) + time.process_time() - started
+        return results
+
+
+def pipeline_ms(dataset, samples: int) -> dict[str, float]:
+    """CPU milliseconds per sample of each pipeline step and of the whole item (this process).
+
+    CPU time, not wall time: on cores shared with other jobs it still says what the work costs."""
+    parts = getattr(dataset, "datasets", [dataset])
+    totals: dict[str, float] = {}
+    saved = [list(part.pipeline.steps) for part in parts]
+    for part in parts:
+        part.pipeline.steps = [_TimedStep(step, totals) for step in part.pipeline.steps]
+    try:
+        started = time.process_time()
+        for i in range(samples):
+            dataset[(1, (i * 7919) % len(dataset))]
+        totals["whole sample"] = time.process_time() - started
+    finally:
+        for part, steps in zip(parts, saved):
+            part.pipeline.steps = steps
+    return {name: round(1000 * seconds / samples, 2) for name, seconds in totals.items()}
+
+
+def step_parts_ms(trainer, batch, repeats: int) -> dict[str, float]:
+    """CPU milliseconds (all torch threads) of each part of one optimiser step on a fixed batch
+    (median after a warm-up step)."""
+    import numpy as np
+
+    from training.evaluation import heatmap_accuracy
+
+    model, optimizer = trainer.train_model, trainer.optimizer
+    images = trainer._to_device(batch["img"], image=True)
+    target, weight = batch["target"], batch["target_weight"]
+    model.train()
+    times: dict[str, list[float]] = {"forward": [], "loss+backward": [], "Adam": [], "acc_pose": []}
+    for repeat in range(repeats + 1):
+        t0 = time.process_time()
+        optimizer.zero_grad(set_to_none=True)
+        with trainer._autocast():
+            output = model(images)
+        t1 = time.process_time()
+        trainer.loss_fn(output.float(), target, weight).backward()
+        t2 = time.process_time()
+        optimizer.step()
+        t3 = time.process_time()
+        heatmap_accuracy(
+            output.detach().float().numpy(), target.numpy(), weight.numpy()
+        )  # fmt: skip
+        t4 = time.process_time()
+        if repeat:
+            for name, seconds in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                times[name].append(seconds)
+    return {name: round(1000 * float(np.median(v)), 1) for name, v in times.items()}
+
+
+def loader_start_s(trainer) -> float:
+    """Seconds from building the epoch's DataLoader to its first batch (paid once per epoch)."""
+    trainer.batch_sampler.set_epoch(0)
+    started = time.perf_counter()
+    loader = iter(trainer._train_loader())
+    next(loader)
+    elapsed = time.perf_counter() - started
+    del loader
+    return elapsed
+
+
+def interleaved_rates(trainer, steps: int, rounds: int, workers: list[int]) -> dict[str, dict]:
+    """Whole steps fed by a fixed batch (no data loading at all) against the DataLoader with each
+    worker count, alternating so that load changes hit all alike: the best round's samples/s
+    (wall) and the main process's CPU ms per sample (the worker's own CPU is not in it)."""
+    results: dict[str, dict] = {}
+    trainer.batch_sampler.set_epoch(0)
+    fixed = next(iter(trainer._train_loader()))
+
+    def record(key: str, samples: int, wall: float, cpu: float) -> None:
+        entry = results.setdefault(key, {"samples_per_s": 0.0, "main_cpu_ms_per_sample": 1e9})
+        entry["samples_per_s"] = round(max(entry["samples_per_s"], samples / wall), 2)
+        entry["main_cpu_ms_per_sample"] = round(
+            min(entry["main_cpu_ms_per_sample"], 1000 * cpu / samples), 1
+        )
+
+    for _ in range(rounds):
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(steps):
+            trainer._step([fixed], 0)
+        samples = steps * len(fixed["img"])
+        record("fixed batch", samples, time.perf_counter() - wall, time.process_time() - cpu)
+        for count in workers:
+            trainer.cfg["data"]["workers_per_gpu"] = count
+            trainer.batch_sampler.set_epoch(0)
+            loader = iter(trainer._train_loader())
+            trainer._step([next(loader)], 0)  # the loader's start is loader_start_s's
+            wall, cpu, samples = time.perf_counter(), time.process_time(), 0
+            for _ in range(steps):
+                batch = next(loader)
+                trainer._step([batch], 0)
+                samples += len(batch["img"])
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            record(f"DataLoader, {count} worker(s)", samples, wall, cpu)
+            del loader
+    return results
+
+
+def breakdown(trainer, workers: list[int], steps: int, rounds: int) -> dict:
+    """Where a training step's time goes, all measured in this one process."""
+    trainer.cfg["data"]["workers_per_gpu"] = 0
+    trainer.batch_sampler.set_epoch(0)
+    batch = next(iter(trainer._train_loader()))
+    result = {
+        "pipeline_ms_per_sample": pipeline_ms(trainer.train_set, 4 * len(batch["img"])),
+        "step_parts_ms": step_parts_ms(trainer, batch, max(steps, 2)),
+        "loader_start_s": {},
+    }
+    for count in workers:
+        trainer.cfg["data"]["workers_per_gpu"] = count
+        result["loader_start_s"][count] = round(loader_start_s(trainer), 2)
+    result["samples_per_s"] = interleaved_rates(trainer, steps, rounds, workers)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("config", nargs="?", default="hf_hrnet_18_coco_256x192")
@@ -85,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
         default="fixture",
         help="the repository's COCO fixture (default) or the config's own data.train",
     )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="where a step's time goes: pipeline steps, forward/backward/Adam, loader start, and "
+        "fixed-batch vs DataLoader-fed steps interleaved (instead of the plain measurements)",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="--breakdown: alternations")
     parser.add_argument("--cfg-options", nargs="+", default=[])
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
@@ -94,20 +243,32 @@ def main(argv: list[str] | None = None) -> int:
     from models.config import load_config
     from training.trainer import Trainer
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     options = ["evaluation.interval=0", f"data.samples_per_gpu={args.batch}"]
+    if args.threads:
+        # through the config: the Trainer applies cpu_threads, which would override a bare
+        # torch.set_num_threads (a config with cpu_threads: 2 ran --threads 1 on two threads)
+        options.append(f"cpu_threads={args.threads}")
     if args.data == "fixture":
-        options = [*FIXTURE_OPTIONS, *options]
+        options = [*fixture_options(), *options]
     results = {
         "config": args.config,
         "batch": args.batch,
-        "torch_threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0],
         "data_samples_per_s": {},
     }
     with tempfile.TemporaryDirectory() as work_dir:
+        if args.breakdown:
+            cfg = load_config(args.config, [*options, *args.cfg_options])
+            trainer = Trainer(cfg, Path(work_dir) / "b", progress=False, log=lambda m: None)
+            amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[trainer.amp_dtype]
+            results.update(amp=amp, data=args.data, torch_threads=torch.get_num_threads())
+            results["breakdown"] = breakdown(trainer, args.workers, args.steps, args.rounds)
+            results["load_average_1min_end"] = os.getloadavg()[0]
+            print(json.dumps(results, indent=1))
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=2) + "\n")
+            return 0
         for workers in args.workers:
             cfg = load_config(
                 args.config, [*options, f"data.workers_per_gpu={workers}", *args.cfg_options]
@@ -119,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             results["data_samples_per_s"][workers] = round(rate, 1)
             print(f"data pipeline, {workers} worker(s): {rate:.1f} samples/s", flush=True)
         amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[trainer.amp_dtype]
+        results["torch_threads"] = torch.get_num_threads()  # as the Trainer set them
         rate = bench_steps(trainer, args.steps)
         results["train_samples_per_s"] = round(rate, 2)
         results["train_workers"] = args.workers[-1]

@@ -432,6 +432,21 @@ def test_resume_continues_exactly(tmp_path: Path, four_people: Path) -> None:
         Trainer(other, tmp_path / "straight", resume=True, progress=False)
 
 
+def test_a_persistent_loader_worker_gives_each_epoch_the_same_batches(
+    tmp_path: Path, four_people: Path
+) -> None:
+    """One DataLoader with a persistent worker serves all epochs: same weights as in-process."""
+    trained = []
+    for workers in (0, 1):
+        options = small_options(four_people, total_epochs=2, **{"data.workers_per_gpu": workers})
+        cfg = load_config("hf_hrnet_18_coco_256x192", options)
+        trainer = Trainer(cfg, tmp_path / f"w{workers}", progress=False)
+        trainer.train()
+        assert trainer.global_step == 4
+        trained.append(trainer.model.state_dict())
+    _state_equal(trained[0], trained[1])
+
+
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     tmp_path: Path, four_people: Path
 ) -> None:

@@ -213,12 +213,14 @@ def quantize_int8(
     check: np.ndarray,
     work_dir: Path,
     log: Any = print,
+    target: float = TARGET_AGREEMENT,
+    max_float_modules: int = MAX_FLOAT_GROUPS,
 ) -> Int8Report:
     """Static int8 QDQ (per-channel int8 weights, uint8 activations, MinMax ranges from the
-    calibration crops) of every Conv; then, while fewer than ``TARGET_AGREEMENT`` of fp32's sure
-    peaks stay put on the check crops, the depthwise convolutions and then the modules whose
+    calibration crops) of every Conv; then, while fewer than ``target`` of fp32's sure peaks
+    stay put on the check crops, the depthwise convolutions and then the modules whose
     quantization alone costs the most agreement go back to float (at most
-    ``MAX_FLOAT_GROUPS``)."""
+    ``max_float_modules``)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -260,17 +262,17 @@ def quantize_int8(
         log(f"int8, in float: {', '.join(float_groups)}: {result:.3f}")
         return result
 
-    if agreement < TARGET_AGREEMENT and groups[DEPTHWISE]:
+    if agreement < target and groups[DEPTHWISE]:
         agreement = keep_in_float(DEPTHWISE)
-    if agreement < TARGET_AGREEMENT:
+    if agreement < target and max_float_modules:
         alone = {}
         for group, nodes in groups.items():
             if group != DEPTHWISE:
                 alone[group] = quantize(work_dir / "one_group.onnx", nodes, [])
                 log(f"  only {group} in int8: {alone[group]:.3f}")
-        for group in sorted(alone, key=alone.get)[:MAX_FLOAT_GROUPS]:
+        for group in sorted(alone, key=alone.get)[:max_float_modules]:
             agreement = keep_in_float(group)
-            if agreement >= TARGET_AGREEMENT:
+            if agreement >= target:
                 break
     final, per_keypoint, compared = peak_agreement(reference, _run_all(out_path, check))
     return Int8Report(

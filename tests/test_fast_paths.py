@@ -152,3 +152,66 @@ def test_pipeline_switches_the_keypoint_model_to_fp32_at_the_next_frame() -> Non
     processor.pose_step(_Work(frame, 0, 0.0, boxes=np.array([[10, 10, 200, 230, 0.9]])))
     assert processor.estimator.runtime_info.precision == "fp32"
     assert processor.config.precision == "fp32"
+
+
+@has_openvino
+def test_fast_precision_keeps_the_keypoints_of_real_people(data_dir) -> None:
+    """Accuracy gate: the people of mmpose's COCO test images (their labelled boxes), fp32 on
+    ONNX Runtime against ``fast`` on OpenVINO (bf16 where the CPU has it): nearly every joint
+    fp32 is sure of lands within 3% of the box's height."""
+    import cv2
+
+    from engine.pose import PoseEstimator
+
+    labels = json.loads((data_dir / "coco" / "test_coco.json").read_text())
+    exact = PoseEstimator(MODEL, "cpu", precision="fp32", num_threads=1)
+    fast = PoseEstimator(MODEL, "openvino", precision="fast", num_threads=1)
+    close, sure = 0, 0
+    for image in labels["images"]:
+        boxes = np.array(
+            [a["bbox"] for a in labels["annotations"] if a["image_id"] == image["id"]], np.float32
+        )
+        if not len(boxes):
+            continue
+        boxes[:, 2:] += boxes[:, :2]
+        frame = cv2.imread(str(data_dir / "coco" / image["file_name"]))
+        reference, fast_result = exact.estimate(frame, boxes), fast.estimate(frame, boxes)
+        heights = (boxes[:, 3] - boxes[:, 1])[:, None]
+        distance = np.linalg.norm(reference.keypoints - fast_result.keypoints, axis=-1)
+        mask = reference.scores >= 0.3
+        close += int((distance[mask] <= 0.03 * np.broadcast_to(heights, mask.shape)[mask]).sum())
+        sure += int(mask.sum())
+    assert sure >= 20, "too few sure keypoints for the gate to mean anything"
+    assert close / sure >= 0.95, f"{close} of {sure} sure keypoints kept"
+
+
+@pytest.mark.shared
+def test_int8_copy_from_training_crops_keeps_the_peaks_and_is_accepted(
+    tmp_path, shared_dir
+) -> None:
+    """A real quantization, small: 24 calibration and 24 check crops from the training images
+    (cut by the engine's crop code), depthwise convolutions kept in float."""
+    from engine.runtimes import read_onnx_metadata
+    from models.quantize import (
+        Preprocessing,
+        calibration_and_check_sets,
+        int8_path_for,
+        quantize_int8,
+        write_int8_metadata,
+    )
+
+    model = tmp_path / MODEL.name
+    model.write_bytes(MODEL.read_bytes())
+    prep = Preprocessing.from_metadata(read_onnx_metadata(model))
+    calibration, check = calibration_and_check_sets(prep, calibration=24, check=24)
+    report = quantize_int8(
+        model, int8_path_for(model), calibration, check, tmp_path, log=lambda _: None,
+        target=0.9, max_float_modules=0,
+    )  # fmt: skip
+    assert report.float_groups == ["depthwise convolutions"]
+    assert report.agreement >= 0.85, report
+    write_int8_metadata(model, report, len(calibration))
+    meta = read_onnx_metadata(int8_path_for(model))
+    assert meta["fp32_sha256"] == file_sha256(model) and meta["precision"] == "int8"
+    nodes = onnx.load(str(int8_path_for(model))).graph.node
+    assert any(n.op_type == "QuantizeLinear" for n in nodes)

@@ -108,3 +108,16 @@ def test_playback_mode_in_the_settings_dialog_and_the_view_menu_agree(qtbot, win
     dialog.min_pose_score.setValue(0.25)
     assert window.settings.min_pose_score == 0.25
     assert window.settings.playback == "every-frame"  # an edit in the dialog keeps the mode
+
+
+def test_min_pose_score_from_the_settings_applies_to_the_playing_video(
+    qtbot, window, data_dir
+) -> None:
+    """No pose of the keypoint model reaches a mean score of 1: at that setting nobody is shown."""
+    window.open_source(str(data_dir / "videos" / CLIP))
+    qtbot.waitUntil(lambda: window.people_label.text() != "0 people", timeout=RUN_TIMEOUT_MS)
+    with qtbot.waitSignal(window.worker.finished, timeout=RUN_TIMEOUT_MS):
+        window.apply_settings(window.settings.replace(min_pose_score=1.0))
+        qtbot.waitUntil(lambda: window.people_label.text() == "0 people", timeout=RUN_TIMEOUT_MS)
+    assert window.people_label.text() == "0 people"  # to the last frame
+    assert window.store.load().min_pose_score == 1.0

@@ -7,12 +7,13 @@
 
 A *phantom* is a detector box on something that is not a person (traffic cones, a rock, a bike
 rack) that the pipeline gives a skeleton. On these static-camera clips they are static: the same
-box frame after frame. ``--static-boxes`` groups the boxes that recur (IoU > 0.6) and draws the
+box frame after frame. ``--static-boxes`` groups the boxes that recur (IoU > 0.5) and draws the
 groups on the first frame with their best pose scores; looking at them (and at crops of their
 best-scoring frames) gave ``benchmarks/data/phantom_labels.json``: per clip, phantom regions, and
 regions left out of both counts (a sign people often stand behind). Every other box counts as a
-real person: on these clips each one was a person, often partly out of view or from behind. The
-detector (NanoDet) does not change with the keypoint model, so the labels stay valid for any.
+real person: the low-scoring ones were checked by eye and were people partly out of view or seen
+from behind. The detector (NanoDet) does not change with the keypoint model, so the labels stay
+valid for any keypoint model.
 
 The detector and the keypoint model run once per clip on every frame (cached in ``--cache``);
 then, for each threshold, the engine's own filter and tracker run on those results

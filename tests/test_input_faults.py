@@ -59,8 +59,9 @@ def _packet_times(path: Path) -> list[float]:
     """Presentation times of a written video's frames, in display order."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
+        time_base = stream.time_base
         stamps = [p.pts for p in container.demux(stream) if p.pts is not None]
-    return [float(t * stream.time_base) for t in sorted(stamps)]
+    return [float(t * time_base) for t in sorted(stamps)]
 
 
 def test_b_frame_avi_frames_come_in_display_order_with_even_times(tmp_path):

@@ -32,6 +32,7 @@ import contextlib
 import io
 import json
 import math
+import os
 import platform
 import sys
 import tempfile
@@ -170,17 +171,22 @@ def blazepose_predictions(dataset: Any) -> dict[str, np.ndarray]:
 
 def score_blazepose(set_name: str, work_dir: Path) -> dict[str, float]:
     """BlazePose through the same dataset, boxes and scoring as ``hfpose-test``."""
+    return score_blazepose_argv(test_argv("blazepose", set_name, work_dir))
+
+
+def score_blazepose_argv(argv: list[str]) -> dict[str, float]:
+    """BlazePose scored on what an ``hfpose-test`` command line (``argv``) names."""
     from models.config import load_config
     from training import test_cli
     from training.datasets import build_dataset, dataset_layout
     from training.evaluation import evaluate_dataset
 
-    args = test_cli.build_parser().parse_args(test_argv("blazepose", set_name, work_dir))
+    args = test_cli.build_parser().parse_args(argv)
     cfg = load_config(args.config, ["data_cfg.use_gt_bbox=true"])
     dataset = build_dataset(cfg, "test", entry=test_cli._test_entry(args, cfg))
     predictions = blazepose_predictions(dataset)
     return evaluate_dataset(
-        args.metric, predictions, dataset, dataset_layout(cfg), cfg["data_cfg"], work_dir
+        args.metric, predictions, dataset, dataset_layout(cfg), cfg["data_cfg"], args.work_dir
     )
 
 
@@ -265,7 +271,10 @@ def main(argv: list[str] | None = None) -> int:
 
     command = " ".join(["python benchmarks/bench_accuracy.py", *sys.argv[1:]])
     print(markdown_table(results, crops))
-    print(f"\n`{command}` on {cpu_name()}; GT boxes; MPII/LSPET: limbs only (no face labels).")
+    print(
+        f"\n`{command}` on {cpu_name()} ({os.cpu_count()} cores); GT boxes; crops W x H; "
+        "MPII/LSPET score limbs only (they label no face)."
+    )
     if args.json:
         report = {
             "command": command,

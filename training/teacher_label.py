@@ -12,8 +12,8 @@ Two sources, one command, COCO-format output that records which labels are the t
     most face points and drops most wrong ones). Human labels always win: limb joints are never
     changed. Thunder sees each person upright: the image is rotated about the person so that
     the labelled hips-to-shoulders vector points up (LSPET's inverted gymnasts), and given the
-    box of the labelled joints and head points (x ``LABEL_BOX_MARGIN``); the engine cuts its
-    square crop around it.
+    box of the labelled joints, head points and a head top estimated from the torso
+    (x ``LABEL_BOX_MARGIN``); the engine cuts its square crop around it.
 ``photos MANIFEST IMAGES_ROOT OUT --repo OWNER/NAME``
     Unlabelled photos of ``../shared/datasets/person_photos`` (extracted with its
     ``extract.py`` under IMAGES_ROOT): people found by the shipped NanoDet, each labelled by

@@ -187,6 +187,39 @@ def test_simcc_model_exported_from_torch_decodes_to_the_expected_points(tmp_path
     np.testing.assert_allclose(scores[0], 0.8, atol=1e-6)  # the smaller of the two maxima
 
 
+def test_simcc_flip_test_keeps_the_points_on_a_bright_spot(tmp_path) -> None:
+    """SimCC vectors that follow the image (each bin is a column's or row's brightness, split
+    ratio 2): flipped and merged as mmpose does, every joint stays on the spot."""
+    torch = pytest.importorskip("torch")
+
+    class BrightnessSimcc(torch.nn.Module):
+        def forward(self, image):
+            gray = image.mean(1)  # (N, H, W)
+            columns = gray.mean(1).repeat_interleave(2, dim=1)  # (N, 2W)
+            rows = gray.mean(2).repeat_interleave(2, dim=1)  # (N, 2H)
+            return columns[:, None].expand(-1, 17, -1), rows[:, None].expand(-1, 17, -1)
+
+    path = tmp_path / "brightness_simcc.onnx"
+    torch.onnx.export(
+        BrightnessSimcc(),
+        (torch.zeros(1, 3, 256, 192),),
+        str(path),
+        input_names=["input"],
+        output_names=["simcc_x", "simcc_y"],
+        opset_version=17,
+        dynamo=False,
+    )
+    ys, xs = np.mgrid[0:480, 0:640]
+    blob = 255 * np.exp(-((xs - 200.0) ** 2 + (ys - 300.0) ** 2) / (2 * 5.0**2))
+    frame = np.repeat(blob[..., None], 3, axis=2).astype(np.uint8)  # brightest at (200, 300)
+    box = [[130, 90, 270, 430]]
+    plain = PoseEstimator(path, "cpu").estimate(frame, box).keypoints[0]
+    flipped = PoseEstimator(path, "cpu", flip_test=True).estimate(frame, box).keypoints[0]
+    pixel = 340 * 1.25 / 256  # one input pixel in the frame
+    for keypoints in (plain, flipped):
+        assert np.linalg.norm(keypoints - [200.0, 300.0], axis=1).max() < 1.5 * pixel
+
+
 def _mmpose_like_heatmap_model(path: Path) -> Path:
     """(N,3,256,192) -> (N,17,64,48) named as mmdeploy names it ("input" -> "output"), no
     metadata: every heatmap is the crop's brightness pooled 4x, so it peaks on a bright spot."""

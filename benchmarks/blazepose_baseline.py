@@ -192,20 +192,22 @@ def interleaved_ratios(
     rng = np.random.default_rng(0)
     baseline_input = rng.uniform(0, 1, (1, 3, 256, 256)).astype(np.float32)
     inputs = {n: rng.normal(0, 1, (n, *input_shape_chw)).astype(np.float32) for n in batches}
-    jobs = [(c, n) for c in candidates for n in batches]
-    for _ in range(3):  # warm-up: the first calls allocate and choose kernels
-        baseline.run(baseline_input)
-        for candidate, n in jobs:
-            candidate.run(inputs[n])
-    base: list[tuple[float, float]] = []
-    times: dict[int, list[tuple[float, float]]] = {i: [] for i in range(len(jobs))}
-    for _ in range(repeats):
-        base.append(_timed(lambda: baseline.run(baseline_input)))
-        for i, (candidate, n) in enumerate(jobs):
-            wall, cpu = _timed(lambda c=candidate, x=inputs[n]: c.run(x))
-            times[i].append((wall / n, cpu / n))
+    base: dict[int, list[tuple[float, float]]] = {n: [] for n in batches}
+    times: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    # One batch size at a time: a compiled OpenVINO model that alternates between two input
+    # shapes re-prepares at every call, which would charge it work a real run never does.
+    for n in batches:
+        for _ in range(3):  # warm-up: the first calls allocate and choose kernels
+            baseline.run(baseline_input)
+            for candidate in candidates:
+                candidate.run(inputs[n])
+        for _ in range(repeats):
+            base[n].append(_timed(lambda: baseline.run(baseline_input)))
+            for i, candidate in enumerate(candidates):
+                wall, cpu = _timed(lambda c=candidate, x=inputs[n]: c.run(x))
+                times.setdefault((i, n), []).append((wall / n, cpu / n))
 
-    def row(name: str, batch: int, samples: list[tuple[float, float]]) -> dict:
+    def row(name: str, batch: int, samples: list[tuple[float, float]], base: list) -> dict:
         # The median of per-repetition ratios keeps the pairing: a load spike during one
         # repetition cancels out instead of landing on one side.
         return {
@@ -219,6 +221,8 @@ def interleaved_ratios(
             ),
         }
 
-    rows = [row(baseline.name, 1, base)]
-    rows += [row(c.name, n, times[i]) for i, (c, n) in enumerate(jobs)]
+    first = batches[0]
+    rows = [row(baseline.name, 1, base[first], base[first])]
+    for i, candidate in enumerate(candidates):
+        rows += [row(candidate.name, n, times[(i, n)], base[n]) for n in batches]
     return rows

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 CACHE_FILE = "auto_backend.json"
 PROBE_ROUNDS = 9
+PROBE_VERSION = "2"  # part of the cache key: a change of how the probe measures re-measures
 
 
 def cache_dir() -> Path:
@@ -77,7 +78,7 @@ def probe_key(model: Path, question: str, candidates: list[str]) -> str:
         versions.append(f"openvino {openvino.__version__}")
     except ImportError:
         pass
-    parts = [_cpu_identity(), *versions, file_sha256(model), question, *candidates]
+    parts = [PROBE_VERSION, _cpu_identity(), *versions, file_sha256(model), question, *candidates]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
@@ -99,6 +100,14 @@ def _write_cache(entries: dict[str, Any]) -> None:
         log.info("auto backend: cannot write the probe cache in %s: %s", folder, error)
 
 
+def probe_input_shape(session: Any) -> list[int]:
+    """Batch 1 at the size the model really sees: a dynamic height and width (NanoDet) take
+    the metadata's ``input_size`` (else 416), never 1x1, where every runtime looks alike."""
+    batch, channels, height, width = session.input_shape
+    size_wh = session.metadata.get("input_size") or (416, 416)
+    return [1, channels or 3, height or int(size_wh[1]), width or int(size_wh[0])]
+
+
 def _time_sessions(sessions: dict[str, Any]) -> dict[str, float]:
     """Median CPU ms of one batch-1 call per session, the sessions taking turns.
 
@@ -108,8 +117,7 @@ def _time_sessions(sessions: dict[str, Any]) -> dict[str, float]:
     inputs = {}
     rng = np.random.default_rng(0)
     for name, session in sessions.items():
-        shape = [d if d is not None else 1 for d in session.input_shape]
-        inputs[name] = rng.normal(0, 1, shape).astype(np.float32)
+        inputs[name] = rng.normal(0, 1, probe_input_shape(session)).astype(np.float32)
         session.run(inputs[name])  # first call: kernels chosen, memory allocated
     for _ in range(PROBE_ROUNDS):
         for name, session in sessions.items():

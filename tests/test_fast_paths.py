@@ -215,3 +215,12 @@ def test_int8_copy_from_training_crops_keeps_the_peaks_and_is_accepted(
     assert meta["fp32_sha256"] == file_sha256(model) and meta["precision"] == "int8"
     nodes = onnx.load(str(int8_path_for(model))).graph.node
     assert any(n.op_type == "QuantizeLinear" for n in nodes)
+
+
+def test_probe_feeds_a_dynamic_size_detector_its_real_input_size() -> None:
+    """NanoDet's height and width are dynamic: a 1x1 probe made every runtime look alike."""
+    from engine.auto_backend import probe_input_shape
+
+    session = create_session(asset_path("detectors/nanodet_416.onnx"), "cpu")
+    assert probe_input_shape(session) == [1, 3, 416, 416]
+    assert probe_input_shape(create_session(MODEL, "cpu")) == [1, 3, 256, 192]

@@ -196,6 +196,23 @@ def interleaved_rates(trainer, steps: int, rounds: int, workers: list[int]) -> d
     return results
 
 
+def compare_amp(trainer, steps: int) -> dict[str, list[float]]:
+    """CPU seconds of one whole step on a fixed batch, fp32 and bf16 autocast alternating."""
+    import torch
+
+    trainer.batch_sampler.set_epoch(0)
+    batch = next(iter(trainer._train_loader()))
+    seconds: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    for repeat in range(steps + 1):  # the first pair warms up both kernel sets
+        for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+            trainer.amp_dtype = dtype
+            started = time.process_time()
+            trainer._step([batch], 0)
+            if repeat:
+                seconds[name].append(round(time.process_time() - started, 3))
+    return seconds
+
+
 def breakdown(trainer, workers: list[int], steps: int, rounds: int) -> dict:
     """Where a training step's time goes, all measured in this one process."""
     trainer.cfg["data"]["workers_per_gpu"] = 0
@@ -234,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         "fixed-batch vs DataLoader-fed steps interleaved (instead of the plain measurements)",
     )
     parser.add_argument("--rounds", type=int, default=2, help="--breakdown: alternations")
+    parser.add_argument(
+        "--compare-amp",
+        action="store_true",
+        help="with --breakdown: also CPU seconds per step, fp32 and bf16 alternating",
+    )
     parser.add_argument("--cfg-options", nargs="+", default=[])
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
@@ -264,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[trainer.amp_dtype]
             results.update(amp=amp, data=args.data, torch_threads=torch.get_num_threads())
             results["breakdown"] = breakdown(trainer, args.workers, args.steps, args.rounds)
+            if args.compare_amp:
+                results["cpu_s_per_step"] = compare_amp(trainer, args.steps)
             results["load_average_1min_end"] = os.getloadavg()[0]
             print(json.dumps(results, indent=1))
             if args.json:

@@ -6,9 +6,11 @@ memory stays bounded:
 
 - a *file* is processed frame by frame, in order, none dropped; a full queue blocks the stage
   before it (back-pressure), so the source never races ahead;
-- a *live* source (webcam, stream) only hands over a frame when the detector's queue has room,
-  and then the newest one: the latency stays flat however long it runs. ``keep_real_time``
-  treats a file the same way, for a player that paces it at its own rate (the app).
+- with a *live* source (webcam, stream) every hand-over, source to detector and each stage to
+  the next, replaces a frame still waiting there with the newer one (counted as skipped): each
+  stage starts on the newest frame, so the latency stays one frame's processing however long it
+  runs. ``keep_real_time`` treats a file the same way, for a player that paces it at its own
+  rate (the app).
 
 Stopping (``stop()``, Ctrl+C in the CLI, the end of the input, an error in any stage) ends every
 thread within a second, closes every sink (so the video is playable), and an error is reported
@@ -81,7 +83,7 @@ class PipelineConfig:
     one thread calling both in turn). ``min_pose_score``: people whose mean keypoint score
     is lower are dropped as phantoms, and new tracks need more (:mod:`engine.plausibility`).
     ``keep_real_time``: a file source paced at its rate (the app's player) skips the frames the
-    detector has no time for, as a live source does, instead of slowing the playback down.
+    stages have no time for, as a live source does, instead of slowing the playback down.
     """
 
     source: str | int | FrameSource = "webcam:0"
@@ -190,6 +192,13 @@ class _Work:
     boxes: np.ndarray | None = None  # (N, 5) from the detector; None: follow previous keypoints
     people: list[Person] = field(default_factory=list)
     image: np.ndarray | None = None
+
+    def take_place_of(self, older: _Work) -> None:
+        """This frame replaces ``older`` in a queue: it keeps ``older``'s detections when it has
+        none of its own, so with ``det_interval`` > 1 a skipped detected frame does not leave
+        the keypoint model following old people until the next detection reaches it."""
+        if self.boxes is None and older.boxes is not None and older.epoch == self.epoch:
+            self.boxes = older.boxes
 
 
 _END = object()  # end-of-input marker that flows through every queue
@@ -466,7 +475,7 @@ class Pipeline:
         self._error_lock = threading.Lock()
         self._summary = RunSummary()
         self._started_at = 0.0
-        self._replaced_frames = 0  # live frames replaced by newer ones before detection
+        self._replaced_frames = 0  # frames replaced by newer ones in a queue (real time)
         self.source: FrameSource | None = None
         self.processor: PoseProcessor | None = None
 
@@ -647,8 +656,8 @@ class Pipeline:
             self._request(stage, min_pose_score=threshold)
 
     def set_keep_real_time(self, keep: bool) -> None:
-        """Files: skip the frames the detector has no time for (``True``) or take every frame
-        (``False``); the source thread reads it at its next frame."""
+        """Files: skip the frames the stages have no time for (``True``) or take every frame
+        (``False``); each stage reads it at its next hand-over."""
         self.config.keep_real_time = bool(keep)
 
     def set_smoothing(self, smoothing: SmoothingConfig) -> None:
@@ -748,7 +757,16 @@ class Pipeline:
             self.on_error(self._error)
 
     def _put(self, target: str, item: object) -> bool:
+        """Hand ``item`` to stage ``target``; False when stopping.
+
+        Real time (live source, ``keep_real_time``): replace what still waits there, never
+        block. Otherwise a full queue blocks (back-pressure: every frame, none lost). The end
+        marker always waits for room, so the last frame before it is never lost.
+        """
         q = self._queues[target]
+        if item is not _END and (self.source.info.is_live or self.config.keep_real_time):
+            self._replace_waiting(q, item)
+            return True
         while not self._stop.is_set():
             try:
                 q.put(item, timeout=_POLL_S)
@@ -779,8 +797,6 @@ class Pipeline:
 
     def _source_loop(self) -> None:
         source = self.source
-        live = source.info.is_live
-        detect_queue = self._queues["detect"]
         meter = self._meters["source"]
         frame: Frame | None = None
         try:
@@ -797,29 +813,28 @@ class Pipeline:
                     return
                 meter.record(time.perf_counter() - started)
                 work = _Work(frame, self._epoch, time.perf_counter(), still=source.info.stills)
-                if live or self.config.keep_real_time:
-                    self._hand_over_newest(detect_queue, work)
-                elif not self._put("detect", work):
+                if not self._put("detect", work):
                     return
         except BaseException as error:  # noqa: BLE001 - reported with stage and frame
             index = frame.index + 1 if frame is not None else 0
             self._fail("source", index, error, drain=True)
             self._put("detect", _END)
 
-    def _hand_over_newest(self, detect_queue: queue.Queue, work: _Work) -> None:
-        """Live sources: replace a frame still waiting for the detector with this newer one.
+    def _replace_waiting(self, target: queue.Queue, work: _Work) -> None:
+        """Take out every frame still waiting in ``target`` (skipped), then put ``work`` in.
 
-        The detector then always starts on a frame at most one camera period old, instead of
-        one that waited a whole detection for its turn. This thread is the queue's only
-        producer, so after taking the stale frame out there is room.
+        The next stage then starts on a frame at most one of this stage's periods old instead
+        of one that waited a whole turn of the slower stage. Each queue has one producer (the
+        stage before), so once the stale frames are out there is room.
         """
-        try:
-            detect_queue.get_nowait()
+        while True:
+            try:
+                work.take_place_of(target.get_nowait())
+            except queue.Empty:
+                break
             with self._control:
                 self._replaced_frames += 1
-        except queue.Empty:
-            pass
-        detect_queue.put_nowait(work)
+        target.put_nowait(work)
 
     def _stage_loop(self, name: str, step: Callable[[_Work], None]) -> None:
         following = STAGES[STAGES.index(name) + 1]

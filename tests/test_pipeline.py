@@ -19,6 +19,7 @@ from engine.pipeline import (
     PipelineConfig,
     PipelineError,
     PoseTracker,
+    _Work,
     available_cores,
     boxes_from_keypoints,
 )
@@ -282,6 +283,77 @@ def test_live_source_faster_than_pipeline_queue_never_grows_fake_camera(pose_mod
     early = float(np.median(latencies[2:7]))
     late = float(np.median(latencies[-5:]))
     assert late < 2.5 * early + 50.0
+
+
+def _run_with_display_stuck_on_first_frame(pose_model: str, keep_real_time: bool, steps: int):
+    """A file stepped frame by frame while the display (``on_result``) is still busy with frame
+    0: the slowest stage is the last one, on any machine. Returns the pipeline, the results
+    shown, the event that frees the display and, in real time, the longest queue after each
+    step."""
+    shown: list[FrameResult] = []
+    display_free = threading.Event()
+
+    def display(result: FrameResult) -> None:
+        shown.append(result)
+        if len(shown) == 1:
+            display_free.wait(60.0)
+
+    config = _config(pose_model, str(WALK), keep_real_time=keep_real_time, queue_size=4)
+    pipeline = Pipeline(config, on_result=display)
+    pipeline.pause()
+    pipeline.start()
+    pipeline.step()
+    _wait_until(lambda: len(shown) == 1)
+    queued = []
+    for rendered in range(2, steps + 2):
+        pipeline.step()
+        if keep_real_time:  # nothing blocks: each stepped frame gets through to the display
+            _wait_until(lambda n=rendered: pipeline.stats()["render"].frames == n)
+            queued.append(max(s.queue_size for s in pipeline.stats().values()))
+    return pipeline, shown, display_free, queued
+
+
+def test_real_time_replaces_frames_waiting_between_stages_instead_of_queueing(pose_model):
+    """Keep real time: a frame that reaches a busy stage replaces the one waiting there, so the
+    display, once free, shows the newest frame, not the backlog; the skipped are counted."""
+    steps = 8
+    pipeline, shown, display_free, queued = _run_with_display_stuck_on_first_frame(
+        pose_model, keep_real_time=True, steps=steps
+    )
+    assert max(queued) == 1  # one frame waits at a hand-over, never the engine's queue_size 4
+    display_free.set()
+    _wait_until(lambda: len(shown) == 2)
+    pipeline.stop()
+    assert pipeline.wait(5)
+    assert [r.index for r in shown] == [0, steps]  # frames 1..7 replaced before the display
+    assert shown[1].dropped_frames == steps - 1
+
+
+def test_every_frame_mode_queues_behind_a_busy_stage_and_loses_nothing(pose_model):
+    steps = 8
+    pipeline, shown, display_free, _ = _run_with_display_stuck_on_first_frame(
+        pose_model, keep_real_time=False, steps=steps
+    )
+    display_free.set()
+    _wait_until(lambda: len(shown) == steps + 1)
+    pipeline.stop()
+    assert pipeline.wait(5)
+    assert [r.index for r in shown] == list(range(steps + 1))
+    assert shown[-1].dropped_frames == 0
+
+
+def test_a_replaced_frame_hands_its_detections_to_the_newer_one():
+    """det_interval > 1 in real time: the keypoint stage must not lose a detection because the
+    detected frame was replaced by an undetected one while it waited."""
+    image = np.zeros((4, 4, 3), np.uint8)
+    boxes = np.array([[0, 0, 2, 2, 0.9]], np.float32)
+    detected = _Work(Frame(image, 0, 0.0), epoch=0, born=0.0, boxes=boxes)
+    following = _Work(Frame(image, 1, 0.1), epoch=0, born=0.0)
+    following.take_place_of(detected)
+    assert following.boxes is boxes
+    after_seek = _Work(Frame(image, 2, 5.0), epoch=1, born=0.0)
+    after_seek.take_place_of(detected)  # boxes from before a seek belong to another scene
+    assert after_seek.boxes is None
 
 
 def test_det_interval_follows_people_between_detections(pose_model):

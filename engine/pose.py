@@ -105,6 +105,21 @@ def _load(
     )
 
 
+def _started_pool(workers: int) -> ThreadPoolExecutor:
+    """A thread pool whose ``workers`` threads all exist on return.
+
+    ThreadPoolExecutor starts a thread per submit only while none is idle, so a lazily grown
+    pool would start threads in the middle of a video, the first time a frame holds enough
+    people: a thread count that changes mid-run looks like a leak to benchmarks/soak.py and
+    puts thread start-up on the hot path. Each task here waits until all have started.
+    """
+    pool = ThreadPoolExecutor(workers)
+    everyone_started = threading.Barrier(workers)
+    for future in [pool.submit(everyone_started.wait) for _ in range(workers)]:
+        future.result()
+    return pool
+
+
 class PoseEstimator:
     """Any top-down keypoint model on the chosen backend, swappable between frames."""
 
@@ -134,7 +149,7 @@ class PoseEstimator:
         self._model = _load(model, backend, config_path, num_threads, precision)
         # Crops of a frame run one per worker at once where the runtime allows concurrent
         # calls: one-thread sessions keep as many cores busy as there are workers.
-        self._crop_pool = ThreadPoolExecutor(crop_workers) if crop_workers > 1 else None
+        self._crop_pool = _started_pool(crop_workers) if crop_workers > 1 else None
 
     # ---------------------------------------------------------------- what runs, and swaps
 

@@ -58,7 +58,7 @@ SHIPPED_MODELS = {
 SHIPPED_MODEL_NOTES = {
     "hf-hrnet": (
         "HF-HRNet-18 (default)",
-        "MPII PCKh 69.2 · LSPET PCK 46.9 · COCO AP 13.8 · 31 ms/person · research-use weights",
+        "MPII PCKh 73.0 · LSPET PCK 48.6 · COCO AP 20.5 · 31 ms/person · research-use weights",
     ),
     "movenet-lightning": (
         "MoveNet Lightning",

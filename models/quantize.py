@@ -14,7 +14,6 @@ came from), ``precision`` and ``quantization`` so the engine uses it only with t
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -36,14 +35,6 @@ CALIBRATION_SOURCES = (
 PEAK_RADIUS = 1.0
 # Only keypoints fp32 is sure of are compared: an unsure peak wanders between equal maxima.
 PEAK_SCORE_MIN = 0.3
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def int8_path_for(fp32_path: str | Path) -> Path:
@@ -284,6 +275,8 @@ def write_int8_metadata(fp32_path: Path, report: Int8Report, calibration_count: 
     """The fp32 file's metadata plus where the int8 copy came from and how close it is."""
     import onnx
 
+    from engine.auto_backend import file_sha256  # the hash the engine checks the copy against
+
     source = onnx.load(str(fp32_path), load_external_data=False)
     model = onnx.load(str(report.path))
     del model.metadata_props[:]
@@ -291,7 +284,7 @@ def write_int8_metadata(fp32_path: Path, report: Int8Report, calibration_count: 
     values.update(
         {
             "precision": json.dumps("int8"),
-            "fp32_sha256": json.dumps(sha256_of(fp32_path)),
+            "fp32_sha256": json.dumps(file_sha256(fp32_path)),
             "fp32_file": json.dumps(fp32_path.name),
             "peak_agreement": json.dumps(round(report.agreement, 4)),
             "quantization": json.dumps(

@@ -42,6 +42,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -373,6 +374,51 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def rounded_keypoints(points: np.ndarray, score_digits: int = 0) -> list[float]:
+    """(17,3) -> a flat list: x, y to 0.01 px; the third column an int (v) or a rounded score."""
+    flat = []
+    for x, y, third in np.asarray(points, dtype=np.float64).reshape(-1, 3):
+        flat += [round(float(x), 2), round(float(y), 2)]
+        flat.append(round(float(third), score_digits) if score_digits else int(third))
+    return flat
+
+
+def annotated_images(
+    coco: dict, image_dir: Path, limit: int | None = None, progress: bool = True
+) -> Iterator[tuple[np.ndarray, list[dict]]]:
+    """Each image of a COCO dict (BGR) with its annotations, the first ``limit`` of them.
+
+    An image that cannot be read stops the labelling: a label file with people silently
+    missing would look complete.
+    """
+    from tqdm import tqdm
+
+    images = {image["id"]: image for image in coco["images"]}
+    annotations = coco["annotations"][:limit] if limit else coco["annotations"]
+    by_image: dict[int, list[dict]] = {}
+    for annotation in annotations:
+        by_image.setdefault(annotation["image_id"], []).append(annotation)
+    for image_id, people in tqdm(
+        by_image.items(), disable=not progress, unit="img", mininterval=30
+    ):
+        path = image_dir / images[image_id]["file_name"]
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise SystemExit(f"cannot read image {path}")
+        yield bgr, people
+
+
+def labelled_annotation(annotation: dict, result: PersonResult) -> dict:
+    """A copy of ``annotation`` with the labeller's keypoints, mask and verdict."""
+    labelled = dict(annotation)
+    labelled["keypoints"] = rounded_keypoints(result.keypoints)
+    labelled["num_keypoints"] = int((result.keypoints[:, 2] > 0).sum())
+    labelled["pseudo_keypoints"] = result.pseudo_mask.tolist()
+    labelled["pseudo_status"] = result.status
+    labelled["pseudo_lr_mirrored"] = result.lr_swapped
+    return labelled
+
+
 def pseudo_label_dataset(
     coco: dict,
     image_dir: Path,
@@ -381,12 +427,6 @@ def pseudo_label_dataset(
     progress: bool = True,
 ) -> dict:
     """Return a copy of the COCO dict with face pseudo-labels, masks and a header filled in."""
-    images = {image["id"]: image for image in coco["images"]}
-    annotations = coco["annotations"][:limit] if limit else coco["annotations"]
-    by_image: dict[int, list[dict]] = {}
-    for annotation in annotations:
-        by_image.setdefault(annotation["image_id"], []).append(annotation)
-
     landmarker = BlazePoseLandmarker()
     counts = dict.fromkeys(
         ("accepted", "too_few_joints", "no_pose", "shoulders", "limbs", "head"), 0
@@ -396,13 +436,7 @@ def pseudo_label_dataset(
     out_annotations = []
     started = time.perf_counter()
     try:
-        from tqdm import tqdm
-
-        for image_id, people in tqdm(by_image.items(), disable=not progress, unit="img"):
-            path = image_dir / images[image_id]["file_name"]
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise SystemExit(f"cannot read image {path}")
+        for bgr, people in annotated_images(coco, image_dir, limit, progress):
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             for annotation in people:
                 result = label_person(
@@ -416,16 +450,7 @@ def pseudo_label_dataset(
                 lr_swapped += result.lr_swapped
                 for i, coco_index in enumerate(FACE):
                     face_counts[i] += int(result.pseudo_mask[coco_index])
-                labelled = dict(annotation)
-                labelled["keypoints"] = [
-                    round(float(v), 2) if i % 3 < 2 else int(v)
-                    for i, v in enumerate(result.keypoints.reshape(-1))
-                ]
-                labelled["num_keypoints"] = int((result.keypoints[:, 2] > 0).sum())
-                labelled["pseudo_keypoints"] = result.pseudo_mask.tolist()
-                labelled["pseudo_status"] = result.status
-                labelled["pseudo_lr_mirrored"] = result.lr_swapped
-                out_annotations.append(labelled)
+                out_annotations.append(labelled_annotation(annotation, result))
     finally:
         landmarker.close()
     seconds = time.perf_counter() - started

@@ -50,10 +50,13 @@ from training.pseudo_label import (
     AgreementThresholds,
     PersonResult,
     agreement,
+    annotated_images,
     checkable_torso,
     extra_points_of,
     file_sha256,
+    labelled_annotation,
     read_json,
+    rounded_keypoints,
     upright_rotation,
     write_json,
 )
@@ -169,15 +172,6 @@ def label_annotated_person(
     return PersonResult(status, out, mask, swapped), predicted
 
 
-def rounded_keypoints(points: np.ndarray, score_digits: int = 0) -> list[float]:
-    """(17,3) -> a flat list: x, y to 0.01 px; the third column an int (v) or a rounded score."""
-    flat = []
-    for x, y, third in np.asarray(points, dtype=np.float64).reshape(-1, 3):
-        flat += [round(float(x), 2), round(float(y), 2)]
-        flat.append(round(float(third), score_digits) if score_digits else int(third))
-    return flat
-
-
 def header(teacher: Teacher, rule: object, started: float, **facts: object) -> dict:
     """``info.pseudo_labels``: what made the labels, with which rule, how many, how long."""
     return {
@@ -193,23 +187,12 @@ def label_annotated_set(
     coco: dict, image_dir: Path, teacher: Teacher, rule: FaceRule, limit: int | None = None
 ) -> dict:
     """A copy of a limb-only COCO dict with Thunder's face labels, masks and header."""
-    from tqdm import tqdm
-
     started = time.perf_counter()
-    images = {image["id"]: image for image in coco["images"]}
-    annotations = coco["annotations"][:limit] if limit else coco["annotations"]
-    by_image: dict[int, list[dict]] = {}
-    for annotation in annotations:
-        by_image.setdefault(annotation["image_id"], []).append(annotation)
     counts = dict.fromkeys(("accepted", "too_few_joints", "shoulders", "limbs", "head"), 0)
     face_counts = dict.fromkeys(FACE, 0)
     lr_swapped = 0
     out_annotations = []
-    for image_id, people in tqdm(by_image.items(), unit="img", mininterval=30):
-        path = image_dir / images[image_id]["file_name"]
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SystemExit(f"cannot read image {path}")
+    for image, people in annotated_images(coco, image_dir, limit):
         for annotation in people:
             result, predicted = label_annotated_person(
                 image,
@@ -222,12 +205,7 @@ def label_annotated_set(
             lr_swapped += result.lr_swapped
             for joint in FACE:
                 face_counts[joint] += int(result.pseudo_mask[joint])
-            labelled = dict(annotation)
-            labelled["keypoints"] = rounded_keypoints(result.keypoints)
-            labelled["num_keypoints"] = int((result.keypoints[:, 2] > 0).sum())
-            labelled["pseudo_keypoints"] = result.pseudo_mask.tolist()
-            labelled["pseudo_status"] = result.status
-            labelled["pseudo_lr_mirrored"] = result.lr_swapped
+            labelled = labelled_annotation(annotation, result)
             if predicted is not None:
                 labelled["teacher_keypoints"] = rounded_keypoints(predicted, score_digits=3)
             out_annotations.append(labelled)

@@ -33,7 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.teacher_label import Teacher, header, rounded_keypoints
+from training.pseudo_label import rounded_keypoints
+from training.teacher_label import Teacher, header
 
 MANIFEST_COLUMNS = ("repo", "commit", "path", "bytes", "width", "height", "sha256", "category")
 INSIDE_MARGIN = 1.1  # the box grows by this much for the "points inside the box" check

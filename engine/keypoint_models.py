@@ -58,7 +58,7 @@ SHIPPED_MODELS = {
 SHIPPED_MODEL_NOTES = {
     "hf-hrnet": (
         "HF-HRNet-18 (default)",
-        "MPII PCKh 73.0 · LSPET PCK 48.6 · COCO AP 20.5 · 31 ms/person · research-use weights",
+        "MPII PCKh 73.5 · LSPET PCK 49.2 · COCO AP 21.5 · 31 ms/person · research-use weights",
     ),
     "movenet-lightning": (
         "MoveNet Lightning",

@@ -24,9 +24,9 @@ import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.keypoint_models import SHIPPED_MODELS  # noqa: E402
-from engine.pose import PoseEstimator  # noqa: E402
-from engine.runtimes import cpu_name, openvino_devices  # noqa: E402
+from hfpose.engine.keypoint_models import SHIPPED_MODELS  # noqa: E402
+from hfpose.engine.pose import PoseEstimator  # noqa: E402
+from hfpose.engine.runtimes import cpu_name, openvino_devices  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "coco"
 

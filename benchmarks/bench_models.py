@@ -9,14 +9,14 @@ Why interleaved, and why CPU time too: the machine is shared, so load drifts dur
 repetition times the batched call and the per-crop calls back to back, and we report medians,
 so a load spike hits both sides of a comparison alike; the process's CPU time is reported
 beside the wall time because it hardly changes with other programs' load (with ``--threads 1``
-it is the cleanest comparison of two ways to do the same work). ``engine.pose.BATCHED_BACKENDS``
+it is the cleanest comparison of two ways to do the same work). ``hfpose.engine.pose.BATCHED_BACKENDS``
 follows this measurement.
 
 Detectors are also scored where ../shared is present: people found (IoU >= 0.5, one box per
 person) among the 28 annotated in mmpose's COCO and PoseTrack18 test frames.
 
 Without ``--model`` the shipped model is used, or (until one ships) a randomly initialised
-HF-HRNet-18 256x192 exported with ``models.export`` (needs torch; subnormal weights are flushed
+HF-HRNet-18 256x192 exported with ``hfpose.models.export`` (needs torch; subnormal weights are flushed
 by the runtimes, so its speed is the trained model's). The torch backend is measured on the
 same random weights saved as a .pth.
 """
@@ -37,9 +37,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.detectors import create_detector  # noqa: E402
-from engine.pose import DEFAULT_MODEL  # noqa: E402
-from engine.runtimes import (  # noqa: E402
+from hfpose.engine.detectors import create_detector  # noqa: E402
+from hfpose.engine.pose import DEFAULT_MODEL  # noqa: E402
+from hfpose.engine.runtimes import (  # noqa: E402
     ModelError,
     asset_path,
     available_backends,
@@ -78,10 +78,10 @@ def summarise(samples: list[tuple[float, float]]) -> tuple[float, float]:
 
 def random_init_model(folder: Path, config: str) -> tuple[Path, Path]:
     """Export a randomly initialised model and save the same weights as a .pth."""
-    from models.checkpoint import save_checkpoint
-    from models.config import load_config
-    from models.export import export_onnx
-    from models.hf_hrnet import build_model
+    from hfpose.models.checkpoint import save_checkpoint
+    from hfpose.models.config import load_config
+    from hfpose.models.export import export_onnx
+    from hfpose.models.hf_hrnet import build_model
 
     cfg = load_config(config)
     network = build_model(cfg)
@@ -313,7 +313,7 @@ def baseline_table(args: argparse.Namespace) -> None:
         cpu_description,
         interleaved_ratios,
     )
-    from models.quantize import int8_path_for
+    from hfpose.models.quantize import int8_path_for
 
     model = args.model or asset_path(DEFAULT_MODEL)
     threads = args.threads or os.cpu_count() or 1

@@ -8,7 +8,7 @@ For every clip, in one run and on the same frames:
 
 1. each stage alone, one after the other on the decoded frames: decode, detect, pose (on the
    boxes the detector found), track + smooth, render, encode (H.264 to a temporary file);
-2. the whole :class:`engine.pipeline.Pipeline` on the clip, writing an annotated video.
+2. the whole :class:`hfpose.engine.pipeline.Pipeline` on the clip, writing an annotated video.
 
 It prints the end-to-end FPS next to the FPS the *sum* of the stage costs allows (what a
 single-threaded loop would reach) and the FPS of the *slowest* stage (the ceiling of a perfect
@@ -20,7 +20,7 @@ Targets (issue 3, HF-HRNet-18 256x192 on ``cpu``, these 2 cores): the single-per
 clip at >= 25 FPS end to end, and end-to-end >= 85% of the slowest stage's own throughput.
 
 Without ``--model`` the shipped model is used, or (until one ships) a randomly initialised
-HF-HRNet-18 exported with ``models.export`` into a temporary folder (needs torch); random
+HF-HRNet-18 exported with ``hfpose.models.export`` into a temporary folder (needs torch); random
 weights run at the trained model's speed. Their keypoint scores are ~0, so with
 ``--det-interval`` > 1 pass ``--kpt-thr 0`` (the people-per-frame figures show it worked).
 """
@@ -37,21 +37,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.pipeline import (  # noqa: E402
+from hfpose.engine.pipeline import (  # noqa: E402
     Pipeline,
     PipelineConfig,
     PoseProcessor,
     available_cores,
     boxes_from_keypoints,
 )
-from engine.pose import DEFAULT_MODEL  # noqa: E402
-from engine.rendering import HudInfo, Renderer  # noqa: E402
-from engine.results import FrameResult, Person  # noqa: E402
-from engine.runtimes import ModelError, asset_path  # noqa: E402
-from engine.sinks import VideoSink  # noqa: E402
-from engine.smoothing import SmoothingConfig, TrackSmoother  # noqa: E402
-from engine.sources import open_source  # noqa: E402
-from engine.tracking import Tracker  # noqa: E402
+from hfpose.engine.pose import DEFAULT_MODEL  # noqa: E402
+from hfpose.engine.rendering import HudInfo, Renderer  # noqa: E402
+from hfpose.engine.results import FrameResult, Person  # noqa: E402
+from hfpose.engine.runtimes import ModelError, asset_path  # noqa: E402
+from hfpose.engine.sinks import VideoSink  # noqa: E402
+from hfpose.engine.smoothing import SmoothingConfig, TrackSmoother  # noqa: E402
+from hfpose.engine.sources import open_source  # noqa: E402
+from hfpose.engine.tracking import Tracker  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_VIDEOS = REPO.parent / "shared" / "datasets" / "videos"
@@ -65,7 +65,7 @@ def keypoint_model(folder: Path) -> Path:
     try:
         return asset_path(DEFAULT_MODEL)
     except ModelError:
-        from models.export import main as export_main
+        from hfpose.models.export import main as export_main
 
         out = folder / "hf_hrnet_18_random.onnx"
         export_main(["hf_hrnet_18_coco_256x192", "--out", str(out)])

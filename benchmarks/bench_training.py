@@ -121,7 +121,7 @@ def step_parts_ms(trainer, batch, repeats: int) -> dict[str, float]:
     (median after a warm-up step)."""
     import numpy as np
 
-    from training.evaluation import heatmap_accuracy
+    from hfpose.training.evaluation import heatmap_accuracy
 
     model, optimizer = trainer.train_model, trainer.optimizer
     images = trainer._to_device(batch["img"], image=True)
@@ -262,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from models.config import load_config
-    from training.trainer import Trainer
+    from hfpose.models.config import load_config
+    from hfpose.training.trainer import Trainer
 
     options = ["evaluation.interval=0", f"data.samples_per_gpu={args.batch}"]
     if args.threads:

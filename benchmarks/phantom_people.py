@@ -17,7 +17,7 @@ valid for any keypoint model.
 
 The detector and the keypoint model run once per clip on every frame (cached in ``--cache``);
 then, for each threshold, the engine's own filter and tracker run on those results
-(:func:`engine.plausibility.plausible_people`, :class:`engine.tracking.Tracker` and its birth
+(:func:`hfpose.engine.plausibility.plausible_people`, :class:`hfpose.engine.tracking.Tracker` and its birth
 rule) and the script reports:
 
 - phantoms per frame: boxes shown that match a phantom region (IoU >= 0.5);
@@ -44,20 +44,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.detectors import create_detector  # noqa: E402
-from engine.plausibility import (  # noqa: E402
+from hfpose.engine.detectors import create_detector  # noqa: E402
+from hfpose.engine.plausibility import (  # noqa: E402
     DEFAULT_MIN_POSE_SCORE,
     TRACK_BIRTH_FACTOR,
     birth_score,
     plausible_people,
     pose_score,
 )
-from engine.pose import DEFAULT_MODEL, create_pose_estimator  # noqa: E402
-from engine.results import Person  # noqa: E402
-from engine.runtimes import asset_path  # noqa: E402
-from engine.sources import open_source  # noqa: E402
-from engine.tracking import Tracker, box_iou  # noqa: E402
-from models.metainfo import COCO  # noqa: E402
+from hfpose.engine.pose import DEFAULT_MODEL, create_pose_estimator  # noqa: E402
+from hfpose.engine.results import Person  # noqa: E402
+from hfpose.engine.runtimes import asset_path  # noqa: E402
+from hfpose.engine.sources import open_source  # noqa: E402
+from hfpose.engine.tracking import Tracker, box_iou  # noqa: E402
+from hfpose.models.metainfo import COCO  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = REPO.parent / "shared" / "datasets" / "videos"

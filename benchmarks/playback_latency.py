@@ -4,7 +4,7 @@
     python benchmarks/playback_latency.py --clip other.mp4 --seconds 60 --rounds 3
 
 The clip is released at its own frame rate (the app's ``PacedSource``) into the pipeline with
-the app's settings (``hfpose_app.worker.pipeline_config``), once per playback mode, the modes
+the app's settings (``hfpose.app.worker.pipeline_config``), once per playback mode, the modes
 interleaved ``--rounds`` times so that other load on the machine falls on both alike. For each
 run: frames shown, how far the media clock got, frames skipped, and the latency of the frames
 shown (source hand-over to the pipeline's output, the app's "latency" figure) after the first
@@ -29,11 +29,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from engine.pipeline import Pipeline, available_cores  # noqa: E402
-from engine.results import FrameResult  # noqa: E402
-from engine.sources import open_source  # noqa: E402
-from hfpose_app.settings import PLAYBACK_MODES, AppSettings  # noqa: E402
-from hfpose_app.worker import PacedSource, pipeline_config  # noqa: E402
+from hfpose.app.settings import PLAYBACK_MODES, AppSettings  # noqa: E402
+from hfpose.app.worker import PacedSource, pipeline_config  # noqa: E402
+from hfpose.engine.pipeline import Pipeline, available_cores  # noqa: E402
+from hfpose.engine.results import FrameResult  # noqa: E402
+from hfpose.engine.sources import open_source  # noqa: E402
 
 DEFAULT_CLIP = REPO_ROOT.parent / "shared" / "datasets" / "videos" / "opencv_vtest.avi"
 

@@ -43,10 +43,10 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.pipeline import Pipeline, PipelineConfig, PoseProcessor  # noqa: E402
-from engine.results import FrameResult  # noqa: E402
-from engine.sinks import JsonKeypointSink, VideoSink  # noqa: E402
-from engine.sources import Frame, FrameSource, LiveFrameSource, VideoFileSource  # noqa: E402
+from hfpose.engine.pipeline import Pipeline, PipelineConfig, PoseProcessor  # noqa: E402
+from hfpose.engine.results import FrameResult  # noqa: E402
+from hfpose.engine.sinks import JsonKeypointSink, VideoSink  # noqa: E402
+from hfpose.engine.sources import Frame, FrameSource, LiveFrameSource, VideoFileSource  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CLIP = REPO / "tests" / "data" / "videos" / "intel_asl_walk_1s5.mp4"

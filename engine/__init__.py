@@ -2,7 +2,7 @@
 
 Public API (names are stable; the GUI and the CLI build on them):
 
-Pipeline (``engine.pipeline``)
+Pipeline (``hfpose.engine.pipeline``)
     ``Pipeline(config, sinks=(), on_result=None, on_error=None, on_finished=None)``:
     ``start()``, ``stop()``, ``wait(timeout)``, ``run() -> RunSummary``, ``running``,
     ``stats() -> {stage: StageStats}``, ``summary()``, ``runtime_info``, ``source_info``,
@@ -11,17 +11,17 @@ Pipeline (``engine.pipeline``)
     ``add_sink``, ``remove_sink``, ``pause``, ``resume``, ``step``, ``seek(seconds)``.
     ``PipelineConfig``, ``PipelineError`` (``stage``, ``frame_index``, ``fatal``),
     ``RunSummary``, ``STAGES``; ``PoseTracker(...)(frame) -> list[Person]`` for scripts.
-Results (``engine.results``)
+Results (``hfpose.engine.results``)
     ``FrameResult`` (index, timestamp, image, frame, people, stats, runtime, source_info,
     latency_ms, dropped_frames, detected), ``Person`` (track_id, bbox, bbox_score, keypoints,
     keypoint_scores), ``StageStats`` (frames, fps, latency_ms, queue_size).
-Sources (``engine.sources``)
+Sources (``hfpose.engine.sources``)
     ``open_source(spec)``, ``VideoFileSource``, ``CameraSource``, ``StreamSource``,
     ``ImageFolderSource``, ``LiveFrameSource``, ``FrameSource``, ``Frame``, ``SourceInfo``
     (``stills``: photos, nothing carried between them; ``ended_early``: an ``EarlyEnd`` with
     where and why the input stopped short, also in ``RunSummary.ended_early``),
     ``SourceError``, ``list_cameras() -> list[CameraInfo]``, ``is_live_spec``.
-Sinks (``engine.sinks``)
+Sinks (``hfpose.engine.sinks``)
     ``VideoSink(path, audio=True, codecs=VIDEO_CODECS, container="mp4")``,
     ``JsonKeypointSink``, ``CsvKeypointSink``, ``CocoResultsSink``, ``Sink``, ``SinkError``,
     ``VIDEO_CODECS``, ``VIDEO_CONTAINERS``.
@@ -30,9 +30,9 @@ Tracking, smoothing, rendering
     ``KalmanPointFilter``, ``SMOOTHING_METHODS``; ``Renderer``, ``RenderOptions``, ``HudInfo``,
     ``SkeletonAnnotator``, ``BoxAnnotator``, ``TrackIdAnnotator``, ``HudAnnotator``,
     ``RENDER_STYLES``.
-Backends and detectors: see ``engine.runtimes``, ``engine.detectors``, ``engine.pose``.
+Backends and detectors: see ``hfpose.engine.runtimes``, ``hfpose.engine.detectors``, ``hfpose.engine.pose``.
 
-Names are imported on first use, so ``import engine.runtimes`` stays light.
+Names are imported on first use, so ``import hfpose.engine.runtimes`` stays light.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "engine.pipeline": (
+    "hfpose.engine.pipeline": (
         "Pipeline",
         "PipelineConfig",
         "PipelineError",
@@ -50,8 +50,8 @@ _EXPORTS = {
         "RunSummary",
         "STAGES",
     ),
-    "engine.results": ("FrameResult", "Person", "StageStats"),
-    "engine.sources": (
+    "hfpose.engine.results": ("FrameResult", "Person", "StageStats"),
+    "hfpose.engine.sources": (
         "CameraInfo",
         "CameraSource",
         "EarlyEnd",
@@ -67,7 +67,7 @@ _EXPORTS = {
         "list_cameras",
         "open_source",
     ),
-    "engine.sinks": (
+    "hfpose.engine.sinks": (
         "CocoResultsSink",
         "CsvKeypointSink",
         "JsonKeypointSink",
@@ -77,15 +77,15 @@ _EXPORTS = {
         "VIDEO_CONTAINERS",
         "VideoSink",
     ),
-    "engine.tracking": ("Tracker",),
-    "engine.smoothing": (
+    "hfpose.engine.tracking": ("Tracker",),
+    "hfpose.engine.smoothing": (
         "KalmanPointFilter",
         "OneEuroFilter",
         "SMOOTHING_METHODS",
         "SmoothingConfig",
         "TrackSmoother",
     ),
-    "engine.rendering": (
+    "hfpose.engine.rendering": (
         "BoxAnnotator",
         "HudAnnotator",
         "HudInfo",
@@ -103,7 +103,7 @@ __all__ = sorted(_WHERE)
 def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
-        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

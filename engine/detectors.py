@@ -35,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.runtimes import (
+from hfpose.engine.runtimes import (
     InferenceSession,
     RuntimeInfo,
     asset_path,

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.runtimes import InferenceSession, ModelError, asset_path
-from models.metainfo import DatasetInfo, get_dataset_info
-from models.processing import (
+from hfpose.engine.runtimes import InferenceSession, ModelError, asset_path
+from hfpose.models.metainfo import DatasetInfo, get_dataset_info
+from hfpose.models.processing import (
     BOX_PADDING,
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -120,7 +120,7 @@ class Crops:
 
     batch: np.ndarray  # (N, 3, H, W) float32
     centers: np.ndarray  # (N, 2)
-    scales: np.ndarray  # (N, 2) in models.processing.PIXEL_STD units
+    scales: np.ndarray  # (N, 2) in hfpose.models.processing.PIXEL_STD units
 
 
 class KeypointDecoder:

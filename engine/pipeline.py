@@ -40,15 +40,15 @@ from typing import Any
 
 import numpy as np
 
-from engine.plausibility import DEFAULT_MIN_POSE_SCORE, birth_score, plausible_people
-from engine.rendering import HudInfo, Renderer, RenderOptions
-from engine.results import FrameResult, Person, StageStats
-from engine.runtimes import PRECISIONS
-from engine.sinks import Sink
-from engine.smoothing import SmoothingConfig, TrackSmoother
-from engine.sources import EarlyEnd, Frame, FrameSource, SourceInfo, open_source
-from engine.tracking import Tracker
-from models.metainfo import COCO, DatasetInfo
+from hfpose.engine.plausibility import DEFAULT_MIN_POSE_SCORE, birth_score, plausible_people
+from hfpose.engine.rendering import HudInfo, Renderer, RenderOptions
+from hfpose.engine.results import FrameResult, Person, StageStats
+from hfpose.engine.runtimes import PRECISIONS
+from hfpose.engine.sinks import Sink
+from hfpose.engine.smoothing import SmoothingConfig, TrackSmoother
+from hfpose.engine.sources import EarlyEnd, Frame, FrameSource, SourceInfo, open_source
+from hfpose.engine.tracking import Tracker
+from hfpose.models.metainfo import COCO, DatasetInfo
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +74,14 @@ class PipelineError(RuntimeError):
 class PipelineConfig:
     """Everything a run needs; the live setters change the running copy.
 
-    ``source`` is what :func:`engine.sources.open_source` accepts (a path, ``webcam:0``, a URL)
+    ``source`` is what :func:`hfpose.engine.sources.open_source` accepts (a path, ``webcam:0``, a URL)
     or an already open :class:`FrameSource`. ``model`` ``None`` means the shipped model.
     ``max_persons`` 0 means no limit. ``det_interval`` N runs the detector on every Nth frame
     and follows people by their previous keypoints in between. ``model_threads`` is each
     model's share of the CPU: ``None`` splits the cores between the detector and the keypoint
     model, which run at the same time in their own stages (0: every core for each, as suits
     one thread calling both in turn). ``min_pose_score``: people whose mean keypoint score
-    is lower are dropped as phantoms, and new tracks need more (:mod:`engine.plausibility`).
+    is lower are dropped as phantoms, and new tracks need more (:mod:`hfpose.engine.plausibility`).
     ``keep_real_time``: a file source paced at its rate (the app's player) skips the frames the
     stages have no time for, as a live source does, instead of slowing the playback down.
     """
@@ -101,7 +101,7 @@ class PipelineConfig:
     queue_size: int = 4
     folder_fps: float = 30.0
     model_threads: int | None = None
-    # engine.runtimes.PRECISIONS: "fast" lets the keypoint model run in bf16 where the CPU has
+    # hfpose.engine.runtimes.PRECISIONS: "fast" lets the keypoint model run in bf16 where the CPU has
     # it natively, or as its checked int8 copy; "fp32" runs it exactly as trained.
     precision: str = "fast"
     keep_real_time: bool = False
@@ -254,8 +254,8 @@ class PoseProcessor:
     """
 
     def __init__(self, config: PipelineConfig) -> None:
-        from engine.detectors import create_detector
-        from engine.pose import create_pose_estimator
+        from hfpose.engine.detectors import create_detector
+        from hfpose.engine.pose import create_pose_estimator
 
         self.config = config
         self.estimator = create_pose_estimator(
@@ -311,7 +311,7 @@ class PoseProcessor:
     def detect_step(self, work: _Work) -> None:
         changes = self._take("detect")
         if "detector" in changes or "device" in changes:
-            from engine.detectors import create_detector
+            from hfpose.engine.detectors import create_detector
 
             name = changes.get("detector", self.config.detector)
             device = changes.get("device", self.config.device)
@@ -335,7 +335,7 @@ class PoseProcessor:
     def pose_step(self, work: _Work) -> None:
         changes = self._take("pose")
         if "model" in changes or "device" in changes or "precision" in changes:
-            from engine.pose import create_pose_estimator
+            from hfpose.engine.pose import create_pose_estimator
 
             model = changes.get("model", self.config.model)
             model_config = changes.get("model_config", self.config.model_config)
@@ -669,7 +669,7 @@ class Pipeline:
     def add_sink(self, sink: Sink) -> None:
         """Open ``sink`` for this source and start feeding it from the next frame.
 
-        Raises :class:`engine.sinks.SinkError` (in the caller's thread) when it cannot write.
+        Raises :class:`hfpose.engine.sinks.SinkError` (in the caller's thread) when it cannot write.
         """
         if self.source is None:
             self._initial_sinks.append(sink)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engine.results import Person
+from hfpose.engine.results import Person
 
 # The default of PipelineConfig.min_pose_score (and so of hfpose-video and the app), and the
 # new-track factor, measured with benchmarks/phantom_people.py (docs/reliability.md has the

@@ -1,13 +1,13 @@
 """Top-down pose estimation: person boxes in a BGR frame -> keypoints in frame pixels.
 
 Any top-down keypoint model: HF-HRNet and other heatmap models, SimCC (RTMPose / DWPose) and
-direct keypoints (MoveNet); ``engine.keypoint_models`` tells them apart and decodes them.
+direct keypoints (MoveNet); ``hfpose.engine.keypoint_models`` tells them apart and decodes them.
 
 Public API (stable):
 
 - ``PoseEstimator(model, backend="auto", config_path=None, flip_test=False,
   use_dark=False, batch_mode="auto", num_threads=0, crop_workers=1, precision="fast")``
-  (``precision``: ``engine.runtimes.PRECISIONS``; ``num_threads`` 0: the
+  (``precision``: ``hfpose.engine.runtimes.PRECISIONS``; ``num_threads`` 0: the
   runtime uses every core; ``crop_workers`` N runs up to N crops at once when crops go one per
   call on a runtime that allows concurrent calls); ``model`` is a file or the name of a
   shipped model (``hf-hrnet``, ``movenet-lightning``, ``movenet-thunder``).
@@ -22,13 +22,13 @@ Public API (stable):
   the new session first, swap it in at once; the next ``estimate`` call uses it (safe to call
   from another thread, e.g. the GUI's settings dialog while the pipeline runs). A failure
   raises and leaves the running model untouched.
-- ``runtime_info`` (what really runs), ``dataset_info`` (``models.metainfo.DatasetInfo``: names,
+- ``runtime_info`` (what really runs), ``dataset_info`` (``hfpose.models.metainfo.DatasetInfo``: names,
   flip pairs, skeleton), ``input_size_wh``, ``model_path``, ``model_name``, ``decoder``
   (``family`` and ``crop``: the input it is fed).
 
 Everything a model needs comes from its ONNX metadata (written by ``hfpose-export`` and the
 MoveNet converter): input size, mean/std, padding, keypoint layout. A foreign ONNX file without
-metadata gets its family's defaults (``engine.keypoint_models``), its input size read from the
+metadata gets its family's defaults (``hfpose.engine.keypoint_models``), its input size read from the
 graph.
 
 Batching: ``batch_mode="auto"`` sends all crops of a frame in one call on backends where that
@@ -46,15 +46,21 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from engine.keypoint_models import (
+from hfpose.engine.keypoint_models import (
     DEFAULT_SHIPPED_MODEL,
     SHIPPED_MODELS,
     KeypointDecoder,
     identify,
     resolve_model,
 )
-from engine.runtimes import InferenceSession, ModelError, RuntimeInfo, asset_path, create_session
-from models.metainfo import DatasetInfo
+from hfpose.engine.runtimes import (
+    InferenceSession,
+    ModelError,
+    RuntimeInfo,
+    asset_path,
+    create_session,
+)
+from hfpose.models.metainfo import DatasetInfo
 
 # Backends (RuntimeInfo.backend) that get all crops of a frame in one call. Measured with
 # benchmarks/bench_models.py and by hand (HF-HRNet-18, 2-core AMD EPYC, shared machine):
@@ -144,7 +150,7 @@ class PoseEstimator:
         self.batch_mode = batch_mode
         self._backend = backend
         self._num_threads = num_threads
-        self._precision = precision  # engine.runtimes.PRECISIONS
+        self._precision = precision  # hfpose.engine.runtimes.PRECISIONS
         self._swap_lock = threading.Lock()
         self._model = _load(model, backend, config_path, num_threads, precision)
         # Crops of a frame run one per worker at once where the runtime allows concurrent
@@ -234,7 +240,7 @@ def create_pose_estimator(
     model: str | Path | None = None, backend: str = "auto", **options: Any
 ) -> PoseEstimator:
     """The pipeline's entry point: ``model`` ``None`` means the shipped HF-HRNet; a name of
-    ``engine.keypoint_models.SHIPPED_MODELS`` (``movenet-thunder``) a shipped model."""
+    ``hfpose.engine.keypoint_models.SHIPPED_MODELS`` (``movenet-thunder``) a shipped model."""
     if model is None:
         try:
             model = asset_path(DEFAULT_MODEL)

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from engine.results import Person
-from models.metainfo import COCO, DatasetInfo
+from hfpose.engine.results import Person
+from hfpose.models.metainfo import COCO, DatasetInfo
 
 RENDER_STYLES = ("mmpose", "openpose")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.sources import SourceInfo
+from hfpose.engine.sources import SourceInfo
 
 
 @dataclass
@@ -63,7 +63,7 @@ class FrameResult:
     frame: np.ndarray
     people: list[Person]
     stats: dict[str, StageStats] = field(default_factory=dict)
-    runtime: Any = None  # engine.runtimes.RuntimeInfo of the keypoint model actually running
+    runtime: Any = None  # hfpose.engine.runtimes.RuntimeInfo of the keypoint model actually running
     source_info: SourceInfo | None = None
     latency_ms: float = 0.0
     dropped_frames: int = 0  # frames a live source skipped so far (always 0 for files)

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import platform
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -85,7 +84,7 @@ class RuntimeInfo:
     device_name: str
     precision: str = "fp32"
     fallback_reason: str | None = None
-    model: str = ""  # the keypoint model's short name, set by engine.pose for the HUD
+    model: str = ""  # the keypoint model's short name, set by hfpose.engine.pose for the HUD
 
     @property
     def label(self) -> str:
@@ -275,7 +274,7 @@ def _openvino_cpu_has_bf16() -> bool:
 
 def _resolve_auto(model: Path | None = None, precision: str = "fast", num_threads: int = 0) -> str:
     """``auto``: a GPU when one is installed; else, for a model, whichever of ONNX Runtime and
-    OpenVINO ran it faster on this machine (``engine.auto_backend``: a short probe, cached per
+    OpenVINO ran it faster on this machine (``hfpose.engine.auto_backend``: a short probe, cached per
     machine, model, precision and threads). Without a model (the settings dialog's row): the
     usual winner, OpenVINO on CPUs with native bf16 (AVX512-BF16 / AMX), else ONNX Runtime.
 
@@ -286,7 +285,7 @@ def _resolve_auto(model: Path | None = None, precision: str = "fast", num_thread
         return "gpu"
     if model is None or "CPU" not in openvino_devices():
         return "openvino" if _openvino_cpu_has_bf16() else "cpu"
-    from engine.auto_backend import fastest
+    from hfpose.engine.auto_backend import fastest
 
     candidates = {
         backend: lambda b=backend: _session_for_file(model, b, None, num_threads, precision)
@@ -301,7 +300,7 @@ def _faster_of_fp32_and_int8(
     """``fast`` with a checked int8 copy: whichever file runs faster on ``backend`` here (int8
     saves arithmetic, but its quantize/dequantize steps can cost more than a memory-bound
     network saves: HF-HRNet-18 was no faster in int8 on an AVX-512 EPYC)."""
-    from engine.auto_backend import fastest
+    from hfpose.engine.auto_backend import fastest
 
     def build(path: Path) -> InferenceSession:
         session = _session_for_file(path, backend, None, num_threads, "fast")
@@ -317,19 +316,23 @@ def _faster_of_fp32_and_int8(
 # ------------------------------------------------------------------------------ model files
 
 
-ASSET_DIRS = (
-    Path(__file__).resolve().parents[1] / "assets",  # a source checkout
-    Path(sys.prefix) / "share" / "hfpose" / "assets",  # an installed wheel's data files
-)
-
-
 def asset_path(relative: str) -> Path:
-    """A shipped model (``detectors/nanodet_416.onnx``) in the checkout or the installation."""
-    for folder in ASSET_DIRS:
+    """A shipped model (``detectors/nanodet_416.onnx``) in the installed package data
+    (``hfpose.assets``: the repository's ``assets/`` in an editable install, the wheel's copy
+    otherwise), never looked up relative to a source tree."""
+    folders = _asset_folders()
+    for folder in folders:
         candidate = folder / relative
         if candidate.is_file():
             return candidate
-    raise ModelError(f"shipped model {relative} not found in {', '.join(map(str, ASSET_DIRS))}")
+    raise ModelError(f"shipped model {relative} not found in {', '.join(map(str, folders))}")
+
+
+def _asset_folders() -> list[Path]:
+    spec = importlib.util.find_spec("hfpose.assets")
+    if spec is None or spec.submodule_search_locations is None:
+        raise ModelError("the hfpose.assets package data is not installed (pip install -e .)")
+    return [Path(folder) for folder in spec.submodule_search_locations]
 
 
 def _check_model_file(path: Path) -> None:
@@ -509,10 +512,10 @@ class TorchSession(InferenceSession):
     ) -> None:
         import torch
 
-        from models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
-        from models.config import ConfigError, load_config, model_input_size
-        from models.export import onnx_metadata
-        from models.hf_hrnet import build_model
+        from hfpose.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+        from hfpose.models.config import ConfigError, load_config, model_input_size
+        from hfpose.models.export import onnx_metadata
+        from hfpose.models.hf_hrnet import build_model
 
         try:
             config_name = config_path or read_checkpoint(checkpoint)["meta"].get("config_name")
@@ -633,7 +636,7 @@ def create_session(
         raise ValueError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     _check_model_file(path)
     if precision == "fast" and path.suffix == ".onnx":
-        from engine.auto_backend import fast_variant
+        from hfpose.engine.auto_backend import fast_variant
 
         variant = fast_variant(path, warn_once)
         if variant != path:

@@ -27,9 +27,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.results import FrameResult
-from engine.sources import SourceInfo, list_images
-from models.metainfo import COCO, DatasetInfo
+from hfpose.engine.results import FrameResult
+from hfpose.engine.sources import SourceInfo, list_images
+from hfpose.models.metainfo import COCO, DatasetInfo
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from filterpy.kalman import KalmanFilter
 
-from engine.results import Person
+from hfpose.engine.results import Person
 
 SMOOTHING_METHODS = ("one-euro", "kalman", "none")
 

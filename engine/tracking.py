@@ -6,7 +6,7 @@ track's position *predicted* at the new timestamp (constant velocity), so two pe
 keep their identities. A track that finds no match stays alive for ``max_lost_s`` seconds of
 real time, so a person who is briefly occluded gets the same ID back. A person who matches no
 track starts one only with a pose score of at least ``min_birth_score``; otherwise they are left
-out of the frame's result (see :mod:`engine.plausibility`: one weak frame starts no ID).
+out of the frame's result (see :mod:`hfpose.engine.plausibility`: one weak frame starts no ID).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from engine.plausibility import pose_score
-from engine.results import Person
+from hfpose.engine.plausibility import pose_score
+from hfpose.engine.results import Person
 
 
 def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
-"""``python -m hfpose_app``: the desktop app, as the ``hfpose`` command."""
+"""``python -m hfpose.app``: the desktop app, as the ``hfpose`` command."""
 
 import sys
 
-from hfpose_app.app import main
+from hfpose.app.app import main
 
 sys.exit(main())

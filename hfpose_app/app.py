@@ -1,6 +1,6 @@
 """``hfpose``: the desktop app's entry point (application object, look, command line).
 
-Qt's GUI modules are imported inside the functions, after :mod:`hfpose_app.platform_check` has
+Qt's GUI modules are imported inside the functions, after :mod:`hfpose.app.platform_check` has
 made sure they can load: a missing system library then gets a message with the command that
 installs it instead of a traceback or Qt's abort.
 """
@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from hfpose_app.platform_check import display_problem
+from hfpose.app.platform_check import display_problem
 
 if TYPE_CHECKING:
     from PySide6.QtGui import QPalette
@@ -58,7 +58,7 @@ def create_application(argv: Sequence[str] | None = None) -> QApplication:
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
-    from hfpose_app.settings import APPLICATION, ORGANISATION
+    from hfpose.app.settings import APPLICATION, ORGANISATION
 
     existing = QApplication.instance()
     if isinstance(existing, QApplication):
@@ -74,7 +74,7 @@ def create_application(argv: Sequence[str] | None = None) -> QApplication:
     app.setApplicationDisplayName("hfpose")
     app.setStyle("Fusion")
     app.setPalette(dark_palette())
-    from hfpose_app.widgets import app_icon  # QPixmap needs the application first
+    from hfpose.app.widgets import app_icon  # QPixmap needs the application first
 
     app.setWindowIcon(app_icon())
     return app
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
 
     app = create_application()
-    from hfpose_app.main_window import MainWindow  # after QApplication: widgets need it
+    from hfpose.app.main_window import MainWindow  # after QApplication: widgets need it
 
     window = MainWindow()
     if args.device:

@@ -1,6 +1,6 @@
 """The main window: sources, transport, recording, snapshots, exports and the status bar.
 
-It only wires widgets to :class:`hfpose_app.worker.PipelineWorker`; every frame, statistic and
+It only wires widgets to :class:`hfpose.app.worker.PipelineWorker`; every frame, statistic and
 error arrives by signal, and no method here waits on inference, decoding or disk.
 """
 
@@ -35,12 +35,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.runtimes import available_backends
-from engine.sources import CameraInfo, SourceInfo
-from hfpose_app.settings import AppSettings, SettingsStore
-from hfpose_app.settings_dialog import SettingsDialog
-from hfpose_app.video_view import PLACEHOLDER, VideoView
-from hfpose_app.widgets import (
+from hfpose.app.settings import AppSettings, SettingsStore
+from hfpose.app.settings_dialog import SettingsDialog
+from hfpose.app.video_view import PLACEHOLDER, VideoView
+from hfpose.app.widgets import (
     MessageBanner,
     RecordIndicator,
     SeekSlider,
@@ -54,7 +52,9 @@ from hfpose_app.widgets import (
     stop_icon,
     stream_icon,
 )
-from hfpose_app.worker import FrameUpdate, PipelineWorker
+from hfpose.app.worker import FrameUpdate, PipelineWorker
+from hfpose.engine.runtimes import available_backends
+from hfpose.engine.sources import CameraInfo, SourceInfo
 
 VIDEO_FILTER = (
     "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v *.mpg *.mpeg *.wmv *.flv *.ts);;All files (*)"

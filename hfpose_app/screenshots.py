@@ -1,6 +1,6 @@
 """Render the README's screenshots of the app: the main window playing a clip, the settings.
 
-``python -m hfpose_app.screenshots [--clip VIDEO] [--model MODEL.onnx] [--out docs]``
+``python -m hfpose.app.screenshots [--clip VIDEO] [--model MODEL.onnx] [--out docs]``
 
 Runs offscreen (no display needed) on the real window and the real pipeline, with settings kept
 in a temporary file so a user's own settings are never touched. The keypoint model defaults to
@@ -56,11 +56,11 @@ def _save(image, path: Path, palette_colours: bool) -> None:
 def render(clip: Path, model: str | None, out_dir: Path, shown_frames: int) -> int:
     from PySide6.QtCore import QSettings
 
-    from hfpose_app.app import create_application
-    from hfpose_app.settings import AppSettings, SettingsStore
+    from hfpose.app.app import create_application
+    from hfpose.app.settings import AppSettings, SettingsStore
 
     app = create_application()
-    from hfpose_app.main_window import MainWindow
+    from hfpose.app.main_window import MainWindow
 
     with tempfile.TemporaryDirectory(prefix="hfpose-shots-") as scratch:
         store = SettingsStore(
@@ -106,7 +106,7 @@ def render(clip: Path, model: str | None, out_dir: Path, shown_frames: int) -> i
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hfpose_app.screenshots", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m hfpose.app.screenshots", description=__doc__)
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="video to play")
     parser.add_argument("--model", help="keypoint model (default: the shipped one)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs", help="output folder")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths
 
-from engine.pipeline import PipelineConfig
-from engine.plausibility import DEFAULT_MIN_POSE_SCORE
-from engine.runtimes import PRECISIONS
+from hfpose.engine.pipeline import PipelineConfig
+from hfpose.engine.plausibility import DEFAULT_MIN_POSE_SCORE
+from hfpose.engine.runtimes import PRECISIONS
 
 ORGANISATION = "hfpose"
 APPLICATION = "hfpose"

@@ -35,9 +35,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.keypoint_models import DEFAULT_SHIPPED_MODEL, SHIPPED_MODEL_NOTES
-from engine.runtimes import BackendStatus
-from hfpose_app.settings import AppSettings
+from hfpose.app.settings import AppSettings
+from hfpose.engine.keypoint_models import DEFAULT_SHIPPED_MODEL, SHIPPED_MODEL_NOTES
+from hfpose.engine.runtimes import BackendStatus
 
 PRECISION_TITLES = {
     "fast": "Fast: bf16 where the CPU has it, or the model's checked int8 copy",

@@ -1,6 +1,6 @@
 """``hfpose-video``: pose-track a video, camera, stream or image folder from the command line.
 
-A thin shell over :class:`engine.pipeline.Pipeline`: it turns flags into a ``PipelineConfig``
+A thin shell over :class:`hfpose.engine.pipeline.Pipeline`: it turns flags into a ``PipelineConfig``
 and sinks, shows a progress bar with ETA for files, prints a summary, and maps failures to exit
 codes with a one-line reason:
 
@@ -24,15 +24,21 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.keypoint_models import SHIPPED_MODELS
-from engine.pipeline import Pipeline, PipelineConfig, PipelineError, RunSummary
-from engine.plausibility import DEFAULT_MIN_POSE_SCORE
-from engine.rendering import RENDER_STYLES, RenderOptions
-from engine.results import FrameResult
-from engine.runtimes import PRECISIONS
-from engine.sinks import CocoResultsSink, CsvKeypointSink, JsonKeypointSink, SinkError, VideoSink
-from engine.smoothing import SMOOTHING_METHODS, SmoothingConfig
-from engine.sources import SourceError, is_live_spec
+from hfpose.engine.keypoint_models import SHIPPED_MODELS
+from hfpose.engine.pipeline import Pipeline, PipelineConfig, PipelineError, RunSummary
+from hfpose.engine.plausibility import DEFAULT_MIN_POSE_SCORE
+from hfpose.engine.rendering import RENDER_STYLES, RenderOptions
+from hfpose.engine.results import FrameResult
+from hfpose.engine.runtimes import PRECISIONS
+from hfpose.engine.sinks import (
+    CocoResultsSink,
+    CsvKeypointSink,
+    JsonKeypointSink,
+    SinkError,
+    VideoSink,
+)
+from hfpose.engine.smoothing import SMOOTHING_METHODS, SmoothingConfig
+from hfpose.engine.sources import SourceError, is_live_spec
 
 PROG = "hfpose-video"
 DEVICES = ("auto", "cpu", "gpu", "npu", "openvino", "torch")

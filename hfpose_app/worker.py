@@ -33,11 +33,13 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QImage
 
-from engine.pipeline import Pipeline, PipelineConfig, PipelineError, RunSummary
-from engine.rendering import RenderOptions
-from engine.results import FrameResult, Person
-from engine.runtimes import available_backends
-from engine.sinks import (
+from hfpose.app.settings import AppSettings
+from hfpose.app.video_view import bgr_to_qimage
+from hfpose.engine.pipeline import Pipeline, PipelineConfig, PipelineError, RunSummary
+from hfpose.engine.rendering import RenderOptions
+from hfpose.engine.results import FrameResult, Person
+from hfpose.engine.runtimes import available_backends
+from hfpose.engine.sinks import (
     VIDEO_CODECS,
     VIDEO_CONTAINERS,
     CsvKeypointSink,
@@ -46,11 +48,9 @@ from engine.sinks import (
     SinkError,
     VideoSink,
 )
-from engine.smoothing import SmoothingConfig
-from engine.sources import Frame, FrameSource, SourceInfo, list_cameras, open_source
-from hfpose_app.settings import AppSettings
-from hfpose_app.video_view import bgr_to_qimage
-from models.metainfo import COCO, DatasetInfo
+from hfpose.engine.smoothing import SmoothingConfig
+from hfpose.engine.sources import Frame, FrameSource, SourceInfo, list_cameras, open_source
+from hfpose.models.metainfo import COCO, DatasetInfo
 
 log = logging.getLogger(__name__)
 

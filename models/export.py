@@ -6,7 +6,7 @@ the file is run in ONNX Runtime on the same input as torch and the largest diffe
 a difference above tolerance fails the command, so a broken export never ships silently.
 
 ``hfpose-export --int8 MODEL.onnx`` derives the int8 copy of an exported fp32 file (see
-``models.quantize``) beside it, with the parity report: the share of fp32's sure heatmap peaks
+``hfpose.models.quantize``) beside it, with the parity report: the share of fp32's sure heatmap peaks
 it keeps (per keypoint) and, where ../shared is present, both files' MPII validation PCKh.
 """
 
@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from models.config import ConfigError, load_config, model_heatmap_size, model_input_size
-from models.metainfo import get_dataset_info
-from models.processing import BOX_PADDING, IMAGENET_MEAN, IMAGENET_STD, PIXEL_STD
+from hfpose.models.config import ConfigError, load_config, model_heatmap_size, model_input_size
+from hfpose.models.metainfo import get_dataset_info
+from hfpose.models.processing import BOX_PADDING, IMAGENET_MEAN, IMAGENET_STD, PIXEL_STD
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "heatmaps"
@@ -136,7 +136,7 @@ def verify_onnx(model: Any, onnx_path: str | Path, batch: int = 2, seed: int = 0
 
 def model_info(cfg: dict[str, Any]) -> dict[str, Any]:
     """Parameter count and conv multiply-accumulates (as the authors' code runs) of a config."""
-    from models.hf_hrnet import build_model, count_conv_macs, count_parameters
+    from hfpose.models.hf_hrnet import build_model, count_conv_macs, count_parameters
 
     model = build_model(cfg)
     size = model_input_size(cfg)
@@ -196,8 +196,8 @@ def _validation_pckh(model: Path, precision: str) -> float | None:
     """MPII validation PCKh of ``model`` through the engine, or None without ../shared."""
     import tempfile
 
-    from models.quantize import SHARED_DATASETS, SPLITS
-    from training.test_cli import main as test_main
+    from hfpose.models.quantize import SHARED_DATASETS, SPLITS
+    from hfpose.training.test_cli import main as test_main
 
     mpii = SHARED_DATASETS / "mpii_train"
     if not (mpii / "mpii_train_coco17.json").is_file():
@@ -224,8 +224,8 @@ def export_int8(fp32_path: Path, calibration: int) -> int:
     """``--int8``: quantize, record provenance and parity in the metadata, print the report."""
     import tempfile
 
-    from engine.runtimes import ModelError, read_onnx_metadata
-    from models.quantize import (
+    from hfpose.engine.runtimes import ModelError, read_onnx_metadata
+    from hfpose.models.quantize import (
         TARGET_AGREEMENT,
         Preprocessing,
         calibration_and_check_sets,
@@ -291,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         print("hfpose-export: --out is required unless --info is given", file=sys.stderr)
         return 2
 
-    from models.checkpoint import CheckpointError, load_checkpoint
-    from models.hf_hrnet import build_model
+    from hfpose.models.checkpoint import CheckpointError, load_checkpoint
+    from hfpose.models.hf_hrnet import build_model
 
     model = build_model(cfg)
     if args.checkpoint:

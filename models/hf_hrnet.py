@@ -411,7 +411,7 @@ HEADS: dict[str, Callable[..., nn.Module]] = {"TopdownHeatmapSimpleHead": Heatma
 
 
 def build_model(cfg: dict[str, Any]) -> TopDownHeatmapModel:
-    """Build the top-down model from a loaded config (``models.config.load_config``)."""
+    """Build the top-down model from a loaded config (``hfpose.models.config.load_config``)."""
     model_cfg = cfg["model"]
     if model_cfg.get("type", "TopDown") != "TopDown":
         raise ValueError(f"unsupported model type {model_cfg['type']!r}; only TopDown")

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from models.processing import bbox_xywh_to_cs, get_max_preds, normalize_crops, warp_crops
+from hfpose.models.processing import bbox_xywh_to_cs, get_max_preds, normalize_crops, warp_crops
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SPLITS = Path(__file__).resolve().parents[1] / "training" / "data" / "splits"
@@ -39,7 +39,7 @@ PEAK_SCORE_MIN = 0.3
 
 def int8_path_for(fp32_path: str | Path) -> Path:
     """``assets/m.onnx`` -> ``assets/m.int8.onnx`` (where the engine looks for it)."""
-    from engine.auto_backend import fast_variant_path
+    from hfpose.engine.auto_backend import fast_variant_path
 
     return fast_variant_path(Path(fp32_path))
 
@@ -87,7 +87,7 @@ def training_people(shared: Path = SHARED_DATASETS) -> list[tuple[Path, np.ndarr
 def people_crops(
     people: Sequence[tuple[Path, np.ndarray]], prep: Preprocessing
 ) -> Iterator[np.ndarray]:
-    """One normalised (1, 3, H, W) crop per person, cut as ``engine.pose`` cuts them."""
+    """One normalised (1, 3, H, W) crop per person, cut as ``hfpose.engine.pose`` cuts them."""
     import cv2
 
     width, height = prep.input_size_wh
@@ -275,7 +275,8 @@ def write_int8_metadata(fp32_path: Path, report: Int8Report, calibration_count: 
     """The fp32 file's metadata plus where the int8 copy came from and how close it is."""
     import onnx
 
-    from engine.auto_backend import file_sha256  # the hash the engine checks the copy against
+    # the hash the engine checks the copy against
+    from hfpose.engine.auto_backend import file_sha256
 
     source = onnx.load(str(fp32_path), load_external_data=False)
     model = onnx.load(str(report.path))

@@ -33,7 +33,7 @@ def pose_model_path(cache_dir: Path) -> Path:
     if target.is_file():
         return target
     pytest.importorskip("torch", reason="exporting the test model needs torch")
-    from models.export import main as export_main
+    from hfpose.models.export import main as export_main
 
     partial = target.with_suffix(f".{os.getpid()}.part.onnx")
     if export_main([CONFIG, "--out", str(partial)]) not in (0, None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.results import Person
+from hfpose.engine.results import Person
 
 # A standing person, 1 unit tall, origin at the hips' midpoint (x right, y down).
 _TEMPLATE = np.array(

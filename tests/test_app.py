@@ -26,10 +26,10 @@ pytest.importorskip("pytestqt")
 
 from pose_model import pose_model_path  # noqa: E402
 
-from engine.sources import LiveFrameSource, SourceError, SourceInfo, VideoFileSource  # noqa: E402
-from hfpose_app import worker as worker_module  # noqa: E402
-from hfpose_app.main_window import MainWindow  # noqa: E402
-from hfpose_app.settings import AppSettings, SettingsStore  # noqa: E402
+from hfpose.app import worker as worker_module  # noqa: E402
+from hfpose.app.main_window import MainWindow  # noqa: E402
+from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
+from hfpose.engine.sources import LiveFrameSource, SourceError, SourceInfo, VideoFileSource  # noqa: E402
 
 CLIP = "intel_asl_walk_1s5.mp4"  # 45 frames, 30 fps, 640x480 (CC BY 4.0, tests/data/README.md)
 RUN_TIMEOUT_MS = 120_000  # a whole clip on 2 shared cores, models included
@@ -222,7 +222,7 @@ def test_switching_to_a_shipped_model_live_names_it_and_keeps_playing(qtbot, win
 
 
 def test_unavailable_backend_falls_back_and_says_so(qtbot, window, clip) -> None:
-    from engine.runtimes import available_backends
+    from hfpose.engine.runtimes import available_backends
 
     if next(b for b in available_backends() if b.name == "gpu").available:
         pytest.skip("this machine has a GPU backend: nothing to fall back from")
@@ -365,8 +365,8 @@ def test_closing_the_window_finalises_the_recording_and_stops_every_thread(
 
 def test_project_checkpoint_with_its_config_runs_in_torch(qtbot, window, clip, tmp_path) -> None:
     torch = pytest.importorskip("torch")
-    from models.config import load_config
-    from models.hf_hrnet import build_model
+    from hfpose.models.config import load_config
+    from hfpose.models.hf_hrnet import build_model
 
     config = Path(__file__).resolve().parents[1] / "models/configs/hf_hrnet_18_coco_256x192.yaml"
     checkpoint = tmp_path / "hf_hrnet_18.pth"
@@ -423,7 +423,7 @@ def test_a_busy_gui_skips_to_the_newest_frame_fake_camera(qtbot, window, clip, m
 def test_camera_menu_lists_cameras_by_name_and_opens_one_fake_camera(
     qtbot, window, clip, monkeypatch
 ) -> None:
-    from engine.sources import CameraInfo
+    from hfpose.engine.sources import CameraInfo
 
     cameras = [CameraInfo(3, "Integrated Webcam", "/dev/video3")]
     monkeypatch.setattr(worker_module, "list_cameras", lambda: cameras)
@@ -487,7 +487,7 @@ def test_hfpose_command_opens_the_clip_given_and_exits_cleanly(
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from hfpose_app import app as app_module
+    from hfpose.app import app as app_module
 
     # The command reads the user's settings: point QSettings at a temporary home for them.
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))

@@ -19,8 +19,8 @@ pytest.importorskip("pytestqt")
 
 from pose_model import pose_model_path  # noqa: E402
 
-from hfpose_app.main_window import MainWindow  # noqa: E402
-from hfpose_app.settings import AppSettings, SettingsStore  # noqa: E402
+from hfpose.app.main_window import MainWindow  # noqa: E402
+from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
 
 CLIP = "intel_asl_walk_1s5.mp4"  # 45 frames, 640x480 (CC BY 4.0, tests/data/README.md)
 FAST_FPS = 600

@@ -10,9 +10,9 @@ from PySide6.QtCore import QSettings
 
 pytest.importorskip("pytestqt")
 
-from engine.runtimes import BackendStatus, available_backends  # noqa: E402
-from hfpose_app.settings import AppSettings, SettingsStore  # noqa: E402
-from hfpose_app.settings_dialog import SettingsDialog  # noqa: E402
+from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
+from hfpose.app.settings_dialog import SettingsDialog  # noqa: E402
+from hfpose.engine.runtimes import BackendStatus, available_backends  # noqa: E402
 
 
 def store_at(path: Path) -> SettingsStore:
@@ -126,9 +126,9 @@ def test_dialog_restore_defaults_button(qtbot) -> None:
 def test_drawing_settings_reach_the_renderer() -> None:
     import numpy as np
 
-    from engine.rendering import Renderer
-    from engine.results import Person
-    from hfpose_app.worker import render_options
+    from hfpose.app.worker import render_options
+    from hfpose.engine.rendering import Renderer
+    from hfpose.engine.results import Person
 
     person = Person(
         keypoints=np.tile(np.float32([[100.0, 100.0]]), (17, 1)),
@@ -152,9 +152,9 @@ def test_drawing_settings_reach_the_renderer() -> None:
 def test_recordings_use_the_container_their_name_says(tmp_path: Path, data_dir, name, muxer):
     import av
 
-    from engine.results import FrameResult
-    from engine.sources import VideoFileSource
-    from hfpose_app.worker import video_sink
+    from hfpose.app.worker import video_sink
+    from hfpose.engine.results import FrameResult
+    from hfpose.engine.sources import VideoFileSource
 
     # The settings say the other container: the chosen file name wins.
     other = "mp4" if muxer == "matroska" else "mkv"
@@ -173,7 +173,7 @@ def test_recordings_use_the_container_their_name_says(tmp_path: Path, data_dir, 
 def test_video_view_keeps_the_aspect_ratio(qtbot) -> None:
     from PySide6.QtGui import QImage
 
-    from hfpose_app.video_view import VideoView
+    from hfpose.app.video_view import VideoView
 
     view = VideoView()
     qtbot.addWidget(view)
@@ -189,7 +189,7 @@ HIDPI_PROBE = """
 import numpy as np
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
-from hfpose_app.video_view import VideoView, bgr_to_qimage
+from hfpose.app.video_view import VideoView, bgr_to_qimage
 view = VideoView()
 view.resize(400, 300)
 view.show()

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.config import load_config
-from training.crop_cache import build_cache
-from training.datasets import DatasetError, build_dataset, dataset_layout
-from training.evaluation import evaluate_dataset
+from hfpose.models.config import load_config
+from hfpose.training.crop_cache import build_cache
+from hfpose.training.datasets import DatasetError, build_dataset, dataset_layout
+from hfpose.training.evaluation import evaluate_dataset
 
 CONFIG = "hfpose_hf_hrnet_18_coco_256x192_lspet_mpii"
 

@@ -14,7 +14,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from engine.detectors import (
+from hfpose.engine.detectors import (
     DETECTOR_NAMES,
     BlazePoseDetector,
     DetectorError,
@@ -24,7 +24,7 @@ from engine.detectors import (
     ssd_anchor_centers,
     weighted_nms,
 )
-from engine.runtimes import ModelError, asset_path, openvino_devices
+from hfpose.engine.runtimes import ModelError, asset_path, openvino_devices
 
 
 def _frame(data_dir: Path, name: str) -> np.ndarray:

@@ -13,10 +13,10 @@ import numpy as np
 import onnx
 import pytest
 
-from engine import auto_backend
-from engine.auto_backend import fast_variant_path, file_sha256
-from engine.pose import DEFAULT_MODEL
-from engine.runtimes import asset_path, create_session, openvino_devices
+from hfpose.engine import auto_backend
+from hfpose.engine.auto_backend import fast_variant_path, file_sha256
+from hfpose.engine.pose import DEFAULT_MODEL
+from hfpose.engine.runtimes import asset_path, create_session, openvino_devices
 
 MODEL = asset_path(DEFAULT_MODEL)
 has_openvino = pytest.mark.skipif("CPU" not in openvino_devices(), reason="no OpenVINO CPU")
@@ -120,11 +120,11 @@ def test_litert_runs_blazepose_full_from_the_mediapipe_wheel() -> None:
 def test_precision_is_one_setting_from_pipeline_config_to_cli_and_dialog(qtbot, tmp_path) -> None:
     from PySide6.QtCore import QSettings
 
-    from engine.pipeline import PipelineConfig
-    from engine.runtimes import available_backends
-    from hfpose_app.settings import AppSettings, SettingsStore
-    from hfpose_app.settings_dialog import SettingsDialog
-    from hfpose_app.video_cli import build_parser
+    from hfpose.app.settings import AppSettings, SettingsStore
+    from hfpose.app.settings_dialog import SettingsDialog
+    from hfpose.app.video_cli import build_parser
+    from hfpose.engine.pipeline import PipelineConfig
+    from hfpose.engine.runtimes import available_backends
 
     assert AppSettings().precision == PipelineConfig().precision == "fast"
     assert build_parser().parse_args(["in.mp4"]).precision == PipelineConfig().precision
@@ -143,8 +143,8 @@ def test_precision_is_one_setting_from_pipeline_config_to_cli_and_dialog(qtbot, 
 
 @has_openvino
 def test_pipeline_switches_the_keypoint_model_to_fp32_at_the_next_frame() -> None:
-    from engine.pipeline import PipelineConfig, PoseProcessor, _Work
-    from engine.sources import Frame
+    from hfpose.engine.pipeline import PipelineConfig, PoseProcessor, _Work
+    from hfpose.engine.sources import Frame
 
     processor = PoseProcessor(PipelineConfig(source="unused", device="openvino"))
     processor.request("pose", precision="fp32")
@@ -161,7 +161,7 @@ def test_fast_precision_keeps_the_keypoints_of_real_people(data_dir) -> None:
     fp32 is sure of lands within 3% of the box's height."""
     import cv2
 
-    from engine.pose import PoseEstimator
+    from hfpose.engine.pose import PoseEstimator
 
     labels = json.loads((data_dir / "coco" / "test_coco.json").read_text())
     exact = PoseEstimator(MODEL, "cpu", precision="fp32", num_threads=1)
@@ -191,8 +191,8 @@ def test_int8_copy_from_training_crops_keeps_the_peaks_and_is_accepted(
 ) -> None:
     """A real quantization, small: 24 calibration and 24 check crops from the training images
     (cut by the engine's crop code), depthwise convolutions kept in float."""
-    from engine.runtimes import read_onnx_metadata
-    from models.quantize import (
+    from hfpose.engine.runtimes import read_onnx_metadata
+    from hfpose.models.quantize import (
         Preprocessing,
         calibration_and_check_sets,
         int8_path_for,
@@ -219,7 +219,7 @@ def test_int8_copy_from_training_crops_keeps_the_peaks_and_is_accepted(
 
 def test_probe_feeds_a_dynamic_size_detector_its_real_input_size() -> None:
     """NanoDet's height and width are dynamic: a 1x1 probe made every runtime look alike."""
-    from engine.auto_backend import probe_input_shape
+    from hfpose.engine.auto_backend import probe_input_shape
 
     session = create_session(asset_path("detectors/nanodet_416.onnx"), "cpu")
     assert probe_input_shape(session) == [1, 3, 416, 416]

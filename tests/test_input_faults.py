@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.pipeline import Pipeline, PipelineConfig, PoseTracker
-from engine.results import Person
-from engine.sinks import JsonKeypointSink, VideoSink
-from engine.sources import StreamSource, VideoFileSource, open_source
-from hfpose_app.video_cli import main
+from hfpose.app.video_cli import main
+from hfpose.engine.pipeline import Pipeline, PipelineConfig, PoseTracker
+from hfpose.engine.results import Person
+from hfpose.engine.sinks import JsonKeypointSink, VideoSink
+from hfpose.engine.sources import StreamSource, VideoFileSource, open_source
 from tests.pose_model import pose_model_path
 from tests.test_sinks import probe
 

@@ -14,12 +14,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from engine.keypoint_models import SHIPPED_MODELS, resolve_model
-from engine.pipeline import Pipeline, PipelineConfig, PoseTracker
-from engine.pose import PoseEstimator, create_pose_estimator
-from engine.runtimes import ModelError, openvino_devices
-from engine.sources import open_source
-from hfpose_app.video_cli import main as hfpose_video
+from hfpose.app.video_cli import main as hfpose_video
+from hfpose.engine.keypoint_models import SHIPPED_MODELS, resolve_model
+from hfpose.engine.pipeline import Pipeline, PipelineConfig, PoseTracker
+from hfpose.engine.pose import PoseEstimator, create_pose_estimator
+from hfpose.engine.runtimes import ModelError, openvino_devices
+from hfpose.engine.sources import open_source
 from tests.test_pipeline import _LoopingCamera
 
 DATA = Path(__file__).parent / "data"

@@ -13,18 +13,18 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from models.checkpoint import CheckpointError, save_checkpoint
-from models.config import load_config, model_input_size
-from models.export import export_onnx
-from models.hf_hrnet import build_model
-from training.datasets import build_dataset
-from training.load_from import (
+from hfpose.models.checkpoint import CheckpointError, save_checkpoint
+from hfpose.models.config import load_config, model_input_size
+from hfpose.models.export import export_onnx
+from hfpose.models.hf_hrnet import build_model
+from hfpose.training.datasets import build_dataset
+from hfpose.training.load_from import (
     calibrate_batchnorm,
     calibration_batches,
     load_fused_onnx,
     load_initial_weights,
 )
-from training.trainer import Trainer
+from hfpose.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 COCO = REPO / "tests" / "data" / "coco"

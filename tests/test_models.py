@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.runtimes import read_onnx_metadata
-from models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
-from models.config import PAPER_CONFIGS, load_config, model_input_size
-from models.export import export_onnx, verify_onnx
-from models.export import main as export_main
-from models.hf_hrnet import build_model, count_conv_macs, count_parameters
+from hfpose.engine.runtimes import read_onnx_metadata
+from hfpose.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+from hfpose.models.config import PAPER_CONFIGS, load_config, model_input_size
+from hfpose.models.export import export_onnx, verify_onnx
+from hfpose.models.export import main as export_main
+from hfpose.models.hf_hrnet import build_model, count_conv_macs, count_parameters
 
 torch.set_flush_denormal(True)
 

@@ -1,5 +1,5 @@
 """Phantom people: boxes the keypoint model finds no body in are dropped, and one weak frame
-starts no track (engine.plausibility, the tracker's birth rule, hfpose-video, the app).
+starts no track (hfpose.engine.plausibility, the tracker's birth rule, hfpose-video, the app).
 
 The clips are real; the tracker tests use synthetic poses whose scores are set on purpose.
 """
@@ -12,12 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.pipeline import Pipeline, PipelineConfig
-from engine.plausibility import DEFAULT_MIN_POSE_SCORE, birth_score, plausible_people, pose_score
-from engine.results import FrameResult
-from engine.tracking import Tracker
-from hfpose_app.video_cli import main as video_main
-from models.metainfo import COCO
+from hfpose.app.video_cli import main as video_main
+from hfpose.engine.pipeline import Pipeline, PipelineConfig
+from hfpose.engine.plausibility import (
+    DEFAULT_MIN_POSE_SCORE,
+    birth_score,
+    plausible_people,
+    pose_score,
+)
+from hfpose.engine.results import FrameResult
+from hfpose.engine.tracking import Tracker
+from hfpose.models.metainfo import COCO
 from tests.pose_model import pose_model_path
 from tests.synthetic_people import make_person
 
@@ -85,8 +90,8 @@ def test_hfpose_video_refuses_a_min_pose_score_out_of_range(capsys) -> None:
 
 
 def test_default_threshold_is_declared_once() -> None:
-    from hfpose_app.settings import AppSettings
-    from hfpose_app.video_cli import build_parser
+    from hfpose.app.settings import AppSettings
+    from hfpose.app.video_cli import build_parser
 
     assert PipelineConfig().min_pose_score == DEFAULT_MIN_POSE_SCORE
     assert AppSettings().min_pose_score == DEFAULT_MIN_POSE_SCORE
@@ -113,7 +118,7 @@ def test_cone_and_rock_on_vtest_get_no_skeleton_and_no_real_person_is_lost(
     """The real threaded pipeline on the first 40 frames (4 s) of opencv_vtest.avi, with the
     filter off and at the default; phantoms are the regions of benchmarks/data/phantom_labels.json
     (four cones, a rock, a stand, a bike rack)."""
-    from engine.tracking import box_iou
+    from hfpose.engine.tracking import box_iou
 
     clip = shared_dir / "datasets" / "videos" / "opencv_vtest.avi"
     labels = json.loads(LABELS.read_text())["clips"][clip.name]

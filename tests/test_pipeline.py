@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.pipeline import (
+from hfpose.engine.pipeline import (
     Pipeline,
     PipelineConfig,
     PipelineError,
@@ -23,11 +23,11 @@ from engine.pipeline import (
     available_cores,
     boxes_from_keypoints,
 )
-from engine.rendering import RenderOptions
-from engine.results import FrameResult, Person
-from engine.sinks import JsonKeypointSink, Sink, VideoSink
-from engine.smoothing import SmoothingConfig
-from engine.sources import Frame, FrameSource, LiveFrameSource, SourceError, open_source
+from hfpose.engine.rendering import RenderOptions
+from hfpose.engine.results import FrameResult, Person
+from hfpose.engine.sinks import JsonKeypointSink, Sink, VideoSink
+from hfpose.engine.smoothing import SmoothingConfig
+from hfpose.engine.sources import Frame, FrameSource, LiveFrameSource, SourceError, open_source
 from tests.pose_model import pose_model_path
 from tests.test_sinks import probe
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hfpose_app.platform_check import (
+from hfpose.app.platform_check import (
     display_problem,
     install_advice,
     missing_libraries,
@@ -91,7 +91,7 @@ def test_which_platforms_are_checked() -> None:
 
 def _run_hfpose(env: dict[str, str], plugin: Path | None = None) -> subprocess.CompletedProcess:
     """The real ``hfpose`` main() in a fresh interpreter (``plugin`` replaces PySide6's)."""
-    code = "import sys; from hfpose_app import app, platform_check as p\n"
+    code = "import sys; from hfpose.app import app, platform_check as p\n"
     if plugin is not None:
         code += f"p.xcb_plugin_path = lambda: p.Path({str(plugin)!r})\n"
     code += "sys.exit(app.main([]))"

@@ -16,8 +16,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from engine.pose import PoseEstimator, create_pose_estimator
-from engine.runtimes import ModelError, asset_path, openvino_devices
+from hfpose.engine.pose import PoseEstimator, create_pose_estimator
+from hfpose.engine.runtimes import ModelError, asset_path, openvino_devices
 
 INPUT_WH = (192, 256)
 
@@ -136,7 +136,7 @@ def test_a_detector_given_as_keypoint_model_is_refused() -> None:
 
 
 def test_missing_default_model_is_a_clear_error(monkeypatch) -> None:
-    monkeypatch.setattr("engine.pose.DEFAULT_MODEL", "no_such_model.onnx")
+    monkeypatch.setattr("hfpose.engine.pose.DEFAULT_MODEL", "no_such_model.onnx")
     with pytest.raises(ModelError, match="default keypoint model no_such_model.onnx"):
         create_pose_estimator(None, "cpu")
 
@@ -148,10 +148,10 @@ def test_missing_default_model_is_a_clear_error(monkeypatch) -> None:
 def hf_hrnet_files(tmp_path_factory) -> tuple[Path, Path]:
     """HF-HRNet-18 with random weights as ONNX (dynamic batch) and as a .pth checkpoint."""
     pytest.importorskip("torch")
-    from models.checkpoint import save_checkpoint
-    from models.config import load_config
-    from models.export import export_onnx
-    from models.hf_hrnet import build_model
+    from hfpose.models.checkpoint import save_checkpoint
+    from hfpose.models.config import load_config
+    from hfpose.models.export import export_onnx
+    from hfpose.models.hf_hrnet import build_model
 
     folder = tmp_path_factory.mktemp("hf_hrnet")
     cfg = load_config("hf_hrnet_18_coco_256x192")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.config import ConfigError, load_config
-from models.metainfo import COCO, MPII
-from models.processing import (
+from hfpose.models.config import ConfigError, load_config
+from hfpose.models.metainfo import COCO, MPII
+from hfpose.models.processing import (
     PIXEL_STD,
     affine_points,
     bbox_xywh_to_cs,
@@ -131,7 +131,7 @@ def test_config_names_paths_and_validation(tmp_path) -> None:
     custom.write_text(
         "_base_: [{}]\ntotal_epochs: 3\n".format(
             str(
-                __import__("models.config", fromlist=["CONFIG_DIR"]).CONFIG_DIR
+                __import__("hfpose.models.config", fromlist=["CONFIG_DIR"]).CONFIG_DIR
                 / "hf_hrnet_18_coco_256x192.yaml"
             )
         )

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from models.processing import affine_points
-from training import pseudo_label as pl
+from hfpose.models.processing import affine_points
+from hfpose.training import pseudo_label as pl
 
 SHOULDER_PAIR, HIP_PAIR = (5, 6), (11, 12)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.rendering import (
+from hfpose.engine.rendering import (
     CENTER_COLOR,
     LEFT_COLOR,
     RIGHT_COLOR,

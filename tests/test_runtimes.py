@@ -7,8 +7,8 @@ import logging
 import numpy as np
 import pytest
 
-from engine import runtimes
-from engine.runtimes import (
+from hfpose.engine import runtimes
+from hfpose.engine.runtimes import (
     BACKENDS,
     ModelError,
     asset_path,
@@ -71,7 +71,7 @@ def test_missing_accelerator_falls_back_to_cpu_once_with_reason(backend, caplog)
     if _has(backend):
         pytest.skip(f"this machine has a {backend}")
     runtimes._warned.clear()
-    with caplog.at_level(logging.WARNING, logger="engine.runtimes"):
+    with caplog.at_level(logging.WARNING, logger="hfpose.engine.runtimes"):
         session = create_session(NANODET, backend)
         create_session(NANODET, backend)
     info = session.runtime_info

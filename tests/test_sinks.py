@@ -17,15 +17,15 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.results import FrameResult
-from engine.sinks import (
+from hfpose.engine.results import FrameResult
+from hfpose.engine.sinks import (
     CocoResultsSink,
     CsvKeypointSink,
     JsonKeypointSink,
     SinkError,
     VideoSink,
 )
-from engine.sources import open_source
+from hfpose.engine.sources import open_source
 from tests.synthetic_people import make_person
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -94,9 +94,9 @@ def test_fallback_encoder_when_h264_is_missing(tmp_path):
 _KILLED_WRITER = textwrap.dedent(
     """
     import sys, numpy as np
-    from engine.results import FrameResult
-    from engine.sinks import VideoSink
-    from engine.sources import SourceInfo
+    from hfpose.engine.results import FrameResult
+    from hfpose.engine.sinks import VideoSink
+    from hfpose.engine.sources import SourceInfo
     info = SourceInfo("file", "synthetic", 320, 240, fps=30.0)
     sink = VideoSink(sys.argv[1])
     sink.open(info)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.smoothing import KalmanPointFilter, OneEuroFilter, SmoothingConfig, TrackSmoother
+from hfpose.engine.smoothing import KalmanPointFilter, OneEuroFilter, SmoothingConfig, TrackSmoother
 from tests.synthetic_people import make_person
 
 FPS = 30.0

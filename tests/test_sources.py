@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.sources import (
+from hfpose.engine.sources import (
     ImageFolderSource,
     LiveFrameSource,
     SourceError,

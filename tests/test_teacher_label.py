@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.runtimes import ModelError, asset_path
-from models.processing import affine_points
-from training import teacher_label as tl
-from training import teacher_photos as tp
-from training.pseudo_label import read_json, torso_length
+from hfpose.engine.runtimes import ModelError, asset_path
+from hfpose.models.processing import affine_points
+from hfpose.training import teacher_label as tl
+from hfpose.training import teacher_photos as tp
+from hfpose.training.pseudo_label import read_json, torso_length
 
 
 def _pose_pointing(up_deg: float) -> np.ndarray:
@@ -206,7 +206,7 @@ def test_photos_command_labels_the_people_it_can_trust(thunder_path, data_dir, t
 
 
 def test_face_check_measures_distance_and_counts_swapped_eyes() -> None:
-    from training import teacher_face_check as fc
+    from hfpose.training import teacher_face_check as fc
 
     truth = _pose_pointing(0)  # torso 100 px
     truth[:5] = [[400, 150, 2], [390, 140, 2], [410, 140, 2], [380, 145, 2], [420, 145, 0]]

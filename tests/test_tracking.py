@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.tracking import Tracker, box_iou, keypoint_oks
-from models.metainfo import COCO
+from hfpose.engine.tracking import Tracker, box_iou, keypoint_oks
+from hfpose.models.metainfo import COCO
 from tests.synthetic_people import make_person
 
 FPS = 30.0

@@ -18,19 +18,25 @@ import numpy as np
 import pytest
 import torch
 
-from models.config import ConfigError, load_config
-from models.metainfo import COCO, MPII
-from training.datasets import DatasetError, build_dataset, layout_ann_info
-from training.evaluation import (
+from hfpose.models.config import ConfigError, load_config
+from hfpose.models.metainfo import COCO, MPII
+from hfpose.training.datasets import DatasetError, build_dataset, layout_ann_info
+from hfpose.training.evaluation import (
     evaluate_dataset,
     pck_bbox,
     pck_torso,
     pckh_from_head_sizes,
     pckh_mpii_mat,
 )
-from training.losses import JointsMSELoss
-from training.trainer import LATEST, StepLrWithWarmup, Trainer, TrainingError, predict_with_model
-from training.transforms import build_pipeline
+from hfpose.training.losses import JointsMSELoss
+from hfpose.training.trainer import (
+    LATEST,
+    StepLrWithWarmup,
+    Trainer,
+    TrainingError,
+    predict_with_model,
+)
+from hfpose.training.transforms import build_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "data"
@@ -345,7 +351,7 @@ def test_torso_pck_uses_left_shoulder_to_right_hip() -> None:
 
 
 def test_bad_config_key_and_missing_paths_are_named(tmp_path: Path, capsys) -> None:
-    from training.train_cli import main
+    from hfpose.training.train_cli import main
 
     assert main(["hf_hrnet_18_coco_256x192", "--cfg-options", "optimiser.lr=1"]) == 2
     assert "optimiser" in capsys.readouterr().err
@@ -492,8 +498,8 @@ def test_overfits_four_people_to_pck_005_above_09(tmp_path: Path, four_people: P
     assert pck_bbox(predictions["keypoints"], gt, mask, boxes, 0.05) > 0.9
 
     # the same model exported and scored through the app's PoseEstimator (engine runtime)
-    from models.export import export_onnx
-    from training.test_cli import main as test_main
+    from hfpose.models.export import export_onnx
+    from hfpose.training.test_cli import main as test_main
 
     export_onnx(cfg, trainer.model.float().eval(), tmp_path / "model.onnx")
     scores = {}
@@ -517,9 +523,9 @@ def test_ddp_two_cpu_processes_match_one_process_accumulating(
     common = small_options(four_people, total_epochs=1, **{"data.samples_per_gpu": 1})
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     ddp = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--standalone", "-m", "training.train_cli", "hf_hrnet_18_coco_256x192",
+           "--standalone", "-m", "hfpose.training.train_cli", "hf_hrnet_18_coco_256x192",
            "--work-dir", str(tmp_path / "ddp"), "--no-progress", "--cfg-options", *common]  # fmt: skip
-    single = [sys.executable, "-m", "training.train_cli", "hf_hrnet_18_coco_256x192",
+    single = [sys.executable, "-m", "hfpose.training.train_cli", "hf_hrnet_18_coco_256x192",
               "--work-dir", str(tmp_path / "single"), "--no-progress", "--cfg-options", *common,
               "optimizer_config.cumulative_iters=2"]  # fmt: skip
     for command in (ddp, single):
@@ -550,8 +556,8 @@ def test_checkpoint_loads_with_the_models_loader(tmp_path: Path, four_people: Pa
     thread pool then exists) must not hang on its first warp."""
     import threading
 
-    from models.checkpoint import load_checkpoint
-    from models.hf_hrnet import build_model
+    from hfpose.models.checkpoint import load_checkpoint
+    from hfpose.models.hf_hrnet import build_model
 
     cv2.warpAffine(np.zeros((1500, 1500, 3), np.uint8), np.eye(2, 3), (1200, 1200))
     options = small_options(four_people, total_epochs=1, **{"data.workers_per_gpu": 1})
@@ -571,7 +577,7 @@ def test_checkpoint_loads_with_the_models_loader(tmp_path: Path, four_people: Pa
 
 
 def test_test_cli_scores_a_checkpoint_on_a_coco_format_set(tmp_path: Path, four_people: Path):
-    from training.test_cli import main
+    from hfpose.training.test_cli import main
 
     options = small_options(four_people, total_epochs=1)
     Trainer(load_config("hf_hrnet_18_coco_256x192", options), tmp_path, max_steps=1,
@@ -610,7 +616,7 @@ def test_mpii_json_centre_scale_and_joints_follow_mmpose() -> None:
 
 
 def test_mixed_datasets_follow_ratios_and_shards_split_one_order(four_people: Path) -> None:
-    from training.datasets import StepBatchSampler
+    from hfpose.training.datasets import StepBatchSampler
 
     cfg = load_config("hf_hrnet_18_coco_256x192", small_options(four_people))
     entry = dict(cfg["data"]["train"])
@@ -682,7 +688,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resume_continues(
     import time
 
     options = small_options(four_people, total_epochs=1000)
-    command = [sys.executable, "-m", "training.train_cli", "hf_hrnet_18_coco_256x192",
+    command = [sys.executable, "-m", "hfpose.training.train_cli", "hf_hrnet_18_coco_256x192",
                "--work-dir", str(tmp_path), "--no-progress", "--cfg-options", *options]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from engine.sources import open_source
-from hfpose_app.video_cli import main
+from hfpose.app.video_cli import main
+from hfpose.engine.sources import open_source
 from tests.pose_model import pose_model_path
 from tests.test_sinks import probe
 
@@ -152,7 +152,7 @@ def test_ctrl_c_half_way_leaves_a_playable_video(tmp_path, pose_model):
     for i in range(150):
         cv2.imwrite(str(folder / f"{i:04d}.jpg"), frames[i % len(frames)])
     out, keypoints = tmp_path / "interrupted.mp4", tmp_path / "interrupted.json"
-    command = [sys.executable, "-m", "hfpose_app.video_cli", str(folder), "--out", str(out),
+    command = [sys.executable, "-m", "hfpose.app.video_cli", str(folder), "--out", str(out),
                "--save-json", str(keypoints), "--model", pose_model, "--device", "cpu",
                "--max-persons", "1"]  # fmt: skip
     process = subprocess.Popen(

@@ -7,7 +7,7 @@ and centre-shift augmentations stay inside the crop, and the training pipeline t
 cached crop exactly like a full image with a box: it receives ``center``/``scale`` (and the box,
 keypoints, ...) in the cached image's coordinates and warps it with the usual affine crop.
 
-Geometry (mmpose 0.x conventions, :mod:`models.processing`): the person's box gives the network
+Geometry (mmpose 0.x conventions, :mod:`hfpose.models.processing`): the person's box gives the network
 box with ``bbox_xywh_to_cs(box, 192/256, padding 1.25)``; the cached crop is the square of side
 ``CONTEXT`` x that box's height centred on it, resized to ``CROP_SIZE`` x ``CROP_SIZE``. So the
 network box is 256 px tall in the cache (the 256x192 input's own resolution: LSPET's boxes are
@@ -24,9 +24,9 @@ Format of one cache (a folder, e.g. ``/work/cache/lspet_train``):
   ``to_crop`` (N,2,3) float64 affine from original-image pixels to the cache image
   (``cv2.invertAffineTransform`` gives the way back); ``keypoints`` (N,17,3) float32 x, y, v
   (COCO-17; v=0 rows are zero); ``pseudo_mask`` (N,17) bool, True where the keypoint is a
-  pseudo-label (:mod:`training.pseudo_label`, :mod:`training.teacher_label`), not a human label;
+  pseudo-label (:mod:`hfpose.training.pseudo_label`, :mod:`hfpose.training.teacher_label`), not a human label;
   ``label_weight`` (N,17) float32, each label's loss weight before gating
-  (:mod:`training.label_weights`: 1 human, the teacher's score for its points; caches built
+  (:mod:`hfpose.training.label_weights`: 1 human, the teacher's score for its points; caches built
   before it existed lack it and weigh every label 1); ``bbox`` (N,4) x, y,
   w, h; ``center`` (N,2) and ``scale`` (N,2) (``scale`` in units of 200 px, padding 1.25 and
   192:256 aspect included, as ``bbox_xywh_to_cs`` gives them); ``head_size`` (N,) float32, the
@@ -54,11 +54,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.metainfo import COCO
-from models.processing import PIXEL_STD, bbox_xywh_to_cs, get_affine_transform
-from training.label_weights import label_weights
-from training.make_splits import read_split
-from training.pseudo_label import EXTRA_POINT_FIELDS, read_json
+from hfpose.models.metainfo import COCO
+from hfpose.models.processing import PIXEL_STD, bbox_xywh_to_cs, get_affine_transform
+from hfpose.training.label_weights import label_weights
+from hfpose.training.make_splits import read_split
+from hfpose.training.pseudo_label import EXTRA_POINT_FIELDS, read_json
 
 FORMAT_VERSION = 1
 NETWORK_INPUT_WH = (192, 256)

@@ -1,4 +1,4 @@
-"""``CropCacheDataset``: a crop cache (``training.crop_cache``) as a top-down training/val set.
+"""``CropCacheDataset``: a crop cache (``hfpose.training.crop_cache``) as a top-down training/val set.
 
 Decoding and cropping full images would cost as much CPU as the model on the 2-core machines; a
 cache holds every person cut once at a fixed scale with margin for the augmentations. Each record
@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from models.config import ConfigError
-from training.crop_cache import CropCache
-from training.datasets import DatasetError, TopDownDataset
-from training.label_weights import gate_weights
-from training.transforms import Compose
+from hfpose.models.config import ConfigError
+from hfpose.training.crop_cache import CropCache
+from hfpose.training.datasets import DatasetError, TopDownDataset
+from hfpose.training.label_weights import gate_weights
+from hfpose.training.transforms import Compose
 
 
 class CropCacheDataset(TopDownDataset):
@@ -75,7 +75,8 @@ class CropCacheDataset(TopDownDataset):
             if "label_weight" in index:
                 weight = gate_weights(index["label_weight"][row])
             visible = np.zeros((len(keypoints), 3), dtype=np.float32)
-            visible[:, :2] = weight[:, None]  # the label's loss weight (training.label_weights)
+            # the label's loss weight (hfpose.training.label_weights)
+            visible[:, :2] = weight[:, None]
             record = {
                 "cache_row": row,
                 "image_file": str(Path(self.cache.path) / f"images.npy[{row}]"),
@@ -88,7 +89,7 @@ class CropCacheDataset(TopDownDataset):
                 "bbox_score": 1.0,
                 "joints_3d": joints,
                 "joints_3d_visible": visible,
-                # machine-made face labels: trained on, never scored (training.evaluation)
+                # machine-made face labels: trained on, never scored (hfpose.training.evaluation)
                 "pseudo": index["pseudo_mask"][row].astype(bool),
                 "bbox_id": len(records),
             }

@@ -1,6 +1,6 @@
 """Top-down keypoint datasets (COCO, MPII, any COCO-format json, crop caches) and samplers.
 
-A dataset is a list of person records (mmpose 0.x keys, see ``training.transforms``) plus the
+A dataset is a list of person records (mmpose 0.x keys, see ``hfpose.training.transforms``) plus the
 config's pipeline. Records are read once, checked (annotation file, image folder and every image
 exist; at least one labelled joint) and then only indexed, so a bad path fails before training.
 
@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from models.config import ConfigError, model_heatmap_size, model_input_size
-from models.metainfo import DatasetInfo, get_dataset_info
-from training.label_weights import gate_weights, label_weights
-from training.transforms import Compose, build_pipeline
+from hfpose.models.config import ConfigError, model_heatmap_size, model_input_size
+from hfpose.models.metainfo import DatasetInfo, get_dataset_info
+from hfpose.training.label_weights import gate_weights, label_weights
+from hfpose.training.transforms import Compose, build_pipeline
 
 # Joints below the waist: the half-body transform's "lower body" (everything else is upper).
 _LOWER_BODY_WORDS = ("hip", "knee", "ankle", "pelvis")
@@ -210,7 +210,7 @@ def _coco_gt_record(
     if "head_size" in ann:
         record["head_size"] = float(ann["head_size"])
     if "pseudo_keypoints" in ann:
-        # machine-made labels (training.pseudo_label): trained on, never scored
+        # machine-made labels (hfpose.training.pseudo_label): trained on, never scored
         record["pseudo"] = np.asarray(ann["pseudo_keypoints"], dtype=bool)
     return record
 
@@ -538,7 +538,7 @@ def _build_single(
     data_cfg = {**cfg["data_cfg"], **entry.get("data_cfg", {})}
     source = {"where": where, **entry}
     if kind == "CropCacheDataset":
-        from training.crop_dataset import CropCacheDataset
+        from hfpose.training.crop_dataset import CropCacheDataset
 
         dataset: TopDownDataset = CropCacheDataset(
             entry, pipeline, ann_info, seed=seed, include=include, exclude=exclude

@@ -1,6 +1,6 @@
 """The numbers the paper reports: COCO keypoint AP (pycocotools), MPII PCKh, LSP-style PCK.
 
-Inference here goes through ``models.processing`` (flip test, heatmap decoding), the same code the
+Inference here goes through ``hfpose.models.processing`` (flip test, heatmap decoding), the same code the
 app runs. COCO scoring follows mmpose 0.x: instance score = box score x mean of the keypoint
 scores above ``vis_thr``, OKS-NMS at ``oks_thr`` per image, then pycocotools' COCOeval on the
 results json written to disk (so the file can be submitted or re-scored elsewhere).
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from models.metainfo import DatasetInfo
-from models.processing import PIXEL_STD, decode_heatmaps, flip_back_heatmaps
+from hfpose.models.metainfo import DatasetInfo
+from hfpose.models.processing import PIXEL_STD, decode_heatmaps, flip_back_heatmaps
 
 HeatmapFn = Callable[[np.ndarray], np.ndarray]
 COCO_STATS = (
@@ -355,7 +355,7 @@ def heatmap_accuracy(
     output: np.ndarray, target: np.ndarray, weight: np.ndarray, thr: float = 0.05
 ) -> float:
     """mmpose's training ``acc_pose``: PCK of heatmap argmaxes normalised by the heatmap size."""
-    from models.processing import get_max_preds
+    from hfpose.models.processing import get_max_preds
 
     n, k, h, w = output.shape
     pred, _ = get_max_preds(np.asarray(output, dtype=np.float64))
@@ -407,7 +407,7 @@ def evaluate_dataset(
     data_cfg: dict[str, Any],
     out_dir: str | Path | None = None,
 ) -> dict[str, float]:
-    """Score predictions on a ``training.datasets.TopDownDataset`` with ``coco``/``pckh``/``pck``."""
+    """Score predictions on a ``hfpose.training.datasets.TopDownDataset`` with ``coco``/``pckh``/``pck``."""
     metric = normalise_metric_name(metric)
     predictions = unique_predictions(predictions)
     records = [dataset.records[i] for i in predictions["index"]]

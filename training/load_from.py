@@ -1,7 +1,7 @@
 """``load_from``: start a run from the best weights so far instead of from scratch.
 
 Three sources fit: this project's checkpoints, the authors' mmpose checkpoints (both read with
-``weights_only=True`` by :mod:`models.checkpoint`) and an exported ONNX file. The ONNX path is
+``weights_only=True`` by :mod:`hfpose.models.checkpoint`) and an exported ONNX file. The ONNX path is
 what makes "never start over" work when only the shipped model survives: export folded every
 BatchNorm into its convolution (``w' = w * g / sqrt(v + eps)``, ``b' = beta - mu * g /
 sqrt(v + eps)``), so a conv's fused weight and bias are all that is left of each conv + BN pair.
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.checkpoint import CheckpointError, load_checkpoint
+from hfpose.models.checkpoint import CheckpointError, load_checkpoint
 
 CALIBRATION_SAMPLES = 256
 

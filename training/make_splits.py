@@ -6,7 +6,7 @@ on the annotation file's order, on numpy's random generator or on the platform, 
 re-derived anywhere and a renamed or added image does not reshuffle the others. MPII is split by
 frame, so every person of a validation frame is held out with it. Everything not listed is train.
 
-    python -m training.make_splits --lspet ../shared/datasets/lspet/lspet_coco17.json \
+    python -m hfpose.training.make_splits --lspet ../shared/datasets/lspet/lspet_coco17.json \
         --mpii ../shared/datasets/mpii_train/mpii_train_coco17.json --out-dir training/data/splits
 """
 

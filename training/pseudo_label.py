@@ -49,8 +49,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.metainfo import COCO
-from models.processing import PIXEL_STD, affine_points, get_affine_transform
+from hfpose.models.metainfo import COCO
+from hfpose.models.processing import PIXEL_STD, affine_points, get_affine_transform
 
 MEDIAPIPE_VERSION = "0.10.21"
 BLAZEPOSE_MODEL = "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"
@@ -81,7 +81,7 @@ EXTRA_POINT_FIELDS = ("lsp_neck_headtop", "mpii_pelvis_thorax_upperneck_headtop"
 @dataclass(frozen=True)
 class AgreementThresholds:
     """When a teacher's pose agrees with the human labels (distances in torso lengths); see the
-    module docstring for the reasons. Shared by every teacher (``training.teacher_label``)."""
+    module docstring for the reasons. Shared by every teacher (``hfpose.training.teacher_label``)."""
 
     max_shoulder_error: float = 0.25
     max_joint_error: float = 0.35

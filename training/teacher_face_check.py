@@ -8,7 +8,7 @@ those the share within 0.05 / 0.1 / 0.2 torso lengths of the human label (only w
 labelled the point), with the left/right-swapped share. ``--gates`` also lists, for Thunder, what
 other score gates would keep and how right those points are, from the scores the labels carry.
 
-    python -m training.teacher_face_check [--limit N] [--json out.json]
+    python -m hfpose.training.teacher_face_check [--limit N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.pseudo_label import FACE, read_json, torso_length
+from hfpose.training.pseudo_label import FACE, read_json, torso_length
 
 COCO_FOUND = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "coco_found"
 TOLERANCES = (0.05, 0.1, 0.2)
@@ -110,11 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {}
     for labeller in args.labellers:
         if labeller == "blazepose":
-            from training.pseudo_label import Thresholds, pseudo_label_dataset
+            from hfpose.training.pseudo_label import Thresholds, pseudo_label_dataset
 
             labelled = pseudo_label_dataset(hidden, COCO_FOUND / "images", Thresholds())
         else:
-            from training.teacher_label import FaceRule, Teacher, label_annotated_set
+            from hfpose.training.teacher_label import FaceRule, Teacher, label_annotated_set
 
             labelled = label_annotated_set(hidden, COCO_FOUND / "images", Teacher(), FaceRule())
             report["thunder_gates"] = thunder_gates(

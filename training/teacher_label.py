@@ -5,7 +5,7 @@ Two sources, one command, COCO-format output that records which labels are the t
 ``annotated ANN IMG_DIR OUT``
     LSPET / MPII (limb joints labelled by humans, no face): the five face keypoints from Thunder,
     where it can be trusted. Thunder (COCO-trained, PCK@0.1 81 on COCO faces against
-    BlazePose-full's 57) replaces the BlazePose face labels of ``training.pseudo_label``, whose
+    BlazePose-full's 57) replaces the BlazePose face labels of ``hfpose.training.pseudo_label``, whose
     agreement checks it reuses: Thunder's limbs must agree with the human limbs (shoulders,
     elbows, hips, knees within the torso-length tolerances; mid-ear near the labelled head top),
     and each face point is kept only where Thunder's score reaches ``min_face_score`` (0.3 keeps
@@ -26,7 +26,7 @@ Every output annotation carries ``teacher_keypoints`` (17 x: x, y, score in imag
 joints, whatever was kept: for distillation weighted by the scores), ``pseudo_keypoints``
 (17 ints, 1 = the label is the teacher's) and ``pseudo_status``; ``info.pseudo_labels`` records
 the model and its sha256, the rule, the counts and the command. Thunder runs through the
-engine's MoveNet keypoint family (``engine.pose``), the same code the app runs.
+engine's MoveNet keypoint family (``hfpose.engine.pose``), the same code the app runs.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.processing import affine_points, get_affine_transform
-from training.pseudo_label import (
+from hfpose.models.processing import affine_points, get_affine_transform
+from hfpose.training.pseudo_label import (
     FACE,
     HIPS,
     SHOULDERS,
@@ -77,7 +77,7 @@ HEAD_ABOVE_SHOULDERS = 0.6
 
 @dataclass(frozen=True)
 class FaceRule(AgreementThresholds):
-    """Face labels for human-labelled sets: ``training.pseudo_label``'s agreement checks plus
+    """Face labels for human-labelled sets: ``hfpose.training.pseudo_label``'s agreement checks plus
     Thunder's own keypoint score as the confidence of each face point."""
 
     min_face_score: float = 0.3
@@ -87,8 +87,8 @@ class Teacher:
     """MoveNet Thunder through the engine's public pose API, one thread by default."""
 
     def __init__(self, model: Path | None = None, num_threads: int = 1) -> None:
-        from engine.pose import create_pose_estimator
-        from engine.runtimes import asset_path
+        from hfpose.engine.pose import create_pose_estimator
+        from hfpose.engine.runtimes import asset_path
 
         path = Path(model) if model is not None else asset_path(THUNDER_ASSET)
         self.estimator = create_pose_estimator(path, backend="cpu", num_threads=num_threads)
@@ -209,7 +209,7 @@ def label_annotated_set(
             if predicted is not None:
                 labelled["teacher_keypoints"] = rounded_keypoints(predicted, score_digits=3)
             out_annotations.append(labelled)
-    from models.metainfo import COCO
+    from hfpose.models.metainfo import COCO
 
     people = len(out_annotations)
     info = header(
@@ -248,7 +248,7 @@ def _rule_from(args: argparse.Namespace, rule_type: type):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from training.teacher_photos import PhotoRule
+    from hfpose.training.teacher_photos import PhotoRule
 
     parser = argparse.ArgumentParser(
         prog="hfpose-teacher-label", description=__doc__.split("\n")[0]
@@ -277,8 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.runtimes import ModelError
-    from training.teacher_photos import PhotoRule, label_photos, read_manifest, shard_rows
+    from hfpose.engine.runtimes import ModelError
+    from hfpose.training.teacher_photos import PhotoRule, label_photos, read_manifest, shard_rows
 
     args = build_parser().parse_args(argv)
     cv2.setNumThreads(args.threads)

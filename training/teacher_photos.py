@@ -33,8 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.pseudo_label import rounded_keypoints
-from training.teacher_label import Teacher, header
+from hfpose.training.pseudo_label import rounded_keypoints
+from hfpose.training.teacher_label import Teacher, header
 
 MANIFEST_COLUMNS = ("repo", "commit", "path", "bytes", "width", "height", "sha256", "category")
 INSIDE_MARGIN = 1.1  # the box grows by this much for the "points inside the box" check
@@ -141,8 +141,8 @@ def label_photos(
     """COCO dict of the accepted people in the rows' images (images without any left out)."""
     from tqdm import tqdm
 
-    from engine.detectors import create_detector
-    from models.metainfo import COCO
+    from hfpose.engine.detectors import create_detector
+    from hfpose.models.metainfo import COCO
 
     started = time.perf_counter()
     detector = create_detector("nanodet", backend="cpu", num_threads=teacher.num_threads)

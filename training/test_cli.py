@@ -3,7 +3,7 @@
 Evaluates the config's test set (COCO val on the detections file, MPII val with
 ``mpii_gt_val.mat``) or any COCO-format set given with ``--ann``/``--img-dir``. A ``.pth``
 checkpoint runs in torch; an ONNX model runs through the app's own pose estimator
-(``engine.pose.PoseEstimator``: its crop, runtime session, flip test and decoding), so the score
+(``hfpose.engine.pose.PoseEstimator``: its crop, runtime session, flip test and decoding), so the score
 is that of what the app runs. Runs under
 ``torchrun`` too (each process scores a shard).
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from models.config import ConfigError, load_config, model_input_size
+from hfpose.models.config import ConfigError, load_config, model_input_size
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,15 +84,15 @@ def predict_with_engine(
     rank: int = 0,
     precision: str = "fast",
 ) -> tuple[dict[str, np.ndarray], str]:
-    """Keypoints from the app's own ``engine.pose.PoseEstimator`` (frame in BGR, boxes in, the
+    """Keypoints from the app's own ``hfpose.engine.pose.PoseEstimator`` (frame in BGR, boxes in, the
     engine's crop, runtime session, flip test and decoding), one image at a time.
 
     Boxes are the records' boxes; records that give a centre and scale instead (MPII) become the
     box that maps back to that centre and scale.
     """
-    from engine.pose import PoseEstimator
-    from models.processing import BOX_PADDING, PIXEL_STD, bbox_xywh_to_cs
-    from training.transforms import read_image_rgb
+    from hfpose.engine.pose import PoseEstimator
+    from hfpose.models.processing import BOX_PADDING, PIXEL_STD, bbox_xywh_to_cs
+    from hfpose.training.transforms import read_image_rgb
 
     test_cfg = cfg["model"].get("test_cfg", {})
     estimator = PoseEstimator(
@@ -157,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
-    from models.checkpoint import load_checkpoint
-    from models.hf_hrnet import build_model
-    from training.datasets import build_dataset, dataset_layout
-    from training.evaluation import evaluate_dataset, normalise_metric_name
-    from training.trainer import (
+    from hfpose.models.checkpoint import load_checkpoint
+    from hfpose.models.hf_hrnet import build_model
+    from hfpose.training.datasets import build_dataset, dataset_layout
+    from hfpose.training.evaluation import evaluate_dataset, normalise_metric_name
+    from hfpose.training.trainer import (
         configure_cpu,
         init_distributed,
         predict_with_model,

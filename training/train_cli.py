@@ -13,8 +13,8 @@ import sys
 import threading
 from pathlib import Path
 
-from models.checkpoint import CheckpointError
-from models.config import ConfigError, load_config
+from hfpose.models.checkpoint import CheckpointError
+from hfpose.models.config import ConfigError, load_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.load_from:
             cfg["load_from"] = args.load_from
         work_dir = args.work_dir or Path("work_dirs") / cfg["config_name"]
-        from training.datasets import DatasetError
-        from training.trainer import Trainer, TrainingError
+        from hfpose.training.datasets import DatasetError
+        from hfpose.training.trainer import Trainer, TrainingError
 
         try:
             trainer = Trainer(

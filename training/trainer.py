@@ -32,20 +32,20 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from models.checkpoint import check_compatible, read_checkpoint, save_checkpoint
-from models.config import ConfigError, model_heatmap_size, model_input_size
-from models.hf_hrnet import build_model
-from training.datasets import StepBatchSampler, build_dataset, dataset_layout
-from training.evaluation import (
+from hfpose.models.checkpoint import check_compatible, read_checkpoint, save_checkpoint
+from hfpose.models.config import ConfigError, model_heatmap_size, model_input_size
+from hfpose.models.hf_hrnet import build_model
+from hfpose.training.datasets import StepBatchSampler, build_dataset, dataset_layout
+from hfpose.training.evaluation import (
     evaluate_dataset,
     heatmap_accuracy,
     normalise_metric_name,
     predict_keypoints,
     unique_predictions,
 )
-from training.load_from import calibration_batches, load_initial_weights
-from training.losses import build_loss
-from training.precision import cpu_bf16_is_native
+from hfpose.training.load_from import calibration_batches, load_initial_weights
+from hfpose.training.losses import build_loss
+from hfpose.training.precision import cpu_bf16_is_native
 
 LATEST = "latest.pth"
 BEST = "best.pth"

@@ -2,7 +2,7 @@
 
 Each step is named and parameterised exactly as in the authors' configs (``train_pipeline`` /
 ``val_pipeline``), so a config list builds the same pipeline. The geometry is the one inference
-uses (``models.processing``): a crop cut at training time and a crop cut by the app come from the
+uses (``hfpose.models.processing``): a crop cut at training time and a crop cut by the app come from the
 same centre/scale/affine code, so the heatmaps learnt here decode correctly at run time.
 
 Randomness comes from a ``numpy.random.Generator`` passed with every sample (seeded by the
@@ -13,7 +13,7 @@ lets a multi-process run reproduce a single-process one.
 A sample ("results") is a dict with mmpose's keys: ``img`` (H,W,3 RGB uint8), ``image_file``,
 ``bbox`` (x,y,w,h), ``center``, ``scale`` (in 200-pixel units), ``rotation`` (degrees),
 ``joints_3d`` (K,3), ``joints_3d_visible`` (K,3; column 0 is the label's loss weight, 0 =
-unlabelled, 1 = human, a teacher's score: :mod:`training.label_weights`) and
+unlabelled, 1 = human, a teacher's score: :mod:`hfpose.training.label_weights`) and
 ``ann_info`` (image_size, heatmap_size, num_joints, flip_pairs, upper_body_ids).
 """
 
@@ -26,8 +26,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from models.config import ConfigError
-from models.processing import (
+from hfpose.models.config import ConfigError
+from hfpose.models.processing import (
     BOX_PADDING,
     PIXEL_STD,
     affine_points,
@@ -202,7 +202,7 @@ class ToTensor:
     """Mark the crop for conversion; the float conversion happens in NormalizeTensor.
 
     mmpose's ToTensor divides by 255 and NormalizeTensor standardises; both are one call to
-    ``models.processing.normalize_crops`` (the function inference uses), done once.
+    ``hfpose.models.processing.normalize_crops`` (the function inference uses), done once.
     """
 
     def __call__(self, results: Results, rng: np.random.Generator) -> Results:

@@ -48,7 +48,7 @@ from tfjs_graph import NPM_PACKAGE, add_metadata, fetch_package, load_tfjs_graph
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
-from models.metainfo import COCO  # noqa: E402 - the repository root is on the path only now
+from hfpose.models.metainfo import COCO  # noqa: E402 - the repository root is on the path only now
 
 INPUT_SIZES = {"thunder": 256, "lightning": 192}
 # The TF.js graph's tensors, read from its signature and topology.

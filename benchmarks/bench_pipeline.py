@@ -37,14 +37,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hfpose.engine.pipeline import (  # noqa: E402
-    Pipeline,
-    PipelineConfig,
-    PoseProcessor,
-    available_cores,
-    boxes_from_keypoints,
-)
+from hfpose.engine.config import PipelineConfig, available_cores  # noqa: E402
+from hfpose.engine.pipeline import Pipeline  # noqa: E402
 from hfpose.engine.pose import DEFAULT_MODEL  # noqa: E402
+from hfpose.engine.processor import PoseProcessor, boxes_from_keypoints  # noqa: E402
 from hfpose.engine.rendering import HudInfo, Renderer  # noqa: E402
 from hfpose.engine.results import FrameResult, Person  # noqa: E402
 from hfpose.engine.runtimes import ModelError, asset_path  # noqa: E402

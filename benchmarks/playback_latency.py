@@ -31,7 +31,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from hfpose.app.settings import PLAYBACK_MODES, AppSettings  # noqa: E402
 from hfpose.app.worker import PacedSource, pipeline_config  # noqa: E402
-from hfpose.engine.pipeline import Pipeline, available_cores  # noqa: E402
+from hfpose.engine.config import available_cores  # noqa: E402
+from hfpose.engine.pipeline import Pipeline  # noqa: E402
 from hfpose.engine.results import FrameResult  # noqa: E402
 from hfpose.engine.sources import open_source  # noqa: E402
 

@@ -43,7 +43,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hfpose.engine.pipeline import Pipeline, PipelineConfig, PoseProcessor  # noqa: E402
+from hfpose.engine.config import PipelineConfig  # noqa: E402
+from hfpose.engine.pipeline import Pipeline  # noqa: E402
+from hfpose.engine.processor import PoseProcessor  # noqa: E402
 from hfpose.engine.results import FrameResult  # noqa: E402
 from hfpose.engine.sinks import JsonKeypointSink, VideoSink  # noqa: E402
 from hfpose.engine.sources import Frame, FrameSource, LiveFrameSource, VideoFileSource  # noqa: E402

@@ -2,19 +2,20 @@
 
 Public API (names are stable; the GUI and the CLI build on them):
 
-Pipeline (``hfpose.engine.pipeline``)
+Pipeline (``hfpose.engine.pipeline``: the threaded runner; ``.config``: ``PipelineConfig``;
+``.processor``: the per-frame work; ``.pose_tracker``: ``PoseTracker``)
     ``Pipeline(config, sinks=(), on_result=None, on_error=None, on_finished=None)``:
     ``start()``, ``stop()``, ``wait(timeout)``, ``run() -> RunSummary``, ``running``,
     ``stats() -> {stage: StageStats}``, ``summary()``, ``runtime_info``, ``source_info``,
     ``error``; live: ``set_backend``, ``set_model``, ``set_detector``, ``set_det_interval``,
     ``set_max_persons``, ``set_kpt_thr``, ``set_smoothing``, ``set_render_options``,
     ``add_sink``, ``remove_sink``, ``pause``, ``resume``, ``step``, ``seek(seconds)``.
-    ``PipelineConfig``, ``PipelineError`` (``stage``, ``frame_index``, ``fatal``),
-    ``RunSummary``, ``STAGES``; ``PoseTracker(...)(frame) -> list[Person]`` for scripts.
+    ``PipelineConfig``, ``STAGES``; ``PoseTracker(...)(frame) -> list[Person]`` for scripts.
 Results (``hfpose.engine.results``)
     ``FrameResult`` (index, timestamp, image, frame, people, stats, runtime, source_info,
     latency_ms, dropped_frames, detected), ``Person`` (track_id, bbox, bbox_score, keypoints,
-    keypoint_scores), ``StageStats`` (frames, fps, latency_ms, queue_size).
+    keypoint_scores), ``StageStats`` (frames, fps, latency_ms, queue_size), ``RunSummary``,
+    ``PipelineError`` (``stage``, ``frame_index``, ``fatal``).
 Sources (``hfpose.engine.sources``)
     ``open_source(spec)``, ``VideoFileSource``, ``CameraSource``, ``StreamSource``,
     ``ImageFolderSource``, ``LiveFrameSource``, ``FrameSource``, ``Frame``, ``SourceInfo``
@@ -41,16 +42,17 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "hfpose.engine.pipeline": (
-        "Pipeline",
-        "PipelineConfig",
+    "hfpose.engine.config": ("PipelineConfig",),
+    "hfpose.engine.pipeline": ("Pipeline",),
+    "hfpose.engine.pose_tracker": ("PoseTracker",),
+    "hfpose.engine.processor": ("PoseProcessor", "STAGES"),
+    "hfpose.engine.results": (
+        "FrameResult",
+        "Person",
         "PipelineError",
-        "PoseProcessor",
-        "PoseTracker",
         "RunSummary",
-        "STAGES",
+        "StageStats",
     ),
-    "hfpose.engine.results": ("FrameResult", "Person", "StageStats"),
     "hfpose.engine.sources": (
         "CameraInfo",
         "CameraSource",

@@ -22,138 +22,32 @@ Settings change live and take effect at the next frame without reopening the sou
 ``set_keep_real_time``; sinks can be added and removed while running (recording start/stop);
 files can be paused, stepped and seeked.
 
-:class:`PoseTracker` is the same processing without threads, for scripts:
-``people = PoseTracker()(frame)``.
+The per-frame work itself is :class:`hfpose.engine.processor.PoseProcessor`; its configuration
+:class:`hfpose.engine.config.PipelineConfig`; :class:`hfpose.engine.pose_tracker.PoseTracker` is
+the same processing without threads, for scripts.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
-from hfpose.engine.plausibility import DEFAULT_MIN_POSE_SCORE, birth_score, plausible_people
-from hfpose.engine.rendering import HudInfo, Renderer, RenderOptions
-from hfpose.engine.results import FrameResult, Person, StageStats
-from hfpose.engine.runtimes import PRECISIONS
+from hfpose.engine.config import PipelineConfig
+from hfpose.engine.processor import STAGES, FrameWork, PoseProcessor
+from hfpose.engine.rendering import HudInfo, RenderOptions
+from hfpose.engine.results import FrameResult, PipelineError, RunSummary, StageStats
 from hfpose.engine.sinks import Sink
-from hfpose.engine.smoothing import SmoothingConfig, TrackSmoother
-from hfpose.engine.sources import EarlyEnd, Frame, FrameSource, SourceInfo, open_source
-from hfpose.engine.tracking import Tracker
-from hfpose.models.metainfo import COCO, DatasetInfo
+from hfpose.engine.smoothing import SmoothingConfig
+from hfpose.engine.sources import Frame, FrameSource, SourceInfo, open_source
 
 log = logging.getLogger(__name__)
 
-STAGES = ("source", "detect", "pose", "track", "smooth", "render", "sink")
 _POLL_S = 0.05  # how often a blocked stage looks at the stop flag (stop within a second)
-
-
-class PipelineError(RuntimeError):
-    """A failure inside a stage, with where it happened; ``fatal`` errors stopped the run."""
-
-    def __init__(
-        self, stage: str, frame_index: int | None, cause: BaseException, fatal: bool = True
-    ):
-        self.stage = stage
-        self.frame_index = frame_index
-        self.cause = cause
-        self.fatal = fatal
-        where = f"{stage} stage" + (f", frame {frame_index}" if frame_index is not None else "")
-        super().__init__(f"{where}: {cause}")
-
-
-@dataclass
-class PipelineConfig:
-    """Everything a run needs; the live setters change the running copy.
-
-    ``source`` is what :func:`hfpose.engine.sources.open_source` accepts (a path, ``webcam:0``, a URL)
-    or an already open :class:`FrameSource`. ``model`` ``None`` means the shipped model.
-    ``max_persons`` 0 means no limit. ``det_interval`` N runs the detector on every Nth frame
-    and follows people by their previous keypoints in between. ``model_threads`` is each
-    model's share of the CPU: ``None`` splits the cores between the detector and the keypoint
-    model, which run at the same time in their own stages (0: every core for each, as suits
-    one thread calling both in turn). ``min_pose_score``: people whose mean keypoint score
-    is lower are dropped as phantoms, and new tracks need more (:mod:`hfpose.engine.plausibility`).
-    ``keep_real_time``: a file source paced at its rate (the app's player) skips the frames the
-    stages have no time for, as a live source does, instead of slowing the playback down.
-    """
-
-    source: str | int | FrameSource = "webcam:0"
-    model: str | None = None
-    model_config: str | None = None  # the config of a .pth checkpoint (ONNX files carry theirs)
-    device: str = "auto"
-    detector: str = "nanodet"
-    det_interval: int = 1
-    max_persons: int = 0
-    kpt_thr: float = 0.3
-    min_pose_score: float = DEFAULT_MIN_POSE_SCORE
-    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
-    render: RenderOptions = field(default_factory=RenderOptions)
-    track_max_lost_s: float = 1.0
-    queue_size: int = 4
-    folder_fps: float = 30.0
-    model_threads: int | None = None
-    # hfpose.engine.runtimes.PRECISIONS: "fast" lets the keypoint model run in bf16 where the CPU has
-    # it natively, or as its checked int8 copy; "fp32" runs it exactly as trained.
-    precision: str = "fast"
-    keep_real_time: bool = False
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.det_interval < 1:
-            raise ValueError(f"det_interval must be >= 1, got {self.det_interval}")
-        if self.max_persons < 0:
-            raise ValueError(f"max_persons must be >= 0, got {self.max_persons}")
-        if not 0.0 <= self.kpt_thr <= 1.0:
-            raise ValueError(f"kpt_thr must be between 0 and 1, got {self.kpt_thr}")
-        if not 0.0 <= self.min_pose_score <= 1.0:
-            raise ValueError(f"min_pose_score must be between 0 and 1, got {self.min_pose_score}")
-        if self.queue_size < 1:
-            raise ValueError(f"queue_size must be >= 1, got {self.queue_size}")
-        if self.model_threads is not None and self.model_threads < 0:
-            raise ValueError(f"model_threads must be >= 0, got {self.model_threads}")
-
-    @property
-    def threads_per_model(self) -> int:
-        """Intra-op threads for each model's session (see ``model_threads``)."""
-        if self.model_threads is not None:
-            return self.model_threads
-        return max(1, available_cores() // 2)
-
-    @property
-    def pose_threading(self) -> dict[str, int]:
-        """The keypoint model's threads, and how many crops it runs at once: a crowd leaves
-        the detector idle, so crops keep all the cores busy that their sessions' threads
-        would otherwise leave unused."""
-        threads = self.threads_per_model
-        workers = max(1, available_cores() // threads) if threads else 1
-        return {"num_threads": threads, "crop_workers": workers}
-
-
-@dataclass
-class RunSummary:
-    """What a finished run did; ``error`` is set when it stopped on a failure."""
-
-    frames: int = 0
-    people: int = 0  # person instances over all frames
-    max_people: int = 0
-    seconds: float = 0.0
-    fps: float = 0.0
-    runtime: Any = None
-    detector_runtime: Any = None
-    dropped_frames: int = 0
-    interrupted: bool = False
-    error: PipelineError | None = None
-    ended_early: EarlyEnd | None = None  # the input stopped before its announced end
 
 
 class _StageMeter:
@@ -181,256 +75,7 @@ class _StageMeter:
             return StageStats(self.name, self.frames, fps, latency, queue_size)
 
 
-@dataclass
-class _Work:
-    """One frame travelling down the pipeline."""
-
-    frame: Frame
-    epoch: int  # increments on every seek, so tracking restarts
-    born: float  # perf_counter() when the source handed the frame over
-    still: bool = False  # a picture unrelated to the others (photos): nothing carries over
-    boxes: np.ndarray | None = None  # (N, 5) from the detector; None: follow previous keypoints
-    people: list[Person] = field(default_factory=list)
-    image: np.ndarray | None = None
-
-    def take_place_of(self, older: _Work) -> None:
-        """This frame replaces ``older`` in a queue: it keeps ``older``'s detections when it has
-        none of its own, so with ``det_interval`` > 1 a skipped detected frame does not leave
-        the keypoint model following old people until the next detection reaches it."""
-        if self.boxes is None and older.boxes is not None and older.epoch == self.epoch:
-            self.boxes = older.boxes
-
-
 _END = object()  # end-of-input marker that flows through every queue
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its affinity, where the OS reports one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def boxes_from_keypoints(
-    people: Sequence[Person], kpt_thr: float, image_size: tuple[int, int], margin: float = 0.1
-) -> np.ndarray:
-    """Boxes (N, 5) around each person's confident keypoints, grown by ``margin`` per side.
-
-    Used between detections (``det_interval`` > 1): a person's keypoints in the previous frame
-    say where to crop in this one, as mmpose's and rtmlib's video demos do. The top grows
-    more because the head's top is not a keypoint. A person with fewer than a third of the
-    keypoints confident (blur, occlusion, a weak model) keeps the previous crop box: a box
-    around two or three joints would shrink to a limb and lose the person until the next
-    detection.
-    """
-    width, height = image_size
-    boxes = []
-    for person in people:
-        confident = person.keypoints[person.keypoint_scores > kpt_thr]
-        if len(confident) < max(2, len(person.keypoints) // 3):
-            boxes.append([*person.bbox, person.bbox_score])
-            continue
-        x1, y1 = confident.min(axis=0)
-        x2, y2 = confident.max(axis=0)
-        w, h = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
-        boxes.append(
-            [
-                max(0.0, x1 - margin * w),
-                max(0.0, y1 - 2 * margin * h),
-                min(float(width), x2 + margin * w),
-                min(float(height), y2 + margin * h),
-                person.bbox_score,
-            ]
-        )
-    return np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
-
-
-class PoseProcessor:
-    """The per-frame work of the stages, shared by :class:`Pipeline` and :class:`PoseTracker`.
-
-    Each ``*_step`` method is only ever called from its own stage's thread, so the objects it
-    owns (detector, estimator, tracker, smoother, renderer) need no locks; live changes are
-    queued with :meth:`request` and applied by the owning step at its next frame.
-    """
-
-    def __init__(self, config: PipelineConfig) -> None:
-        from hfpose.engine.detectors import create_detector
-        from hfpose.engine.pose import create_pose_estimator
-
-        self.config = config
-        self.estimator = create_pose_estimator(
-            config.model,
-            config.device,
-            config_path=config.model_config,
-            precision=config.precision,
-            **config.pose_threading,
-        )
-        threads = config.threads_per_model
-        self.detector = create_detector(config.detector, config.device, num_threads=threads)
-        self.dataset_info: DatasetInfo = getattr(self.estimator, "dataset_info", COCO)
-        self.tracker = Tracker(
-            self.dataset_info.sigmas,
-            config.track_max_lost_s,
-            kpt_thr=config.kpt_thr,
-            min_birth_score=birth_score(config.min_pose_score),
-        )
-        self.smoother = TrackSmoother(config.smoothing)
-        self.renderer = Renderer(replace(config.render, kpt_thr=config.kpt_thr), self.dataset_info)
-        self._pending: dict[str, dict[str, Any]] = {s: {} for s in STAGES}
-        self._pending_lock = threading.Lock()
-        self._since_detection = config.det_interval  # detect on the first frame
-        self._epoch_detect = -1
-        self._epoch_pose = -1
-        self._epoch_track = -1
-        self._previous_people: list[Person] = []
-        self.on_nonfatal_error: Callable[[PipelineError], None] | None = None
-
-    # ------------------------------------------------------------------ live changes
-
-    def request(self, stage: str, **changes: Any) -> None:
-        with self._pending_lock:
-            self._pending[stage].update(changes)
-
-    def _take(self, stage: str) -> dict[str, Any]:
-        with self._pending_lock:
-            changes, self._pending[stage] = self._pending[stage], {}
-        return changes
-
-    def _report(self, stage: str, frame: Frame | None, error: BaseException) -> None:
-        wrapped = PipelineError(stage, frame.index if frame else None, error, fatal=False)
-        log.warning("%s", wrapped)
-        if self.on_nonfatal_error is not None:
-            self.on_nonfatal_error(wrapped)
-
-    @property
-    def runtime_info(self) -> Any:
-        return self.estimator.runtime_info
-
-    # ------------------------------------------------------------------ steps
-
-    def detect_step(self, work: _Work) -> None:
-        changes = self._take("detect")
-        if "detector" in changes or "device" in changes:
-            from hfpose.engine.detectors import create_detector
-
-            name = changes.get("detector", self.config.detector)
-            device = changes.get("device", self.config.device)
-            try:
-                threads = self.config.threads_per_model
-                self.detector = create_detector(name, device, num_threads=threads)
-                self.config.detector = name
-            except Exception as error:  # noqa: BLE001 - keep the old detector, say why
-                self._report("detect", work.frame, error)
-        if "det_interval" in changes:
-            self.config.det_interval = changes["det_interval"]
-        restarted = work.epoch != self._epoch_detect or work.still
-        self._epoch_detect = work.epoch
-        if restarted or self._since_detection >= self.config.det_interval:
-            work.boxes = self.detector.detect(work.frame.image)
-            self._since_detection = 1
-        else:
-            work.boxes = None
-            self._since_detection += 1
-
-    def pose_step(self, work: _Work) -> None:
-        changes = self._take("pose")
-        if "model" in changes or "device" in changes or "precision" in changes:
-            from hfpose.engine.pose import create_pose_estimator
-
-            model = changes.get("model", self.config.model)
-            model_config = changes.get("model_config", self.config.model_config)
-            device = changes.get("device", self.config.device)
-            precision = changes.get("precision", self.config.precision)
-            try:
-                self.estimator = create_pose_estimator(
-                    model,
-                    device,
-                    config_path=model_config,
-                    precision=precision,
-                    **self.config.pose_threading,
-                )
-                self.config.model, self.config.device = model, device
-                self.config.precision = precision
-                self.config.model_config = model_config
-            except Exception as error:  # noqa: BLE001 - keep the old model, say why
-                self._report("pose", work.frame, error)
-            if self.estimator.dataset_info != self.dataset_info:
-                # Another keypoint layout (e.g. MPII): tracking and drawing follow it.
-                self.dataset_info = self.estimator.dataset_info
-                self.request("track", dataset_info=self.dataset_info)
-                self.request("render", dataset_info=self.dataset_info)
-        if "max_persons" in changes:
-            self.config.max_persons = changes["max_persons"]
-        if "kpt_thr" in changes:
-            self.config.kpt_thr = changes["kpt_thr"]
-        if "min_pose_score" in changes:
-            self.config.min_pose_score = changes["min_pose_score"]
-        if work.epoch != self._epoch_pose:
-            self._previous_people = []
-            self._epoch_pose = work.epoch
-        boxes = work.boxes
-        if boxes is None:
-            height, width = work.frame.image.shape[:2]
-            boxes = boxes_from_keypoints(
-                self._previous_people, self.config.kpt_thr, (width, height)
-            )
-        if self.config.max_persons and len(boxes) > self.config.max_persons:
-            boxes = boxes[np.argsort(-boxes[:, 4], kind="stable")[: self.config.max_persons]]
-        keypoints, scores = self.estimator.estimate(work.frame.image, boxes[:, :4])
-        people = [
-            Person(
-                keypoints=keypoints[i].astype(np.float32),
-                keypoint_scores=scores[i].astype(np.float32),
-                bbox=boxes[i, :4].astype(np.float32),
-                bbox_score=float(boxes[i, 4]),
-            )
-            for i in range(len(boxes))
-        ]
-        work.people = plausible_people(people, self.config.min_pose_score)
-        self._previous_people = work.people
-
-    def track_step(self, work: _Work) -> None:
-        changes = self._take("track")
-        if "dataset_info" in changes:
-            self.tracker = Tracker(
-                changes["dataset_info"].sigmas,
-                self.config.track_max_lost_s,
-                kpt_thr=self.tracker.kpt_thr,
-                min_birth_score=self.tracker.min_birth_score,
-            )
-        if "kpt_thr" in changes:
-            self.tracker.kpt_thr = changes["kpt_thr"]
-        if "min_pose_score" in changes:
-            self.tracker.min_birth_score = birth_score(changes["min_pose_score"])
-        if work.still:  # a photo: its people are numbered, nobody is followed into the next
-            for number, person in enumerate(work.people, start=1):
-                person.track_id = number
-            return
-        if work.epoch != self._epoch_track:
-            self.tracker.reset()
-            self._epoch_track = work.epoch
-        work.people = self.tracker.update(work.people, work.frame.timestamp)
-
-    def smooth_step(self, work: _Work) -> None:
-        changes = self._take("smooth")
-        if "smoothing" in changes:
-            self.smoother.configure(changes["smoothing"])
-            self.config.smoothing = changes["smoothing"]
-        elif "reset" in changes:
-            self.smoother.reset()
-        if work.still:
-            return
-        work.people = self.smoother(work.people, work.frame.timestamp)
-
-    def render_step(self, work: _Work, hud: HudInfo | None) -> None:
-        changes = self._take("render")
-        if changes:
-            options = changes.get("render", self.renderer.options)
-            if "kpt_thr" in changes:
-                options = replace(options, kpt_thr=changes["kpt_thr"])
-            self.renderer.configure(options, changes.get("dataset_info"))
-            self.config.render = options
-        work.image = self.renderer.render(work.frame.image, work.people, hud)
 
 
 class Pipeline:
@@ -812,7 +457,7 @@ class Pipeline:
                     self._put("detect", _END)
                     return
                 meter.record(time.perf_counter() - started)
-                work = _Work(frame, self._epoch, time.perf_counter(), still=source.info.stills)
+                work = FrameWork(frame, self._epoch, time.perf_counter(), still=source.info.stills)
                 if not self._put("detect", work):
                     return
         except BaseException as error:  # noqa: BLE001 - reported with stage and frame
@@ -820,7 +465,7 @@ class Pipeline:
             self._fail("source", index, error, drain=True)
             self._put("detect", _END)
 
-    def _replace_waiting(self, target: queue.Queue, work: _Work) -> None:
+    def _replace_waiting(self, target: queue.Queue, work: FrameWork) -> None:
         """Take out every frame still waiting in ``target`` (skipped), then put ``work`` in.
 
         The next stage then starts on a frame at most one of this stage's periods old instead
@@ -836,10 +481,10 @@ class Pipeline:
                 self._replaced_frames += 1
         target.put_nowait(work)
 
-    def _stage_loop(self, name: str, step: Callable[[_Work], None]) -> None:
+    def _stage_loop(self, name: str, step: Callable[[FrameWork], None]) -> None:
         following = STAGES[STAGES.index(name) + 1]
         meter = self._meters[name]
-        work: _Work | None = None
+        work: FrameWork | None = None
         try:
             while True:
                 item = self._get(name)
@@ -857,7 +502,7 @@ class Pipeline:
         except BaseException as error:  # noqa: BLE001 - reported with stage and frame
             self._fail(name, work.frame.index if work else None, error)
 
-    def _render(self, work: _Work) -> None:
+    def _render(self, work: FrameWork) -> None:
         hud = None
         if self.processor.renderer.options.draw_hud:
             stats = self.stats()
@@ -871,7 +516,7 @@ class Pipeline:
 
     def _sink_loop(self) -> None:
         meter = self._meters["sink"]
-        work: _Work | None = None
+        work: FrameWork | None = None
         try:
             while True:
                 item = self._get("sink")
@@ -933,68 +578,3 @@ class Pipeline:
         self._finished.set()
         if self.on_finished is not None:
             self.on_finished(summary)
-
-
-class PoseTracker:
-    """Synchronous, thread-free pose tracking for scripts: ``people = tracker(frame)``.
-
-    The same detector, keypoint model, tracker and smoother as :class:`Pipeline`. Timestamps
-    default to the wall clock; pass the frame's own time for video files. With ``stills``
-    every call is an unrelated photo: no tracking, smoothing or box carried between calls.
-    """
-
-    def __init__(
-        self,
-        model: str | None = None,
-        device: str = "auto",
-        detector: str = "nanodet",
-        det_interval: int = 1,
-        max_persons: int = 0,
-        kpt_thr: float = 0.3,
-        smoothing: str | SmoothingConfig = "none",
-        stills: bool = False,
-        min_pose_score: float = DEFAULT_MIN_POSE_SCORE,
-    ) -> None:
-        if isinstance(smoothing, str):
-            smoothing = SmoothingConfig(method=smoothing)
-        self.config = PipelineConfig(
-            source="",
-            model=model,
-            device=device,
-            detector=detector,
-            det_interval=det_interval,
-            max_persons=max_persons,
-            kpt_thr=kpt_thr,
-            min_pose_score=min_pose_score,
-            smoothing=smoothing,
-            model_threads=0,  # one thread calls the models in turn: each may use every core
-        )
-        self.processor = PoseProcessor(self.config)
-        self.stills = stills
-        self._index = 0
-        self._t0 = time.perf_counter()
-
-    @property
-    def runtime_info(self) -> Any:
-        return self.processor.runtime_info
-
-    @property
-    def dataset_info(self) -> DatasetInfo:
-        return self.processor.dataset_info
-
-    def __call__(self, image_bgr: np.ndarray, timestamp: float | None = None) -> list[Person]:
-        if timestamp is None:
-            timestamp = time.perf_counter() - self._t0
-        frame = Frame(image_bgr, self._index, timestamp)
-        work = _Work(frame, epoch=0, born=time.perf_counter(), still=self.stills)
-        self._index += 1
-        p = self.processor
-        p.detect_step(work)
-        p.pose_step(work)
-        p.track_step(work)
-        p.smooth_step(work)
-        return work.people
-
-    def draw(self, image_bgr: np.ndarray, people: Sequence[Person]) -> np.ndarray:
-        """The frame with ``people`` drawn as the pipeline draws them (no HUD)."""
-        return self.processor.renderer.render(image_bgr, people, None)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from hfpose.engine.sources import SourceInfo
+from hfpose.engine.sources import EarlyEnd, SourceInfo
 
 
 @dataclass
@@ -68,3 +68,34 @@ class FrameResult:
     latency_ms: float = 0.0
     dropped_frames: int = 0  # frames a live source skipped so far (always 0 for files)
     detected: bool = True  # False when people were followed from the previous frame's keypoints
+
+
+class PipelineError(RuntimeError):
+    """A failure inside a stage, with where it happened; ``fatal`` errors stopped the run."""
+
+    def __init__(
+        self, stage: str, frame_index: int | None, cause: BaseException, fatal: bool = True
+    ):
+        self.stage = stage
+        self.frame_index = frame_index
+        self.cause = cause
+        self.fatal = fatal
+        where = f"{stage} stage" + (f", frame {frame_index}" if frame_index is not None else "")
+        super().__init__(f"{where}: {cause}")
+
+
+@dataclass
+class RunSummary:
+    """What a finished run did; ``error`` is set when it stopped on a failure."""
+
+    frames: int = 0
+    people: int = 0  # person instances over all frames
+    max_people: int = 0
+    seconds: float = 0.0
+    fps: float = 0.0
+    runtime: Any = None
+    detector_runtime: Any = None
+    dropped_frames: int = 0
+    interrupted: bool = False
+    error: PipelineError | None = None
+    ended_early: EarlyEnd | None = None  # the input stopped before its announced end

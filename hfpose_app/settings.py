@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths
 
-from hfpose.engine.pipeline import PipelineConfig
+from hfpose.engine.config import PipelineConfig
 from hfpose.engine.plausibility import DEFAULT_MIN_POSE_SCORE
 from hfpose.engine.runtimes import PRECISIONS
 

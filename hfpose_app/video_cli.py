@@ -24,11 +24,12 @@ import sys
 import threading
 from pathlib import Path
 
+from hfpose.engine.config import PipelineConfig
 from hfpose.engine.keypoint_models import SHIPPED_MODELS
-from hfpose.engine.pipeline import Pipeline, PipelineConfig, PipelineError, RunSummary
+from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.plausibility import DEFAULT_MIN_POSE_SCORE
 from hfpose.engine.rendering import RENDER_STYLES, RenderOptions
-from hfpose.engine.results import FrameResult
+from hfpose.engine.results import FrameResult, PipelineError, RunSummary
 from hfpose.engine.runtimes import PRECISIONS
 from hfpose.engine.sinks import (
     CocoResultsSink,

@@ -35,9 +35,10 @@ from PySide6.QtGui import QImage
 
 from hfpose.app.settings import AppSettings
 from hfpose.app.video_view import bgr_to_qimage
-from hfpose.engine.pipeline import Pipeline, PipelineConfig, PipelineError, RunSummary
+from hfpose.engine.config import PipelineConfig
+from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.rendering import RenderOptions
-from hfpose.engine.results import FrameResult, Person
+from hfpose.engine.results import FrameResult, Person, PipelineError, RunSummary
 from hfpose.engine.runtimes import available_backends
 from hfpose.engine.sinks import (
     VIDEO_CODECS,

@@ -123,7 +123,7 @@ def test_precision_is_one_setting_from_pipeline_config_to_cli_and_dialog(qtbot, 
     from hfpose.app.settings import AppSettings, SettingsStore
     from hfpose.app.settings_dialog import SettingsDialog
     from hfpose.app.video_cli import build_parser
-    from hfpose.engine.pipeline import PipelineConfig
+    from hfpose.engine.config import PipelineConfig
     from hfpose.engine.runtimes import available_backends
 
     assert AppSettings().precision == PipelineConfig().precision == "fast"
@@ -143,13 +143,14 @@ def test_precision_is_one_setting_from_pipeline_config_to_cli_and_dialog(qtbot, 
 
 @has_openvino
 def test_pipeline_switches_the_keypoint_model_to_fp32_at_the_next_frame() -> None:
-    from hfpose.engine.pipeline import PipelineConfig, PoseProcessor, _Work
+    from hfpose.engine.config import PipelineConfig
+    from hfpose.engine.processor import FrameWork, PoseProcessor
     from hfpose.engine.sources import Frame
 
     processor = PoseProcessor(PipelineConfig(source="unused", device="openvino"))
     processor.request("pose", precision="fp32")
     frame = Frame(np.zeros((240, 320, 3), np.uint8), 0, 0.0)
-    processor.pose_step(_Work(frame, 0, 0.0, boxes=np.array([[10, 10, 200, 230, 0.9]])))
+    processor.pose_step(FrameWork(frame, 0, 0.0, boxes=np.array([[10, 10, 200, 230, 0.9]])))
     assert processor.estimator.runtime_info.precision == "fp32"
     assert processor.config.precision == "fp32"
 

@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 from hfpose.app.video_cli import main
-from hfpose.engine.pipeline import Pipeline, PipelineConfig, PoseTracker
+from hfpose.engine.config import PipelineConfig
+from hfpose.engine.pipeline import Pipeline
+from hfpose.engine.pose_tracker import PoseTracker
 from hfpose.engine.results import Person
 from hfpose.engine.sinks import JsonKeypointSink, VideoSink
 from hfpose.engine.sources import StreamSource, VideoFileSource, open_source

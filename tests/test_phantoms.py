@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from hfpose.app.video_cli import main as video_main
-from hfpose.engine.pipeline import Pipeline, PipelineConfig
+from hfpose.engine.config import PipelineConfig
+from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.plausibility import (
     DEFAULT_MIN_POSE_SCORE,
     birth_score,

@@ -14,17 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hfpose.engine.pipeline import (
-    Pipeline,
-    PipelineConfig,
-    PipelineError,
-    PoseTracker,
-    _Work,
-    available_cores,
-    boxes_from_keypoints,
-)
+from hfpose.engine.config import PipelineConfig, available_cores
+from hfpose.engine.pipeline import Pipeline
+from hfpose.engine.pose_tracker import PoseTracker
+from hfpose.engine.processor import FrameWork, boxes_from_keypoints
 from hfpose.engine.rendering import RenderOptions
-from hfpose.engine.results import FrameResult, Person
+from hfpose.engine.results import FrameResult, Person, PipelineError
 from hfpose.engine.sinks import JsonKeypointSink, Sink, VideoSink
 from hfpose.engine.smoothing import SmoothingConfig
 from hfpose.engine.sources import Frame, FrameSource, LiveFrameSource, SourceError, open_source
@@ -347,11 +342,11 @@ def test_a_replaced_frame_hands_its_detections_to_the_newer_one():
     detected frame was replaced by an undetected one while it waited."""
     image = np.zeros((4, 4, 3), np.uint8)
     boxes = np.array([[0, 0, 2, 2, 0.9]], np.float32)
-    detected = _Work(Frame(image, 0, 0.0), epoch=0, born=0.0, boxes=boxes)
-    following = _Work(Frame(image, 1, 0.1), epoch=0, born=0.0)
+    detected = FrameWork(Frame(image, 0, 0.0), epoch=0, born=0.0, boxes=boxes)
+    following = FrameWork(Frame(image, 1, 0.1), epoch=0, born=0.0)
     following.take_place_of(detected)
     assert following.boxes is boxes
-    after_seek = _Work(Frame(image, 2, 5.0), epoch=1, born=0.0)
+    after_seek = FrameWork(Frame(image, 2, 5.0), epoch=1, born=0.0)
     after_seek.take_place_of(detected)  # boxes from before a seek belong to another scene
     assert after_seek.boxes is None
 

@@ -1,0 +1,271 @@
+"""The per-frame work of the stages (detect, pose, track, smooth, render) on one frame.
+
+:class:`PoseProcessor` is shared by the threaded :class:`hfpose.engine.pipeline.Pipeline`, which
+calls each step from its own stage's thread, and :class:`hfpose.engine.pose_tracker.PoseTracker`,
+which calls them in turn; :class:`FrameWork` is the frame travelling between the steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from hfpose.engine.config import PipelineConfig
+from hfpose.engine.plausibility import birth_score, plausible_people
+from hfpose.engine.rendering import HudInfo, Renderer
+from hfpose.engine.results import Person, PipelineError
+from hfpose.engine.smoothing import TrackSmoother
+from hfpose.engine.sources import Frame
+from hfpose.engine.tracking import Tracker
+from hfpose.models.metainfo import COCO, DatasetInfo
+
+log = logging.getLogger(__name__)
+
+STAGES = ("source", "detect", "pose", "track", "smooth", "render", "sink")
+
+
+@dataclass
+class FrameWork:
+    """One frame travelling down the pipeline."""
+
+    frame: Frame
+    epoch: int  # increments on every seek, so tracking restarts
+    born: float  # perf_counter() when the source handed the frame over
+    still: bool = False  # a picture unrelated to the others (photos): nothing carries over
+    boxes: np.ndarray | None = None  # (N, 5) from the detector; None: follow previous keypoints
+    people: list[Person] = field(default_factory=list)
+    image: np.ndarray | None = None
+
+    def take_place_of(self, older: FrameWork) -> None:
+        """This frame replaces ``older`` in a queue: it keeps ``older``'s detections when it has
+        none of its own, so with ``det_interval`` > 1 a skipped detected frame does not leave
+        the keypoint model following old people until the next detection reaches it."""
+        if self.boxes is None and older.boxes is not None and older.epoch == self.epoch:
+            self.boxes = older.boxes
+
+
+def boxes_from_keypoints(
+    people: Sequence[Person], kpt_thr: float, image_size: tuple[int, int], margin: float = 0.1
+) -> np.ndarray:
+    """Boxes (N, 5) around each person's confident keypoints, grown by ``margin`` per side.
+
+    Used between detections (``det_interval`` > 1): a person's keypoints in the previous frame
+    say where to crop in this one, as mmpose's and rtmlib's video demos do. The top grows
+    more because the head's top is not a keypoint. A person with fewer than a third of the
+    keypoints confident (blur, occlusion, a weak model) keeps the previous crop box: a box
+    around two or three joints would shrink to a limb and lose the person until the next
+    detection.
+    """
+    width, height = image_size
+    boxes = []
+    for person in people:
+        confident = person.keypoints[person.keypoint_scores > kpt_thr]
+        if len(confident) < max(2, len(person.keypoints) // 3):
+            boxes.append([*person.bbox, person.bbox_score])
+            continue
+        x1, y1 = confident.min(axis=0)
+        x2, y2 = confident.max(axis=0)
+        w, h = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+        boxes.append(
+            [
+                max(0.0, x1 - margin * w),
+                max(0.0, y1 - 2 * margin * h),
+                min(float(width), x2 + margin * w),
+                min(float(height), y2 + margin * h),
+                person.bbox_score,
+            ]
+        )
+    return np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
+
+
+class PoseProcessor:
+    """The per-frame work of the stages, shared by :class:`Pipeline` and :class:`PoseTracker`.
+
+    Each ``*_step`` method is only ever called from its own stage's thread, so the objects it
+    owns (detector, estimator, tracker, smoother, renderer) need no locks; live changes are
+    queued with :meth:`request` and applied by the owning step at its next frame.
+    """
+
+    def __init__(self, config: PipelineConfig) -> None:
+        from hfpose.engine.detectors import create_detector
+        from hfpose.engine.pose import create_pose_estimator
+
+        self.config = config
+        self.estimator = create_pose_estimator(
+            config.model,
+            config.device,
+            config_path=config.model_config,
+            precision=config.precision,
+            **config.pose_threading,
+        )
+        threads = config.threads_per_model
+        self.detector = create_detector(config.detector, config.device, num_threads=threads)
+        self.dataset_info: DatasetInfo = getattr(self.estimator, "dataset_info", COCO)
+        self.tracker = Tracker(
+            self.dataset_info.sigmas,
+            config.track_max_lost_s,
+            kpt_thr=config.kpt_thr,
+            min_birth_score=birth_score(config.min_pose_score),
+        )
+        self.smoother = TrackSmoother(config.smoothing)
+        self.renderer = Renderer(replace(config.render, kpt_thr=config.kpt_thr), self.dataset_info)
+        self._pending: dict[str, dict[str, Any]] = {s: {} for s in STAGES}
+        self._pending_lock = threading.Lock()
+        self._since_detection = config.det_interval  # detect on the first frame
+        self._epoch_detect = -1
+        self._epoch_pose = -1
+        self._epoch_track = -1
+        self._previous_people: list[Person] = []
+        self.on_nonfatal_error: Callable[[PipelineError], None] | None = None
+
+    # ------------------------------------------------------------------ live changes
+
+    def request(self, stage: str, **changes: Any) -> None:
+        with self._pending_lock:
+            self._pending[stage].update(changes)
+
+    def _take(self, stage: str) -> dict[str, Any]:
+        with self._pending_lock:
+            changes, self._pending[stage] = self._pending[stage], {}
+        return changes
+
+    def _report(self, stage: str, frame: Frame | None, error: BaseException) -> None:
+        wrapped = PipelineError(stage, frame.index if frame else None, error, fatal=False)
+        log.warning("%s", wrapped)
+        if self.on_nonfatal_error is not None:
+            self.on_nonfatal_error(wrapped)
+
+    @property
+    def runtime_info(self) -> Any:
+        return self.estimator.runtime_info
+
+    # ------------------------------------------------------------------ steps
+
+    def detect_step(self, work: FrameWork) -> None:
+        changes = self._take("detect")
+        if "detector" in changes or "device" in changes:
+            from hfpose.engine.detectors import create_detector
+
+            name = changes.get("detector", self.config.detector)
+            device = changes.get("device", self.config.device)
+            try:
+                threads = self.config.threads_per_model
+                self.detector = create_detector(name, device, num_threads=threads)
+                self.config.detector = name
+            except Exception as error:  # noqa: BLE001 - keep the old detector, say why
+                self._report("detect", work.frame, error)
+        if "det_interval" in changes:
+            self.config.det_interval = changes["det_interval"]
+        restarted = work.epoch != self._epoch_detect or work.still
+        self._epoch_detect = work.epoch
+        if restarted or self._since_detection >= self.config.det_interval:
+            work.boxes = self.detector.detect(work.frame.image)
+            self._since_detection = 1
+        else:
+            work.boxes = None
+            self._since_detection += 1
+
+    def pose_step(self, work: FrameWork) -> None:
+        changes = self._take("pose")
+        if "model" in changes or "device" in changes or "precision" in changes:
+            from hfpose.engine.pose import create_pose_estimator
+
+            model = changes.get("model", self.config.model)
+            model_config = changes.get("model_config", self.config.model_config)
+            device = changes.get("device", self.config.device)
+            precision = changes.get("precision", self.config.precision)
+            try:
+                self.estimator = create_pose_estimator(
+                    model,
+                    device,
+                    config_path=model_config,
+                    precision=precision,
+                    **self.config.pose_threading,
+                )
+                self.config.model, self.config.device = model, device
+                self.config.precision = precision
+                self.config.model_config = model_config
+            except Exception as error:  # noqa: BLE001 - keep the old model, say why
+                self._report("pose", work.frame, error)
+            if self.estimator.dataset_info != self.dataset_info:
+                # Another keypoint layout (e.g. MPII): tracking and drawing follow it.
+                self.dataset_info = self.estimator.dataset_info
+                self.request("track", dataset_info=self.dataset_info)
+                self.request("render", dataset_info=self.dataset_info)
+        if "max_persons" in changes:
+            self.config.max_persons = changes["max_persons"]
+        if "kpt_thr" in changes:
+            self.config.kpt_thr = changes["kpt_thr"]
+        if "min_pose_score" in changes:
+            self.config.min_pose_score = changes["min_pose_score"]
+        if work.epoch != self._epoch_pose:
+            self._previous_people = []
+            self._epoch_pose = work.epoch
+        boxes = work.boxes
+        if boxes is None:
+            height, width = work.frame.image.shape[:2]
+            boxes = boxes_from_keypoints(
+                self._previous_people, self.config.kpt_thr, (width, height)
+            )
+        if self.config.max_persons and len(boxes) > self.config.max_persons:
+            boxes = boxes[np.argsort(-boxes[:, 4], kind="stable")[: self.config.max_persons]]
+        keypoints, scores = self.estimator.estimate(work.frame.image, boxes[:, :4])
+        people = [
+            Person(
+                keypoints=keypoints[i].astype(np.float32),
+                keypoint_scores=scores[i].astype(np.float32),
+                bbox=boxes[i, :4].astype(np.float32),
+                bbox_score=float(boxes[i, 4]),
+            )
+            for i in range(len(boxes))
+        ]
+        work.people = plausible_people(people, self.config.min_pose_score)
+        self._previous_people = work.people
+
+    def track_step(self, work: FrameWork) -> None:
+        changes = self._take("track")
+        if "dataset_info" in changes:
+            self.tracker = Tracker(
+                changes["dataset_info"].sigmas,
+                self.config.track_max_lost_s,
+                kpt_thr=self.tracker.kpt_thr,
+                min_birth_score=self.tracker.min_birth_score,
+            )
+        if "kpt_thr" in changes:
+            self.tracker.kpt_thr = changes["kpt_thr"]
+        if "min_pose_score" in changes:
+            self.tracker.min_birth_score = birth_score(changes["min_pose_score"])
+        if work.still:  # a photo: its people are numbered, nobody is followed into the next
+            for number, person in enumerate(work.people, start=1):
+                person.track_id = number
+            return
+        if work.epoch != self._epoch_track:
+            self.tracker.reset()
+            self._epoch_track = work.epoch
+        work.people = self.tracker.update(work.people, work.frame.timestamp)
+
+    def smooth_step(self, work: FrameWork) -> None:
+        changes = self._take("smooth")
+        if "smoothing" in changes:
+            self.smoother.configure(changes["smoothing"])
+            self.config.smoothing = changes["smoothing"]
+        elif "reset" in changes:
+            self.smoother.reset()
+        if work.still:
+            return
+        work.people = self.smoother(work.people, work.frame.timestamp)
+
+    def render_step(self, work: FrameWork, hud: HudInfo | None) -> None:
+        changes = self._take("render")
+        if changes:
+            options = changes.get("render", self.renderer.options)
+            if "kpt_thr" in changes:
+                options = replace(options, kpt_thr=changes["kpt_thr"])
+            self.renderer.configure(options, changes.get("dataset_info"))
+            self.config.render = options
+        work.image = self.renderer.render(work.frame.image, work.people, hud)

@@ -145,7 +145,7 @@ def pipeline_config(clip: Path, model: Path, args: argparse.Namespace) -> Pipeli
     return PipelineConfig(
         source=str(clip),
         model=str(model),
-        device=args.device,
+        backend=args.backend,
         detector=args.detector,
         det_interval=args.det_interval,
         max_persons=args.max_persons,
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clip", action="append", type=Path, help="video(s); default: see doc")
     parser.add_argument("--model", type=Path, help="keypoint model (default: shipped or random)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backend", default="cpu")
     parser.add_argument("--detector", default="nanodet")
     parser.add_argument("--det-interval", type=int, default=1)
     parser.add_argument("--max-persons", type=int, default=0)

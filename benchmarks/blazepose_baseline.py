@@ -136,11 +136,11 @@ def openvino_candidate(model: Path, precision: str, threads: int) -> Candidate:
 
 
 def engine_candidate(model: Path, backend: str, threads: int) -> Candidate:
-    """What the product runs for ``--device backend`` (its own session settings)."""
+    """What the product runs for ``--backend`` (its own session settings)."""
     from hfpose.engine.runtimes import create_session
 
     session = create_session(model, backend, num_threads=threads)
-    return Candidate(f"engine --device {backend}: {session.runtime_info.label}", session.run)
+    return Candidate(f"engine --backend {backend}: {session.runtime_info.label}", session.run)
 
 
 def build_candidates(

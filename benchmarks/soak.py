@@ -263,7 +263,7 @@ def run_soak(
         raise ValueError(f"warm-up ({warmup}) must be shorter than the run ({frames})")
     # Loading the models once creates what a process keeps for good (ONNX Runtime's cache
     # database, its global thread pool): that is the baseline, not a leak.
-    PoseProcessor(PipelineConfig(source="", model=model, device="cpu"))
+    PoseProcessor(PipelineConfig(source="", model=model, backend="cpu"))
     process = psutil.Process()
     gc.collect()
     before = _process_counts(process)
@@ -293,7 +293,7 @@ def _measured_run(
     video = VideoSink(folder / f"soak_{source}.mp4")
     keypoints = JsonKeypointSink(folder / f"soak_{source}.json")
     frame_source = LoopingFileSource(clip) if source == "file" else FakeCamera(clip)
-    pipeline = Pipeline(PipelineConfig(frame_source, model, device="cpu"), [video, keypoints])
+    pipeline = Pipeline(PipelineConfig(frame_source, model, backend="cpu"), [video, keypoints])
     monitor = _Monitor(frames, block, pipeline.stop, on_sample)
     pipeline.on_result = monitor.on_result
     started = time.perf_counter()

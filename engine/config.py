@@ -7,11 +7,15 @@ Shared by the threaded :class:`hfpose.engine.pipeline.Pipeline`, the synchronous
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+from hfpose.engine.keypoint_models import SHIPPED_MODELS
 from hfpose.engine.plausibility import DEFAULT_MIN_POSE_SCORE
 from hfpose.engine.rendering import RenderOptions
-from hfpose.engine.runtimes import PRECISIONS
+from hfpose.engine.runtimes import BACKENDS, PRECISIONS
+from hfpose.engine.settings import Setting, check_declared, declared_fields, setting
 from hfpose.engine.smoothing import SmoothingConfig
 from hfpose.engine.sources import FrameSource
 
@@ -20,49 +24,91 @@ from hfpose.engine.sources import FrameSource
 class PipelineConfig:
     """Everything a run needs; the live setters change the running copy.
 
-    ``source`` is what :func:`hfpose.engine.sources.open_source` accepts (a path, ``webcam:0``, a URL)
-    or an already open :class:`FrameSource`. ``model`` ``None`` means the shipped model.
-    ``max_persons`` 0 means no limit. ``det_interval`` N runs the detector on every Nth frame
-    and follows people by their previous keypoints in between. ``model_threads`` is each
+    The user-facing settings are declared here, each once, with :func:`setting` (help text,
+    choices, range, live or not), and on the nested :class:`SmoothingConfig` and
+    :class:`RenderOptions`; :func:`declared_settings` lists them all for the CLI, the app and
+    ``PoseTracker``. The other fields are the engine's own:
+
+    ``source`` is what :func:`hfpose.engine.sources.open_source` accepts (a path,
+    ``webcam:0``, a URL) or an already open :class:`FrameSource`. ``model_threads`` is each
     model's share of the CPU: ``None`` splits the cores between the detector and the keypoint
     model, which run at the same time in their own stages (0: every core for each, as suits
-    one thread calling both in turn). ``min_pose_score``: people whose mean keypoint score
-    is lower are dropped as phantoms, and new tracks need more (:mod:`hfpose.engine.plausibility`).
-    ``keep_real_time``: a file source paced at its rate (the app's player) skips the frames the
-    stages have no time for, as a live source does, instead of slowing the playback down.
+    one thread calling both in turn). ``keep_real_time``: a file source paced at its rate (the
+    app's player) skips the frames the stages have no time for, as a live source does,
+    instead of slowing the playback down.
     """
 
     source: str | int | FrameSource = "webcam:0"
-    model: str | None = None
-    model_config: str | None = None  # the config of a .pth checkpoint (ONNX files carry theirs)
-    device: str = "auto"
-    detector: str = "nanodet"
-    det_interval: int = 1
-    max_persons: int = 0
-    kpt_thr: float = 0.3
-    min_pose_score: float = DEFAULT_MIN_POSE_SCORE
+    model: str | None = setting(
+        None,
+        f"keypoint model: {', '.join(SHIPPED_MODELS)} (hf-hrnet is the default), or a file "
+        "(.onnx of the heatmap, SimCC or MoveNet kind, or .pth with torch)",
+        metavar="NAME|PATH",
+    )
+    model_config: str | None = setting(
+        None, "config of a .pth checkpoint (ONNX carries its own)", metavar="YAML"
+    )
+    backend: str = setting(
+        "auto",
+        "where the models run; gpu:1 or openvino:GPU name a device, auto picks what runs "
+        "fastest here",
+        choices=BACKENDS,
+        prefix_choice=True,
+    )
+    # "fast" lets the keypoint model run in bf16 where the CPU has it natively, or as its
+    # checked int8 copy; "fp32" runs it exactly as trained.
+    precision: str = setting(
+        "fast",
+        "fast: bf16 where the CPU has it natively, or the model's checked int8 copy, whichever "
+        "the machine runs faster; fp32: exactly as trained",
+        choices=PRECISIONS,
+    )
+    detector: str = setting(
+        "nanodet", "person detector: nanodet, blazepose, or a path to an ONNX detector"
+    )
+    det_interval: int = setting(
+        1,
+        "detect people every N frames and follow them by their keypoints in between",
+        minimum=1,
+        ui_range=(1, 60),
+        metavar="N",
+    )
+    max_persons: int = setting(
+        0,
+        "at most N people per frame, the detector's surest first",
+        minimum=0,
+        zero_means="no limit",
+        ui_range=(0, 100),
+        metavar="N",
+    )
+    kpt_thr: float = setting(
+        0.3,
+        "hide keypoints below this score (nor follow or track by them)",
+        minimum=0.0,
+        maximum=1.0,
+        step=0.05,
+        decimals=2,
+    )
+    min_pose_score: float = setting(
+        DEFAULT_MIN_POSE_SCORE,
+        "drop people whose mean keypoint score is below S: boxes on cones, rocks, signs (0 "
+        "keeps every box); new tracks need more (hfpose.engine.plausibility)",
+        minimum=0.0,
+        maximum=1.0,
+        step=0.01,
+        decimals=2,
+        metavar="S",
+    )
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     render: RenderOptions = field(default_factory=RenderOptions)
     track_max_lost_s: float = 1.0
     queue_size: int = 4
     folder_fps: float = 30.0
     model_threads: int | None = None
-    # hfpose.engine.runtimes.PRECISIONS: "fast" lets the keypoint model run in bf16 where the CPU has
-    # it natively, or as its checked int8 copy; "fp32" runs it exactly as trained.
-    precision: str = "fast"
     keep_real_time: bool = False
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.det_interval < 1:
-            raise ValueError(f"det_interval must be >= 1, got {self.det_interval}")
-        if self.max_persons < 0:
-            raise ValueError(f"max_persons must be >= 0, got {self.max_persons}")
-        if not 0.0 <= self.kpt_thr <= 1.0:
-            raise ValueError(f"kpt_thr must be between 0 and 1, got {self.kpt_thr}")
-        if not 0.0 <= self.min_pose_score <= 1.0:
-            raise ValueError(f"min_pose_score must be between 0 and 1, got {self.min_pose_score}")
+        check_declared(self)
         if self.queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {self.queue_size}")
         if self.model_threads is not None and self.model_threads < 0:
@@ -90,3 +136,53 @@ def available_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+NESTED = {"smoothing": SmoothingConfig, "render": RenderOptions}
+
+
+def _declare_all() -> dict[str, Setting]:
+    found = declared_fields(PipelineConfig)
+    for field_name, nested in NESTED.items():
+        found += [replace(s, path=(field_name, *s.path)) for s in declared_fields(nested)]
+    return {s.name: s for s in found}
+
+
+SETTINGS: dict[str, Setting] = _declare_all()
+
+
+def declared_settings() -> list[Setting]:
+    """Every user-facing setting, in declaration order (the CLI's and the dialog's order)."""
+    return list(SETTINGS.values())
+
+
+def config_from_settings(values: Mapping[str, Any], **engine_fields: Any) -> PipelineConfig:
+    """A configuration from settings by their user-facing names (the others keep their
+    defaults) plus any of the engine's own fields (``source``, ``queue_size``...)."""
+    top: dict[str, Any] = dict(engine_fields)
+    nested: dict[str, dict[str, Any]] = {name: {} for name in NESTED}
+    for name, value in values.items():
+        spec = SETTINGS.get(name)
+        if spec is None:
+            raise TypeError(f"unknown setting {name!r}")
+        if len(spec.path) == 1:
+            top[spec.path[0]] = value
+        else:
+            nested[spec.path[0]][spec.path[1]] = value
+    kpt_thr = top.get("kpt_thr", SETTINGS["kpt_thr"].default)
+    nested["render"]["kpt_thr"] = kpt_thr  # the renderer hides what the pipeline ignores
+    return PipelineConfig(
+        **top, **{name: NESTED[name](**kwargs) for name, kwargs in nested.items()}
+    )
+
+
+def settings_of(config: PipelineConfig) -> dict[str, Any]:
+    """The user-facing settings of ``config`` by name (the inverse of
+    :func:`config_from_settings`)."""
+    values = {}
+    for name, spec in SETTINGS.items():
+        value: Any = config
+        for part in spec.path:
+            value = getattr(value, part)
+        values[name] = value
+    return values

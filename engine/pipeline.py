@@ -34,10 +34,10 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from hfpose.engine.config import PipelineConfig
+from hfpose.engine.config import SETTINGS, PipelineConfig, config_from_settings, settings_of
 from hfpose.engine.processor import STAGES, FrameWork, PoseProcessor
 from hfpose.engine.rendering import HudInfo, RenderOptions
 from hfpose.engine.results import FrameResult, PipelineError, RunSummary, StageStats
@@ -123,6 +123,7 @@ class Pipeline:
         self._replaced_frames = 0  # frames replaced by newer ones in a queue (real time)
         self.source: FrameSource | None = None
         self.processor: PoseProcessor | None = None
+        self._wanted = settings_of(config)  # the settings asked for (change_settings)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -256,10 +257,10 @@ class Pipeline:
     # Each takes effect at the next frame the stage concerned handles; called before start()
     # they change the configuration the run starts with.
 
-    def set_backend(self, device: str) -> None:
+    def set_backend(self, backend: str) -> None:
         """Move the keypoint model and the detector to another backend at the next frame."""
-        self._request("detect", device=device)
-        self._request("pose", device=device)
+        self._request("detect", backend=backend)
+        self._request("pose", backend=backend)
 
     def set_precision(self, precision: str) -> None:
         """Run the keypoint model in ``precision`` (``PipelineConfig.precision``) from the next
@@ -276,27 +277,23 @@ class Pipeline:
         self._request("detect", detector=detector)
 
     def set_det_interval(self, frames: int) -> None:
-        if frames < 1:
-            raise ValueError(f"det_interval must be >= 1, got {frames}")
+        SETTINGS["det_interval"].check(frames)
         self._request("detect", det_interval=frames)
 
     def set_max_persons(self, count: int) -> None:
         """At most ``count`` people (highest detector scores first); 0 = no limit."""
-        if count < 0:
-            raise ValueError(f"max_persons must be >= 0, got {count}")
+        SETTINGS["max_persons"].check(count)
         self._request("pose", max_persons=count)
 
     def set_kpt_thr(self, threshold: float) -> None:
         """Keypoints below ``threshold`` are not drawn nor used for box following/tracking."""
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"kpt_thr must be between 0 and 1, got {threshold}")
+        SETTINGS["kpt_thr"].check(threshold)
         for stage in ("pose", "track", "render"):
             self._request(stage, kpt_thr=threshold)
 
     def set_min_pose_score(self, threshold: float) -> None:
         """People whose mean keypoint score is under ``threshold`` are dropped as phantoms."""
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"min_pose_score must be between 0 and 1, got {threshold}")
+        SETTINGS["min_pose_score"].check(threshold)
         for stage in ("pose", "track"):
             self._request(stage, min_pose_score=threshold)
 
@@ -310,6 +307,37 @@ class Pipeline:
 
     def set_render_options(self, options: RenderOptions) -> None:
         self._request("render", render=options)
+
+    def change_settings(self, values: Mapping[str, Any]) -> None:
+        """Apply settings given by their user-facing names (``declared_settings``) at the next
+        frame; every declared setting is live. Smoothing and drawing parameters are rebuilt
+        from all the values asked for so far, so quick successive edits never undo each other.
+        Raises ValueError, before changing anything, for a value the declaration refuses."""
+        for name, value in values.items():
+            if name not in SETTINGS:
+                raise TypeError(f"unknown setting {name!r}")
+            SETTINGS[name].check(value)
+        self._wanted.update(values)
+        groups = {SETTINGS[name].path[0] for name in values if len(SETTINGS[name].path) > 1}
+        if "model" in values or "model_config" in values:
+            self.set_model(self._wanted["model"], self._wanted["model_config"])
+        setters = {
+            "backend": self.set_backend,
+            "precision": self.set_precision,
+            "detector": self.set_detector,
+            "det_interval": self.set_det_interval,
+            "max_persons": self.set_max_persons,
+            "kpt_thr": self.set_kpt_thr,
+            "min_pose_score": self.set_min_pose_score,
+        }
+        for name, setter in setters.items():
+            if name in values:
+                setter(values[name])
+        wanted = config_from_settings(self._wanted, source="")
+        if "smoothing" in groups:
+            self.set_smoothing(wanted.smoothing)
+        if "render" in groups:
+            self.set_render_options(wanted.render)
 
     def add_sink(self, sink: Sink) -> None:
         """Open ``sink`` for this source and start feeding it from the next frame.

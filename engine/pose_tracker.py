@@ -7,13 +7,13 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from hfpose.engine.config import PipelineConfig
-from hfpose.engine.plausibility import DEFAULT_MIN_POSE_SCORE
+from hfpose.engine.config import config_from_settings
 from hfpose.engine.processor import FrameWork, PoseProcessor
 from hfpose.engine.results import Person
 from hfpose.engine.smoothing import SmoothingConfig
@@ -29,32 +29,27 @@ class PoseTracker:
     every call is an unrelated photo: no tracking, smoothing or box carried between calls.
     """
 
-    def __init__(
-        self,
-        model: str | None = None,
-        device: str = "auto",
-        detector: str = "nanodet",
-        det_interval: int = 1,
-        max_persons: int = 0,
-        kpt_thr: float = 0.3,
-        smoothing: str | SmoothingConfig = "none",
-        stills: bool = False,
-        min_pose_score: float = DEFAULT_MIN_POSE_SCORE,
-    ) -> None:
-        if isinstance(smoothing, str):
-            smoothing = SmoothingConfig(method=smoothing)
-        self.config = PipelineConfig(
-            source="",
-            model=model,
-            device=device,
-            detector=detector,
-            det_interval=det_interval,
-            max_persons=max_persons,
-            kpt_thr=kpt_thr,
-            min_pose_score=min_pose_score,
-            smoothing=smoothing,
-            model_threads=0,  # one thread calls the models in turn: each may use every core
-        )
+    # A script that names nothing gets the model's raw keypoints: unlike the app's and the
+    # CLI's viewers, it did not ask for smoothing (which also lags behind fast moves).
+    DEFAULTS: ClassVar[dict[str, Any]] = {"smoothing": "none"}
+
+    def __init__(self, *, stills: bool = False, **settings: Any) -> None:
+        """``settings``: any of :func:`hfpose.engine.config.declared_settings` by name
+        (``model``, ``backend``, ``detector``, ``det_interval``, ``max_persons``,
+        ``kpt_thr``, ``min_pose_score``, ``smoothing`` and its parameters...); the rest keep
+        their declared defaults (and ``DEFAULTS``). ``smoothing`` may also be a whole
+        :class:`SmoothingConfig`. ``device`` is the deprecated name of ``backend``."""
+        if "device" in settings:
+            warnings.warn("PoseTracker(device=...) is now backend=...", DeprecationWarning, 2)
+            settings["backend"] = settings.pop("device")
+        smoothing = settings.get("smoothing")
+        if isinstance(smoothing, SmoothingConfig):
+            del settings["smoothing"]
+        values = {**self.DEFAULTS, **settings}
+        # one thread calls the models in turn: each may use every core
+        self.config = config_from_settings(values, source="", model_threads=0)
+        if isinstance(smoothing, SmoothingConfig):
+            self.config.smoothing = smoothing
         self.processor = PoseProcessor(self.config)
         self.stills = stills
         self._index = 0

@@ -98,13 +98,13 @@ class PoseProcessor:
         self.config = config
         self.estimator = create_pose_estimator(
             config.model,
-            config.device,
+            config.backend,
             config_path=config.model_config,
             precision=config.precision,
             **config.pose_threading,
         )
         threads = config.threads_per_model
-        self.detector = create_detector(config.detector, config.device, num_threads=threads)
+        self.detector = create_detector(config.detector, config.backend, num_threads=threads)
         self.dataset_info: DatasetInfo = getattr(self.estimator, "dataset_info", COCO)
         self.tracker = Tracker(
             self.dataset_info.sigmas,
@@ -148,14 +148,14 @@ class PoseProcessor:
 
     def detect_step(self, work: FrameWork) -> None:
         changes = self._take("detect")
-        if "detector" in changes or "device" in changes:
+        if "detector" in changes or "backend" in changes:
             from hfpose.engine.detectors import create_detector
 
             name = changes.get("detector", self.config.detector)
-            device = changes.get("device", self.config.device)
+            backend = changes.get("backend", self.config.backend)
             try:
                 threads = self.config.threads_per_model
-                self.detector = create_detector(name, device, num_threads=threads)
+                self.detector = create_detector(name, backend, num_threads=threads)
                 self.config.detector = name
             except Exception as error:  # noqa: BLE001 - keep the old detector, say why
                 self._report("detect", work.frame, error)
@@ -172,22 +172,22 @@ class PoseProcessor:
 
     def pose_step(self, work: FrameWork) -> None:
         changes = self._take("pose")
-        if "model" in changes or "device" in changes or "precision" in changes:
+        if "model" in changes or "backend" in changes or "precision" in changes:
             from hfpose.engine.pose import create_pose_estimator
 
             model = changes.get("model", self.config.model)
             model_config = changes.get("model_config", self.config.model_config)
-            device = changes.get("device", self.config.device)
+            backend = changes.get("backend", self.config.backend)
             precision = changes.get("precision", self.config.precision)
             try:
                 self.estimator = create_pose_estimator(
                     model,
-                    device,
+                    backend,
                     config_path=model_config,
                     precision=precision,
                     **self.config.pose_threading,
                 )
-                self.config.model, self.config.device = model, device
+                self.config.model, self.config.backend = model, backend
                 self.config.precision = precision
                 self.config.model_config = model_config
             except Exception as error:  # noqa: BLE001 - keep the old model, say why

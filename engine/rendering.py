@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from hfpose.engine.results import Person
+from hfpose.engine.settings import check_declared, setting
 from hfpose.models.metainfo import COCO, DatasetInfo
 
 RENDER_STYLES = ("mmpose", "openpose")
@@ -225,14 +226,33 @@ class HudAnnotator:
 class RenderOptions:
     """What the renderer draws; the pipeline swaps these live (GUI settings)."""
 
-    style: str = "mmpose"
-    kpt_thr: float = 0.3
+    style: str = setting(
+        "mmpose", "skeleton colours", choices=RENDER_STYLES, name="draw_style", flag="--style"
+    )
+    kpt_thr: float = 0.3  # PipelineConfig.kpt_thr's copy: the pipeline keeps them equal
     draw_skeleton: bool = True
-    draw_boxes: bool = True
-    draw_track_ids: bool = True
-    draw_hud: bool = True
-    radius: float = 0.0  # keypoint radius in frame pixels; 0 scales with the frame size
-    thickness: int = 0  # link width in frame pixels; 0 scales with the frame size
+    draw_boxes: bool = setting(True, "draw person boxes", name="show_boxes", flag="-")
+    draw_track_ids: bool = setting(True, "draw track IDs", name="show_ids", flag="-")
+    draw_hud: bool = setting(
+        True, "the FPS/backend panel on the video", name="show_hud", flag="--no-hud"
+    )
+    radius: int = setting(
+        0,
+        "keypoint radius in frame pixels",
+        zero_means="auto (scales with the video)",
+        flag="-",
+        ui_range=(0, 30),
+    )
+    thickness: int = setting(
+        0,
+        "line thickness in frame pixels",
+        zero_means="auto (scales with the video)",
+        flag="-",
+        ui_range=(0, 20),
+    )
+
+    def __post_init__(self) -> None:
+        check_declared(self)
 
 
 class Renderer:

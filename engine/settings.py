@@ -11,8 +11,8 @@ keyword arguments, and the engine validates with them: nothing restates a defaul
 
 from __future__ import annotations
 
-from dataclasses import Field, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, get_type_hints
 
 SETTING = "hfpose.setting"  # the dataclass field metadata key
 
@@ -30,7 +30,10 @@ class Setting:
     zero_means: str = ""  # what 0 stands for ("no limit", "auto"): the CLI and dialog say it
     prefix_choice: bool = False  # "gpu:1", "openvino:GPU": only the part before ":" is a choice
     flag: str = ""  # the CLI option when it is not --name ("--smooth"); "-": not on the CLI
+    metavar: str | None = None  # the CLI's placeholder for the value
+    ui_range: tuple[float, float] | None = None  # the dialog's range where none is enforced
     step: float = 1.0  # the dialog's spin step
+    decimals: int = 0  # the dialog's decimals for a float
     name: str = ""  # the user-facing name when it is not the field's
     type: Any = None
     default: Any = None
@@ -42,24 +45,33 @@ class Setting:
             return None
         return self.flag or "--" + self.name.replace("_", "-")
 
-    def check(self, value: Any) -> Any:
-        """``value`` if valid, else ValueError naming the setting and what it accepts."""
+    @property
+    def dialog_range(self) -> tuple[float, float]:
+        """The dialog's spin box range: the declared one, else the enforced bounds."""
+        if self.ui_range is not None:
+            return self.ui_range
+        return (self.minimum or 0.0, self.maximum if self.maximum is not None else 1e9)
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not accepted (None when it is)."""
         if value is None and self.default is None:
-            return value
+            return None
         if self.choices:
             key = str(value).partition(":")[0].lower() if self.prefix_choice else value
             if key not in self.choices:
-                raise ValueError(
-                    f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}"
-                )
+                return f"unknown {self.name} {value!r}; choose one of {', '.join(self.choices)}"
         if self.minimum is not None and self.maximum is not None:
             if not self.minimum <= value <= self.maximum:
-                raise ValueError(
-                    f"{self.name} must be between {self.minimum:g} and {self.maximum:g}, "
-                    f"got {value}"
-                )
+                return f"must be between {self.minimum:g} and {self.maximum:g}, got {value}"
         elif self.minimum is not None and value < self.minimum:
-            raise ValueError(f"{self.name} must be >= {self.minimum:g}, got {value}")
+            return f"must be {self.minimum:g} or more, got {value}"
+        return None
+
+    def check(self, value: Any) -> Any:
+        """``value`` if valid, else ValueError naming the setting and what it accepts."""
+        problem = self.problem(value)
+        if problem is not None:
+            raise ValueError(problem if problem.startswith("unknown") else f"{self.name} {problem}")
         return value
 
 
@@ -68,5 +80,21 @@ def setting(default: Any, help: str, **declaration: Any) -> Any:  # noqa: A002 -
     return field(default=default, metadata={SETTING: Setting(help=help, **declaration)})
 
 
-def declaration_of(f: Field) -> Setting | None:
-    return f.metadata.get(SETTING)
+def declared_fields(config_type: type) -> list[Setting]:
+    """The settings declared on a dataclass's own fields, names, types and defaults filled in."""
+    hints = get_type_hints(config_type)
+    found = []
+    for f in fields(config_type):
+        spec = f.metadata.get(SETTING)
+        if spec is not None:
+            name = spec.name or f.name
+            found.append(
+                replace(spec, name=name, type=hints[f.name], default=f.default, path=(f.name,))
+            )
+    return found
+
+
+def check_declared(config: Any) -> None:
+    """Validate every declared field of a dataclass instance (its ``__post_init__`` calls it)."""
+    for spec in declared_fields(type(config)):
+        spec.check(getattr(config, spec.path[0]))

@@ -24,6 +24,7 @@ import numpy as np
 from filterpy.kalman import KalmanFilter
 
 from hfpose.engine.results import Person
+from hfpose.engine.settings import check_declared, setting
 
 SMOOTHING_METHODS = ("one-euro", "kalman", "none")
 
@@ -32,22 +33,64 @@ SMOOTHING_METHODS = ("one-euro", "kalman", "none")
 class SmoothingConfig:
     """Parameters of both filters; ``method`` picks which one runs."""
 
-    method: str = "one-euro"
+    method: str = setting(
+        "one-euro",
+        "keypoint smoothing",
+        choices=SMOOTHING_METHODS,
+        name="smoothing",
+        flag="--smooth",
+    )
     # One-Euro: cut-off (Hz) when still, speed coefficient (per px/s), derivative cut-off (Hz).
-    min_cutoff: float = 1.0
-    beta: float = 0.05
-    d_cutoff: float = 1.0
+    min_cutoff: float = setting(
+        1.0,
+        "One-Euro cut-off (Hz) when still: lower holds still joints steadier",
+        name="one_euro_min_cutoff",
+        flag="-",
+        ui_range=(0.001, 100.0),
+        step=0.1,
+        decimals=3,
+    )
+    beta: float = setting(
+        0.05,
+        "One-Euro speed response: higher lags less on fast moves",
+        name="one_euro_beta",
+        flag="-",
+        ui_range=(0.0, 10.0),
+        step=0.01,
+        decimals=4,
+    )
+    d_cutoff: float = setting(
+        1.0,
+        "One-Euro derivative cut-off (Hz)",
+        name="one_euro_d_cutoff",
+        flag="-",
+        ui_range=(0.001, 100.0),
+        step=0.1,
+        decimals=3,
+    )
     # Kalman: acceleration noise (px/s^2, std) and measurement noise of a score-1 keypoint (px).
-    process_noise: float = 1500.0
-    measurement_noise: float = 3.0
+    process_noise: float = setting(
+        1500.0,
+        "Kalman process noise (px/s², std): more follows sudden motion",
+        name="kalman_process_noise",
+        flag="-",
+        ui_range=(1.0, 100000.0),
+        step=100.0,
+    )
+    measurement_noise: float = setting(
+        3.0,
+        "Kalman measurement noise of a sure keypoint (px): more smooths harder",
+        name="kalman_measurement_noise",
+        flag="-",
+        ui_range=(0.1, 100.0),
+        step=0.5,
+        decimals=1,
+    )
     # Drop the state of a track not seen for this long (the tracker has forgotten it by then).
     forget_after_s: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.method not in SMOOTHING_METHODS:
-            raise ValueError(
-                f"unknown smoothing {self.method!r}; choose one of {', '.join(SMOOTHING_METHODS)}"
-            )
+        check_declared(self)
 
 
 def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:

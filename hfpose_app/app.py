@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from hfpose.app.platform_check import display_problem
+from hfpose.app.setting_args import add_deprecated_device_alias
+from hfpose.engine.config import SETTINGS
 
 if TYPE_CHECKING:
     from PySide6.QtGui import QPalette
@@ -90,10 +92,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a video file, webcam:N or an rtsp:// / http:// stream to open at start",
     )
     parser.add_argument(
-        "--device",
-        choices=("auto", "cpu", "gpu", "npu", "openvino", "torch"),
+        "--backend",
+        choices=SETTINGS["backend"].choices,
         help="backend to run on (remembered, as if chosen in the settings dialog)",
     )
+    add_deprecated_device_alias(parser)
     return parser.parse_args(argv)
 
 
@@ -109,8 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hfpose.app.main_window import MainWindow  # after QApplication: widgets need it
 
     window = MainWindow()
-    if args.device:
-        window.apply_settings(window.settings.replace(backend=args.device))
+    if args.backend:
+        window.apply_settings(window.settings.replace(backend=args.backend))
     window.show()
     if args.source:
         window.open_source(args.source)

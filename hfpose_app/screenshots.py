@@ -67,9 +67,7 @@ def render(clip: Path, model: str | None, out_dir: Path, shown_frames: int) -> i
             QSettings(str(Path(scratch) / "hfpose.ini"), QSettings.Format.IniFormat)
         )
         store.save(
-            AppSettings().replace(
-                backend="cpu", model_path=model or "", record_dir=str(Path(scratch) / "rec")
-            )
+            AppSettings().replace(backend="cpu", model=model, record_dir=str(Path(scratch) / "rec"))
         )
         store.add_recent_file(str(clip))
         window = MainWindow(store)

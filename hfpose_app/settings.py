@@ -1,35 +1,37 @@
 """The app's user settings: one typed dataclass, persisted with QSettings.
 
-QSettings stores everything as strings in INI files on Linux, so values are read back by the
-type of their default: a typo in the file or a value from an older version falls back to the
-default instead of crashing the app at start-up.
+The engine's settings are not restated here: :class:`AppSettings` takes a field for each of
+:func:`hfpose.engine.config.declared_settings` (its name, type and default), and adds only what
+the app alone has (a custom detector's file, playback, recording). QSettings stores everything
+as strings in INI files on Linux, so values are read back by their declared type: a typo in the
+file or a value from an older version falls back to the default instead of crashing the app at
+start-up.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields, make_dataclass
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QSettings, QStandardPaths
 
-from hfpose.engine.config import PipelineConfig
-from hfpose.engine.plausibility import DEFAULT_MIN_POSE_SCORE
-from hfpose.engine.runtimes import PRECISIONS
+from hfpose.engine.config import SETTINGS, declared_settings
 
 ORGANISATION = "hfpose"
 APPLICATION = "hfpose"
 MAX_RECENT_FILES = 10
 
-BACKENDS = ("auto", "cpu", "gpu", "npu", "openvino", "torch")
-SMOOTHING_METHODS = ("none", "one-euro", "kalman")
-DRAW_STYLES = ("mmpose", "openpose")
+# The detector setting as the dialog offers it: the shipped ones or "custom" (detector_path).
 DETECTORS = ("nanodet", "blazepose", "custom")
 CONTAINERS = ("mp4", "mkv")
 CODECS = ("h264", "mpeg4")
 # Files slower to process than their frame rate: show every frame (the video slows down) or
 # keep real time (skip frames, as a live camera does).
 PLAYBACK_MODES = ("every-frame", "real-time")
+# Keys an older version stored under another name: read once when the new key is absent.
+LEGACY_KEYS = {"model": "model_path"}
 
 
 def default_record_dir() -> str:
@@ -39,52 +41,62 @@ def default_record_dir() -> str:
     return str(base / "hfpose")
 
 
-@dataclass
-class AppSettings:
-    """Everything the settings dialog edits; field names are the QSettings keys."""
-
-    # Inference
-    backend: str = "auto"
-    precision: str = PipelineConfig.precision  # the engine's default, declared there
-    model_path: str = ""  # empty: the shipped HF-HRNet; else a file or a shipped model's name
-    model_config: str = ""  # the mmpose config for authors' checkpoints
-    detector: str = "nanodet"
-    detector_path: str = ""  # a user's own ONNX person detector when detector == "custom"
-    det_interval: int = 1
-    max_persons: int = 10
-    kpt_thr: float = 0.3
-    min_pose_score: float = DEFAULT_MIN_POSE_SCORE
-    playback: str = "every-frame"
-    # Smoothing
-    smoothing: str = "one-euro"
-    one_euro_min_cutoff: float = 1.0
-    one_euro_beta: float = 0.05
-    one_euro_d_cutoff: float = 1.0
-    kalman_process_noise: float = 1500.0
-    kalman_measurement_noise: float = 3.0
-    # Drawing
-    draw_style: str = "mmpose"
-    radius: int = 0  # frame pixels; 0: scales with the video's size
-    thickness: int = 0
-    show_boxes: bool = True
-    show_ids: bool = True
-    show_hud: bool = True
-    # Recording
-    record_dir: str = field(default_factory=default_record_dir)
-    container: str = "mp4"
-    codec: str = "h264"
-    keep_audio: bool = True
-
-    def replace(self, **changes: object) -> AppSettings:
-        return dataclasses.replace(self, **changes)
+_APP_FIELDS: list[tuple[str, Any, Any]] = [
+    ("detector_path", str, field(default="")),  # the user's own ONNX detector ("custom")
+    ("playback", str, field(default="every-frame")),
+    ("record_dir", str, field(default_factory=default_record_dir)),
+    ("container", str, field(default="mp4")),
+    ("codec", str, field(default="h264")),
+    ("keep_audio", bool, field(default=True)),
+]
+# What the app's own fields accept; the engine's come from their declarations.
+APP_CHOICES: dict[str, tuple[str, ...]] = {
+    "detector": DETECTORS,
+    "container": CONTAINERS,
+    "codec": CODECS,
+    "playback": PLAYBACK_MODES,
+}
 
 
-def _coerce(raw: object, default: object) -> object:
-    """QSettings value -> the type of ``default``; anything unreadable gives the default."""
+def _replace(self: Any, **changes: object) -> Any:
+    return dataclasses.replace(self, **changes)
+
+
+def _engine_settings(self: Any) -> dict[str, Any]:
+    """The engine's settings by name, as ``config_from_settings`` takes them: the custom
+    detector's file (or the default detector, before one is chosen) for "custom"."""
+    values = {name: getattr(self, name) for name in SETTINGS}
+    if self.detector == "custom":
+        values["detector"] = self.detector_path or SETTINGS["detector"].default
+    return values
+
+
+AppSettings = make_dataclass(
+    "AppSettings",
+    [(s.name, s.type, field(default=s.default)) for s in declared_settings()] + _APP_FIELDS,
+    namespace={
+        "__doc__": "Everything the settings dialog edits; field names are the QSettings keys.",
+        "__module__": __name__,
+        "replace": _replace,
+        "engine_settings": _engine_settings,
+    },
+)
+
+
+def choices_of(name: str) -> tuple[str, ...]:
+    """The values a stored setting may take (empty: any of its type)."""
+    if name in APP_CHOICES:
+        return APP_CHOICES[name]
+    spec = SETTINGS.get(name)
+    return spec.choices if spec is not None else ()
+
+
+def _coerce(raw: object, kind: Any, default: object) -> object:
+    """QSettings value -> the field's type; anything unreadable gives the default."""
     if raw is None:
         return default
     try:
-        if isinstance(default, bool):
+        if kind is bool:
             if isinstance(raw, bool):
                 return raw
             text = str(raw).strip().lower()
@@ -93,25 +105,15 @@ def _coerce(raw: object, default: object) -> object:
             if text in ("false", "0", "no"):
                 return False
             return default
-        if isinstance(default, int):
+        if kind is int:
             return int(raw)
-        if isinstance(default, float):
+        if kind is float:
             return float(raw)
-        return str(raw)
+        if kind is str:
+            return str(raw)
+        return str(raw) or None  # str | None: an empty string stands for None
     except (TypeError, ValueError):
         return default
-
-
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "backend": BACKENDS,
-    "precision": PRECISIONS,
-    "smoothing": SMOOTHING_METHODS,
-    "draw_style": DRAW_STYLES,
-    "detector": DETECTORS,
-    "container": CONTAINERS,
-    "codec": CODECS,
-    "playback": PLAYBACK_MODES,
-}
 
 
 class SettingsStore:
@@ -128,8 +130,14 @@ class SettingsStore:
         self.qsettings.beginGroup("settings")
         for f in fields(AppSettings):
             default = getattr(defaults, f.name)
-            value = _coerce(self.qsettings.value(f.name), default)
-            if f.name in _CHOICES and value not in _CHOICES[f.name]:
+            raw = self.qsettings.value(f.name)
+            if raw is None and f.name in LEGACY_KEYS:
+                raw = self.qsettings.value(LEGACY_KEYS[f.name])
+            value = _coerce(raw, f.type, default)
+            spec = SETTINGS.get(f.name)
+            if value not in choices_of(f.name) and choices_of(f.name):
+                value = default
+            elif spec is not None and spec.problem(value) is not None:
                 value = default
             values[f.name] = value
         self.qsettings.endGroup()
@@ -138,7 +146,8 @@ class SettingsStore:
     def save(self, settings: AppSettings) -> None:
         self.qsettings.beginGroup("settings")
         for f in fields(AppSettings):
-            self.qsettings.setValue(f.name, getattr(settings, f.name))
+            value = getattr(settings, f.name)
+            self.qsettings.setValue(f.name, "" if value is None else value)
         self.qsettings.endGroup()
         self.qsettings.sync()
 

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from hfpose.app.settings import AppSettings
+from hfpose.engine.config import SETTINGS
 from hfpose.engine.keypoint_models import DEFAULT_SHIPPED_MODEL, SHIPPED_MODEL_NOTES
 from hfpose.engine.runtimes import BackendStatus
 
@@ -87,19 +88,64 @@ def _hint(text: str) -> QLabel:
     return label
 
 
-def _spin(low: int, high: int, suffix: str = "") -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(low, high)
-    spin.setSuffix(suffix)
+# The dialog's words for the engine's choices; the choices themselves are the engine's.
+CHOICE_TITLES = {
+    "precision": PRECISION_TITLES,
+    "smoothing": SMOOTHING_TITLES,
+    "draw_style": STYLE_TITLES,
+}
+CHECKBOX_TITLES = {
+    "show_boxes": "Person boxes",
+    "show_ids": "Track IDs",
+    "show_hud": "HUD (frames per second, stage times, backend)",
+}
+
+
+def setting_widget(name: str) -> QWidget:
+    """The editor of a declared engine setting: range, step, tooltip and the word for 0
+    ("no limit", "auto") come from its declaration."""
+    spec = SETTINGS[name]
+    if spec.type is bool:
+        box = QCheckBox(CHECKBOX_TITLES[name])
+        box.setToolTip(spec.help)
+        return box
+    if spec.choices:
+        combo = _combo(CHOICE_TITLES[name])
+        combo.setToolTip(spec.help)
+        return combo
+    low, high = spec.dialog_range
+    if spec.type is int:
+        spin: QSpinBox | QDoubleSpinBox = QSpinBox()
+        spin.setRange(int(low), int(high))
+        spin.setSingleStep(int(spec.step))
+    else:
+        spin = QDoubleSpinBox()
+        spin.setDecimals(spec.decimals)
+        spin.setRange(low, high)
+        spin.setSingleStep(spec.step)
+    if spec.zero_means and low == 0:
+        spin.setSpecialValueText(spec.zero_means)
+    spin.setToolTip(spec.help[:1].upper() + spec.help[1:])
     return spin
 
 
-def _dspin(low: float, high: float, step: float, decimals: int = 3) -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setRange(low, high)
-    spin.setSingleStep(step)
-    spin.setDecimals(decimals)
-    return spin
+def _show(widget: QWidget, value: object) -> None:
+    if isinstance(widget, QCheckBox):
+        widget.setChecked(bool(value))
+    elif isinstance(widget, QComboBox):
+        _select(widget, str(value))
+    else:
+        widget.setValue(value)  # type: ignore[attr-defined]
+
+
+def _read(widget: QWidget) -> object:
+    if isinstance(widget, QCheckBox):
+        return widget.isChecked()
+    if isinstance(widget, QComboBox):
+        return widget.currentData()
+    if isinstance(widget, QDoubleSpinBox):
+        return round(widget.value(), widget.decimals())
+    return widget.value()  # type: ignore[attr-defined]
 
 
 class PathField(QWidget):
@@ -154,6 +200,7 @@ class SettingsDialog(QDialog):
         self._initial = settings
         self._loading = False
         self._backends = {b.name: b for b in backends}
+        self.fields: dict[str, QWidget] = {}  # the engine's declared settings, by name
 
         tabs = QTabWidget()
         tabs.addTab(self._inference_tab(), "Inference")
@@ -179,6 +226,13 @@ class SettingsDialog(QDialog):
         self.setMinimumWidth(620)
         self.set_settings(settings)
         self._connect_edits()
+
+    def _field(self, name: str) -> QWidget:
+        """A declared setting's editor, kept as ``self.<name>`` and in ``self.fields``."""
+        widget = setting_widget(name)
+        self.fields[name] = widget
+        setattr(self, name, widget)
+        return widget
 
     # ------------------------------------------------------------------------------- tabs
     def _inference_tab(self) -> QWidget:
@@ -212,8 +266,7 @@ class SettingsDialog(QDialog):
         font.setBold(True)
         self.running_label.setFont(font)
         grid.addWidget(self.running_label, grid.rowCount(), 0, 1, 2)
-        self.precision = _combo(PRECISION_TITLES)
-        self.precision.setToolTip(
+        self._field("precision").setToolTip(
             "Fast variants score within 0.5 points of fp32 on the validation sets (README)"
         )
         grid.addWidget(QLabel("Precision"), grid.rowCount(), 0)
@@ -252,17 +305,8 @@ class SettingsDialog(QDialog):
         detect_form = QFormLayout(detect_box)
         self.detector = _combo(DETECTOR_TITLES)
         self.detector_path = PathField("Choose an ONNX person detector", "ONNX (*.onnx)")
-        self.det_interval = _spin(1, 60)
-        self.det_interval.setToolTip(
-            "Run the detector every N frames; in between, boxes follow the keypoints (faster)"
-        )
-        self.max_persons = _spin(1, 100)
-        self.kpt_thr = _dspin(0.0, 1.0, 0.05, 2)
-        self.min_pose_score = _dspin(0.0, 1.0, 0.01, 2)
-        self.min_pose_score.setToolTip(
-            "Drop people whose mean keypoint score is lower: boxes on cones, rocks or signs "
-            "(0 keeps every box the detector finds)"
-        )
+        for name in ("det_interval", "max_persons", "kpt_thr", "min_pose_score"):
+            self._field(name)
         self.playback = _combo(PLAYBACK_TITLES)
         self.playback.setToolTip("For files the computer cannot process at their frame rate")
         detect_form.addRow("Detector", self.detector)
@@ -281,7 +325,7 @@ class SettingsDialog(QDialog):
         page = QWidget()
         layout = QVBoxLayout(page)
         form = QFormLayout()
-        self.smoothing = _combo(SMOOTHING_TITLES)
+        self._field("smoothing")
         form.addRow("Method", self.smoothing)
         layout.addLayout(form)
 
@@ -289,9 +333,8 @@ class SettingsDialog(QDialog):
         self.smoothing_params.addWidget(QLabel("Keypoints are drawn as detected."))
         one_euro = QWidget()
         one_euro_form = QFormLayout(one_euro)
-        self.one_euro_min_cutoff = _dspin(0.001, 100.0, 0.1)
-        self.one_euro_beta = _dspin(0.0, 10.0, 0.01, 4)
-        self.one_euro_d_cutoff = _dspin(0.001, 100.0, 0.1)
+        for name in ("one_euro_min_cutoff", "one_euro_beta", "one_euro_d_cutoff"):
+            self._field(name)
         one_euro_form.addRow("Min cutoff (Hz)", self.one_euro_min_cutoff)
         one_euro_form.addRow("Beta (speed response)", self.one_euro_beta)
         one_euro_form.addRow("Derivative cutoff (Hz)", self.one_euro_d_cutoff)
@@ -304,8 +347,8 @@ class SettingsDialog(QDialog):
         self.smoothing_params.addWidget(one_euro)
         kalman = QWidget()
         kalman_form = QFormLayout(kalman)
-        self.kalman_process_noise = _dspin(1.0, 100000.0, 100.0, 0)
-        self.kalman_measurement_noise = _dspin(0.1, 100.0, 0.5, 1)
+        for name in ("kalman_process_noise", "kalman_measurement_noise"):
+            self._field(name)
         kalman_form.addRow("Process noise (px/s²)", self.kalman_process_noise)
         kalman_form.addRow("Measurement noise (px)", self.kalman_measurement_noise)
         kalman_form.addRow(
@@ -322,14 +365,10 @@ class SettingsDialog(QDialog):
     def _drawing_tab(self) -> QWidget:
         page = QWidget()
         form = QFormLayout(page)
-        self.draw_style = _combo(STYLE_TITLES)
-        self.radius = _spin(0, 30, " px")
-        self.thickness = _spin(0, 20, " px")
+        for name in ("draw_style", "radius", "thickness", "show_boxes", "show_ids", "show_hud"):
+            self._field(name)
         for spin in (self.radius, self.thickness):
-            spin.setSpecialValueText("auto (scales with the video)")
-        self.show_boxes = QCheckBox("Person boxes")
-        self.show_ids = QCheckBox("Track IDs")
-        self.show_hud = QCheckBox("HUD (frames per second, stage times, backend)")
+            spin.setSuffix(" px")
         form.addRow("Skeleton style", self.draw_style)
         form.addRow("Keypoint radius", self.radius)
         form.addRow("Line thickness", self.thickness)
@@ -367,30 +406,15 @@ class SettingsDialog(QDialog):
                 button = self.backend_buttons.get("cpu")  # the stored choice cannot run here
             if button is not None:
                 button.setChecked(True)
-            shipped = self.model_buttons.get(s.model_path or DEFAULT_SHIPPED_MODEL)
+            shipped = self.model_buttons.get(s.model or DEFAULT_SHIPPED_MODEL)
             (shipped or self.model_custom).setChecked(True)
-            self.model_path.set_text("" if shipped else s.model_path)
-            self.model_config.set_text(s.model_config)
-            _select(self.precision, s.precision)
+            self.model_path.set_text("" if shipped else s.model)
+            self.model_config.set_text(s.model_config or "")
+            for name, widget in self.fields.items():
+                _show(widget, getattr(s, name))
             _select(self.detector, s.detector)
             self.detector_path.set_text(s.detector_path)
-            self.det_interval.setValue(s.det_interval)
-            self.max_persons.setValue(s.max_persons)
-            self.kpt_thr.setValue(s.kpt_thr)
-            self.min_pose_score.setValue(s.min_pose_score)
             _select(self.playback, s.playback)
-            _select(self.smoothing, s.smoothing)
-            self.one_euro_min_cutoff.setValue(s.one_euro_min_cutoff)
-            self.one_euro_beta.setValue(s.one_euro_beta)
-            self.one_euro_d_cutoff.setValue(s.one_euro_d_cutoff)
-            self.kalman_process_noise.setValue(s.kalman_process_noise)
-            self.kalman_measurement_noise.setValue(s.kalman_measurement_noise)
-            _select(self.draw_style, s.draw_style)
-            self.radius.setValue(s.radius)
-            self.thickness.setValue(s.thickness)
-            self.show_boxes.setChecked(s.show_boxes)
-            self.show_ids.setChecked(s.show_ids)
-            self.show_hud.setChecked(s.show_hud)
             self.record_dir.set_text(s.record_dir)
             _select(self.container, s.container)
             _select(self.codec, s.codec)
@@ -400,30 +424,15 @@ class SettingsDialog(QDialog):
         self._update_enabled()
 
     def settings(self) -> AppSettings:
+        config = self.model_config.text() if self.model_custom.isChecked() else ""
         return AppSettings(
+            **{name: _read(widget) for name, widget in self.fields.items()},
             backend=self._checked_backend(),
-            precision=self.precision.currentData(),
-            model_path=self._chosen_model(),
-            model_config=self.model_config.text() if self.model_custom.isChecked() else "",
+            model=self._chosen_model(),
+            model_config=config or None,
             detector=self.detector.currentData(),
             detector_path=self.detector_path.text(),
-            det_interval=self.det_interval.value(),
-            max_persons=self.max_persons.value(),
-            kpt_thr=round(self.kpt_thr.value(), 2),
-            min_pose_score=round(self.min_pose_score.value(), 2),
             playback=self.playback.currentData(),
-            smoothing=self.smoothing.currentData(),
-            one_euro_min_cutoff=self.one_euro_min_cutoff.value(),
-            one_euro_beta=self.one_euro_beta.value(),
-            one_euro_d_cutoff=self.one_euro_d_cutoff.value(),
-            kalman_process_noise=self.kalman_process_noise.value(),
-            kalman_measurement_noise=self.kalman_measurement_noise.value(),
-            draw_style=self.draw_style.currentData(),
-            radius=self.radius.value(),
-            thickness=self.thickness.value(),
-            show_boxes=self.show_boxes.isChecked(),
-            show_ids=self.show_ids.isChecked(),
-            show_hud=self.show_hud.isChecked(),
             record_dir=self.record_dir.text() or self._initial.record_dir,
             container=self.container.currentData(),
             codec=self.codec.currentData(),
@@ -457,42 +466,26 @@ class SettingsDialog(QDialog):
 
     def _connect_edits(self) -> None:
         self.backend_group.buttonToggled.connect(lambda _button, checked: checked and self._emit())
-        for combo in (
-            self.precision,
-            self.detector,
-            self.playback,
-            self.smoothing,
-            self.draw_style,
-            self.container,
-            self.codec,
-        ):
+        for widget in self.fields.values():
+            if isinstance(widget, QCheckBox):
+                widget.toggled.connect(self._emit)
+            elif isinstance(widget, QComboBox):
+                widget.currentIndexChanged.connect(self._emit)
+            else:
+                widget.valueChanged.connect(self._emit)  # type: ignore[attr-defined]
+        for combo in (self.detector, self.playback, self.container, self.codec):
             combo.currentIndexChanged.connect(self._emit)
-        for spin in (
-            self.det_interval,
-            self.max_persons,
-            self.kpt_thr,
-            self.min_pose_score,
-            self.one_euro_min_cutoff,
-            self.one_euro_beta,
-            self.one_euro_d_cutoff,
-            self.kalman_process_noise,
-            self.kalman_measurement_noise,
-            self.radius,
-            self.thickness,
-        ):
-            spin.valueChanged.connect(self._emit)
-        for box in (self.show_boxes, self.show_ids, self.show_hud, self.keep_audio):
-            box.toggled.connect(self._emit)
+        self.keep_audio.toggled.connect(self._emit)
         self.model_group.buttonToggled.connect(lambda _button, on: on and self._emit())
         for path in (self.model_path, self.model_config, self.detector_path, self.record_dir):
             path.changed.connect(self._emit)
 
-    def _chosen_model(self) -> str:
-        """AppSettings.model_path: a file, a shipped model's name, or "" for the default."""
+    def _chosen_model(self) -> str | None:
+        """AppSettings.model: a file, a shipped model's name, or None for the default."""
         if self.model_custom.isChecked():
-            return self.model_path.text()
+            return self.model_path.text() or None
         name = next(n for n, b in self.model_buttons.items() if b.isChecked())
-        return "" if name == DEFAULT_SHIPPED_MODEL else name
+        return None if name == DEFAULT_SHIPPED_MODEL else name
 
     def _update_enabled(self) -> None:
         custom_model = self.model_custom.isChecked()

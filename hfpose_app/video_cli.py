@@ -24,13 +24,11 @@ import sys
 import threading
 from pathlib import Path
 
-from hfpose.engine.config import PipelineConfig
+from hfpose.app.setting_args import add_setting_arguments, cli_settings
+from hfpose.engine.config import config_from_settings
 from hfpose.engine.keypoint_models import SHIPPED_MODELS
 from hfpose.engine.pipeline import Pipeline
-from hfpose.engine.plausibility import DEFAULT_MIN_POSE_SCORE
-from hfpose.engine.rendering import RENDER_STYLES, RenderOptions
 from hfpose.engine.results import FrameResult, PipelineError, RunSummary
-from hfpose.engine.runtimes import PRECISIONS
 from hfpose.engine.sinks import (
     CocoResultsSink,
     CsvKeypointSink,
@@ -38,7 +36,6 @@ from hfpose.engine.sinks import (
     SinkError,
     VideoSink,
 )
-from hfpose.engine.smoothing import SMOOTHING_METHODS, SmoothingConfig
 from hfpose.engine.sources import SourceError, is_live_spec
 
 PROG = "hfpose-video"
@@ -48,36 +45,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 class UsageError(Exception):
     """The command line is wrong (exit 2)."""
-
-
-def _device(text: str) -> str:
-    """``cpu``, ``gpu``, ``gpu:1``, ``openvino:GPU`` ...: the part before ``:`` must be known."""
-    if text.partition(":")[0].lower() not in DEVICES:
-        raise argparse.ArgumentTypeError(
-            f"unknown device {text!r} (choose from {', '.join(DEVICES)})"
-        )
-    return text
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _threshold(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,57 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="annotated video (H.264 MP4); default: INPUT_pose.mp4 in the current folder "
         "when no other output is asked for",
     )
-    parser.add_argument(
-        "--device",
-        type=_device,
-        default="auto",
-        help=f"backend: {', '.join(DEVICES)} (default auto)",
-    )
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=PipelineConfig.precision,
-        help="fast (default): bf16 where the CPU has it natively, or the model's checked int8 "
-        "copy, whichever the machine runs faster; fp32: exactly as trained",
-    )
-    parser.add_argument(
-        "--model",
-        metavar="NAME|PATH",
-        help=f"keypoint model: {', '.join(SHIPPED_MODELS)} (hf-hrnet is the default), or a file "
-        "(.onnx of the heatmap, SimCC or MoveNet kind, or .pth with torch)",
-    )
-    parser.add_argument(
-        "--model-config", metavar="YAML", help="config of a .pth checkpoint (ONNX carries its own)"
-    )
-    parser.add_argument(
-        "--detector",
-        default="nanodet",
-        help="person detector: nanodet (default), blazepose, or a path to an ONNX detector",
-    )
-    parser.add_argument(
-        "--det-interval",
-        type=_positive_int,
-        default=1,
-        metavar="N",
-        help="detect people every N frames and follow them by their keypoints in between",
-    )
-    parser.add_argument(
-        "--max-persons", type=_non_negative_int, default=0, metavar="N", help="0 = no limit"
-    )
-    parser.add_argument("--smooth", choices=SMOOTHING_METHODS, default="one-euro")
-    parser.add_argument(
-        "--kpt-thr", type=_threshold, default=0.3, help="hide keypoints below this score"
-    )
-    parser.add_argument(
-        "--min-pose-score",
-        type=_threshold,
-        default=DEFAULT_MIN_POSE_SCORE,
-        metavar="S",
-        help="drop people whose mean keypoint score is below S: boxes on cones, rocks, signs "
-        f"(default {DEFAULT_MIN_POSE_SCORE}; 0 keeps every box)",
-    )
-    parser.add_argument("--style", choices=RENDER_STYLES, default="mmpose", help="skeleton colours")
-    parser.add_argument("--no-hud", action="store_true", help="no FPS/backend panel on the video")
+    add_setting_arguments(parser)
     parser.add_argument("--save-json", metavar="F", help="per-frame keypoints, mmpose 1.x JSON")
     parser.add_argument("--save-csv", metavar="F", help="one row per keypoint")
     parser.add_argument("--save-coco", metavar="F", help="COCO keypoint results (image folders)")
@@ -263,20 +180,7 @@ def run(args: argparse.Namespace) -> int:
     _check_paths(args)
     if not (args.out or args.save_json or args.save_csv or args.save_coco or args.show):
         args.out = str(_default_out(args.input))
-    config = PipelineConfig(
-        source=args.input,
-        model=args.model,
-        model_config=args.model_config,
-        device=args.device,
-        precision=args.precision,
-        detector=args.detector,
-        det_interval=args.det_interval,
-        max_persons=args.max_persons,
-        kpt_thr=args.kpt_thr,
-        min_pose_score=args.min_pose_score,
-        smoothing=SmoothingConfig(method=args.smooth),
-        render=RenderOptions(style=args.style, kpt_thr=args.kpt_thr, draw_hud=not args.no_hud),
-    )
+    config = config_from_settings(cli_settings(args), source=args.input)
     sinks = _make_sinks(args)
     display = _Display() if args.show else None
     progress: tqdm | None = None

@@ -35,9 +35,8 @@ from PySide6.QtGui import QImage
 
 from hfpose.app.settings import AppSettings
 from hfpose.app.video_view import bgr_to_qimage
-from hfpose.engine.config import PipelineConfig
+from hfpose.engine.config import PipelineConfig, config_from_settings
 from hfpose.engine.pipeline import Pipeline
-from hfpose.engine.rendering import RenderOptions
 from hfpose.engine.results import FrameResult, Person, PipelineError, RunSummary
 from hfpose.engine.runtimes import available_backends
 from hfpose.engine.sinks import (
@@ -49,7 +48,6 @@ from hfpose.engine.sinks import (
     SinkError,
     VideoSink,
 )
-from hfpose.engine.smoothing import SmoothingConfig
 from hfpose.engine.sources import Frame, FrameSource, SourceInfo, list_cameras, open_source
 from hfpose.models.metainfo import COCO, DatasetInfo
 
@@ -177,54 +175,13 @@ class RecordingSink(Sink):
 
 def pipeline_config(source: FrameSource, s: AppSettings) -> PipelineConfig:
     """The engine configuration for the app's settings."""
-    return PipelineConfig(
+    return config_from_settings(
+        s.engine_settings(),
         source=source,
-        model=s.model_path or None,
-        model_config=s.model_config or None,
-        device=s.backend,
-        precision=s.precision,
-        detector=detector_spec(s),
-        det_interval=s.det_interval,
-        max_persons=s.max_persons,
-        kpt_thr=s.kpt_thr,
-        min_pose_score=s.min_pose_score,
-        smoothing=smoothing_config(s),
-        render=render_options(s),
         keep_real_time=s.playback == "real-time",
         # One frame waiting per stage: a viewer wants the newest picture, and in "every-frame"
         # playback deeper queues only add frames in flight (seconds of latency when slow).
         queue_size=1,
-    )
-
-
-def detector_spec(s: AppSettings) -> str:
-    """What the engine's ``create_detector`` takes; "custom" before its file is chosen runs
-    the default detector rather than failing."""
-    if s.detector == "custom":
-        return s.detector_path or AppSettings().detector
-    return s.detector
-
-
-def smoothing_config(s: AppSettings) -> SmoothingConfig:
-    return SmoothingConfig(
-        method=s.smoothing,
-        min_cutoff=s.one_euro_min_cutoff,
-        beta=s.one_euro_beta,
-        d_cutoff=s.one_euro_d_cutoff,
-        process_noise=s.kalman_process_noise,
-        measurement_noise=s.kalman_measurement_noise,
-    )
-
-
-def render_options(s: AppSettings) -> RenderOptions:
-    return RenderOptions(
-        style=s.draw_style,
-        kpt_thr=s.kpt_thr,
-        draw_boxes=s.show_boxes,
-        draw_track_ids=s.show_ids,
-        draw_hud=s.show_hud,
-        radius=float(s.radius),
-        thickness=s.thickness,
     )
 
 
@@ -565,32 +522,14 @@ class PipelineWorker(QObject):
         pipeline = self._pipeline
         if pipeline is None:
             return
+        before, after = old.engine_settings(), new.engine_settings()
         try:
-            if new.backend != old.backend:
-                pipeline.set_backend(new.backend)
-            if new.precision != old.precision:
-                pipeline.set_precision(new.precision)
-            if (new.model_path, new.model_config) != (old.model_path, old.model_config):
-                pipeline.set_model(new.model_path or None, new.model_config or None)
-            if detector_spec(new) != detector_spec(old):
-                pipeline.set_detector(detector_spec(new))
-            if new.det_interval != old.det_interval:
-                pipeline.set_det_interval(new.det_interval)
-            if new.max_persons != old.max_persons:
-                pipeline.set_max_persons(new.max_persons)
-            if new.kpt_thr != old.kpt_thr:
-                pipeline.set_kpt_thr(new.kpt_thr)
-            if new.min_pose_score != old.min_pose_score:
-                pipeline.set_min_pose_score(new.min_pose_score)
-            if new.playback != old.playback:
-                pipeline.set_keep_real_time(new.playback == "real-time")
-            if smoothing_config(new) != smoothing_config(old):
-                pipeline.set_smoothing(smoothing_config(new))
-            if render_options(new) != render_options(old):
-                pipeline.set_render_options(render_options(new))
+            pipeline.change_settings({k: v for k, v in after.items() if before[k] != v})
         except ValueError as error:
             self.warning.emit(user_message(error))
             return
+        if new.playback != old.playback:
+            pipeline.set_keep_real_time(new.playback == "real-time")
         if not self._playing and self._source_info is not None:
             if not self._source_info.is_live and new != old:
                 # Paused: process the frame on screen again so the change is visible now.

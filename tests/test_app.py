@@ -62,7 +62,7 @@ def make_window(qtbot, tmp_path: Path, pose_model: Path):
     store.save(
         AppSettings().replace(
             backend="cpu",
-            model_path=str(pose_model),
+            model=str(pose_model),
             record_dir=str(tmp_path / "recordings"),
             max_persons=2,
         )
@@ -204,7 +204,7 @@ def test_model_failing_to_load_live_keeps_the_old_one_running(
     window.open_source(str(clip))
     wait_frames(qtbot, window, 1)
     with qtbot.waitSignal(window.worker.warning, timeout=RUN_TIMEOUT_MS) as warned:
-        window.apply_settings(window.settings.replace(model_path=str(not_a_model)))
+        window.apply_settings(window.settings.replace(model=str(not_a_model)))
     assert "not_a_model.onnx" in warned.args[0]
     assert window.banner.isVisible() and window.banner.level == "warning"
     wait_frames(qtbot, window, 2)  # still playing on the previous model
@@ -213,7 +213,7 @@ def test_model_failing_to_load_live_keeps_the_old_one_running(
 def test_switching_to_a_shipped_model_live_names_it_and_keeps_playing(qtbot, window, clip) -> None:
     window.open_source(str(clip))
     wait_frames(qtbot, window, 1)
-    window.apply_settings(window.settings.replace(model_path="movenet-lightning"))
+    window.apply_settings(window.settings.replace(model="movenet-lightning"))
     qtbot.waitUntil(
         lambda: window.backend_label.text().endswith("· movenet-lightning"),
         timeout=RUN_TIMEOUT_MS,
@@ -374,9 +374,7 @@ def test_project_checkpoint_with_its_config_runs_in_torch(qtbot, window, clip, t
     window.open_source(str(clip))
     wait_frames(qtbot, window, 1)
     window.apply_settings(
-        window.settings.replace(
-            backend="torch", model_path=str(checkpoint), model_config=str(config)
-        )
+        window.settings.replace(backend="torch", model=str(checkpoint), model_config=str(config))
     )
     qtbot.waitUntil(lambda: window.backend_label.text().startswith("torch"), timeout=60_000)
     wait_frames(qtbot, window, 1)
@@ -492,7 +490,7 @@ def test_hfpose_command_opens_the_clip_given_and_exits_cleanly(
     # The command reads the user's settings: point QSettings at a temporary home for them.
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
     SettingsStore().save(
-        AppSettings().replace(model_path=str(pose_model), record_dir=str(tmp_path / "rec"))
+        AppSettings().replace(model=str(pose_model), record_dir=str(tmp_path / "rec"))
     )
     seen: dict[str, str] = {}
     deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
@@ -506,7 +504,7 @@ def test_hfpose_command_opens_the_clip_given_and_exits_cleanly(
         window.close()
 
     QTimer.singleShot(100, look_then_close)
-    assert app_module.main([str(clip), "--device", "openvino"]) == 0
+    assert app_module.main([str(clip), "--backend", "openvino"]) == 0
     assert seen["title"] == f"{CLIP} — hfpose"
     assert seen["backend"].startswith("openvino")
     assert SettingsStore().load().backend == "openvino"  # remembered

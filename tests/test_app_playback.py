@@ -52,7 +52,7 @@ def window(qtbot, tmp_path: Path, pose_model: Path) -> MainWindow:
     store = SettingsStore(QSettings(str(tmp_path / "hfpose.ini"), QSettings.Format.IniFormat))
     store.save(
         AppSettings().replace(
-            backend="cpu", model_path=str(pose_model), record_dir=str(tmp_path / "rec")
+            backend="cpu", model=str(pose_model), record_dir=str(tmp_path / "rec")
         )
     )
     window = MainWindow(store)

@@ -98,7 +98,7 @@ def test_dialog_disables_unavailable_backends_with_their_reason(qtbot) -> None:
 
 
 def test_dialog_lists_the_shipped_models_and_accepts_a_file(qtbot, tmp_path: Path) -> None:
-    dialog = SettingsDialog(AppSettings().replace(model_path="movenet-lightning"), [])
+    dialog = SettingsDialog(AppSettings().replace(model="movenet-lightning"), [])
     qtbot.addWidget(dialog)
     assert dialog.model_buttons["movenet-lightning"].isChecked()
     texts = [label.text() for label in dialog.findChildren(type(dialog.running_label))]
@@ -107,10 +107,10 @@ def test_dialog_lists_the_shipped_models_and_accepts_a_file(qtbot, tmp_path: Pat
     dialog.settings_changed.connect(seen.append)
     dialog.model_buttons["movenet-thunder"].click()
     dialog.model_buttons["hf-hrnet"].click()
-    assert [s.model_path for s in seen] == ["movenet-thunder", ""]  # "": the default
+    assert [s.model for s in seen] == ["movenet-thunder", None]  # None: the default
     dialog.model_custom.click()
     dialog.model_path.set_text(str(tmp_path / "rtmpose.onnx"))
-    assert dialog.settings().model_path == str(tmp_path / "rtmpose.onnx")
+    assert dialog.settings().model == str(tmp_path / "rtmpose.onnx")
 
 
 def test_dialog_restore_defaults_button(qtbot) -> None:
@@ -126,7 +126,7 @@ def test_dialog_restore_defaults_button(qtbot) -> None:
 def test_drawing_settings_reach_the_renderer() -> None:
     import numpy as np
 
-    from hfpose.app.worker import render_options
+    from hfpose.app.worker import pipeline_config
     from hfpose.engine.rendering import Renderer
     from hfpose.engine.results import Person
 
@@ -138,7 +138,7 @@ def test_drawing_settings_reach_the_renderer() -> None:
     frame = np.zeros((480, 640, 3), np.uint8)
 
     def painted_width(settings: AppSettings) -> int:
-        image = Renderer(render_options(settings)).render(frame, [person])
+        image = Renderer(pipeline_config("", settings).render).render(frame, [person])
         return int(np.count_nonzero(image[100, :, :].any(axis=1)))
 
     plain = AppSettings().replace(show_boxes=False, show_ids=False, show_hud=False)

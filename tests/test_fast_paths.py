@@ -147,7 +147,7 @@ def test_pipeline_switches_the_keypoint_model_to_fp32_at_the_next_frame() -> Non
     from hfpose.engine.processor import FrameWork, PoseProcessor
     from hfpose.engine.sources import Frame
 
-    processor = PoseProcessor(PipelineConfig(source="unused", device="openvino"))
+    processor = PoseProcessor(PipelineConfig(source="unused", backend="openvino"))
     processor.request("pose", precision="fp32")
     frame = Frame(np.zeros((240, 320, 3), np.uint8), 0, 0.0)
     processor.pose_step(FrameWork(frame, 0, 0.0, boxes=np.array([[10, 10, 200, 230, 0.9]])))

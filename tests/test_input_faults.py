@@ -93,7 +93,7 @@ def test_b_frame_avi_annotated_output_steps_evenly(tmp_path, pose_model):
     avi = tmp_path / "b_frames.avi"
     _write_b_frame_avi(avi, _clip_frames(WALK)[:20])
     video, keypoints = tmp_path / "out.mp4", tmp_path / "out.json"
-    config = PipelineConfig(source=str(avi), model=pose_model, device="cpu", max_persons=1)
+    config = PipelineConfig(source=str(avi), model=pose_model, backend="cpu", max_persons=1)
     summary = Pipeline(config, [VideoSink(video), JsonKeypointSink(keypoints)]).run()
     assert summary.frames == 20 and summary.error is None
     assert np.allclose(np.diff(_packet_times(video)), 1 / 30, atol=1e-3)
@@ -109,7 +109,7 @@ def test_ntu_avi_keeps_one_track_id_for_its_one_person(shared_dir, tmp_path, pos
         times = np.array([f.timestamp for f in source])
     assert len(times) == 103 and np.allclose(np.diff(times), 1 / 30, atol=1e-6)
     video, keypoints = tmp_path / "ntu.mp4", tmp_path / "ntu.json"
-    config = PipelineConfig(source=str(clip), model=pose_model, device="cpu")
+    config = PipelineConfig(source=str(clip), model=pose_model, backend="cpu")
     summary = Pipeline(config, [VideoSink(video), JsonKeypointSink(keypoints)]).run()
     assert summary.frames == 103 and summary.error is None and summary.ended_early is None
     frames = json.loads(keypoints.read_text())["instance_info"]
@@ -158,7 +158,7 @@ def test_cut_short_file_in_the_engine_summary_and_the_json_metadata(tmp_path, po
     cut = _cut_short(tmp_path)
     video, keypoints = tmp_path / "out.mp4", tmp_path / "out.json"
     finished = []
-    config = PipelineConfig(source=str(cut), model=pose_model, device="cpu", max_persons=1)
+    config = PipelineConfig(source=str(cut), model=pose_model, backend="cpu", max_persons=1)
     pipeline = Pipeline(
         config, [VideoSink(video), JsonKeypointSink(keypoints)], on_finished=finished.append
     )
@@ -179,7 +179,7 @@ def test_cut_short_file_in_the_engine_summary_and_the_json_metadata(tmp_path, po
 def test_cli_cut_short_file_exits_1_after_writing_unless_allowed(tmp_path, pose_model, capsys):
     cut = _cut_short(tmp_path)
     out, keypoints = tmp_path / "out.mp4", tmp_path / "out.json"
-    common = ["--model", pose_model, "--device", "cpu", "--max-persons", "1", "--no-hud"]
+    common = ["--model", pose_model, "--backend", "cpu", "--max-persons", "1", "--no-hud"]
     code = main([str(cut), "--out", str(out), "--save-json", str(keypoints), *common])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 1
@@ -213,7 +213,7 @@ def _photo_and_shifted_copy(folder: Path) -> tuple[Path, Path]:
 
 def _keypoints_of(path: Path, pose_model: str, **settings) -> list[list[Person]]:
     people: list[list[Person]] = []
-    config = PipelineConfig(source=str(path), model=pose_model, device="cpu", **settings)
+    config = PipelineConfig(source=str(path), model=pose_model, backend="cpu", **settings)
     summary = Pipeline(config, on_result=lambda r: people.append(r.people)).run()
     assert summary.error is None
     return people
@@ -238,10 +238,10 @@ def test_images_are_stills_nothing_carries_from_one_to_the_next(tmp_path, pose_m
 
 def test_pose_tracker_with_stills_treats_each_call_as_a_new_photo(tmp_path, pose_model):
     first, second = (cv2.imread(str(p)) for p in _photo_and_shifted_copy(tmp_path / "photos"))
-    tracker = PoseTracker(model=pose_model, device="cpu", smoothing="one-euro", stills=True)
+    tracker = PoseTracker(model=pose_model, backend="cpu", smoothing="one-euro", stills=True)
     tracker(first, timestamp=0.0)
     after_first = tracker(second, timestamp=1 / 30)
-    alone = PoseTracker(model=pose_model, device="cpu", stills=True)(second, timestamp=0.0)
+    alone = PoseTracker(model=pose_model, backend="cpu", stills=True)(second, timestamp=0.0)
     assert len(after_first) == len(alone) >= 2
     assert [p.track_id for p in after_first] == list(range(1, len(alone) + 1))
     for got, expected in zip(after_first, alone):
@@ -253,7 +253,7 @@ def test_cli_single_image_to_coco_results(tmp_path, pose_model):
     image.write_bytes(COCO_IMAGE.read_bytes())
     out = tmp_path / "results.json"
     assert (
-        main([str(image), "--save-coco", str(out), "--model", pose_model, "--device", "cpu"]) == 0
+        main([str(image), "--save-coco", str(out), "--model", pose_model, "--backend", "cpu"]) == 0
     )
     results = json.loads(out.read_text())
     assert results and {r["image_id"] for r in results} == {196141}
@@ -322,7 +322,7 @@ def test_cli_dropped_stream_exits_1_with_the_reason(dropping_stream, tmp_path, p
     url, connections = dropping_stream
     connections[0] = 1
     out = tmp_path / "stream.mp4"
-    code = main([url, "--out", str(out), "--model", pose_model, "--device", "cpu",
+    code = main([url, "--out", str(out), "--model", pose_model, "--backend", "cpu",
                  "--max-persons", "1"])  # fmt: skip
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 1 and probe(out)["frames"] > 0

@@ -96,7 +96,7 @@ def test_shipped_names_resolve_and_an_unknown_name_is_one_line() -> None:
 
 
 def test_pose_tracker_runs_movenet_by_name_and_says_so() -> None:
-    tracker = PoseTracker(model="movenet-thunder", device="cpu", det_interval=5)
+    tracker = PoseTracker(model="movenet-thunder", backend="cpu", det_interval=5)
     with open_source(WALK) as source:
         frames = [source.read() for _ in range(3)]
     results = [tracker(frame.image, frame.timestamp) for frame in frames]
@@ -109,7 +109,7 @@ def test_switching_model_live_keeps_frames_coming_and_names_the_new_model() -> N
     default, on a looped clip standing in for a webcam (the test machines have none)."""
     results = []
     source = _LoopingCamera(WALK, period=0.03)
-    config = PipelineConfig(source=source, model=None, device="cpu", det_interval=3)
+    config = PipelineConfig(source=source, model=None, backend="cpu", det_interval=3)
     pipeline = Pipeline(config, (), results.append)
     pipeline.start()
     try:

@@ -66,7 +66,7 @@ def test_one_weak_frame_starts_no_track_but_a_tracked_person_keeps_it_when_weak(
 
 def test_hfpose_video_min_pose_score_keeps_only_plausible_people(tmp_path, pose_model) -> None:
     every, kept = tmp_path / "every.json", tmp_path / "kept.json"
-    common = [str(WALK), "--model", pose_model, "--device", "cpu", "--smooth", "none"]
+    common = [str(WALK), "--model", pose_model, "--backend", "cpu", "--smooth", "none"]
     assert video_main([*common, "--min-pose-score", "0", "--save-json", str(every)]) == 0
     instances = [i for f in json.loads(every.read_text())["instance_info"] for i in f["instances"]]
     scores = sorted(float(np.mean(i["keypoint_scores"])) for i in instances)
@@ -102,7 +102,7 @@ def test_default_threshold_is_declared_once() -> None:
 def _run_pipeline(clip: Path, model: str, min_pose_score: float, frames: int) -> list:
     results: list[FrameResult] = []
     pipeline = Pipeline(
-        PipelineConfig(source=str(clip), model=model, device="cpu", min_pose_score=min_pose_score),
+        PipelineConfig(source=str(clip), model=model, backend="cpu", min_pose_score=min_pose_score),
         on_result=results.append,
     )
     pipeline.start()

@@ -38,7 +38,7 @@ def pose_model(request) -> str:
 
 
 def _config(pose_model: str, source, **kw) -> PipelineConfig:
-    return PipelineConfig(source=source, model=pose_model, device="cpu", **kw)
+    return PipelineConfig(source=source, model=pose_model, backend="cpu", **kw)
 
 
 class _Collector:
@@ -378,7 +378,7 @@ def test_boxes_between_detections_keep_the_crop_when_few_keypoints_are_confident
 
 
 def test_pose_tracker_synchronous_api(pose_model):
-    tracker = PoseTracker(model=pose_model, device="cpu", smoothing="one-euro")
+    tracker = PoseTracker(model=pose_model, backend="cpu", smoothing="one-euro")
     with open_source(WALK) as source:
         frames = [source.read() for _ in range(3)]
     results = [tracker(f.image, f.timestamp) for f in frames]
@@ -399,7 +399,7 @@ def test_start_failures_raise_in_the_caller_and_leave_nothing_open(tmp_path, pos
     bad_model = tmp_path / "model.onnx"
     bad_model.write_text("not a model")
     with pytest.raises(Exception, match="model"):
-        Pipeline(PipelineConfig(source=source, model=str(bad_model), device="cpu")).start()
+        Pipeline(PipelineConfig(source=source, model=str(bad_model), backend="cpu")).start()
 
 
 def test_backend_switch_takes_effect_without_reopening_the_source(pose_model):
@@ -443,7 +443,7 @@ def test_settings_changed_before_start_become_the_configuration():
     pipeline.set_detector("blazepose")
     config = pipeline.config
     assert (config.max_persons, config.kpt_thr, config.smoothing.method) == (2, 0.5, "kalman")
-    assert (config.device, config.detector) == ("openvino", "blazepose")
+    assert (config.backend, config.detector) == ("openvino", "blazepose")
     with pytest.raises(ValueError, match="max_persons"):
         pipeline.set_max_persons(-1)
 

@@ -39,7 +39,7 @@ def _error_line(capsys) -> str:
 
 def test_video_in_annotated_video_and_keypoints_out(tmp_path, pose_model, capsys):
     out, js, table = tmp_path / "out.mp4", tmp_path / "k.json", tmp_path / "k.csv"
-    code = main([str(TONE), "--out", str(out), "--model", pose_model, "--device", "cpu",
+    code = main([str(TONE), "--out", str(out), "--model", pose_model, "--backend", "cpu",
                  "--save-json", str(js), "--save-csv", str(table), "--max-persons", "1"])  # fmt: skip
     assert code == 0
     summary = _error_line(capsys)
@@ -54,7 +54,7 @@ def test_video_in_annotated_video_and_keypoints_out(tmp_path, pose_model, capsys
 
 def test_no_audio_flag(tmp_path, pose_model):
     out = tmp_path / "silent.mp4"
-    code = main([str(TONE), "--out", str(out), "--model", pose_model, "--device", "cpu",
+    code = main([str(TONE), "--out", str(out), "--model", pose_model, "--backend", "cpu",
                  "--no-audio", "--max-persons", "1", "--det-interval", "5"])  # fmt: skip
     assert code == 0
     assert probe(out)["audio_s"] is None
@@ -63,13 +63,21 @@ def test_no_audio_flag(tmp_path, pose_model):
 @pytest.mark.parametrize(
     ("args", "reason"),
     [
-        (["--device", "tpu"], "unknown device 'tpu'"),
+        (["--backend", "tpu"], "unknown backend 'tpu'"),
+        (["--device", "tpu"], "unknown backend 'tpu'"),  # the deprecated name checks the same
         (["--det-interval", "0"], "must be 1 or more"),
         (["--kpt-thr", "2"], "between 0 and 1"),
         (["--smooth", "wobble"], "invalid choice"),
         (["--frobnicate"], "unrecognized arguments"),
     ],
-    ids=["unknown-device", "det-interval", "kpt-thr", "smooth", "unknown-option"],
+    ids=[
+        "unknown-backend",
+        "unknown-backend-by-old-name",
+        "det-interval",
+        "kpt-thr",
+        "smooth",
+        "unknown-option",
+    ],
 )
 def test_bad_arguments_exit_2(args, reason, capsys):
     with pytest.raises(SystemExit) as exited:
@@ -121,7 +129,7 @@ def _corrupt(tmp_path: Path) -> Path:
 def test_unusable_inputs_exit_1(tmp_path, pose_model, capsys, make_input, reason):
     out = tmp_path / "out.mp4"
     code = main([str(make_input(tmp_path)), "--out", str(out), "--model", pose_model,
-                 "--device", "cpu"])  # fmt: skip
+                 "--backend", "cpu"])  # fmt: skip
     assert code == 1
     line = _error_line(capsys)
     assert line.startswith("hfpose-video: error:") and reason in line
@@ -129,7 +137,7 @@ def test_unusable_inputs_exit_1(tmp_path, pose_model, capsys, make_input, reason
 
 def test_unwritable_output_exits_1(tmp_path, pose_model, capsys):
     out = tmp_path / "missing_folder" / "out.mp4"
-    assert main([str(WALK), "--out", str(out), "--model", pose_model, "--device", "cpu"]) == 1
+    assert main([str(WALK), "--out", str(out), "--model", pose_model, "--backend", "cpu"]) == 1
     line = _error_line(capsys)
     assert line.startswith("hfpose-video: error: cannot write") and "does not exist" in line
 
@@ -138,7 +146,7 @@ def test_file_that_is_not_a_model_exits_1(tmp_path, capsys):
     fake = tmp_path / "model.onnx"
     fake.write_text("not a network")
     assert main([str(WALK), "--out", str(tmp_path / "o.mp4"), "--model", str(fake),
-                 "--device", "cpu"]) == 1  # fmt: skip
+                 "--backend", "cpu"]) == 1  # fmt: skip
     line = _error_line(capsys)
     assert line.startswith("hfpose-video: error:") and "model.onnx" in line
 
@@ -153,7 +161,7 @@ def test_ctrl_c_half_way_leaves_a_playable_video(tmp_path, pose_model):
         cv2.imwrite(str(folder / f"{i:04d}.jpg"), frames[i % len(frames)])
     out, keypoints = tmp_path / "interrupted.mp4", tmp_path / "interrupted.json"
     command = [sys.executable, "-m", "hfpose.app.video_cli", str(folder), "--out", str(out),
-               "--save-json", str(keypoints), "--model", pose_model, "--device", "cpu",
+               "--save-json", str(keypoints), "--model", pose_model, "--backend", "cpu",
                "--max-persons", "1"]  # fmt: skip
     process = subprocess.Popen(
         command,
@@ -183,7 +191,7 @@ def test_ctrl_c_half_way_leaves_a_playable_video(tmp_path, pose_model):
 
 def test_default_output_name_in_the_current_folder(tmp_path, pose_model, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code = main([str(WALK), "--model", pose_model, "--device", "cpu", "--det-interval", "9",
+    code = main([str(WALK), "--model", pose_model, "--backend", "cpu", "--det-interval", "9",
                  "--kpt-thr", "0", "--max-persons", "1"])  # fmt: skip
     assert code == 0
     assert probe(tmp_path / "intel_asl_walk_1s5_pose.mp4")["frames"] == 45
@@ -193,7 +201,7 @@ def test_image_folder_to_coco_results(tmp_path, pose_model):
     """COCO val images in, COCO keypoint results out (image ids from the file names)."""
     folder = REPO_ROOT / "tests" / "data" / "coco"
     out = tmp_path / "results.json"
-    code = main([str(folder), "--save-coco", str(out), "--model", pose_model, "--device", "cpu"])
+    code = main([str(folder), "--save-coco", str(out), "--model", pose_model, "--backend", "cpu"])
     assert code == 0
     results = json.loads(out.read_text())
     expected = {int(p.stem) for p in folder.glob("*.jpg")}

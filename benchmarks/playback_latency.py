@@ -29,8 +29,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from hfpose.app.paced_source import PacedSource  # noqa: E402
 from hfpose.app.settings import PLAYBACK_MODES, AppSettings  # noqa: E402
-from hfpose.app.worker import PacedSource, pipeline_config  # noqa: E402
+from hfpose.app.worker import pipeline_config  # noqa: E402
 from hfpose.engine.config import available_cores  # noqa: E402
 from hfpose.engine.pipeline import Pipeline  # noqa: E402
 from hfpose.engine.results import FrameResult  # noqa: E402

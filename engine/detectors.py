@@ -42,6 +42,7 @@ from hfpose.engine.runtimes import (
     create_session,
     read_onnx_metadata,
 )
+from hfpose.engine.tracking import box_iou
 
 DETECTOR_NAMES = ("nanodet", "blazepose")
 
@@ -51,21 +52,27 @@ class DetectorError(ValueError):
 
 
 def letterbox(
-    frame: np.ndarray, size_wh: tuple[int, int], center: bool = False
+    frame: np.ndarray,
+    size_wh: tuple[int, int],
+    center: bool = False,
+    fill: int = 0,
+    antialias: bool = True,
 ) -> tuple[np.ndarray, float, tuple[float, float]]:
-    """Resize keeping the aspect ratio and pad with zeros; returns image, scale, (pad_x, pad_y).
+    """Resize keeping the aspect ratio and pad with ``fill``; returns image, scale, (pad_x,
+    pad_y). ``antialias``: :func:`shrink` (the shipped detectors'); else plain bilinear, as
+    the exporters of users' detectors (YOLO, RTMDet) resize.
 
     A frame pixel p maps to p * scale + pad in the network input.
     """
     height, width = frame.shape[:2]
     scale = min(size_wh[0] / width, size_wh[1] / height)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    pad_x = (size_wh[0] - new_w) / 2 if center else 0.0
-    pad_y = (size_wh[1] - new_h) / 2 if center else 0.0
-    canvas = np.zeros((size_wh[1], size_wh[0], 3), dtype=np.uint8)
-    x0, y0 = int(pad_x), int(pad_y)
-    canvas[y0 : y0 + new_h, x0 : x0 + new_w] = shrink(frame, (new_w, new_h))
-    return canvas, scale, (float(x0), float(y0))
+    pad_x = (size_wh[0] - new_w) // 2 if center else 0
+    pad_y = (size_wh[1] - new_h) // 2 if center else 0
+    canvas = np.full((size_wh[1], size_wh[0], 3), fill, dtype=np.uint8)
+    resized = shrink(frame, (new_w, new_h)) if antialias else cv2.resize(frame, (new_w, new_h))
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+    return canvas, scale, (float(pad_x), float(pad_y))
 
 
 def shrink(frame: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
@@ -96,17 +103,6 @@ def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.
     return keep[np.argsort(-scores[keep], kind="stable")]
 
 
-def _iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
-
-
 def weighted_nms(
     boxes_xyxy: np.ndarray, values: np.ndarray, scores: np.ndarray, iou_threshold: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +119,7 @@ def weighted_nms(
     for i in range(len(scores)):
         if not remaining[i]:
             continue
-        overlap = _iou_one_to_many(boxes_xyxy[i], boxes_xyxy) > iou_threshold
+        overlap = box_iou(boxes_xyxy[i : i + 1], boxes_xyxy)[0] > iou_threshold
         cluster = remaining & overlap
         cluster[i] = True
         weights = scores[cluster]
@@ -468,13 +464,9 @@ class OnnxPersonDetector(PersonDetector):
             self._cells, self._cell_strides = _anchor_free_grid(self.input_wh, (8, 16, 32))
 
     def _preprocess(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, float, tuple[float, float]]:
-        height, width = frame_bgr.shape[:2]
-        scale = min(self.input_wh[0] / width, self.input_wh[1] / height)
-        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-        pad_x = (self.input_wh[0] - new_w) // 2 if self._centered else 0
-        pad_y = (self.input_wh[1] - new_h) // 2 if self._centered else 0
-        canvas = np.full((self.input_wh[1], self.input_wh[0], 3), 114, np.uint8)
-        canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = cv2.resize(frame_bgr, (new_w, new_h))
+        canvas, scale, (pad_x, pad_y) = letterbox(
+            frame_bgr, self.input_wh, center=self._centered, fill=114, antialias=False
+        )
         if self._rgb:
             canvas = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB)
         blob = (canvas.astype(np.float32) - self._mean) * self._inv_std

@@ -41,6 +41,7 @@ from hfpose.engine.config import SETTINGS, PipelineConfig, config_from_settings,
 from hfpose.engine.processor import STAGES, FrameWork, PoseProcessor
 from hfpose.engine.rendering import HudInfo, RenderOptions
 from hfpose.engine.results import FrameResult, PipelineError, RunSummary, StageStats
+from hfpose.engine.runtimes import RuntimeInfo
 from hfpose.engine.sinks import Sink
 from hfpose.engine.smoothing import SmoothingConfig
 from hfpose.engine.sources import Frame, FrameSource, SourceInfo, open_source
@@ -229,7 +230,7 @@ class Pipeline:
         return self.source.info if self.source else None
 
     @property
-    def runtime_info(self) -> Any:
+    def runtime_info(self) -> RuntimeInfo | None:
         """The keypoint model's RuntimeInfo (what really runs, after any fallback)."""
         return self.processor.runtime_info if self.processor else None
 
@@ -538,7 +539,7 @@ class Pipeline:
                 fps=stats["sink"].fps,
                 stage_ms={n: stats[n].latency_ms for n in ("detect", "pose", "render")},
                 people=len(work.people),
-                backend=getattr(self.processor.runtime_info, "label", ""),
+                backend=self.processor.runtime_info.label,
             )
         self.processor.render_step(work, hud)
 

@@ -16,6 +16,7 @@ import numpy as np
 from hfpose.engine.config import config_from_settings
 from hfpose.engine.processor import FrameWork, PoseProcessor
 from hfpose.engine.results import Person
+from hfpose.engine.runtimes import RuntimeInfo
 from hfpose.engine.smoothing import SmoothingConfig
 from hfpose.engine.sources import Frame
 from hfpose.models.metainfo import DatasetInfo
@@ -56,7 +57,7 @@ class PoseTracker:
         self._t0 = time.perf_counter()
 
     @property
-    def runtime_info(self) -> Any:
+    def runtime_info(self) -> RuntimeInfo:
         return self.processor.runtime_info
 
     @property

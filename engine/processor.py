@@ -19,10 +19,11 @@ from hfpose.engine.config import PipelineConfig
 from hfpose.engine.plausibility import birth_score, plausible_people
 from hfpose.engine.rendering import HudInfo, Renderer
 from hfpose.engine.results import Person, PipelineError
+from hfpose.engine.runtimes import RuntimeInfo
 from hfpose.engine.smoothing import TrackSmoother
 from hfpose.engine.sources import Frame
 from hfpose.engine.tracking import Tracker
-from hfpose.models.metainfo import COCO, DatasetInfo
+from hfpose.models.metainfo import DatasetInfo
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class PoseProcessor:
         )
         threads = config.threads_per_model
         self.detector = create_detector(config.detector, config.backend, num_threads=threads)
-        self.dataset_info: DatasetInfo = getattr(self.estimator, "dataset_info", COCO)
+        self.dataset_info: DatasetInfo = self.estimator.dataset_info
         self.tracker = Tracker(
             self.dataset_info.sigmas,
             config.track_max_lost_s,
@@ -141,7 +142,7 @@ class PoseProcessor:
             self.on_nonfatal_error(wrapped)
 
     @property
-    def runtime_info(self) -> Any:
+    def runtime_info(self) -> RuntimeInfo:
         return self.estimator.runtime_info
 
     # ------------------------------------------------------------------ steps

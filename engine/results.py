@@ -7,11 +7,14 @@ and the GUI all share one definition without importing the pipeline.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hfpose.engine.sources import EarlyEnd, SourceInfo
+
+if TYPE_CHECKING:  # runtimes imports ONNX Runtime: this module stays numpy-only
+    from hfpose.engine.runtimes import RuntimeInfo
 
 
 @dataclass
@@ -63,7 +66,7 @@ class FrameResult:
     frame: np.ndarray
     people: list[Person]
     stats: dict[str, StageStats] = field(default_factory=dict)
-    runtime: Any = None  # hfpose.engine.runtimes.RuntimeInfo of the keypoint model actually running
+    runtime: RuntimeInfo | None = None  # what runs the keypoint model (None: not from a run)
     source_info: SourceInfo | None = None
     latency_ms: float = 0.0
     dropped_frames: int = 0  # frames a live source skipped so far (always 0 for files)
@@ -93,8 +96,8 @@ class RunSummary:
     max_people: int = 0
     seconds: float = 0.0
     fps: float = 0.0
-    runtime: Any = None
-    detector_runtime: Any = None
+    runtime: RuntimeInfo | None = None
+    detector_runtime: RuntimeInfo | None = None
     dropped_frames: int = 0
     interrupted: bool = False
     error: PipelineError | None = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from filterpy.kalman import KalmanFilter
@@ -27,6 +28,17 @@ from hfpose.engine.results import Person
 from hfpose.engine.settings import check_declared, setting
 
 SMOOTHING_METHODS = ("one-euro", "kalman", "none")
+
+
+def _parameter(
+    default: float, name: str, help: str, dialog: tuple[float, float, float, int]
+) -> Any:  # noqa: A002
+    """A filter parameter: the app's dialog edits it (low, high, step, decimals), the CLI
+    leaves it out."""
+    low, high, step, decimals = dialog
+    return setting(
+        default, help, name=name, flag="-", ui_range=(low, high), step=step, decimals=decimals
+    )
 
 
 @dataclass
@@ -41,51 +53,26 @@ class SmoothingConfig:
         flag="--smooth",
     )
     # One-Euro: cut-off (Hz) when still, speed coefficient (per px/s), derivative cut-off (Hz).
-    min_cutoff: float = setting(
-        1.0,
-        "One-Euro cut-off (Hz) when still: lower holds still joints steadier",
-        name="one_euro_min_cutoff",
-        flag="-",
-        ui_range=(0.001, 100.0),
-        step=0.1,
-        decimals=3,
-    )
-    beta: float = setting(
-        0.05,
-        "One-Euro speed response: higher lags less on fast moves",
-        name="one_euro_beta",
-        flag="-",
-        ui_range=(0.0, 10.0),
-        step=0.01,
-        decimals=4,
-    )
-    d_cutoff: float = setting(
-        1.0,
-        "One-Euro derivative cut-off (Hz)",
-        name="one_euro_d_cutoff",
-        flag="-",
-        ui_range=(0.001, 100.0),
-        step=0.1,
-        decimals=3,
+    min_cutoff: float = _parameter(
+        1.0, "one_euro_min_cutoff", "One-Euro cut-off (Hz) when still: lower is steadier",
+        (0.001, 100.0, 0.1, 3),
+    )  # fmt: skip
+    beta: float = _parameter(
+        0.05, "one_euro_beta", "One-Euro speed response: higher lags less on fast moves",
+        (0.0, 10.0, 0.01, 4),
+    )  # fmt: skip
+    d_cutoff: float = _parameter(
+        1.0, "one_euro_d_cutoff", "One-Euro derivative cut-off (Hz)", (0.001, 100.0, 0.1, 3)
     )
     # Kalman: acceleration noise (px/s^2, std) and measurement noise of a score-1 keypoint (px).
-    process_noise: float = setting(
-        1500.0,
-        "Kalman process noise (px/s², std): more follows sudden motion",
-        name="kalman_process_noise",
-        flag="-",
-        ui_range=(1.0, 100000.0),
-        step=100.0,
-    )
-    measurement_noise: float = setting(
-        3.0,
-        "Kalman measurement noise of a sure keypoint (px): more smooths harder",
-        name="kalman_measurement_noise",
-        flag="-",
-        ui_range=(0.1, 100.0),
-        step=0.5,
-        decimals=1,
-    )
+    process_noise: float = _parameter(
+        1500.0, "kalman_process_noise", "Kalman process noise (px/s², std): more follows "
+        "sudden motion", (1.0, 100000.0, 100.0, 0),
+    )  # fmt: skip
+    measurement_noise: float = _parameter(
+        3.0, "kalman_measurement_noise", "Kalman measurement noise of a sure keypoint (px): "
+        "more smooths harder", (0.1, 100.0, 0.5, 1),
+    )  # fmt: skip
     # Drop the state of a track not seen for this long (the tracker has forgotten it by then).
     forget_after_s: float = 5.0
 

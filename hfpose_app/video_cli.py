@@ -119,7 +119,7 @@ def _make_sinks(args: argparse.Namespace) -> list:
 
 def _summary_line(summary: RunSummary, sinks: list) -> str:
     per_frame = summary.people / summary.frames if summary.frames else 0.0
-    runtime = getattr(summary.runtime, "label", "?")
+    runtime = summary.runtime.label if summary.runtime is not None else "?"
     text = (
         f"{summary.frames} frames, {per_frame:.1f} people per frame (max {summary.max_people}), "
         f"{summary.fps:.1f} FPS, keypoints on {runtime}"

@@ -10,7 +10,7 @@ emits ``frame_ready`` only when the GUI has taken the previous frame, so a GUI t
 skips to the newest frame instead of queueing (live sources never freeze the window). Every
 frame still reaches the recording, which is a sink inside the engine.
 
-Files play at their own speed: :class:`PacedSource` releases frames when their timestamp is
+Files play at their own speed: :class:`hfpose.app.paced_source.PacedSource` releases frames when their timestamp is
 due, as a player does; the engine alone would process them as fast as it can (right for the
 CLI, a fast-forward in a viewer). When processing is slower than the file's rate the user
 chooses (``AppSettings.playback``): "every-frame" plays slower and shows every frame,
@@ -22,17 +22,18 @@ moment the player released the frame (its capture, for a camera) to its paint.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QImage
 
+from hfpose.app.control_thread import ControlThread
+from hfpose.app.paced_source import PacedSource
+from hfpose.app.recording import RecordingSink, video_sink
 from hfpose.app.settings import AppSettings
 from hfpose.app.video_view import bgr_to_qimage
 from hfpose.engine.config import PipelineConfig, config_from_settings
@@ -40,15 +41,10 @@ from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.results import FrameResult, Person, PipelineError, RunSummary
 from hfpose.engine.runtimes import available_backends
 from hfpose.engine.sinks import (
-    VIDEO_CODECS,
-    VIDEO_CONTAINERS,
     CsvKeypointSink,
     JsonKeypointSink,
-    Sink,
-    SinkError,
-    VideoSink,
 )
-from hfpose.engine.sources import Frame, FrameSource, SourceInfo, list_cameras, open_source
+from hfpose.engine.sources import FrameSource, SourceInfo, list_cameras, open_source
 from hfpose.models.metainfo import COCO, DatasetInfo
 
 log = logging.getLogger(__name__)
@@ -56,9 +52,6 @@ log = logging.getLogger(__name__)
 # Keypoints kept for "Export keypoints": one hour at 30 fps, so a webcam left running for a
 # day does not grow without bound (older frames are dropped first).
 MAX_KEPT_FRAMES = 30 * 3600
-# Behind schedule by more than this, a paced file restarts its clock instead of rushing.
-PACING_SLACK_S = 0.25
-_SLEEP_CHUNK_S = 0.02
 
 
 @dataclass
@@ -88,91 +81,6 @@ def user_message(error: BaseException) -> str:
     return f"{text[:1].upper()}{text[1:]}" + ("" if text.endswith(".") else ".")
 
 
-class PacedSource(FrameSource):
-    """A file source whose frames are released at their timestamps (real-time playback)."""
-
-    def __init__(self, inner: FrameSource) -> None:
-        self.inner = inner
-        self._origin: tuple[float, float] | None = None  # (wall clock, media time)
-        self._closed = threading.Event()
-
-    @property
-    def info(self) -> SourceInfo:  # type: ignore[override]
-        return self.inner.info
-
-    def read(self) -> Frame | None:
-        frame = self.inner.read()
-        if frame is None:
-            return None
-        now = time.perf_counter()
-        if self._origin is None:
-            self._origin = (now, frame.timestamp)
-            return frame
-        wall0, media0 = self._origin
-        delay = wall0 + (frame.timestamp - media0) - now
-        if delay < -PACING_SLACK_S or delay > 0.5:
-            # Paused, stepped, slow backend or a gap in the timestamps: restart the clock here.
-            self._origin = (now, frame.timestamp)
-        elif delay > 0:
-            self._closed.wait(delay)
-        return frame
-
-    def seek(self, seconds: float) -> None:
-        self.inner.seek(seconds)
-        self._origin = None
-
-    def close(self) -> None:
-        self._closed.set()
-        self.inner.close()
-
-    @property
-    def dropped_frames(self) -> int:
-        return self.inner.dropped_frames
-
-
-class RecordingSink(Sink):
-    """A :class:`VideoSink` whose write failure (disk full, drive removed) ends the recording,
-    not the run: the file keeps everything written so far and the view keeps playing."""
-
-    def __init__(self, video: VideoSink, on_failure: Callable[[str], None]) -> None:
-        self.video = video
-        self.path = video.path
-        self._on_failure = on_failure
-        self.failed = False
-        self.owner: Pipeline | None = None  # the run writing it, set by the control thread
-
-    def open(self, info: SourceInfo) -> None:
-        """Runs off the GUI thread (control or pipeline thread), folder creation included."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise SinkError(f"cannot create {self.path.parent}: {error.strerror}") from error
-        self.video.open(info)
-
-    def write(self, result: FrameResult) -> None:
-        if self.failed:
-            return
-        try:
-            self.video.write(result)
-        except Exception as error:  # noqa: BLE001 - SinkError, OSError: any stops recording
-            self.failed = True
-            try:
-                self.video.close()
-            except Exception:  # noqa: BLE001 - the disk that failed may fail again; keep going
-                pass
-            self._on_failure(
-                f"Recording stopped: {error}. What was recorded until then is in {self.path}."
-            )
-
-    def close(self) -> None:
-        if not self.failed:
-            self.video.close()
-
-    @property
-    def frames_written(self) -> int:
-        return self.video.frames_written
-
-
 def pipeline_config(source: FrameSource, s: AppSettings) -> PipelineConfig:
     """The engine configuration for the app's settings."""
     return config_from_settings(
@@ -183,44 +91,6 @@ def pipeline_config(source: FrameSource, s: AppSettings) -> PipelineConfig:
         # playback deeper queues only add frames in flight (seconds of latency when slow).
         queue_size=1,
     )
-
-
-def video_sink(path: str, s: AppSettings) -> VideoSink:
-    """The recording sink: the file name's extension picks the container when it names one."""
-    codecs = VIDEO_CODECS if s.codec == "h264" else ("mpeg4",)
-    suffix = Path(path).suffix.lower().lstrip(".")
-    container = suffix if suffix in VIDEO_CONTAINERS else s.container
-    return VideoSink(path, audio=s.keep_audio, codecs=codecs, container=container)
-
-
-class _ControlThread:
-    """Runs blocking engine calls one after another, off the GUI thread (daemon: a model
-    still loading never keeps the process alive after the window closed)."""
-
-    def __init__(self, on_error: Callable[[str], None]) -> None:
-        self._on_error = on_error
-        self._tasks: queue.Queue[Callable[[], None] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="hfpose-app-control", daemon=True)
-        self._thread.start()
-
-    def submit(self, task: Callable[[], None]) -> None:
-        self._tasks.put(task)
-
-    def _run(self) -> None:
-        while (task := self._tasks.get()) is not None:
-            try:
-                task()
-            except Exception as error:  # noqa: BLE001 - one failed task must not end the thread
-                log.exception("app control task failed")
-                self._on_error(user_message(error))
-
-    def close(self) -> None:
-        self._tasks.put(None)
-
-    def join(self, timeout_s: float) -> bool:
-        """Wait for the queued tasks (an export, a snapshot) to finish; True when done."""
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive()
 
 
 @dataclass
@@ -253,7 +123,7 @@ class PipelineWorker(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._control = _ControlThread(self.failed.emit)
+        self._control = ControlThread(lambda error: self.failed.emit(user_message(error)))
         self._generation = 0
         self._pipeline: Pipeline | None = None
         self._running: set[Pipeline] = set()  # started and not yet finished (may be stopping)
@@ -388,9 +258,10 @@ class PipelineWorker(QObject):
         self._running.add(pipeline)
         self._source_info = pipeline.source_info
         processor = pipeline.processor
-        self._dataset_info = getattr(processor, "dataset_info", COCO)
+        self._dataset_info = processor.dataset_info
         self.opened.emit(self._source_info)
-        self.runtime_changed.emit(getattr(pipeline.runtime_info, "label", ""))
+        runtime = pipeline.runtime_info
+        self.runtime_changed.emit(runtime.label if runtime is not None else "")
         self._apply_changes(used, self._settings)  # edits made while the models loaded
         if self._recording is not None and self._recording_pipeline is None:
             self._recording_pipeline = pipeline  # recording from the first frame
@@ -406,7 +277,8 @@ class PipelineWorker(QObject):
             return
         image = bgr_to_qimage(result.image)
         sink_stats = result.stats.get("sink")
-        label = getattr(result.runtime, "label", "")
+        runtime = result.runtime
+        label = runtime.label if runtime is not None else ""
         update = FrameUpdate(
             image=image,
             frame_index=result.index,
@@ -430,11 +302,10 @@ class PipelineWorker(QObject):
         if label != self._runtime_label:
             self._runtime_label = label
             self.runtime_changed.emit(label)
-            reason = getattr(result.runtime, "fallback_reason", None)
-            if reason:
+            if runtime is not None and runtime.fallback_reason:
                 self.warning.emit(
-                    f"Backend '{result.runtime.requested}' is not available here; running on "
-                    f"{label.split(' (')[0]} instead: {reason}."
+                    f"Backend '{runtime.requested}' is not available here; running on "
+                    f"{label.split(' (')[0]} instead: {runtime.fallback_reason}."
                 )
 
     def _on_error(self, generation: int, error: PipelineError) -> None:

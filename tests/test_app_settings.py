@@ -152,7 +152,7 @@ def test_drawing_settings_reach_the_renderer() -> None:
 def test_recordings_use_the_container_their_name_says(tmp_path: Path, data_dir, name, muxer):
     import av
 
-    from hfpose.app.worker import video_sink
+    from hfpose.app.recording import video_sink
     from hfpose.engine.results import FrameResult
     from hfpose.engine.sources import VideoFileSource
 

@@ -136,3 +136,11 @@ def test_pose_tracker_takes_the_declared_settings_as_keywords() -> None:
         PoseTracker(max_people=2)
     with pytest.deprecated_call():
         assert PoseTracker(device="cpu").config.backend == "cpu"
+
+
+def test_the_dialog_has_words_for_exactly_the_declared_choices() -> None:
+    from hfpose.app.settings_dialog import BACKEND_TITLES, CHOICE_TITLES
+
+    assert set(BACKEND_TITLES) == set(SETTINGS["backend"].choices)
+    for name, titles in CHOICE_TITLES.items():
+        assert set(titles) == set(SETTINGS[name].choices), name

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_accuracy import SETS, SHARED, cpu_name, record_box_xyxy, test_argv  # noqa: E402
 

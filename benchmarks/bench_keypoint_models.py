@@ -22,11 +22,9 @@ from pathlib import Path
 
 import cv2
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hfpose.engine.keypoint_models import SHIPPED_MODELS  # noqa: E402
-from hfpose.engine.pose import PoseEstimator  # noqa: E402
-from hfpose.engine.runtimes import cpu_name, openvino_devices  # noqa: E402
+from hfpose.engine.keypoint_models import SHIPPED_MODELS
+from hfpose.engine.pose import PoseEstimator
+from hfpose.engine.runtimes import cpu_name, openvino_devices
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "coco"
 

@@ -35,19 +35,17 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hfpose.engine.config import PipelineConfig, available_cores  # noqa: E402
-from hfpose.engine.pipeline import Pipeline  # noqa: E402
-from hfpose.engine.pose import DEFAULT_MODEL  # noqa: E402
-from hfpose.engine.processor import PoseProcessor, boxes_from_keypoints  # noqa: E402
-from hfpose.engine.rendering import HudInfo, Renderer  # noqa: E402
-from hfpose.engine.results import FrameResult, Person  # noqa: E402
-from hfpose.engine.runtimes import ModelError, asset_path  # noqa: E402
-from hfpose.engine.sinks import VideoSink  # noqa: E402
-from hfpose.engine.smoothing import SmoothingConfig, TrackSmoother  # noqa: E402
-from hfpose.engine.sources import open_source  # noqa: E402
-from hfpose.engine.tracking import Tracker  # noqa: E402
+from hfpose.engine.config import PipelineConfig, available_cores
+from hfpose.engine.pipeline import Pipeline
+from hfpose.engine.pose import DEFAULT_MODEL
+from hfpose.engine.processor import PoseProcessor, boxes_from_keypoints
+from hfpose.engine.rendering import HudInfo, Renderer
+from hfpose.engine.results import FrameResult, Person
+from hfpose.engine.runtimes import ModelError, asset_path
+from hfpose.engine.sinks import VideoSink
+from hfpose.engine.smoothing import SmoothingConfig, TrackSmoother
+from hfpose.engine.sources import open_source
+from hfpose.engine.tracking import Tracker
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_VIDEOS = REPO.parent / "shared" / "datasets" / "videos"

@@ -42,22 +42,20 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hfpose.engine.detectors import create_detector  # noqa: E402
-from hfpose.engine.plausibility import (  # noqa: E402
+from hfpose.engine.detectors import create_detector
+from hfpose.engine.plausibility import (
     DEFAULT_MIN_POSE_SCORE,
     TRACK_BIRTH_FACTOR,
     birth_score,
     plausible_people,
     pose_score,
 )
-from hfpose.engine.pose import DEFAULT_MODEL, create_pose_estimator  # noqa: E402
-from hfpose.engine.results import Person  # noqa: E402
-from hfpose.engine.runtimes import asset_path  # noqa: E402
-from hfpose.engine.sources import open_source  # noqa: E402
-from hfpose.engine.tracking import Tracker, box_iou  # noqa: E402
-from hfpose.models.metainfo import COCO  # noqa: E402
+from hfpose.engine.pose import DEFAULT_MODEL, create_pose_estimator
+from hfpose.engine.results import Person
+from hfpose.engine.runtimes import asset_path
+from hfpose.engine.sources import open_source
+from hfpose.engine.tracking import Tracker, box_iou
+from hfpose.models.metainfo import COCO
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = REPO.parent / "shared" / "datasets" / "videos"

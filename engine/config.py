@@ -142,7 +142,7 @@ NESTED = {"smoothing": SmoothingConfig, "render": RenderOptions}
 
 
 def _declare_all() -> dict[str, Setting]:
-    found = declared_fields(PipelineConfig)
+    found = list(declared_fields(PipelineConfig))
     for field_name, nested in NESTED.items():
         found += [replace(s, path=(field_name, *s.path)) for s in declared_fields(nested)]
     return {s.name: s for s in found}

@@ -17,6 +17,7 @@ thread within a second, closes every sink (so the video is playable), and an err
 once through ``on_error`` as a :class:`PipelineError` naming the stage and the frame.
 
 Settings change live and take effect at the next frame without reopening the source:
+``change_settings({name: value})`` for any declared setting (``hfpose.engine.config``), or
 ``set_backend``, ``set_model``, ``set_detector``, ``set_smoothing``, ``set_render_options``,
 ``set_max_persons``, ``set_kpt_thr``, ``set_min_pose_score``, ``set_det_interval``,
 ``set_keep_real_time``; sinks can be added and removed while running (recording start/stop);

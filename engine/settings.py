@@ -12,6 +12,7 @@ keyword arguments, and the engine validates with them: nothing restates a defaul
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from functools import cache
 from typing import Any, get_type_hints
 
 SETTING = "hfpose.setting"  # the dataclass field metadata key
@@ -80,8 +81,10 @@ def setting(default: Any, help: str, **declaration: Any) -> Any:  # noqa: A002 -
     return field(default=default, metadata={SETTING: Setting(help=help, **declaration)})
 
 
-def declared_fields(config_type: type) -> list[Setting]:
-    """The settings declared on a dataclass's own fields, names, types and defaults filled in."""
+@cache
+def declared_fields(config_type: type) -> tuple[Setting, ...]:
+    """The settings declared on a dataclass's own fields, names, types and defaults filled in
+    (worked out once per class: every construction validates with them)."""
     hints = get_type_hints(config_type)
     found = []
     for f in fields(config_type):
@@ -91,7 +94,7 @@ def declared_fields(config_type: type) -> list[Setting]:
             found.append(
                 replace(spec, name=name, type=hints[f.name], default=f.default, path=(f.name,))
             )
-    return found
+    return tuple(found)
 
 
 def check_declared(config: Any) -> None:

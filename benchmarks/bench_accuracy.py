@@ -182,7 +182,7 @@ def score_blazepose_argv(argv: list[str]) -> dict[str, float]:
     """BlazePose scored on what an ``hfpose-test`` command line (``argv``) names."""
     from hfpose.models.config import load_config
     from hfpose.training import test_cli
-    from hfpose.training.datasets import build_dataset, dataset_layout
+    from hfpose.training.dataset_builder import build_dataset, dataset_layout
     from hfpose.training.evaluation import evaluate_dataset
 
     args = test_cli.build_parser().parse_args(argv)

@@ -69,7 +69,7 @@ def predictions(
 def main(argv: list[str] | None = None) -> int:
     from hfpose.models.config import load_config
     from hfpose.training import test_cli
-    from hfpose.training.datasets import build_dataset, dataset_layout
+    from hfpose.training.dataset_builder import build_dataset, dataset_layout
     from hfpose.training.evaluation import evaluate_dataset
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

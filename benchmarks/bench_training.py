@@ -148,11 +148,11 @@ def step_parts_ms(trainer, batch, repeats: int) -> dict[str, float]:
     return {name: round(1000 * float(np.median(v)), 1) for name, v in times.items()}
 
 
-def loader_start_s(trainer) -> float:
+def loader_start_s(trainer, workers: int) -> float:
     """Seconds from building the epoch's DataLoader to its first batch (paid once per epoch)."""
     trainer.batch_sampler.set_epoch(0)
     started = time.perf_counter()
-    loader = iter(trainer._train_loader())
+    loader = iter(trainer._train_loader(workers))
     next(loader)
     elapsed = time.perf_counter() - started
     del loader
@@ -181,9 +181,8 @@ def interleaved_rates(trainer, steps: int, rounds: int, workers: list[int]) -> d
         samples = steps * len(fixed["img"])
         record("fixed batch", samples, time.perf_counter() - wall, time.process_time() - cpu)
         for count in workers:
-            trainer.cfg["data"]["workers_per_gpu"] = count
             trainer.batch_sampler.set_epoch(0)
-            loader = iter(trainer._train_loader())
+            loader = iter(trainer._train_loader(count))
             trainer._step([next(loader)], 0)  # the loader's start is loader_start_s's
             wall, cpu, samples = time.perf_counter(), time.process_time(), 0
             for _ in range(steps):
@@ -215,17 +214,15 @@ def compare_amp(trainer, steps: int) -> dict[str, list[float]]:
 
 def breakdown(trainer, workers: list[int], steps: int, rounds: int) -> dict:
     """Where a training step's time goes, all measured in this one process."""
-    trainer.cfg["data"]["workers_per_gpu"] = 0
     trainer.batch_sampler.set_epoch(0)
-    batch = next(iter(trainer._train_loader()))
+    batch = next(iter(trainer._train_loader(0)))
     result = {
         "pipeline_ms_per_sample": pipeline_ms(trainer.train_set, 4 * len(batch["img"])),
         "step_parts_ms": step_parts_ms(trainer, batch, max(steps, 2)),
         "loader_start_s": {},
     }
     for count in workers:
-        trainer.cfg["data"]["workers_per_gpu"] = count
-        result["loader_start_s"][count] = round(loader_start_s(trainer), 2)
+        result["loader_start_s"][count] = round(loader_start_s(trainer, count), 2)
     result["samples_per_s"] = interleaved_rates(trainer, steps, rounds, workers)
     return result
 
@@ -263,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from hfpose.models.config import load_config
+    from hfpose.training.distributed import amp_name
     from hfpose.training.trainer import Trainer
 
     options = ["evaluation.interval=0", f"data.samples_per_gpu={args.batch}"]
@@ -283,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.breakdown:
             cfg = load_config(args.config, [*options, *args.cfg_options])
             trainer = Trainer(cfg, Path(work_dir) / "b", progress=False, log=lambda m: None)
-            amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[trainer.amp_dtype]
+            amp = amp_name(trainer.amp_dtype)
             results.update(amp=amp, data=args.data, torch_threads=torch.get_num_threads())
             results["breakdown"] = breakdown(trainer, args.workers, args.steps, args.rounds)
             if args.compare_amp:
@@ -303,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             rate = bench_data(trainer, args.data_batches)
             results["data_samples_per_s"][workers] = round(rate, 1)
             print(f"data pipeline, {workers} worker(s): {rate:.1f} samples/s", flush=True)
-        amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[trainer.amp_dtype]
+        amp = amp_name(trainer.amp_dtype)
         results["torch_threads"] = torch.get_num_threads()  # as the Trainer set them
         rate = bench_steps(trainer, args.steps)
         results["train_samples_per_s"] = round(rate, 2)
@@ -311,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         results["data"] = args.data
         results["amp"] = amp
         print(
-            f"training steps ({amp}, channels_last={trainer.channels_last}, "
+            f"training steps ({amp}, channels_last={trainer.config.channels_last}, "
             f"{args.workers[-1]} worker(s)): {rate:.2f} samples/s"
         )
     results["load_average_1min_end"] = os.getloadavg()[0]

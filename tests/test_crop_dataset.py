@@ -10,7 +10,8 @@ import pytest
 
 from hfpose.models.config import load_config
 from hfpose.training.crop_cache import build_cache
-from hfpose.training.datasets import DatasetError, build_dataset, dataset_layout
+from hfpose.training.dataset_builder import build_dataset, dataset_layout
+from hfpose.training.datasets import DatasetError
 from hfpose.training.evaluation import evaluate_dataset
 
 CONFIG = "hfpose_hf_hrnet_18_coco_256x192_lspet_mpii"

@@ -15,7 +15,7 @@ import torch
 
 from hfpose.models.config import load_config
 from hfpose.training.crop_cache import build_cache
-from hfpose.training.datasets import build_dataset
+from hfpose.training.dataset_builder import build_dataset
 from hfpose.training.label_weights import TEACHER_SCORE_GATE, gate_weights, label_weights
 from hfpose.training.losses import JointsMSELoss
 

@@ -17,7 +17,7 @@ from hfpose.models.checkpoint import CheckpointError, save_checkpoint
 from hfpose.models.config import load_config, model_input_size
 from hfpose.models.export import export_onnx
 from hfpose.models.hf_hrnet import build_model
-from hfpose.training.datasets import build_dataset
+from hfpose.training.dataset_builder import build_dataset
 from hfpose.training.load_from import (
     calibrate_batchnorm,
     calibration_batches,

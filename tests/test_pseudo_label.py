@@ -11,6 +11,7 @@ import pytest
 
 from hfpose.models.processing import affine_points
 from hfpose.training import pseudo_label as pl
+from hfpose.training.coco_files import read_json
 
 SHOULDER_PAIR, HIP_PAIR = (5, 6), (11, 12)
 
@@ -165,7 +166,7 @@ def test_command_writes_gzip_json_with_mask_and_header(landmarker, data_dir, tmp
 
     assert pl.main([str(annotations), str(data_dir / "coco"), str(output)]) == 0
 
-    labelled = pl.read_json(output)
+    labelled = read_json(output)
     header = labelled["info"]["pseudo_labels"]
     assert header["mediapipe_version"] == "0.10.21"
     assert header["model"].endswith("pose_landmark_full.tflite")
@@ -180,7 +181,7 @@ def test_command_writes_gzip_json_with_mask_and_header(landmarker, data_dir, tmp
 
 def test_lspet_sample_gets_face_labels(landmarker, shared_dir, tmp_path) -> None:
     lspet = shared_dir / "datasets" / "lspet"
-    coco = pl.read_json(lspet / "lspet_coco17.json")
+    coco = read_json(lspet / "lspet_coco17.json")
     labelled = pl.pseudo_label_dataset(coco, lspet / "images", pl.Thresholds(), limit=20)
     header = labelled["info"]["pseudo_labels"]
     assert header["people"] == 20

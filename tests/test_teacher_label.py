@@ -18,7 +18,8 @@ from hfpose.engine.runtimes import ModelError, asset_path
 from hfpose.models.processing import affine_points
 from hfpose.training import teacher_label as tl
 from hfpose.training import teacher_photos as tp
-from hfpose.training.pseudo_label import read_json, torso_length
+from hfpose.training.coco_files import read_json
+from hfpose.training.pseudo_label import torso_length
 
 
 def _pose_pointing(up_deg: float) -> np.ndarray:

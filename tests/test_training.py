@@ -18,9 +18,13 @@ import numpy as np
 import pytest
 import torch
 
+from hfpose.models.checkpoint import load_checkpoint
 from hfpose.models.config import ConfigError, load_config
+from hfpose.models.hf_hrnet import build_model
 from hfpose.models.metainfo import COCO, MPII
-from hfpose.training.datasets import DatasetError, build_dataset, layout_ann_info
+from hfpose.training.checkpointing import LATEST, TrainingError
+from hfpose.training.dataset_builder import build_dataset, dataset_layout, layout_ann_info
+from hfpose.training.datasets import DatasetError
 from hfpose.training.evaluation import (
     evaluate_dataset,
     pck_bbox,
@@ -29,13 +33,10 @@ from hfpose.training.evaluation import (
     pckh_mpii_mat,
 )
 from hfpose.training.losses import JointsMSELoss
-from hfpose.training.trainer import (
-    LATEST,
-    StepLrWithWarmup,
-    Trainer,
-    TrainingError,
-    predict_with_model,
-)
+from hfpose.training.prediction import predict_with_model
+from hfpose.training.run_config import LrConfig
+from hfpose.training.schedule import StepLrWithWarmup
+from hfpose.training.trainer import Trainer
 from hfpose.training.transforms import build_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -210,7 +211,8 @@ def test_joints_mse_masks_weightless_joints() -> None:
 
 
 def test_schedule_warms_up_linearly_then_steps_down() -> None:
-    schedule = StepLrWithWarmup(2e-3, [170, 200], 0.1, "linear", 500, 0.001)
+    lr_config = LrConfig(step=(170, 200), warmup="linear", warmup_iters=500, warmup_ratio=0.001)
+    schedule = StepLrWithWarmup(2e-3, lr_config)
     assert schedule.lr(0, 0) == pytest.approx(2e-6)
     assert schedule.lr(0, 250) == pytest.approx(2e-3 * (1 - 0.5 * 0.999))
     assert schedule.lr(5, 500) == pytest.approx(2e-3)
@@ -427,7 +429,7 @@ def test_resume_continues_exactly(tmp_path: Path, four_people: Path) -> None:
     resumed = Trainer(cfg, tmp_path / "resumed", resume=True, progress=False)
     resumed.train()
 
-    assert resumed.global_step == straight.global_step == 4
+    assert resumed.position.global_step == straight.position.global_step == 4
     _state_equal(resumed.model.state_dict(), straight.model.state_dict())
     _state_equal(resumed.optimizer.state_dict(), straight.optimizer.state_dict())
     with pytest.raises(TrainingError, match="--resume"):
@@ -448,7 +450,7 @@ def test_a_persistent_loader_worker_gives_each_epoch_the_same_batches(
         cfg = load_config("hf_hrnet_18_coco_256x192", options)
         trainer = Trainer(cfg, tmp_path / f"w{workers}", progress=False)
         trainer.train()
-        assert trainer.global_step == 4
+        assert trainer.position.global_step == 4
         trained.append(trainer.model.state_dict())
     _state_equal(trained[0], trained[1])
 
@@ -467,7 +469,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
         trainer.train()
     assert "last good checkpoint" in str(error.value)
     kept = torch.load(tmp_path / LATEST, weights_only=True)
-    assert kept["meta"]["iter"] == trainer.global_step  # the failing step was not saved
+    assert kept["meta"]["iter"] == trainer.position.global_step  # the failing step was not saved
     assert all(
         torch.isfinite(v).all() for v in kept["state_dict"].values() if v.is_floating_point()
     )
@@ -487,7 +489,7 @@ def test_overfits_four_people_to_pck_005_above_09(tmp_path: Path, four_people: P
     cfg["data"]["train_samples_per_epoch"] = 4 * steps
     trainer = Trainer(cfg, tmp_path, progress=False)
     trainer.train()
-    assert trainer.global_step == steps
+    assert trainer.position.global_step == steps
 
     dataset = build_dataset(cfg, "val")
     predictions = predict_with_model(trainer.model, dataset, cfg, torch.device("cpu"))
@@ -556,9 +558,6 @@ def test_checkpoint_loads_with_the_models_loader(tmp_path: Path, four_people: Pa
     thread pool then exists) must not hang on its first warp."""
     import threading
 
-    from hfpose.models.checkpoint import load_checkpoint
-    from hfpose.models.hf_hrnet import build_model
-
     cv2.warpAffine(np.zeros((1500, 1500, 3), np.uint8), np.eye(2, 3), (1200, 1200))
     options = small_options(four_people, total_epochs=1, **{"data.workers_per_gpu": 1})
     cfg = load_config("hf_hrnet_18_coco_256x192", options)
@@ -589,7 +588,21 @@ def test_test_cli_scores_a_checkpoint_on_a_coco_format_set(tmp_path: Path, four_
                  "--cfg-options", *options])  # fmt: skip
     assert code == 0
     report = json.loads(out.read_text())
-    assert report["samples"] == 4 and 0.0 <= report["metrics"]["PCK"] <= 100.0
+    assert report["samples"] == 4 and report["flip_test"] is True
+
+    # The CLI's score is the library's on the same checkpoint and people: same weights loaded,
+    # same flip test and decoding, same metric (a PCK merely inside 0..100 would prove nothing).
+    cfg = load_config("hf_hrnet_18_coco_256x192", [*options, "data_cfg.use_gt_bbox=true"])
+    model = build_model(cfg)
+    load_checkpoint(model, tmp_path / LATEST, input_size_wh=(64, 128))
+    entry = {"type": "TopDownCocoDataset", "ann_file": str(four_people),
+             "img_prefix": str(COCO_IMAGES)}  # fmt: skip
+    dataset = build_dataset(cfg, "test", entry=entry)
+    predictions = predict_with_model(model, dataset, cfg, torch.device("cpu"))
+    expected = evaluate_dataset(
+        "pck", predictions, dataset, dataset_layout(cfg), cfg["data_cfg"], tmp_path / "in_process"
+    )
+    assert report["metric"] == "pck" and report["metrics"] == pytest.approx(expected, abs=1e-9)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -616,7 +629,7 @@ def test_mpii_json_centre_scale_and_joints_follow_mmpose() -> None:
 
 
 def test_mixed_datasets_follow_ratios_and_shards_split_one_order(four_people: Path) -> None:
-    from hfpose.training.datasets import StepBatchSampler
+    from hfpose.training.samplers import StepBatchSampler
 
     cfg = load_config("hf_hrnet_18_coco_256x192", small_options(four_people))
     entry = dict(cfg["data"]["train"])
@@ -705,6 +718,9 @@ def test_ctrl_c_saves_a_checkpoint_that_resume_continues(
     assert saved["iter"] >= 3
     cfg = load_config("hf_hrnet_18_coco_256x192", options)
     resumed = Trainer(cfg, tmp_path, resume=True, max_steps=1, progress=False)
-    assert (resumed.epoch, resumed.epoch_step) == (saved["epoch"], saved["epoch_step"])
+    assert (resumed.position.epoch, resumed.position.epoch_step) == (
+        saved["epoch"],
+        saved["epoch_step"],
+    )
     resumed.train()
-    assert resumed.global_step == saved["iter"] + 1
+    assert resumed.position.global_step == saved["iter"] + 1

@@ -44,7 +44,6 @@ Format of one cache (a folder, e.g. ``/work/cache/lspet_train``):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -54,21 +53,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hfpose.engine.auto_backend import file_sha256
 from hfpose.models.metainfo import COCO
 from hfpose.models.processing import PIXEL_STD, bbox_xywh_to_cs, get_affine_transform
+from hfpose.training.coco_files import (
+    EXTRA_POINT_NAMES,
+    extra_point_field,
+    extra_points_of,
+    read_json,
+)
 from hfpose.training.label_weights import label_weights
 from hfpose.training.make_splits import read_split
-from hfpose.training.pseudo_label import EXTRA_POINT_FIELDS, read_json
 
 FORMAT_VERSION = 1
 NETWORK_INPUT_WH = (192, 256)
 CONTEXT = 1.5  # crop side / network box height
 CROP_SIZE = int(round(CONTEXT * NETWORK_INPUT_WH[1]))  # 384: network box is 256 px tall
 MAX_EXTRA_POINTS = 4
-EXTRA_POINT_NAMES = {
-    "lsp_neck_headtop": ("neck", "head_top"),
-    "mpii_pelvis_thorax_upperneck_headtop": ("pelvis", "thorax", "upper_neck", "head_top"),
-}
 
 
 def crop_geometry(bbox_xywh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -107,18 +108,6 @@ def _map_points(points: np.ndarray, to_crop: np.ndarray) -> np.ndarray:
     out[labelled, :2] = points[labelled, :2] @ to_crop[:, :2].T + to_crop[:, 2]
     out[labelled, 2] = points[labelled, 2]
     return out
-
-
-def _extra_points(annotation: dict) -> tuple[np.ndarray, tuple[str, ...]]:
-    for field in EXTRA_POINT_FIELDS:
-        if field in annotation:
-            points = np.asarray(annotation[field], dtype=np.float64).reshape(-1, 3)
-            return points, EXTRA_POINT_NAMES[field]
-    return np.zeros((0, 3)), ()
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def build_cache(
@@ -198,7 +187,9 @@ def build_cache(
         index["scale"][row] = scale
         if "head_size" in annotation:
             index["head_size"][row] = annotation["head_size"] * zoom
-        extra, extra_names = _extra_points(annotation)
+        extra = extra_points_of(annotation)
+        field = extra_point_field(annotation)
+        extra_names = EXTRA_POINT_NAMES[field] if field else ()
         index["extra_points"][row, : len(extra)] = _map_points(extra, to_crop)
         index["image_id"][row] = annotation["image_id"]
         index["annotation_id"][row] = annotation["id"]
@@ -303,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     coco = read_json(args.annotations)
     source = {
         "annotations": str(args.annotations),
-        "annotations_sha256": _sha256(args.annotations),
+        "annotations_sha256": file_sha256(args.annotations),
         "image_dir": str(args.image_dir),
     }
     all_names = {image["file_name"] for image in coco["images"]}
@@ -315,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise SystemExit(f"{len(missing)} names of {args.val_list} are not in the json")
         source["val_list"] = str(args.val_list)
-        source["val_list_sha256"] = _sha256(args.val_list)
+        source["val_list_sha256"] = file_sha256(args.val_list)
         splits = {"train": all_names - val_names, "val": val_names}
     for split, names in splits.items():
         out = args.out_dir / f"{args.dataset}_{split}"

@@ -1,65 +1,35 @@
-"""Top-down keypoint datasets (COCO, MPII, any COCO-format json, crop caches) and samplers.
+"""Top-down keypoint datasets (COCO, MPII, any COCO-format json) and their mix.
 
 A dataset is a list of person records (mmpose 0.x keys, see ``hfpose.training.transforms``) plus the
 config's pipeline. Records are read once, checked (annotation file, image folder and every image
 exist; at least one labelled joint) and then only indexed, so a bad path fails before training.
 
-Sampling is deterministic: a sample's augmentation is drawn from a generator seeded by
-(seed, epoch, index), and the train batch sampler splits every step into ``world * accumulate``
-interleaved shards with torch's ``DistributedSampler``. Two processes of one step each then see
-exactly the shards that one process sees as its two accumulation micro-batches, which is what
-makes a DDP run reproduce a single-process run and ``--resume`` continue exactly.
+A sample's augmentation is drawn from a generator seeded by (seed, epoch, index), so any process
+that draws the same index in the same epoch gets the same sample (see ``hfpose.training.samplers``).
+Configs build these through ``hfpose.training.dataset_builder``; ``hfpose.training.crop_dataset`` adds crop
+caches.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset, DistributedSampler, Sampler
+from torch.utils.data import Dataset
 
-from hfpose.models.config import ConfigError, model_heatmap_size, model_input_size
-from hfpose.models.metainfo import DatasetInfo, get_dataset_info
+from hfpose.models.config import ConfigError
+from hfpose.training.coco_files import read_json
 from hfpose.training.label_weights import gate_weights, label_weights
-from hfpose.training.transforms import Compose, build_pipeline
-
-# Joints below the waist: the half-body transform's "lower body" (everything else is upper).
-_LOWER_BODY_WORDS = ("hip", "knee", "ankle", "pelvis")
+from hfpose.training.transforms import Compose
 
 
 class DatasetError(ValueError):
     """Data that cannot be trained or evaluated on; the message names the file or folder."""
-
-
-def layout_ann_info(cfg: dict[str, Any]) -> dict[str, Any]:
-    """mmpose's ``ann_info``: what the pipeline needs to know about the layout and sizes."""
-    layout = get_dataset_info(cfg.get("dataset_info", "coco"))
-    upper = [
-        i
-        for i, name in enumerate(layout.keypoint_names)
-        if not any(word in name for word in _LOWER_BODY_WORDS)
-    ]
-    num_joints = int(cfg["data_cfg"]["num_joints"])
-    if num_joints != layout.num_keypoints:
-        raise ConfigError(
-            f"data_cfg.num_joints is {num_joints} but the {layout.name} layout has "
-            f"{layout.num_keypoints} keypoints"
-        )
-    return {
-        "image_size": model_input_size(cfg),
-        "heatmap_size": model_heatmap_size(cfg),
-        "num_joints": num_joints,
-        "flip_pairs": [list(p) for p in layout.flip_pairs],
-        "upper_body_ids": upper,
-        "use_different_joint_weights": False,
-    }
 
 
 def read_image_list(path: str | Path) -> set[str]:
@@ -76,10 +46,7 @@ def _read_json(path: Path, what: str) -> Any:
     if not path.is_file():
         raise DatasetError(f"{what} not found: {path}")
     try:
-        raw = path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
-        return json.loads(raw.decode("utf-8"))
+        return read_json(path)
     except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DatasetError(f"{what} {path} is not readable JSON: {exc}") from None
 
@@ -368,213 +335,3 @@ class MixedDataset(Dataset):
         sample = dataset[(epoch, local, index // len(self))]
         sample["index"] = index % len(self)
         return sample
-
-
-class RatioSampler(Sampler[int]):
-    """Draws ``epoch_length`` indices with the datasets' ratios; shards like DistributedSampler.
-
-    Within a dataset, indices follow a seeded permutation, repeated (with a fresh permutation)
-    when the ratio asks for more samples than it has; repeats are offset by the total length so
-    their augmentation differs.
-    """
-
-    def __init__(self, dataset: MixedDataset, num_replicas: int, rank: int, seed: int) -> None:
-        self.dataset = dataset
-        self.num_replicas = num_replicas
-        self.rank = rank
-        self.seed = seed
-        self.epoch = 0
-        self.num_samples = -(-dataset.epoch_length // num_replicas)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _global_order(self) -> list[int]:
-        g = torch.Generator()
-        g.manual_seed(self.seed + self.epoch)
-        total = len(self.dataset)
-        counts = torch.multinomial(
-            torch.tensor(self.dataset.ratios), self.dataset.epoch_length, True, generator=g
-        ).bincount(minlength=len(self.dataset.datasets))
-        chosen: list[int] = []
-        for part, count in enumerate(counts.tolist()):
-            size = len(self.dataset.datasets[part])
-            offset = int(self.dataset.offsets[part])
-            for repeat in range(-(-count // size) if size else 0):
-                take = min(size, count - repeat * size)
-                perm = torch.randperm(size, generator=g)[:take]
-                chosen.extend((perm + offset + repeat * total).tolist())
-        order = torch.randperm(len(chosen), generator=g).tolist()
-        indices = [chosen[i] for i in order]
-        padded = self.num_samples * self.num_replicas
-        indices += indices[: padded - len(indices)]
-        return indices
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._global_order()[self.rank :: self.num_replicas])
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-
-class StepBatchSampler(Sampler[list[tuple[int, int]]]):
-    """Batches of ``(epoch, index)`` for one process: per optimiser step, its ``accumulate``
-    micro-batches, each from its own shard of ``world * accumulate``.
-
-    ``skip_steps`` drops the steps an interrupted epoch already did (resume), without loading them.
-    """
-
-    def __init__(
-        self,
-        dataset: Dataset,
-        batch_size: int,
-        world_size: int = 1,
-        rank: int = 0,
-        accumulate: int = 1,
-        seed: int = 0,
-        shuffle: bool = True,
-    ) -> None:
-        shards = world_size * accumulate
-        self.samplers: list[Any] = []
-        for micro in range(accumulate):
-            shard = rank * accumulate + micro
-            if isinstance(dataset, MixedDataset):
-                self.samplers.append(RatioSampler(dataset, shards, shard, seed))
-            else:
-                self.samplers.append(
-                    DistributedSampler(
-                        dataset, num_replicas=shards, rank=shard, shuffle=shuffle, seed=seed
-                    )
-                )
-        self.batch_size = batch_size
-        self.accumulate = accumulate
-        self.epoch = 0
-        self.skip_steps = 0
-
-    def set_epoch(self, epoch: int, skip_steps: int = 0) -> None:
-        self.epoch = epoch
-        self.skip_steps = skip_steps
-        for sampler in self.samplers:
-            sampler.set_epoch(epoch)
-
-    def steps_per_epoch(self) -> int:
-        return -(-len(self.samplers[0]) // self.batch_size)
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        shards = [list(sampler) for sampler in self.samplers]
-        for step in range(self.skip_steps, self.steps_per_epoch()):
-            lo, hi = step * self.batch_size, (step + 1) * self.batch_size
-            for shard in shards:
-                yield [(self.epoch, index) for index in shard[lo:hi]]
-
-    def __len__(self) -> int:
-        return (self.steps_per_epoch() - self.skip_steps) * self.accumulate
-
-
-# ------------------------------------------------------------------------------------------------
-# Building datasets from a config
-
-_ENTRY_KEYS = {
-    "type",
-    "ann_file",
-    "img_prefix",
-    "image_list",
-    "exclude_image_list",
-    "sampling_ratio",
-    "cache_dir",
-    "dataset_info",
-    "data_cfg",
-    "pipeline",
-}
-DATASET_TYPES = ("TopDownCocoDataset", "TopDownMpiiDataset", "CropCacheDataset")
-
-
-def build_dataset(
-    cfg: dict[str, Any], split: str, seed: int = 0, entry: dict | list | None = None
-) -> TopDownDataset | MixedDataset:
-    """The ``data.train`` / ``data.val`` / ``data.test`` dataset of a config, checked.
-
-    ``data.train`` may be a list of entries with ``sampling_ratio`` (mixed datasets); the epoch
-    then has ``data.train_samples_per_epoch`` samples (default: the sum of their lengths).
-    """
-    if entry is None:
-        if split not in cfg.get("data", {}):
-            raise ConfigError(f"config has no data.{split}")
-        entry = cfg["data"][split]
-    if isinstance(entry, list):
-        if not entry:
-            raise ConfigError(f"data.{split} is an empty list")
-        if split != "train":
-            raise ConfigError(f"data.{split}: mixing datasets is for training only")
-        parts = [
-            _build_single(cfg, split, e, seed, f"data.{split}[{i}]") for i, e in enumerate(entry)
-        ]
-        ratios = [float(e.get("sampling_ratio", len(p))) for e, p in zip(entry, parts)]
-        length = cfg["data"].get("train_samples_per_epoch") or sum(len(p) for p in parts)
-        return MixedDataset(parts, ratios, int(length))
-    return _build_single(cfg, split, entry, seed, f"data.{split}")
-
-
-def _build_single(
-    cfg: dict[str, Any], split: str, entry: dict[str, Any], seed: int, where: str
-) -> TopDownDataset:
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where} must be a mapping")
-    unknown = sorted(set(entry) - _ENTRY_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
-    kind = entry.get("type", "TopDownCocoDataset")
-    if kind not in DATASET_TYPES:
-        raise ConfigError(f"{where}.type {kind!r} is unknown; known: {', '.join(DATASET_TYPES)}")
-    ann_info = layout_ann_info(cfg)
-    test_mode = split != "train"
-    pipeline_key = "train_pipeline" if not test_mode else "test_pipeline"
-    steps = entry.get("pipeline") or cfg.get(pipeline_key) or cfg.get("val_pipeline")
-    pipeline = build_pipeline(steps, pipeline_key)
-    include = read_image_list(entry["image_list"]) if entry.get("image_list") else None
-    exclude = (
-        read_image_list(entry["exclude_image_list"]) if entry.get("exclude_image_list") else None
-    )
-    data_cfg = {**cfg["data_cfg"], **entry.get("data_cfg", {})}
-    source = {"where": where, **entry}
-    if kind == "CropCacheDataset":
-        from hfpose.training.crop_dataset import CropCacheDataset
-
-        dataset: TopDownDataset = CropCacheDataset(
-            entry, pipeline, ann_info, seed=seed, include=include, exclude=exclude
-        )
-    else:
-        for key in ("ann_file", "img_prefix"):
-            if not entry.get(key):
-                raise ConfigError(f"{where} needs {key}")
-        if kind == "TopDownMpiiDataset":
-            records = load_mpii_records(
-                entry["ann_file"], entry["img_prefix"], ann_info["num_joints"], test_mode,
-                include, exclude,
-            )  # fmt: skip
-            dataset = TopDownDataset(records, pipeline, ann_info, kind, seed, source=source)
-        else:
-            use_gt = (not test_mode) or bool(data_cfg.get("use_gt_bbox", True))
-            records, coco = load_coco_records(
-                entry["ann_file"],
-                entry["img_prefix"],
-                ann_info["num_joints"],
-                use_gt_bbox=use_gt,
-                bbox_file=data_cfg.get("bbox_file"),
-                det_bbox_thr=float(data_cfg.get("det_bbox_thr", 0.0) or 0.0),
-                include=include,
-                exclude=exclude,
-            )
-            source["use_gt_bbox"] = use_gt
-            dataset = TopDownDataset(records, pipeline, ann_info, kind, seed, coco, source)
-    if len(dataset) == 0:
-        raise DatasetError(f"{where} ({entry.get('ann_file') or entry.get('cache_dir')}) is empty")
-    if not test_mode and dataset.labelled_joints() == 0:
-        raise DatasetError(
-            f"{where} ({entry.get('ann_file') or entry.get('cache_dir')}) has no labelled joints"
-        )
-    return dataset
-
-
-def dataset_layout(cfg: dict[str, Any]) -> DatasetInfo:
-    return get_dataset_info(cfg.get("dataset_info", "coco"))

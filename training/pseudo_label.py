@@ -36,8 +36,6 @@ the mediapipe version, the thresholds and the acceptance counts.
 from __future__ import annotations
 
 import argparse
-import gzip
-import hashlib
 import json
 import math
 import sys
@@ -49,8 +47,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hfpose.engine.auto_backend import file_sha256
 from hfpose.models.metainfo import COCO
 from hfpose.models.processing import PIXEL_STD, affine_points, get_affine_transform
+from hfpose.training.coco_files import extra_points_of, read_json, write_json
 
 MEDIAPIPE_VERSION = "0.10.21"
 BLAZEPOSE_MODEL = "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"
@@ -74,8 +74,6 @@ CHECKED_JOINTS = (5, 6, 7, 8, 11, 12, 13, 14)
 SHOULDERS = (5, 6)
 HIPS = (11, 12)
 FACE = tuple(FACE_FROM_BLAZEPOSE)
-# Extra head/torso points the datasets keep outside the COCO slots (all x, y, v).
-EXTRA_POINT_FIELDS = ("lsp_neck_headtop", "mpii_pelvis_thorax_upperneck_headtop")
 
 
 @dataclass(frozen=True)
@@ -362,18 +360,6 @@ def label_person(
     return PersonResult("accepted", out, mask, False)
 
 
-def extra_points_of(annotation: dict) -> np.ndarray:
-    """The annotation's head/torso points outside COCO's slots (M,3), head top last; or (0,3)."""
-    for field in EXTRA_POINT_FIELDS:
-        if field in annotation:
-            return np.asarray(annotation[field], dtype=np.float64).reshape(-1, 3)
-    return np.zeros((0, 3))
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def rounded_keypoints(points: np.ndarray, score_digits: int = 0) -> list[float]:
     """(17,3) -> a flat list: x, y to 0.01 px; the third column an int (v) or a rounded score."""
     flat = []
@@ -484,25 +470,6 @@ def pseudo_label_dataset(
         kept = {a["image_id"] for a in out_annotations}
         result["images"] = [image for image in coco["images"] if image["id"] in kept]
     return result
-
-
-def write_json(data: dict, path: Path) -> None:
-    """Write ``data`` as json, gzip-compressed when the name ends in .gz (reproducible bytes)."""
-    text = json.dumps(data, separators=(",", ":")).encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".gz":
-        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-            gz.write(text)
-    else:
-        path.write_bytes(text)
-
-
-def read_json(path: str | Path) -> dict:
-    """Read a COCO json written by this module (plain or .gz)."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as file:
-        return json.load(file)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hfpose.training.pseudo_label import FACE, read_json, torso_length
+from hfpose.training.coco_files import read_json
+from hfpose.training.pseudo_label import FACE, torso_length
 
 COCO_FOUND = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "coco_found"
 TOLERANCES = (0.05, 0.1, 0.2)

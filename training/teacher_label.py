@@ -42,7 +42,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hfpose.engine.auto_backend import file_sha256
 from hfpose.models.processing import affine_points, get_affine_transform
+from hfpose.training.coco_files import extra_points_of, read_json, write_json
 from hfpose.training.pseudo_label import (
     FACE,
     HIPS,
@@ -52,13 +54,9 @@ from hfpose.training.pseudo_label import (
     agreement,
     annotated_images,
     checkable_torso,
-    extra_points_of,
-    file_sha256,
     labelled_annotation,
-    read_json,
     rounded_keypoints,
     upright_rotation,
-    write_json,
 )
 
 THUNDER_ASSET = "movenet_singlepose_thunder.onnx"

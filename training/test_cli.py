@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from hfpose.models.config import ConfigError, load_config, model_input_size
+from hfpose.training.run_config import TestConfig, TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,12 +95,12 @@ def predict_with_engine(
     from hfpose.models.processing import BOX_PADDING, PIXEL_STD, bbox_xywh_to_cs
     from hfpose.training.transforms import read_image_rgb
 
-    test_cfg = cfg["model"].get("test_cfg", {})
+    test = TestConfig.from_config(cfg)
     estimator = PoseEstimator(
         model_path,
         backend,
-        flip_test=bool(test_cfg.get("flip_test", True)),
-        use_dark=test_cfg.get("post_process", "default") == "unbiased",
+        flip_test=test.flip_test,
+        use_dark=test.use_dark,
         precision=precision,
     )
     width, height = estimator.input_size_wh
@@ -148,10 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hfpose-test: {exc}", file=sys.stderr)
         return 1
     finally:
-        import torch.distributed as dist
+        from hfpose.training.distributed import leave_process_group
 
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+        leave_process_group()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -159,15 +159,15 @@ def _run(args: argparse.Namespace) -> int:
 
     from hfpose.models.checkpoint import load_checkpoint
     from hfpose.models.hf_hrnet import build_model
-    from hfpose.training.datasets import build_dataset, dataset_layout
-    from hfpose.training.evaluation import evaluate_dataset, normalise_metric_name
-    from hfpose.training.trainer import (
+    from hfpose.training.dataset_builder import build_dataset, dataset_layout
+    from hfpose.training.distributed import (
         configure_cpu,
         init_distributed,
-        predict_with_model,
         select_amp,
         select_device,
     )
+    from hfpose.training.evaluation import evaluate_dataset, normalise_metric_name
+    from hfpose.training.prediction import predict_with_model
 
     overrides = list(args.cfg_options)
     if args.use_gt_bbox:
@@ -177,19 +177,20 @@ def _run(args: argparse.Namespace) -> int:
     if args.batch_size:
         overrides.append(f"data.val_dataloader.samples_per_gpu={args.batch_size}")
     cfg = load_config(args.config, overrides)
-    metric = normalise_metric_name(args.metric or str(cfg["evaluation"].get("metric", "mAP")))
+    config = TrainConfig.from_config(cfg)
+    metric = normalise_metric_name(args.metric or config.evaluation.metric)
     dataset = build_dataset(cfg, "test", entry=_test_entry(args, cfg))
     layout = dataset_layout(cfg)
     work_dir = args.work_dir or Path("work_dirs") / f"test_{cfg['config_name']}"
 
-    device = select_device(str(cfg.get("device", "auto")))
+    device = select_device(config.device)
     if device.type == "cpu":
-        configure_cpu(cfg)
+        configure_cpu(config.cpu_threads)
     rank, world = init_distributed(device)
     if args.checkpoint is not None:
         model = build_model(cfg).to(device)
         load_checkpoint(model, args.checkpoint, input_size_wh=model_input_size(cfg))
-        amp = select_amp(cfg.get("amp", "auto"), device) if device.type == "cuda" else None
+        amp = select_amp(config.amp, device) if device.type == "cuda" else None
         predictions = predict_with_model(model, dataset, cfg, device, amp, world, rank)
         runtime = f"torch {device}" + (f" {amp}" if amp else " fp32")
         model_name = str(args.checkpoint)
@@ -205,7 +206,7 @@ def _run(args: argparse.Namespace) -> int:
     if rank != 0:
         return 0
     metrics = evaluate_dataset(metric, predictions, dataset, layout, cfg["data_cfg"], work_dir)
-    flip = bool(cfg["model"].get("test_cfg", {}).get("flip_test", True))
+    flip = config.test.flip_test
     print(f"{cfg['config_name']} | {model_name} | {runtime} | {len(dataset)} samples | "
           f"flip test {'on' if flip else 'off'}")  # fmt: skip
     for key, value in metrics.items():

@@ -67,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.load_from:
             cfg["load_from"] = args.load_from
         work_dir = args.work_dir or Path("work_dirs") / cfg["config_name"]
+        from hfpose.training.checkpointing import TrainingError
         from hfpose.training.datasets import DatasetError
-        from hfpose.training.trainer import Trainer, TrainingError
+        from hfpose.training.trainer import Trainer
 
         try:
             trainer = Trainer(
@@ -85,15 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hfpose-train: {exc}", file=sys.stderr)
         return 2
     finally:
-        _leave_process_group()
+        from hfpose.training.distributed import leave_process_group
+
+        leave_process_group()
     return 0
-
-
-def _leave_process_group() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""Shared fixtures: paths to the in-repo fixtures and to ../shared (skipped when absent)."""
+"""Shared fixtures: the in-repo fixtures, ../shared (skipped when absent), the keypoint model.
+
+Shared helpers that are not fixtures (the fake webcam, synthetic people) are in tests/helpers.py.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import pose_model_path
 
 # Qt widgets are real in the tests but there is no display on CI machines.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -29,3 +34,9 @@ def shared_dir() -> Path:
     if not (SHARED_DIR / "datasets").is_dir():
         pytest.skip("../shared/datasets is not present (only on developer machines and CI)")
     return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def pose_model(request: pytest.FixtureRequest) -> str:
+    """Path of the keypoint model the engine tests run (see ``tests.helpers.pose_model_path``)."""
+    return str(pose_model_path(Path(request.config.cache.mkdir("hfpose-pose-model"))))

@@ -1,7 +1,7 @@
 """The desktop app on the real window: real clips, real ONNX sessions, real encoders.
 
 Only the webcam is faked (the machine has none): those tests say so in their names. The keypoint
-model is the shipped one, else an exported randomly initialised HF-HRNet-18 (tests/pose_model.py),
+model is the shipped one, else an exported randomly initialised HF-HRNet-18 (tests/helpers.py),
 so nothing here judges keypoint accuracy.
 """
 
@@ -17,27 +17,21 @@ import time
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 pytest.importorskip("pytestqt")
 
-from pose_model import pose_model_path  # noqa: E402
 
 from hfpose.app import worker as worker_module  # noqa: E402
 from hfpose.app.main_window import MainWindow  # noqa: E402
 from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
-from hfpose.engine.sources import LiveFrameSource, SourceError, SourceInfo, VideoFileSource  # noqa: E402
+from hfpose.engine.sources import VideoFileSource  # noqa: E402
+from tests.helpers import FakeCamera
 
 CLIP = "intel_asl_walk_1s5.mp4"  # 45 frames, 30 fps, 640x480 (CC BY 4.0, tests/data/README.md)
 RUN_TIMEOUT_MS = 120_000  # a whole clip on 2 shared cores, models included
-
-
-@pytest.fixture(scope="session")
-def pose_model(request) -> Path:
-    return pose_model_path(Path(request.config.cache.mkdir("hfpose_models")))
 
 
 @pytest.fixture
@@ -55,7 +49,7 @@ def frame_count_and_duration(path: Path) -> tuple[int, float, float]:
 
 
 @pytest.fixture
-def make_window(qtbot, tmp_path: Path, pose_model: Path):
+def make_window(qtbot, tmp_path: Path, pose_model: str):
     """Windows backed by one INI file in tmp_path, like restarts of the app."""
     ini = tmp_path / "hfpose.ini"
     store = SettingsStore(QSettings(str(ini), QSettings.Format.IniFormat))
@@ -233,32 +227,13 @@ def test_unavailable_backend_falls_back_and_says_so(qtbot, window, clip) -> None
     assert "fallback from gpu" in window.backend_label.text()
 
 
-class FakeCamera(LiveFrameSource):
-    """Stands in for a webcam (the machine has none): the clip's frames at 30 fps, over and
-    over, or until ``unplug_after`` frames, when it fails as an unplugged camera does."""
-
-    def __init__(self, clip: Path, unplug_after: int | None = None, spec: str = "webcam:7"):
-        with VideoFileSource(clip) as video:
-            self._images = [f.image for f in video]
-        self._unplug_after = unplug_after
-        self._grabbed = 0
-        height, width = self._images[0].shape[:2]
-        super().__init__(SourceInfo("camera", spec, width, height, 30.0, is_live=True))
-        self.start()
-
-    def _grab(self) -> np.ndarray | None:
-        time.sleep(1 / 30)
-        if self._unplug_after is not None and self._grabbed >= self._unplug_after:
-            raise SourceError(f"camera {self.info.uri} stopped delivering frames (unplugged?)")
-        self._grabbed += 1
-        return self._images[self._grabbed % len(self._images)]
-
-
 def test_unplugged_camera_shows_its_message_and_keeps_the_recording_fake_camera(
     qtbot, window, clip, monkeypatch
 ) -> None:
     monkeypatch.setattr(
-        worker_module, "open_source", lambda spec: FakeCamera(clip, unplug_after=90)
+        worker_module,
+        "open_source",
+        lambda spec: FakeCamera(clip, unplug_after=90, spec="webcam:7"),
     )
     window.open_source("webcam:7")
     wait_frames(qtbot, window, 1)

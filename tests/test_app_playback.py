@@ -17,7 +17,6 @@ from PySide6.QtCore import QSettings
 
 pytest.importorskip("pytestqt")
 
-from pose_model import pose_model_path  # noqa: E402
 
 from hfpose.app.main_window import MainWindow  # noqa: E402
 from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
@@ -25,11 +24,6 @@ from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
 CLIP = "intel_asl_walk_1s5.mp4"  # 45 frames, 640x480 (CC BY 4.0, tests/data/README.md)
 FAST_FPS = 600
 RUN_TIMEOUT_MS = 120_000
-
-
-@pytest.fixture(scope="session")
-def pose_model(request) -> Path:
-    return pose_model_path(Path(request.config.cache.mkdir("hfpose_models")))
 
 
 @pytest.fixture
@@ -48,7 +42,7 @@ def fast_clip(data_dir: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path: Path, pose_model: Path) -> MainWindow:
+def window(qtbot, tmp_path: Path, pose_model: str) -> MainWindow:
     store = SettingsStore(QSettings(str(tmp_path / "hfpose.ini"), QSettings.Format.IniFormat))
     store.save(
         AppSettings().replace(

@@ -23,17 +23,11 @@ from hfpose.engine.pose_tracker import PoseTracker
 from hfpose.engine.results import Person
 from hfpose.engine.sinks import JsonKeypointSink, VideoSink
 from hfpose.engine.sources import StreamSource, VideoFileSource, open_source
-from tests.pose_model import pose_model_path
 from tests.test_sinks import probe
 
 VIDEOS = Path(__file__).parent / "data" / "videos"
 WALK = VIDEOS / "intel_asl_walk_1s5.mp4"  # 45 frames, 30 fps
 NTU = "datasets/videos/ntu_S001C001P001R001A001_rgb.avi"
-
-
-@pytest.fixture(scope="session")
-def pose_model(request) -> str:
-    return str(pose_model_path(request.config.cache.mkdir("hfpose-pose-model")))
 
 
 def _clip_frames(path: Path) -> list[np.ndarray]:

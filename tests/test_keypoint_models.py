@@ -22,7 +22,7 @@ from hfpose.engine.pose import PoseEstimator, create_pose_estimator
 from hfpose.engine.pose_tracker import PoseTracker
 from hfpose.engine.runtimes import ModelError, openvino_devices
 from hfpose.engine.sources import open_source
-from tests.test_pipeline import _LoopingCamera
+from tests.helpers import FakeCamera
 
 DATA = Path(__file__).parent / "data"
 WALK = DATA / "videos" / "intel_asl_walk_1s5.mp4"
@@ -108,7 +108,7 @@ def test_switching_model_live_keeps_frames_coming_and_names_the_new_model() -> N
     """The app's live switch (Pipeline.set_model) from HF-HRNet to MoveNet and back to the
     default, on a looped clip standing in for a webcam (the test machines have none)."""
     results = []
-    source = _LoopingCamera(WALK, period=0.03)
+    source = FakeCamera(WALK, period=0.03)
     config = PipelineConfig(source=source, model=None, backend="cpu", det_interval=3)
     pipeline = Pipeline(config, (), results.append)
     pipeline.start()

@@ -24,18 +24,12 @@ from hfpose.engine.plausibility import (
 from hfpose.engine.results import FrameResult
 from hfpose.engine.tracking import Tracker
 from hfpose.models.metainfo import COCO
-from tests.pose_model import pose_model_path
-from tests.synthetic_people import make_person
+from tests.helpers import make_person
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WALK = REPO_ROOT / "tests" / "data" / "videos" / "intel_asl_walk_1s5.mp4"
 LABELS = REPO_ROOT / "benchmarks" / "data" / "phantom_labels.json"
 FPS = 30.0
-
-
-@pytest.fixture(scope="session")
-def pose_model(request) -> str:
-    return str(pose_model_path(request.config.cache.mkdir("hfpose-pose-model")))
 
 
 def test_plausible_people_drops_weak_poses_and_keeps_the_order() -> None:

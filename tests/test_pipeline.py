@@ -22,19 +22,14 @@ from hfpose.engine.rendering import RenderOptions
 from hfpose.engine.results import FrameResult, Person, PipelineError
 from hfpose.engine.sinks import JsonKeypointSink, Sink, VideoSink
 from hfpose.engine.smoothing import SmoothingConfig
-from hfpose.engine.sources import Frame, FrameSource, LiveFrameSource, SourceError, open_source
-from tests.pose_model import pose_model_path
+from hfpose.engine.sources import Frame, FrameSource, SourceError, open_source
+from tests.helpers import FakeCamera
 from tests.test_sinks import probe
 
 VIDEOS = Path(__file__).parent / "data" / "videos"
 TONE = VIDEOS / "intel_asl_please_1s5_tone.mp4"
 WALK = VIDEOS / "intel_asl_walk_1s5.mp4"
 STREET = VIDEOS / "mmpose_demo_street.mp4"
-
-
-@pytest.fixture(scope="session")
-def pose_model(request) -> str:
-    return str(pose_model_path(request.config.cache.mkdir("hfpose-pose-model")))
 
 
 def _config(pose_model: str, source, **kw) -> PipelineConfig:
@@ -206,7 +201,7 @@ def test_live_changes_take_effect_without_restarting(tmp_path, pose_model):
     """max_persons, smoothing, drawing, detector, bad model (kept running), sink added and
     removed."""
     c = _Collector()
-    source = _LoopingCamera(STREET, period=0.05)
+    source = FakeCamera(STREET, period=0.05)
     pipeline = c.pipeline(_config(pose_model, source, smoothing=SmoothingConfig("kalman")))
     pipeline.start()
     _wait_until(lambda: len(c.results) >= 2 and max(len(r.people) for r in c.results) >= 2)
@@ -233,32 +228,8 @@ def test_live_changes_take_effect_without_restarting(tmp_path, pose_model):
     assert source.closed
 
 
-class _LoopingCamera(LiveFrameSource):
-    """Stands in for a webcam (the test machines have none): a real clip's frames, looped,
-    one every ``period`` seconds."""
-
-    def __init__(self, path: Path, period: float) -> None:
-        with open_source(path) as clip:
-            self._frames = [f.image for f in clip]
-            info = clip.info
-        info.kind, info.is_live, info.seekable, info.frame_count = "camera", True, False, None
-        super().__init__(info)
-        self._period = period
-        self.produced = 0
-        self.closed = False
-        self.start()
-
-    def _grab(self) -> np.ndarray:
-        time.sleep(self._period)
-        self.produced += 1
-        return self._frames[self.produced % len(self._frames)]
-
-    def _release(self) -> None:
-        self.closed = True
-
-
 def test_live_source_faster_than_pipeline_queue_never_grows_fake_camera(pose_model):
-    camera = _LoopingCamera(WALK, period=0.002)  # 500 frames/s: far more than we process
+    camera = FakeCamera(WALK, period=0.002)  # 500 frames/s: far more than we process
     c = _Collector()
     pipeline = c.pipeline(_config(pose_model, camera))
     pipeline.start()
@@ -403,7 +374,7 @@ def test_start_failures_raise_in_the_caller_and_leave_nothing_open(tmp_path, pos
 
 
 def test_backend_switch_takes_effect_without_reopening_the_source(pose_model):
-    camera = _LoopingCamera(WALK, period=0.03)
+    camera = FakeCamera(WALK, period=0.03)
     c = _Collector()
     pipeline = c.pipeline(_config(pose_model, camera))
     pipeline.start()
@@ -424,7 +395,7 @@ def test_backend_switch_takes_effect_without_reopening_the_source(pose_model):
 def test_stop_while_models_load_ends_the_run_cleanly(pose_model):
     """The GUI may stop a run from its thread while start() is still building the models."""
     c = _Collector()
-    camera = _LoopingCamera(WALK, period=0.03)
+    camera = FakeCamera(WALK, period=0.03)
     pipeline = c.pipeline(_config(pose_model, camera))
     starter = threading.Thread(target=pipeline.start)
     starter.start()
@@ -465,24 +436,10 @@ def test_detector_and_keypoint_model_share_the_cores_they_run_beside():
         PipelineConfig(source="", model_threads=-1)
 
 
-class _UnpluggedCamera(_LoopingCamera):
-    """A fake webcam (the test machines have none) that is unplugged after ``frames``."""
-
-    def __init__(self, path: Path, period: float, frames: int) -> None:
-        self._frames_left = frames
-        super().__init__(path, period)
-
-    def _grab(self) -> np.ndarray:
-        if self._frames_left == 0:
-            raise SourceError("camera webcam:0 stopped delivering frames (unplugged?)")
-        self._frames_left -= 1
-        return super()._grab()
-
-
 def test_unplugged_camera_ends_the_run_with_a_clear_error_fake_camera(tmp_path, pose_model):
     recording = tmp_path / "until_unplugged.mp4"
     c = _Collector()
-    camera = _UnpluggedCamera(WALK, period=0.05, frames=12)
+    camera = FakeCamera(WALK, period=0.05, unplug_after=12)
     pipeline = c.pipeline(_config(pose_model, camera), [VideoSink(recording)])
     pipeline.start()
     assert pipeline.wait(60)

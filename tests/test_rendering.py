@@ -14,7 +14,7 @@ from hfpose.engine.rendering import (
     RenderOptions,
     SkeletonAnnotator,
 )
-from tests.synthetic_people import make_person
+from tests.helpers import make_person
 
 
 def _closest_color(pixel: np.ndarray) -> tuple[int, int, int]:

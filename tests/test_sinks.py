@@ -26,7 +26,7 @@ from hfpose.engine.sinks import (
     VideoSink,
 )
 from hfpose.engine.sources import open_source
-from tests.synthetic_people import make_person
+from tests.helpers import make_person
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = REPO_ROOT / "tests" / "data" / "videos"

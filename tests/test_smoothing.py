@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hfpose.engine.smoothing import KalmanPointFilter, OneEuroFilter, SmoothingConfig, TrackSmoother
-from tests.synthetic_people import make_person
+from tests.helpers import make_person
 
 FPS = 30.0
 

@@ -12,12 +12,6 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.soak import SoakReport, format_report, run_soak
-from tests.pose_model import pose_model_path
-
-
-@pytest.fixture(scope="session")
-def pose_model(request) -> str:
-    return str(pose_model_path(request.config.cache.mkdir("hfpose-pose-model")))
 
 
 @pytest.mark.parametrize(("source", "frames"), [("file", 500), ("live", 300)])

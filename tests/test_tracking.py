@@ -7,7 +7,7 @@ import pytest
 
 from hfpose.engine.tracking import Tracker, box_iou, keypoint_oks
 from hfpose.models.metainfo import COCO
-from tests.synthetic_people import make_person
+from tests.helpers import make_person
 
 FPS = 30.0
 

@@ -17,18 +17,12 @@ import pytest
 
 from hfpose.app.video_cli import main
 from hfpose.engine.sources import open_source
-from tests.pose_model import pose_model_path
 from tests.test_sinks import probe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = REPO_ROOT / "tests" / "data" / "videos"
 TONE = VIDEOS / "intel_asl_please_1s5_tone.mp4"
 WALK = VIDEOS / "intel_asl_walk_1s5.mp4"
-
-
-@pytest.fixture(scope="session")
-def pose_model(request) -> str:
-    return str(pose_model_path(request.config.cache.mkdir("hfpose-pose-model")))
 
 
 def _error_line(capsys) -> str:

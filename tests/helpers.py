@@ -1,0 +1,124 @@
+"""What several test modules share: the keypoint model the engine tests run, synthetic people,
+and the fake webcam. Fixtures built on them are in ``tests/conftest.py``.
+
+The keypoint model is the shipped one, else an exported random HF-HRNet-18. Random weights give
+meaningless keypoints, so tests using it check structure, counts and files, never accuracy. The
+export takes ~20 s; it is cached in pytest's cache folder, keyed by the model and exporter
+sources, so later runs reuse it until the network code changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hfpose.engine.results import Person
+from hfpose.engine.sources import LiveFrameSource, SourceError, SourceInfo, open_source
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+POSE_CONFIG = "hf_hrnet_18_coco_256x192"
+_POSE_MODEL_SOURCES = (
+    "models/hf_hrnet.py",
+    "models/export.py",
+    "models/configs/hf_hrnet_18_coco_256x192.yaml",
+)
+
+
+def pose_model_path(cache_dir: Path) -> Path:
+    """The shipped HF-HRNet-18 ONNX, else a random-weight export cached in ``cache_dir``."""
+    shipped = REPO_ROOT / "assets" / f"{POSE_CONFIG}.onnx"
+    if shipped.is_file():
+        return shipped
+    digest = hashlib.sha256()
+    for relative in _POSE_MODEL_SOURCES:
+        digest.update((REPO_ROOT / relative).read_bytes())
+    target = cache_dir / f"{POSE_CONFIG}_random_{digest.hexdigest()[:12]}.onnx"
+    if target.is_file():
+        return target
+    pytest.importorskip("torch", reason="exporting the test model needs torch")
+    from hfpose.models.export import main as export_main
+
+    partial = target.with_suffix(f".{os.getpid()}.part.onnx")
+    if export_main([POSE_CONFIG, "--out", str(partial)]) not in (0, None):
+        pytest.fail(f"hfpose-export {POSE_CONFIG} failed")
+    os.replace(partial, target)
+    return target
+
+
+# A standing person, 1 unit tall, origin at the hips' midpoint (x right, y down).
+_TEMPLATE = np.array(
+    [
+        [0.0, -0.42], [-0.03, -0.45], [0.03, -0.45], [-0.07, -0.43], [0.07, -0.43],
+        [-0.12, -0.30], [0.12, -0.30], [-0.16, -0.15], [0.16, -0.15], [-0.18, 0.0],
+        [0.18, 0.0], [-0.08, 0.0], [0.08, 0.0], [-0.09, 0.25], [0.09, 0.25],
+        [-0.10, 0.48], [0.10, 0.48],
+    ]
+)  # fmt: skip
+
+
+def make_person(cx: float, cy: float, height: float = 200.0, score: float = 0.9) -> Person:
+    """A synthetic COCO-17 person centred on (cx, cy), ``height`` pixels tall, all keypoints at
+    ``score`` (tracking, smoothing and rendering tests)."""
+    keypoints = _TEMPLATE * height + np.array([cx, cy])
+    x1, y1 = keypoints.min(axis=0) - 0.05 * height
+    x2, y2 = keypoints.max(axis=0) + 0.05 * height
+    return Person(
+        keypoints=keypoints.astype(np.float32),
+        keypoint_scores=np.full(17, score, np.float32),
+        bbox=np.array([x1, y1, x2, y2], np.float32),
+        bbox_score=0.95,
+    )
+
+
+class FakeCamera(LiveFrameSource):
+    """Stands in for a webcam (the test machines have none) on the real live-source machinery.
+
+    A frame every ``period`` seconds: a real clip's frames, looped, or without a clip blank
+    ``size`` frames whose first pixel carries the frame's number (:func:`fake_frame_number`).
+    After ``unplug_after`` frames it fails as an unplugged camera does.
+    """
+
+    def __init__(
+        self,
+        clip: Path | None = None,
+        period: float = 1 / 30,
+        unplug_after: int | None = None,
+        spec: str = "webcam:0",
+        size: tuple[int, int] = (64, 48),
+    ) -> None:
+        self._frames: list[np.ndarray] = []
+        if clip is not None:
+            with open_source(clip) as video:
+                self._frames = [frame.image for frame in video]
+            size = (self._frames[0].shape[1], self._frames[0].shape[0])
+        super().__init__(SourceInfo("camera", spec, size[0], size[1], 1 / period, is_live=True))
+        self._period = period
+        self._unplug_after = unplug_after
+        self.produced = 0
+        self.closed = False
+        self.start()
+
+    def _grab(self) -> np.ndarray:
+        if self._unplug_after is not None and self.produced >= self._unplug_after:
+            raise SourceError(f"camera {self.info.uri} stopped delivering frames (unplugged?)")
+        time.sleep(self._period)
+        self.produced += 1
+        if self._frames:
+            return self._frames[self.produced % len(self._frames)]
+        image = np.zeros((self.info.height, self.info.width, 3), np.uint8)
+        image[0, 0, :2] = divmod(self.produced, 256)
+        return image
+
+    def _release(self) -> None:
+        self.closed = True
+
+
+def fake_frame_number(image: np.ndarray) -> int:
+    """The number (1, 2, ...) a clip-less :class:`FakeCamera` wrote into its frame."""
+    high, low = image[0, 0, :2]
+    return 256 * int(high) + int(low)

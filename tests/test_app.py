@@ -93,6 +93,7 @@ def wait_until_still(qtbot, window: MainWindow, quiet_ms: int = 800) -> None:
     raise AssertionError("frames kept coming while paused")
 
 
+@pytest.mark.slow
 def test_plays_a_clip_to_the_end_then_records_it_whole(qtbot, window, clip, tmp_path) -> None:
     with qtbot.waitSignal(window.worker.finished, timeout=RUN_TIMEOUT_MS):
         window.open_source(str(clip))
@@ -114,6 +115,7 @@ def test_plays_a_clip_to_the_end_then_records_it_whole(qtbot, window, clip, tmp_
     assert not window.record_indicator.isVisible()
 
 
+@pytest.mark.slow
 def test_exports_the_keypoints_of_the_run_as_json_and_csv(qtbot, window, clip, tmp_path) -> None:
     with qtbot.waitSignal(window.worker.finished, timeout=RUN_TIMEOUT_MS):
         window.open_source(str(clip))
@@ -129,6 +131,7 @@ def test_exports_the_keypoints_of_the_run_as_json_and_csv(qtbot, window, clip, t
     assert len(rows) - 1 == people * 17
 
 
+@pytest.mark.slow
 def test_switching_backend_cpu_to_openvino_while_playing_loses_no_frame(
     qtbot, window, clip, tmp_path
 ) -> None:
@@ -248,6 +251,7 @@ def test_unplugged_camera_shows_its_message_and_keeps_the_recording_fake_camera(
     assert window.open_action.isEnabled() and window.record_action.isEnabled()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
 def test_disk_full_while_recording_stops_the_recording_not_the_video(
     qtbot, window, data_dir
@@ -280,6 +284,7 @@ def test_disk_full_while_recording_stops_the_recording_not_the_video(
     assert Path(rec.args[0]).stat().st_size > 0  # what was written stays on disk
 
 
+@pytest.mark.slow
 def test_keyboard_space_right_s_f_esc(qtbot, window, clip) -> None:
     window.open_source(str(clip))
     wait_frames(qtbot, window, 1)
@@ -338,6 +343,7 @@ def test_closing_the_window_finalises_the_recording_and_stops_every_thread(
     assert frames >= 2
 
 
+@pytest.mark.slow
 def test_project_checkpoint_with_its_config_runs_in_torch(qtbot, window, clip, tmp_path) -> None:
     torch = pytest.importorskip("torch")
     from hfpose.models.config import load_config
@@ -454,6 +460,7 @@ def test_recording_to_an_unusable_folder_says_why_and_keeps_playing(
     wait_frames(qtbot, window, 1)
 
 
+@pytest.mark.slow
 def test_hfpose_command_opens_the_clip_given_and_exits_cleanly(
     qtbot, tmp_path, pose_model, clip
 ) -> None:

@@ -66,6 +66,7 @@ def play_and_export(qtbot, window: MainWindow, clip: Path, tmp_path: Path) -> li
     return [f["frame_id"] for f in json.loads(path.read_text())["instance_info"]]
 
 
+@pytest.mark.slow
 def test_every_frame_mode_processes_each_frame_of_a_too_fast_file(
     qtbot, window, fast_clip, tmp_path
 ) -> None:
@@ -104,6 +105,7 @@ def test_playback_mode_in_the_settings_dialog_and_the_view_menu_agree(qtbot, win
     assert window.settings.playback == "every-frame"  # an edit in the dialog keeps the mode
 
 
+@pytest.mark.slow
 def test_min_pose_score_from_the_settings_applies_to_the_playing_video(
     qtbot, window, data_dir
 ) -> None:

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_accuracy  # noqa: E402
 
 
+@pytest.mark.slow
 def test_blazepose_scores_like_a_pose_model_on_coco_people(data_dir, tmp_path) -> None:
     pytest.importorskip("mediapipe")
     argv = [

@@ -114,6 +114,7 @@ def test_blazepose_finds_nobody_in_an_empty_frame() -> None:
     assert detector.detect(np.full((480, 640, 3), 200, np.uint8)).shape == (0, 5)
 
 
+@pytest.mark.slow
 def test_create_detector_names_and_refusals(tmp_path) -> None:
     assert create_detector("nanodet", "cpu").name == "nanodet"
     assert create_detector("BlazePose", "cpu").runtime_info.provider == "CPUExecutionProvider"

@@ -38,6 +38,7 @@ def model_copy(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @has_openvino
 def test_auto_probes_once_and_follows_its_cache(cache, model_copy) -> None:
     first = create_session(model_copy, "auto", num_threads=1).runtime_info
@@ -54,6 +55,7 @@ def test_auto_probes_once_and_follows_its_cache(cache, model_copy) -> None:
     assert len(json.loads(cache.read_text())) == 2
 
 
+@pytest.mark.slow
 @has_openvino
 def test_fp32_precision_keeps_openvino_exact_and_fast_agrees_with_it() -> None:
     exact = create_session(MODEL, "openvino", num_threads=1, precision="fp32")
@@ -94,6 +96,7 @@ def test_copy_of_another_fp32_file_is_refused_once_with_a_warning(model_copy, ca
     assert "made from another" in caplog.text and "hfpose-export --int8" in caplog.text
 
 
+@pytest.mark.slow
 def test_checked_copy_runs_where_the_probe_finds_it_faster(cache, model_copy) -> None:
     sha = file_sha256(model_copy)
     _fake_variant(model_copy, {"fp32_sha256": sha, "peak_agreement": 0.40})
@@ -141,6 +144,7 @@ def test_precision_is_one_setting_from_pipeline_config_to_cli_and_dialog(qtbot, 
     assert store.load().precision == "fp32"
 
 
+@pytest.mark.slow
 @has_openvino
 def test_pipeline_switches_the_keypoint_model_to_fp32_at_the_next_frame() -> None:
     from hfpose.engine.config import PipelineConfig
@@ -155,6 +159,7 @@ def test_pipeline_switches_the_keypoint_model_to_fp32_at_the_next_frame() -> Non
     assert processor.config.precision == "fp32"
 
 
+@pytest.mark.slow
 @has_openvino
 def test_fast_precision_keeps_the_keypoints_of_real_people(data_dir) -> None:
     """Accuracy gate: the people of mmpose's COCO test images (their labelled boxes), fp32 on
@@ -186,6 +191,7 @@ def test_fast_precision_keeps_the_keypoints_of_real_people(data_dir) -> None:
     assert close / sure >= 0.95, f"{close} of {sure} sure keypoints kept"
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_int8_copy_from_training_crops_keeps_the_peaks_and_is_accepted(
     tmp_path, shared_dir

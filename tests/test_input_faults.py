@@ -83,6 +83,7 @@ def test_b_frame_avi_frames_come_in_display_order_with_even_times(tmp_path):
         assert int(np.argmin(errors)) == 2
 
 
+@pytest.mark.slow
 def test_b_frame_avi_annotated_output_steps_evenly(tmp_path, pose_model):
     avi = tmp_path / "b_frames.avi"
     _write_b_frame_avi(avi, _clip_frames(WALK)[:20])
@@ -95,6 +96,7 @@ def test_b_frame_avi_annotated_output_steps_evenly(tmp_path, pose_model):
     assert np.allclose(np.diff(times), 1 / 30, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_ntu_avi_keeps_one_track_id_for_its_one_person(shared_dir, tmp_path, pose_model):
     """NTU RGB+D sample: one person standing, 103 frames, H.264 with B-frames in AVI."""
@@ -148,6 +150,7 @@ def test_cut_short_file_says_where_it_stopped_and_why(tmp_path):
         assert source.info.ended_early is None
 
 
+@pytest.mark.slow
 def test_cut_short_file_in_the_engine_summary_and_the_json_metadata(tmp_path, pose_model):
     cut = _cut_short(tmp_path)
     video, keypoints = tmp_path / "out.mp4", tmp_path / "out.json"
@@ -170,6 +173,7 @@ def test_cut_short_file_in_the_engine_summary_and_the_json_metadata(tmp_path, po
     assert "missing data" in meta["ended_early"]["reason"]
 
 
+@pytest.mark.slow
 def test_cli_cut_short_file_exits_1_after_writing_unless_allowed(tmp_path, pose_model, capsys):
     cut = _cut_short(tmp_path)
     out, keypoints = tmp_path / "out.mp4", tmp_path / "out.json"
@@ -213,6 +217,7 @@ def _keypoints_of(path: Path, pose_model: str, **settings) -> list[list[Person]]
     return people
 
 
+@pytest.mark.slow
 def test_images_are_stills_nothing_carries_from_one_to_the_next(tmp_path, pose_model):
     first, second = _photo_and_shifted_copy(tmp_path / "photos")
     with open_source(first.parent) as folder, open_source(second) as single:
@@ -230,6 +235,7 @@ def test_images_are_stills_nothing_carries_from_one_to_the_next(tmp_path, pose_m
         np.testing.assert_allclose(got.bbox, expected.bbox, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_pose_tracker_with_stills_treats_each_call_as_a_new_photo(tmp_path, pose_model):
     first, second = (cv2.imread(str(p)) for p in _photo_and_shifted_copy(tmp_path / "photos"))
     tracker = PoseTracker(model=pose_model, backend="cpu", smoothing="one-euro", stills=True)
@@ -312,6 +318,7 @@ def test_dropped_live_stream_reconnects_then_ends_saying_why(dropping_stream):
     assert ended.message.startswith(f"the input stopped after frame {grabbed}: the stream")
 
 
+@pytest.mark.slow
 def test_cli_dropped_stream_exits_1_with_the_reason(dropping_stream, tmp_path, pose_model, capsys):
     url, connections = dropping_stream
     connections[0] = 1

@@ -73,6 +73,7 @@ def test_movenet_runs_each_crop_alone_and_ignores_flip_test() -> None:
     np.testing.assert_allclose(plain.keypoints[1:], single.keypoints, atol=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not openvino_devices(), reason="openvino is not installed")
 def test_movenet_on_openvino_finds_the_same_joints() -> None:
     frame, box, truth = _coco_person_785()
@@ -104,6 +105,7 @@ def test_pose_tracker_runs_movenet_by_name_and_says_so() -> None:
     assert all(people and people[0].keypoints.shape == (17, 2) for people in results)
 
 
+@pytest.mark.slow
 def test_switching_model_live_keeps_frames_coming_and_names_the_new_model() -> None:
     """The app's live switch (Pipeline.set_model) from HF-HRNet to MoveNet and back to the
     default, on a looped clip standing in for a webcam (the test machines have none)."""

@@ -91,6 +91,7 @@ def relative_difference(got: np.ndarray, expected: np.ndarray) -> float:
     return float(np.abs(got - expected).max() / np.abs(expected).max())
 
 
+@pytest.mark.slow
 def test_onnx_read_back_reproduces_ort_in_eval_and_approximately_in_train_mode(exported):
     cfg, path, crops = exported
     expected = onnx_heatmaps(path, crops)
@@ -123,6 +124,7 @@ def calibration_batches_of(crops: torch.Tensor, batch: int = 16):
     return (crops[i : i + batch] for i in range(0, len(crops), batch))
 
 
+@pytest.mark.slow
 def test_calibrated_batchnorm_is_positive_and_matches_output_statistics(exported):
     cfg, path, crops = exported
     model = build_model(cfg)
@@ -135,6 +137,7 @@ def test_calibrated_batchnorm_is_positive_and_matches_output_statistics(exported
             assert torch.allclose(module.bias - module.running_mean, fused_bias[name], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_checkpoint_load_from_starts_the_trainer_from_its_weights(exported, tmp_path):
     cfg, _, _ = exported
     source = trained_looking_model(cfg, seed=3)
@@ -147,6 +150,7 @@ def test_checkpoint_load_from_starts_the_trainer_from_its_weights(exported, tmp_
     assert "(epoch 7)" in (tmp_path / "run" / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_files_that_do_not_fit_are_refused_in_one_line(exported, tmp_path):
     cfg, path, _ = exported
     size = model_input_size(cfg)

@@ -66,6 +66,7 @@ def coco18() -> tuple[dict, torch.nn.Module]:
     return cfg, realistic_weights(model)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PAPER_CONFIGS)
 def test_sizes_and_output_shape_match_the_authors(name: str) -> None:
     params, gmacs, out_shape = EXPECTED[name]
@@ -79,12 +80,14 @@ def test_sizes_and_output_shape_match_the_authors(name: str) -> None:
     assert tuple(out.shape) == (2, *out_shape)
 
 
+@pytest.mark.slow
 def test_plain_form_cannot_run_at_384x288_as_the_spec_says() -> None:
     model = build_model(load_config("hf_hrnet_18_coco_256x192")).eval()
     with pytest.raises(RuntimeError), torch.no_grad():
         model(torch.zeros(1, 3, 384, 288))
 
 
+@pytest.mark.slow
 def test_state_dict_uses_the_authors_keys(coco18) -> None:
     keys = set(coco18[1].state_dict())
     for key in (
@@ -105,6 +108,7 @@ def test_state_dict_uses_the_authors_keys(coco18) -> None:
         assert key in keys, key
 
 
+@pytest.mark.slow
 def test_fusion_reproduces_the_released_in_place_arithmetic(coco18) -> None:
     """F_0 = 2 o_0 + sum f_0j(o_j); F_i = 2 f_i0(F_0) + o_i + sum_{j>=1, j!=i} f_ij(o_j)."""
     module = coco18[1].backbone.stage1[0]
@@ -139,6 +143,7 @@ def test_global_pool_only_on_the_lowest_branch_of_the_384x288_form() -> None:
     )
 
 
+@pytest.mark.slow
 def test_model_trains(coco18) -> None:
     cfg, _ = coco18
     model = build_model(cfg).train()
@@ -164,6 +169,7 @@ def _mmpose_checkpoint(path: Path, model: torch.nn.Module, image_size: str) -> P
     return path
 
 
+@pytest.mark.slow
 def test_mmpose_checkpoint_loads_back_bit_exact(tmp_path: Path, coco18) -> None:
     cfg, model = coco18
     path = _mmpose_checkpoint(tmp_path / "ckpt.pth", model, "[192, 256]")
@@ -174,6 +180,7 @@ def test_mmpose_checkpoint_loads_back_bit_exact(tmp_path: Path, coco18) -> None:
         assert torch.equal(fresh.state_dict()[key], value), key
 
 
+@pytest.mark.slow
 def test_bare_and_ddp_prefixed_state_dicts_load(tmp_path: Path, coco18) -> None:
     cfg, model = coco18
     torch.save(model.state_dict(), tmp_path / "bare.pth")
@@ -189,6 +196,7 @@ def test_bare_and_ddp_prefixed_state_dicts_load(tmp_path: Path, coco18) -> None:
         )
 
 
+@pytest.mark.slow
 def test_384x288_checkpoint_refused_by_256x192_config(tmp_path: Path) -> None:
     big = build_model(load_config("hf_hrnet_18_coco_384x288"))
     path = _mmpose_checkpoint(tmp_path / "big.pth", big, "[288, 384]")
@@ -210,6 +218,7 @@ def test_mpii_checkpoint_refused_by_coco_config(tmp_path: Path) -> None:
     assert "predicts 16 keypoints and the config 17" in message
 
 
+@pytest.mark.slow
 def test_hf_hrnet_30_checkpoint_refused_by_18_config(tmp_path: Path) -> None:
     deep = build_model(load_config("hf_hrnet_30_coco_256x192"))
     torch.save(deep.state_dict(), tmp_path / "30.pth")
@@ -223,6 +232,7 @@ def test_hf_hrnet_30_checkpoint_refused_by_18_config(tmp_path: Path) -> None:
         load_checkpoint(build_model(load_config("hf_hrnet_30_coco_256x192")), tmp_path / "18.pth")
 
 
+@pytest.mark.slow
 def test_non_strict_load_reports_what_did_not_fit(tmp_path: Path) -> None:
     mpii = build_model(load_config("hf_hrnet_18_mpii_256x256"))
     torch.save(mpii.state_dict(), tmp_path / "mpii.pth")
@@ -248,6 +258,7 @@ def test_unreadable_checkpoints_are_named(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- export
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in PAPER_CONFIGS if "coco" in n])
 def test_onnx_export_matches_torch(tmp_path: Path, name: str) -> None:
     cfg, model = build(name)
@@ -261,6 +272,7 @@ def test_onnx_export_matches_torch(tmp_path: Path, name: str) -> None:
     assert meta["mean"] == [0.485, 0.456, 0.406]
 
 
+@pytest.mark.slow
 def test_export_cli_dynamic_batch_and_checkpoint(tmp_path: Path, coco18, capsys) -> None:
     import onnxruntime as ort
 
@@ -282,6 +294,7 @@ def test_export_cli_dynamic_batch_and_checkpoint(tmp_path: Path, coco18, capsys)
     assert np.abs(heatmaps - expected).max() <= 1e-4 * np.abs(expected).max()
 
 
+@pytest.mark.slow
 def test_export_cli_info_and_errors(tmp_path: Path, capsys) -> None:
     assert export_main(["hf_hrnet_30_coco_384x288", "--info"]) == 0
     assert "7,426,657 parameters, 2.3472 G conv MACs" in capsys.readouterr().out

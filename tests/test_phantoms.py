@@ -58,6 +58,7 @@ def test_one_weak_frame_starts_no_track_but_a_tracked_person_keeps_it_when_weak(
     assert len(set(ids)) == 1 and ids[0] >= 1
 
 
+@pytest.mark.slow
 def test_hfpose_video_min_pose_score_keeps_only_plausible_people(tmp_path, pose_model) -> None:
     every, kept = tmp_path / "every.json", tmp_path / "kept.json"
     common = [str(WALK), "--model", pose_model, "--backend", "cpu", "--smooth", "none"]
@@ -107,6 +108,7 @@ def _run_pipeline(clip: Path, model: str, min_pose_score: float, frames: int) ->
     return results[:frames]
 
 
+@pytest.mark.slow
 def test_cone_and_rock_on_vtest_get_no_skeleton_and_no_real_person_is_lost(
     shared_dir, pose_model
 ) -> None:

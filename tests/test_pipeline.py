@@ -64,6 +64,7 @@ def _wait_until(condition, timeout: float = 60.0) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_file_run_end_to_end_keeps_every_frame_timing_and_audio(tmp_path, pose_model):
     video, keypoints = tmp_path / "out.mp4", tmp_path / "out.json"
     c = _Collector()
@@ -159,6 +160,7 @@ def test_sink_error_is_reported_and_other_sinks_are_finalised(tmp_path, pose_mod
     assert probe(video)["frames"] == 6  # frames 0-5: it is written before the broken sink
 
 
+@pytest.mark.slow
 def test_stop_mid_file_ends_within_a_second_and_video_plays(tmp_path, pose_model):
     video = tmp_path / "stopped.mp4"
     c = _Collector()
@@ -174,6 +176,7 @@ def test_stop_mid_file_ends_within_a_second_and_video_plays(tmp_path, pose_model
     assert 10 <= written == len(c.results) < 45
 
 
+@pytest.mark.slow
 def test_pause_step_seek_and_resume(pose_model):
     c = _Collector()
     pipeline = c.pipeline(_config(pose_model, str(WALK), queue_size=1))
@@ -197,6 +200,7 @@ def test_pause_step_seek_and_resume(pose_model):
     assert indices[-1] == 44 and 36 in indices
 
 
+@pytest.mark.slow
 def test_live_changes_take_effect_without_restarting(tmp_path, pose_model):
     """max_persons, smoothing, drawing, detector, bad model (kept running), sink added and
     removed."""
@@ -228,6 +232,7 @@ def test_live_changes_take_effect_without_restarting(tmp_path, pose_model):
     assert source.closed
 
 
+@pytest.mark.slow
 def test_live_source_faster_than_pipeline_queue_never_grows_fake_camera(pose_model):
     camera = FakeCamera(WALK, period=0.002)  # 500 frames/s: far more than we process
     c = _Collector()
@@ -279,6 +284,7 @@ def _run_with_display_stuck_on_first_frame(pose_model: str, keep_real_time: bool
     return pipeline, shown, display_free, queued
 
 
+@pytest.mark.slow
 def test_real_time_replaces_frames_waiting_between_stages_instead_of_queueing(pose_model):
     """Keep real time: a frame that reaches a busy stage replaces the one waiting there, so the
     display, once free, shows the newest frame, not the backlog; the skipped are counted."""
@@ -373,6 +379,7 @@ def test_start_failures_raise_in_the_caller_and_leave_nothing_open(tmp_path, pos
         Pipeline(PipelineConfig(source=source, model=str(bad_model), backend="cpu")).start()
 
 
+@pytest.mark.slow
 def test_backend_switch_takes_effect_without_reopening_the_source(pose_model):
     camera = FakeCamera(WALK, period=0.03)
     c = _Collector()

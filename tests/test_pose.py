@@ -160,6 +160,7 @@ def hf_hrnet_files(tmp_path_factory) -> tuple[Path, Path]:
     return export_onnx(cfg, network, folder / "random.onnx"), folder / "random.pth"
 
 
+@pytest.mark.slow
 def test_hf_hrnet_onnx_batched_equals_per_crop_and_torch(hf_hrnet_files) -> None:
     onnx_path, pth_path = hf_hrnet_files
     rng = np.random.default_rng(3)
@@ -178,6 +179,7 @@ def test_hf_hrnet_onnx_batched_equals_per_crop_and_torch(hf_hrnet_files) -> None
     np.testing.assert_allclose(torch_result.scores, result.scores, rtol=1e-2, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_pth_without_config_or_on_cpu_backend_is_explained(hf_hrnet_files, tmp_path) -> None:
     _, pth_path = hf_hrnet_files
     info = PoseEstimator(pth_path, "cpu").runtime_info

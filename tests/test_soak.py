@@ -14,6 +14,7 @@ import pytest
 from benchmarks.soak import SoakReport, format_report, run_soak
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("source", "frames"), [("file", 500), ("live", 300)])
 def test_short_soak_keeps_memory_threads_and_handles_flat(source, frames, pose_model, tmp_path):
     report = run_soak(source, frames, block=100, warmup=100, out_dir=tmp_path, model=pose_model)

@@ -411,6 +411,7 @@ def _state_equal(a: dict, b: dict) -> None:
             assert a[key] == b[key], key
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tmp_path: Path, four_people: Path) -> None:
     # 4 people, batch 2: 2 steps per epoch, 2 epochs; the interrupted run stops mid-epoch 2
     cfg = load_config("hf_hrnet_18_coco_256x192", small_options(four_people, total_epochs=2))
@@ -440,6 +441,7 @@ def test_resume_continues_exactly(tmp_path: Path, four_people: Path) -> None:
         Trainer(other, tmp_path / "straight", resume=True, progress=False)
 
 
+@pytest.mark.slow
 def test_a_persistent_loader_worker_gives_each_epoch_the_same_batches(
     tmp_path: Path, four_people: Path
 ) -> None:
@@ -475,6 +477,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     )
 
 
+@pytest.mark.slow
 def test_overfits_four_people_to_pck_005_above_09(tmp_path: Path, four_people: Path) -> None:
     steps = 120
     options = small_options(
@@ -517,6 +520,7 @@ def test_overfits_four_people_to_pck_005_above_09(tmp_path: Path, four_people: P
     assert scores["--model"]["metrics"]["PCK"] == scores["--checkpoint"]["metrics"]["PCK"] > 90
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_match_one_process_accumulating(
     tmp_path: Path, four_people: Path
 ) -> None:
@@ -693,6 +697,7 @@ def test_lspet_validation_list_loads_and_scores_its_own_labels_perfectly(shared_
     assert "Eye" not in metrics  # face joints are absent from LSPET: not scored
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", ["SIGINT", "SIGTERM"])
 def test_ctrl_c_saves_a_checkpoint_that_resume_continues(
     tmp_path: Path, four_people: Path, stop_signal: str

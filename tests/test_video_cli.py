@@ -31,6 +31,7 @@ def _error_line(capsys) -> str:
     return lines[-1]
 
 
+@pytest.mark.slow
 def test_video_in_annotated_video_and_keypoints_out(tmp_path, pose_model, capsys):
     out, js, table = tmp_path / "out.mp4", tmp_path / "k.json", tmp_path / "k.csv"
     code = main([str(TONE), "--out", str(out), "--model", pose_model, "--backend", "cpu",
@@ -46,6 +47,7 @@ def test_video_in_annotated_video_and_keypoints_out(tmp_path, pose_model, capsys
     assert len(rows) % 17 == 0 and {r["frame"] for r in rows} <= {str(i) for i in range(45)}
 
 
+@pytest.mark.slow
 def test_no_audio_flag(tmp_path, pose_model):
     out = tmp_path / "silent.mp4"
     code = main([str(TONE), "--out", str(out), "--model", pose_model, "--backend", "cpu",
@@ -145,6 +147,7 @@ def test_file_that_is_not_a_model_exits_1(tmp_path, capsys):
     assert line.startswith("hfpose-video: error:") and "model.onnx" in line
 
 
+@pytest.mark.slow
 def test_ctrl_c_half_way_leaves_a_playable_video(tmp_path, pose_model):
     """SIGINT (twice) while a 150-frame image folder is processed: exit 130, files complete."""
     folder = tmp_path / "frames"
@@ -183,6 +186,7 @@ def test_ctrl_c_half_way_leaves_a_playable_video(tmp_path, pose_model):
     assert len(json.loads(keypoints.read_text())["instance_info"]) == written
 
 
+@pytest.mark.slow
 def test_default_output_name_in_the_current_folder(tmp_path, pose_model, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = main([str(WALK), "--model", pose_model, "--backend", "cpu", "--det-interval", "9",

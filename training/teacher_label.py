@@ -36,13 +36,12 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from hfpose.engine.auto_backend import file_sha256
 from hfpose.models.processing import affine_points, get_affine_transform
 from hfpose.training.coco_files import extra_points_of, read_json, write_json
 from hfpose.training.pseudo_label import (
@@ -58,8 +57,9 @@ from hfpose.training.pseudo_label import (
     rounded_keypoints,
     upright_rotation,
 )
+from hfpose.training.teacher import THUNDER_ASSET, Teacher, header
+from hfpose.training.teacher_photos import PhotoRule, label_photos, read_manifest, shard_rows
 
-THUNDER_ASSET = "movenet_singlepose_thunder.onnx"
 # Joints lie inside the body's outline (wrists inside hands, ankles above the soles): the box of
 # the labelled points grows by this much to become a person box like a detector's.
 LABEL_BOX_MARGIN = 1.15
@@ -79,32 +79,6 @@ class FaceRule(AgreementThresholds):
     Thunder's own keypoint score as the confidence of each face point."""
 
     min_face_score: float = 0.3
-
-
-class Teacher:
-    """MoveNet Thunder through the engine's public pose API, one thread by default."""
-
-    def __init__(self, model: Path | None = None, num_threads: int = 1) -> None:
-        from hfpose.engine.pose import create_pose_estimator
-        from hfpose.engine.runtimes import asset_path
-
-        path = Path(model) if model is not None else asset_path(THUNDER_ASSET)
-        self.estimator = create_pose_estimator(path, backend="cpu", num_threads=num_threads)
-        self.model_path = Path(path)
-        self.num_threads = num_threads
-
-    def __call__(self, frame_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
-        """(N,17,3) x, y in frame pixels and the teacher's score, row i for box i."""
-        keypoints, scores = self.estimator.estimate(frame_bgr, np.asarray(boxes_xyxy))
-        return np.concatenate([keypoints, scores[..., None]], axis=2).astype(np.float64)
-
-    def describe(self) -> dict:
-        return {
-            "teacher": self.model_path.name,
-            "model_sha256": file_sha256(self.model_path),
-            "runtime": self.estimator.runtime_info.label,
-            "input_size_wh": list(self.estimator.input_size_wh),
-        }
 
 
 def upright_view(
@@ -168,17 +142,6 @@ def label_annotated_person(
                 out[joint] = (predicted[joint, 0], predicted[joint, 1], 2.0)
                 mask[joint] = 1
     return PersonResult(status, out, mask, swapped), predicted
-
-
-def header(teacher: Teacher, rule: object, started: float, **facts: object) -> dict:
-    """``info.pseudo_labels``: what made the labels, with which rule, how many, how long."""
-    return {
-        **teacher.describe(),
-        "rule": asdict(rule),
-        **facts,
-        "seconds": round(time.perf_counter() - started, 1),
-        "command": " ".join(["hfpose-teacher-label", *sys.argv[1:]]),
-    }
 
 
 def label_annotated_set(
@@ -246,7 +209,6 @@ def _rule_from(args: argparse.Namespace, rule_type: type):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hfpose.training.teacher_photos import PhotoRule
 
     parser = argparse.ArgumentParser(
         prog="hfpose-teacher-label", description=__doc__.split("\n")[0]
@@ -276,7 +238,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from hfpose.engine.runtimes import ModelError
-    from hfpose.training.teacher_photos import PhotoRule, label_photos, read_manifest, shard_rows
 
     args = build_parser().parse_args(argv)
     cv2.setNumThreads(args.threads)

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from hfpose.training.pseudo_label import rounded_keypoints
-from hfpose.training.teacher_label import Teacher, header
+from hfpose.training.teacher import Teacher, header
 
 MANIFEST_COLUMNS = ("repo", "commit", "path", "bytes", "width", "height", "sha256", "category")
 INSIDE_MARGIN = 1.1  # the box grows by this much for the "points inside the box" check

@@ -17,7 +17,9 @@ from typing import Any
 
 from hfpose.models.config import ConfigError
 
-# Keyword arguments the supported optimisers (Adam, AdamW) take from the ``optimizer`` section.
+# The optimisers the trainer supports (``torch.optim`` class names) and the keyword arguments
+# they take from the ``optimizer`` section.
+OPTIMIZERS = ("Adam", "AdamW")
 _OPTIMIZER_OPTIONS = ("betas", "eps", "weight_decay", "amsgrad")
 
 
@@ -62,8 +64,8 @@ class OptimizerConfig:
         if "lr" not in values:
             raise ConfigError("config has no optimizer.lr")
         kind = str(values.pop("type", "Adam"))
-        if kind not in ("Adam", "AdamW"):
-            raise ConfigError(f"optimizer.type {kind!r}: supported are Adam, AdamW")
+        if kind not in OPTIMIZERS:
+            raise ConfigError(f"optimizer.type {kind!r}: supported are {', '.join(OPTIMIZERS)}")
         return cls(float(values.pop("lr")), kind, values)
 
 

@@ -58,8 +58,6 @@ from hfpose.training.run_log import ProgressBar, RunLog
 from hfpose.training.samplers import StepBatchSampler
 from hfpose.training.schedule import StepLrWithWarmup
 
-_OPTIMIZERS = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW}
-
 
 class Trainer:
     """One training run of a loaded config into ``work_dir``.
@@ -141,9 +139,8 @@ class Trainer:
         if config.auto_scale_lr and self.global_batch != reference:
             self.lr_scale = self.global_batch / reference
         base_lr = config.optimizer.lr * self.lr_scale
-        self.optimizer = _OPTIMIZERS[config.optimizer.type](
-            model.parameters(), lr=base_lr, **config.optimizer.options
-        )
+        optimizer_class = getattr(torch.optim, config.optimizer.type)  # one of OPTIMIZERS
+        self.optimizer = optimizer_class(model.parameters(), lr=base_lr, **config.optimizer.options)
         self.schedule = StepLrWithWarmup(base_lr, config.lr)
         self.scaler = torch.amp.GradScaler(
             "cuda", enabled=self.amp_dtype == torch.float16 and self.device.type == "cuda"

@@ -577,6 +577,15 @@ def test_checkpoint_loads_with_the_models_loader(tmp_path: Path, four_people: Pa
     checkpoint = load_checkpoint(model, tmp_path / LATEST, input_size_wh=(64, 128))
     assert all(k.startswith(("backbone.", "keypoint_head.")) for k in checkpoint["state_dict"])
     assert checkpoint["meta"]["config_name"] == "hf_hrnet_18_coco_256x192"
+    # The layout every earlier trainer wrote, which --resume of a running training reads back.
+    checkpoint = torch.load(tmp_path / LATEST, map_location="cpu", weights_only=True)
+    assert set(checkpoint) == {"meta", "state_dict", "optimizer", "scaler", "rng"}
+    assert set(checkpoint["meta"]) == {
+        "config_name", "config", "epoch", "iter", "epoch_step", "image_size", "heatmap_size",
+        "dataset_info", "world_size", "global_batch", "lr_scale", "best", "torch_version", "time",
+    }  # fmt: skip
+    assert set(checkpoint["rng"]) == {"python", "numpy", "torch"}
+    assert (checkpoint["meta"]["iter"], checkpoint["meta"]["epoch_step"]) == (1, 1)
 
 
 def test_test_cli_scores_a_checkpoint_on_a_coco_format_set(tmp_path: Path, four_people: Path):

@@ -1,6 +1,6 @@
 """The threaded pipeline with real clips, real detector, real ONNX Runtime sessions and encoders.
 
-The keypoint model is an exported randomly initialised HF-HRNet-18 (tests/pose_model.py), so
+The keypoint model is an exported randomly initialised HF-HRNet-18 (tests/helpers.py), so
 these tests check structure, counts, order, timing behaviour and files, never pose accuracy.
 """
 

@@ -12,6 +12,8 @@ import pytest
 
 from hfpose.models.processing import bbox_xywh_to_cs, get_affine_transform
 from hfpose.training import crop_cache as cc
+from hfpose.training.encode_cache import encode_cache
+from hfpose.training.encode_cache import main as encode_main
 
 DOT_COLOURS = {0: (255, 0, 0), 9: (0, 255, 0), 16: (0, 0, 255)}  # nose, left wrist, right ankle
 DOT_PLACES = {0: (0.5, 0.1), 9: (0.95, 0.5), 16: (0.1, 0.95)}  # in the box, far enough apart
@@ -171,3 +173,52 @@ def test_real_lspet_image_round_trip(shared_dir, tmp_path) -> None:
         np.testing.assert_allclose(back[labelled], truth[labelled, :2], atol=1e-2)
         assert cache.meta["extra_point_names"] == ["neck", "head_top"]
         assert np.isnan(item["head_size"])
+
+
+# Packed (WebP) caches, hfpose-encode-cache: the same people, rows and geometry.
+def test_packed_cache_reads_back_like_the_original(tmp_path) -> None:
+    coco, _ = _synthetic_dataset(tmp_path, 150.0)
+    cc.build_cache(coco, tmp_path, tmp_path / "cache", "synthetic", "all", None)
+    meta = encode_cache(tmp_path / "cache", tmp_path / "packed", quality=90)
+    original, packed = cc.CropCache(tmp_path / "cache"), cc.CropCache(tmp_path / "packed")
+
+    assert not (tmp_path / "packed" / "images.npy").exists()
+    assert meta["count"] == len(packed) == len(original) == 2
+    assert meta["image_encoding"]["format"] == "webp"
+    for row in range(2):
+        a, b = original[row], packed[row]
+        assert b["image"].shape == a["image"].shape and b["image"].dtype == np.uint8
+        # lossy, but close: mean error of a few grey levels, the drawn dots keep their colour
+        assert np.abs(a["image"].astype(float) - b["image"]).mean() < 3.0
+        for key in ("keypoints", "center", "scale", "bbox", "to_crop"):
+            np.testing.assert_array_equal(a[key], b[key])
+        for joint, colour in DOT_COLOURS.items():
+            x, y = np.round(b["keypoints"][joint, :2]).astype(int)
+            np.testing.assert_allclose(b["image"][y, x], colour, atol=40)
+
+
+def test_parts_split_the_rows_without_overlap(tmp_path) -> None:
+    coco, _ = _synthetic_dataset(tmp_path, 150.0)
+    cc.build_cache(coco, tmp_path, tmp_path / "cache", "synthetic", "all", None)
+    for index in range(2):
+        assert (
+            encode_main([str(tmp_path / "cache"), str(tmp_path / f"p{index}"), "--part", f"{index}/2"])
+            == 0
+        )
+    ids = [cc.CropCache(tmp_path / f"p{i}")[0]["annotation_id"] for i in range(2)]
+    assert sorted(ids) == sorted(cc.CropCache(tmp_path / "cache").index["annotation_id"].tolist())
+
+
+def test_missing_or_corrupt_pack_says_so(tmp_path) -> None:
+    with pytest.raises(SystemExit, match="no crop cache"):
+        encode_main([str(tmp_path / "absent"), str(tmp_path / "out")])
+    coco, _ = _synthetic_dataset(tmp_path, 150.0)
+    cc.build_cache(coco, tmp_path, tmp_path / "cache", "synthetic", "all", None)
+    encode_cache(tmp_path / "cache", tmp_path / "packed", quality=65)
+    packed_file = tmp_path / "packed" / cc.ENCODED_IMAGES_FILE
+    with np.load(packed_file) as packed:
+        data, offsets = packed["data"].copy(), packed["offsets"]
+    data[:] = 0
+    np.savez(packed_file, data=data, offsets=offsets)
+    with pytest.raises(ValueError, match="does not decode"):
+        cc.CropCache(tmp_path / "packed")[0]

@@ -70,6 +70,7 @@ NETWORK_INPUT_WH = (192, 256)
 CONTEXT = 1.5  # crop side / network box height
 CROP_SIZE = int(round(CONTEXT * NETWORK_INPUT_WH[1]))  # 384: network box is 256 px tall
 MAX_EXTRA_POINTS = 4
+ENCODED_IMAGES_FILE = "images_webp.npz"  # a packed cache's crops (hfpose.training.encode_cache)
 
 
 def crop_geometry(bbox_xywh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -216,6 +217,27 @@ def build_cache(
     return meta
 
 
+class EncodedImages:
+    """The crops of a packed cache (``hfpose.training.encode_cache``): WebP bytes, decoded per row.
+
+    Indexing gives the same RGB uint8 (CROP_SIZE, CROP_SIZE, 3) array ``images.npy`` would.
+    """
+
+    def __init__(self, path: Path) -> None:
+        with np.load(path) as packed:
+            self._data, self._offsets = packed["data"], packed["offsets"]
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, row: int) -> np.ndarray:
+        encoded = self._data[self._offsets[row] : self._offsets[row + 1]]
+        bgr = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f"crop {row} of a packed cache does not decode (corrupt file?)")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 class CropCache:
     """Read one cache folder; items look like a full image with a person box.
 
@@ -239,9 +261,17 @@ class CropCache:
         self._images: np.ndarray | None = None
 
     @property
-    def images(self) -> np.ndarray:
+    def images(self) -> np.ndarray | EncodedImages:
+        """Crops by row: the memory-mapped array, or WebP decoded per row in a packed cache."""
         if self._images is None:
-            self._images = np.load(self.path / "images.npy", mmap_mode="r")
+            if (self.path / "images.npy").is_file():
+                self._images = np.load(self.path / "images.npy", mmap_mode="r")
+            elif (self.path / ENCODED_IMAGES_FILE).is_file():
+                self._images = EncodedImages(self.path / ENCODED_IMAGES_FILE)
+            else:
+                raise FileNotFoundError(
+                    f"crop cache {self.path} has neither images.npy nor {ENCODED_IMAGES_FILE}"
+                )
         return self._images
 
     def __getstate__(self) -> dict:

@@ -1,4 +1,5 @@
-"""``auto`` on a CPU: the faster of ONNX Runtime and OpenVINO for *this* model on *this* machine.
+"""``auto`` on a CPU: the fastest of ONNX Runtime, OpenVINO and LiteRT for *this* model on *this*
+machine.
 
 Why a probe rather than a rule: which runtime wins depends on the CPU (bf16 or AMX units, AVX2
 only, cache sizes), on the model (HF-HRNet's depthwise convolutions, NanoDet's plain ones) and
@@ -18,6 +19,7 @@ import statistics
 import time
 from collections.abc import Callable
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,10 @@ def probe_key(model: Path, question: str, candidates: list[str]) -> str:
 
         versions.append(f"openvino {openvino.__version__}")
     except ImportError:
+        pass
+    try:
+        versions.append(f"ai-edge-litert {metadata.version('ai-edge-litert')}")
+    except metadata.PackageNotFoundError:
         pass
     parts = [PROBE_VERSION, _cpu_identity(), *versions, file_sha256(model), question, *candidates]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]

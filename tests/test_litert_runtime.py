@@ -107,6 +107,7 @@ def test_auto_times_litert_beside_the_other_runtimes(cache, model_with_copy) -> 
     info = create_session(model_with_copy, "auto", num_threads=1).runtime_info
     (entry,) = json.loads(cache.read_text()).values()
     assert "litert" in entry["median_cpu_ms"] and "cpu" in entry["median_cpu_ms"]
+    assert set(entry["crowd_of_4_cpu_ms_per_crop"]) == set(entry["median_cpu_ms"])
     assert info.backend == entry["choice"]
     # Without the copy the question changes: litert is no longer a candidate.
     tflite_path(model_with_copy).unlink()

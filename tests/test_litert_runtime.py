@@ -114,9 +114,15 @@ def test_auto_times_litert_beside_the_other_runtimes(cache, model_with_copy) -> 
     assert create_session(model_with_copy, "auto", num_threads=1).runtime_info.backend != "litert"
 
 
-def test_settings_rows_name_litert() -> None:
+def test_settings_dialog_offers_litert_with_what_it_maps_to(qtbot) -> None:
+    from hfpose.app.settings import AppSettings
+    from hfpose.app.settings_dialog import SettingsDialog
+
     row = next(r for r in available_backends() if r.name == "litert")
     assert row.available and "XNNPACK" in row.maps_to
+    dialog = SettingsDialog(AppSettings(), available_backends())
+    qtbot.addWidget(dialog)
+    assert dialog.backend_buttons["litert"].isEnabled()
 
 
 def test_shipped_record_belongs_to_the_shipped_model() -> None:

@@ -313,6 +313,7 @@ def baseline_table(args: argparse.Namespace) -> None:
         cpu_description,
         interleaved_ratios,
     )
+    from hfpose.engine.runtime_litert import tflite_path
     from hfpose.models.quantize import int8_path_for
 
     model = args.model or asset_path(DEFAULT_MODEL)
@@ -321,6 +322,8 @@ def baseline_table(args: argparse.Namespace) -> None:
     if int8_path_for(model).is_file() and int8_path_for(model) not in extra:
         extra.append(int8_path_for(model))
     backends = args.backends.split(",") if args.backends else ["auto", "cpu"]
+    if not args.backends and tflite_path(model).is_file():
+        backends.append("litert")  # the hfpose-export --tflite copy beside the model
     baseline = blazepose_candidate(threads)
     candidates = build_candidates(model, threads, extra, backends)
     load_before = os.getloadavg()[0]

@@ -2,8 +2,8 @@
 
 Public API (stable; the pipeline, the GUI and the CLI use these names):
 
-- ``BACKENDS``: the names a user types: ``auto``, ``cpu``, ``openvino``, ``gpu``, ``npu``,
-  ``torch``. ``openvino:GPU`` / ``openvino:NPU`` pick an OpenVINO device, ``gpu:1`` a GPU index.
+- ``BACKENDS``: the names a user types: ``auto``, ``cpu``, ``openvino``, ``litert``, ``gpu``,
+  ``npu``, ``torch``. ``openvino:GPU`` / ``openvino:NPU`` pick an OpenVINO device, ``gpu:1`` a GPU index.
 - ``available_backends() -> list[BackendStatus]``: every backend, whether this machine can run
   it, what it maps to or why not (the settings dialog lists these).
 - ``create_session(model_path, backend="auto", config_path=None, num_threads=0,
@@ -40,7 +40,7 @@ import onnxruntime as ort
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "cpu", "openvino", "gpu", "npu", "torch")
+BACKENDS = ("auto", "cpu", "openvino", "litert", "gpu", "npu", "torch")
 PRECISIONS = ("fast", "fp32")
 
 # Execution providers in order of preference (fastest first) and their short names.
@@ -229,6 +229,15 @@ def available_backends() -> list[BackendStatus]:
         reason = "not available: openvino is not installed"
         rows.append(BackendStatus("openvino", False, "", reason))
 
+    from hfpose.engine.runtime_litert import litert_installed
+
+    if litert_installed():
+        text = f"LiteRT XNNPACK on {cpu_name()}, for a model converted by hfpose-export --tflite"
+        rows.append(BackendStatus("litert", True, text))
+    else:
+        reason = "not available: ai-edge-litert is not installed (the litert extra)"
+        rows.append(BackendStatus("litert", False, "", reason))
+
     for name, best, missing_reason in (
         ("gpu", _best_gpu, _gpu_missing_reason),
         ("npu", _best_npu, _npu_missing_reason),
@@ -248,7 +257,10 @@ def available_backends() -> list[BackendStatus]:
 
     auto = _resolve_auto()
     if auto != "gpu" and openvino_devices():
-        auto = "cpu or openvino, whichever a short probe finds faster for each model"
+        auto = (
+            "cpu, openvino or litert (where a converted copy lies beside the model), whichever "
+            "a short probe finds fastest for each model"
+        )
     rows.insert(0, BackendStatus("auto", True, f"best available: {auto}"))
     return rows
 
@@ -273,8 +285,9 @@ def _openvino_cpu_has_bf16() -> bool:
 
 
 def _resolve_auto(model: Path | None = None, precision: str = "fast", num_threads: int = 0) -> str:
-    """``auto``: a GPU when one is installed; else, for a model, whichever of ONNX Runtime and
-    OpenVINO ran it faster on this machine (``hfpose.engine.auto_backend``: a short probe, cached per
+    """``auto``: a GPU when one is installed; else, for a model, whichever of ONNX Runtime,
+    OpenVINO and LiteRT (when ``hfpose-export --tflite`` left a checked copy beside the model)
+    ran it fastest on this machine (``hfpose.engine.auto_backend``: a short probe, cached per
     machine, model, precision and threads). Without a model (the settings dialog's row): the
     usual winner, OpenVINO on CPUs with native bf16 (AVX512-BF16 / AMX), else ONNX Runtime.
 
@@ -283,15 +296,25 @@ def _resolve_auto(model: Path | None = None, precision: str = "fast", num_thread
     """
     if _best_gpu() is not None:
         return "gpu"
-    if model is None or "CPU" not in openvino_devices():
-        return "openvino" if _openvino_cpu_has_bf16() else "cpu"
-    from hfpose.engine.auto_backend import fastest
+    from hfpose.engine.auto_backend import fastest, file_sha256
+    from hfpose.engine.runtime_litert import checked_tflite, litert_installed
 
+    backends = ["cpu"]
+    if "CPU" in openvino_devices():
+        backends.append("openvino")
+    question = f"backend, {precision}, {num_threads} threads"
+    if model is not None and litert_installed():
+        tflite = checked_tflite(model, warn_once)
+        if tflite is not None:
+            backends.append("litert")
+            question += f", litert copy {file_sha256(tflite)}"
+    if model is None or len(backends) == 1:
+        return "openvino" if _openvino_cpu_has_bf16() else "cpu"
     candidates = {
         backend: lambda b=backend: _session_for_file(model, b, None, num_threads, precision)
-        for backend in ("cpu", "openvino")
+        for backend in backends
     }
-    return fastest(model, f"backend, {precision}, {num_threads} threads", candidates)
+    return fastest(model, question, candidates)
 
 
 def _faster_of_fp32_and_int8(
@@ -671,6 +694,9 @@ def _session_for_file(
     if name == "cpu":
         return _cpu_session(path, backend, None, num_threads)
 
+    if name == "litert":
+        return _litert_or_cpu(path, backend, num_threads)
+
     if name == "openvino":
         devices = openvino_devices()
         if not devices:
@@ -714,6 +740,29 @@ def _session_for_file(
             f"{session.runtime_info.fallback_reason}"
         )
     return session
+
+
+def _litert_or_cpu(path: Path, requested: str, num_threads: int) -> InferenceSession:
+    """The model's checked LiteRT copy on XNNPACK; without one (or without LiteRT), ORT on the
+    CPU with the reason."""
+    from hfpose.engine.runtime_litert import (
+        LiteRtSession,
+        checked_tflite,
+        litert_installed,
+        tflite_path,
+    )
+
+    if not litert_installed():
+        return _cpu_session(path, requested, "ai-edge-litert is not installed", num_threads)
+    tflite = checked_tflite(path, warn_once)
+    if tflite is None:
+        reason = f"no checked {tflite_path(path).name} beside it (hfpose-export --tflite {path})"
+        return _cpu_session(path, requested, reason, num_threads)
+    try:
+        return LiteRtSession(tflite, read_onnx_metadata(path), requested, num_threads)
+    except (RuntimeError, ValueError) as error:  # LiteRT reports a bad file as either
+        reason = f"LiteRT cannot run {tflite.name}: {str(error).splitlines()[0]}"
+        return _cpu_session(path, requested, reason, num_threads)
 
 
 def _openvino_or_cpu(

@@ -50,6 +50,7 @@ BACKEND_TITLES = {
     "gpu": "GPU",
     "npu": "NPU",
     "openvino": "OpenVINO",
+    "litert": "LiteRT (XNNPACK)",
     "torch": "Torch",
 }
 DETECTOR_TITLES = {

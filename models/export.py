@@ -5,6 +5,9 @@ flip pairs, skeleton) in its metadata, so the engine reads one file and no confi
 the file is run in ONNX Runtime on the same input as torch and the largest difference printed;
 a difference above tolerance fails the command, so a broken export never ships silently.
 
+``hfpose-export --tflite MODEL.onnx`` converts an exported file to LiteRT for XNNPACK (in a
+converter environment, see ``hfpose.models.convert.onnx_to_tflite``) and reports the same parity.
+
 ``hfpose-export --int8 MODEL.onnx`` derives the int8 copy of an exported fp32 file (see
 ``hfpose.models.quantize``) beside it, with the parity report: the share of fp32's sure heatmap peaks
 it keeps (per keypoint) and, where ../shared is present, both files' MPII validation PCKh.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -189,10 +193,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--calibration", type=int, default=300, help="--int8: training crops to calibrate on"
     )
+    parser.add_argument(
+        "--tflite",
+        type=Path,
+        metavar="MODEL.onnx",
+        help="write the LiteRT/XNNPACK copy of this exported model beside it and print its parity "
+        "with the ONNX file (needs a converter environment: --converter-python)",
+    )
+    parser.add_argument(
+        "--converter-python",
+        default=os.environ.get("HFPOSE_CONVERTER_PYTHON"),
+        help="--tflite: the Python of an environment with litert-torch and this package "
+        "(default: $HFPOSE_CONVERTER_PYTHON; see hfpose.models.convert.onnx_to_tflite)",
+    )
     return parser
 
 
-def _validation_pckh(model: Path, precision: str) -> float | None:
+def _validation_pckh(model: Path, precision: str, backend: str = "cpu") -> float | None:
     """MPII validation PCKh of ``model`` through the engine, or None without ../shared."""
     import tempfile
 
@@ -207,7 +224,7 @@ def _validation_pckh(model: Path, precision: str) -> float | None:
         code = test_main(
             [
                 "hfpose_hf_hrnet_18_coco_256x192_lspet_mpii",
-                "--model", str(model), "--backend", "cpu", "--precision", precision,
+                "--model", str(model), "--backend", backend, "--precision", precision,
                 "--use-gt-bbox", "--metric", "pckh",
                 "--ann", str(mpii / "mpii_train_coco17.json"),
                 "--img-dir", str(mpii / "images"),
@@ -263,11 +280,86 @@ def export_int8(fp32_path: Path, calibration: int) -> int:
     return 0 if report.agreement >= TARGET_AGREEMENT else 1
 
 
+def export_tflite(onnx_path: Path, converter_python: str | None) -> int:
+    """``--tflite``: convert in the converter environment, then measure parity here (LiteRT
+    against ONNX Runtime fp32 on real training crops) and record it beside the copy."""
+    import subprocess
+
+    from hfpose.engine.auto_backend import file_sha256
+    from hfpose.engine.runtime_litert import record_path, tflite_path
+    from hfpose.engine.runtimes import ModelError, create_session, read_onnx_metadata
+    from hfpose.models.quantize import (
+        TARGET_AGREEMENT,
+        Preprocessing,
+        calibration_and_check_sets,
+        peak_agreement,
+    )
+
+    if not converter_python:
+        print(
+            "hfpose-export: --tflite needs --converter-python (or $HFPOSE_CONVERTER_PYTHON): "
+            "a Python with litert-torch and this package, set up as "
+            "hfpose.models.convert.onnx_to_tflite's docstring says",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        meta = read_onnx_metadata(onnx_path)
+        _, check = calibration_and_check_sets(Preprocessing.from_metadata(meta), 0)
+    except (ModelError, KeyError, FileNotFoundError) as exc:
+        print(f"hfpose-export: {exc}", file=sys.stderr)
+        return 1
+    out = tflite_path(onnx_path)
+    module = "hfpose.models.convert.onnx_to_tflite"
+    converted = subprocess.run([converter_python, "-m", module, str(onnx_path), str(out)])
+    if converted.returncode != 0:
+        print(f"hfpose-export: the conversion failed ({converter_python} -m {module})")
+        return 1
+    from hfpose.engine.runtime_litert import LiteRtSession
+
+    reference = create_session(onnx_path, "cpu", num_threads=1, precision="fp32").run(check)[0]
+    copy_ = LiteRtSession(out, meta, "litert", num_threads=1).run(check)[0]
+    agreement, per_keypoint, compared = peak_agreement(reference, copy_)
+    max_diff = float(np.abs(copy_ - reference).max())
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        litert_version = version("ai-edge-litert")
+    except PackageNotFoundError:  # pragma: no cover - LiteRtSession ran, so it is installed
+        litert_version = "unknown"
+    record = {
+        "onnx_file": onnx_path.name,
+        "onnx_sha256": file_sha256(onnx_path),
+        "peak_agreement": round(agreement, 4),
+        "peak_agreement_per_keypoint": [round(float(v), 3) for v in per_keypoint],
+        "max_abs_heatmap_diff": max_diff,
+        "parity_crops": f"{len(check)} training crops (lspet, mpii_train; validation lists out)",
+        "converter": f"{module} (litert-torch), checked with ai-edge-litert {litert_version}",
+    }
+    record_path(out).write_text(json.dumps(record, indent=1) + "\n")
+    names = meta.get("keypoint_names") or [str(k) for k in range(len(per_keypoint))]
+    print(f"wrote {out} and {record_path(out).name} (from {onnx_path.name}, sha256 recorded)")
+    print(
+        f"LiteRT vs ONNX Runtime fp32 on {len(check)} training crops: {agreement:.1%} of "
+        f"{compared} sure peaks within 1 heatmap pixel, max |heatmap diff| {max_diff:.2e}"
+    )
+    print("  per keypoint: " + ", ".join(f"{n} {v:.2f}" for n, v in zip(names, per_keypoint)))
+    scores = {b: _validation_pckh(onnx_path, "fp32", b) for b in ("cpu", "litert")}
+    if None not in scores.values():
+        print(
+            f"MPII validation PCKh: ONNX Runtime {scores['cpu']:.2f}, LiteRT "
+            f"{scores['litert']:.2f} ({scores['litert'] - scores['cpu']:+.2f})"
+        )
+    return 0 if agreement >= TARGET_AGREEMENT else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.int8:
         return export_int8(args.int8, args.calibration)
+    if args.tflite:
+        return export_tflite(args.tflite, args.converter_python)
     if not args.config:
         parser.error("a config is required unless --int8 is given")
     try:

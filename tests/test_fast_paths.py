@@ -5,6 +5,7 @@ benchmark baseline. No timing is asserted: only which runtime ran and what it co
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -159,19 +160,29 @@ def test_pipeline_switches_the_keypoint_model_to_fp32_at_the_next_frame() -> Non
     assert processor.config.precision == "fp32"
 
 
+has_litert = pytest.mark.skipif(
+    importlib.util.find_spec("ai_edge_litert") is None, reason="the litert extra is not installed"
+)
+
+
 @pytest.mark.slow
-@has_openvino
-def test_fast_precision_keeps_the_keypoints_of_real_people(data_dir) -> None:
+@pytest.mark.parametrize(
+    "backend",
+    [pytest.param("openvino", marks=has_openvino), pytest.param("litert", marks=has_litert)],
+)
+def test_fast_paths_keep_the_keypoints_of_real_people(data_dir, backend) -> None:
     """Accuracy gate: the people of mmpose's COCO test images (their labelled boxes), fp32 on
-    ONNX Runtime against ``fast`` on OpenVINO (bf16 where the CPU has it): nearly every joint
-    fp32 is sure of lands within 3% of the box's height."""
+    ONNX Runtime against ``fast`` on OpenVINO (bf16 where the CPU has it) and on LiteRT (the
+    shipped .tflite copy): nearly every joint fp32 is sure of lands within 3% of the box's
+    height."""
     import cv2
 
     from hfpose.engine.pose import PoseEstimator
 
     labels = json.loads((data_dir / "coco" / "test_coco.json").read_text())
     exact = PoseEstimator(MODEL, "cpu", precision="fp32", num_threads=1)
-    fast = PoseEstimator(MODEL, "openvino", precision="fast", num_threads=1)
+    fast = PoseEstimator(MODEL, backend, precision="fast", num_threads=1)
+    assert fast.runtime_info.backend == backend
     close, sure = 0, 0
     for image in labels["images"]:
         boxes = np.array(

@@ -202,7 +202,9 @@ def test_parts_split_the_rows_without_overlap(tmp_path) -> None:
     cc.build_cache(coco, tmp_path, tmp_path / "cache", "synthetic", "all", None)
     for index in range(2):
         assert (
-            encode_main([str(tmp_path / "cache"), str(tmp_path / f"p{index}"), "--part", f"{index}/2"])
+            encode_main(
+                [str(tmp_path / "cache"), str(tmp_path / f"p{index}"), "--part", f"{index}/2"]
+            )
             == 0
         )
     ids = [cc.CropCache(tmp_path / f"p{i}")[0]["annotation_id"] for i in range(2)]

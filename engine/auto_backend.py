@@ -208,17 +208,36 @@ def fast_variant(fp32_model: Path, warn: Callable[[str], None]) -> Path:
     if fp32_model.name.endswith(FAST_VARIANT_SUFFIX) or not variant.is_file():
         return fp32_model
     meta = read_onnx_metadata(variant)
-    if meta.get("fp32_sha256") != file_sha256(fp32_model):
+    usable = derived_copy_is_usable(
+        variant, fp32_model, meta.get("fp32_sha256"), float(meta.get("peak_agreement", 0.0)),
+        FAST_VARIANT_MIN_AGREEMENT, f"hfpose-export --int8 {fp32_model}", "running fp32", warn,
+    )  # fmt: skip
+    return variant if usable else fp32_model
+
+
+def derived_copy_is_usable(
+    copy: Path,
+    source: Path,
+    recorded_sha256: str | None,
+    peak_agreement: float,
+    min_agreement: float,
+    remake_command: str,
+    fallback: str,
+    warn: Callable[[str], None],
+) -> bool:
+    """Whether a copy made from a model file (int8, LiteRT) may stand in for it: made from this
+    very file (the sha256 its export recorded) and keeping enough of its heatmap peaks. A copy
+    left over from an earlier model would silently run old weights; say why it is not used."""
+    if recorded_sha256 != file_sha256(source):
         warn(
-            f"{variant.name} was made from another {fp32_model.name}: running fp32 (regenerate "
-            f"it: hfpose-export --int8 {fp32_model})"
+            f"{copy.name} was made from another {source.name}: {fallback} (make it again: "
+            f"{remake_command})"
         )
-        return fp32_model
-    agreement = float(meta.get("peak_agreement", 0.0))
-    if agreement < FAST_VARIANT_MIN_AGREEMENT:
+        return False
+    if peak_agreement < min_agreement:
         warn(
-            f"{variant.name} keeps only {agreement:.0%} of fp32's heatmap peaks (needs "
-            f"{FAST_VARIANT_MIN_AGREEMENT:.0%}): running fp32"
+            f"{copy.name} keeps only {peak_agreement:.0%} of {source.name}'s heatmap peaks "
+            f"(needs {min_agreement:.0%}): {fallback}"
         )
-        return fp32_model
-    return variant
+        return False
+    return True

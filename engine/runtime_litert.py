@@ -44,7 +44,7 @@ def record_path(tflite: Path) -> Path:
 def checked_tflite(onnx_model: Path, warn: Callable[[str], None]) -> Path | None:
     """The LiteRT copy of ``onnx_model`` if one lies beside it, was converted from this very file
     and kept its heatmap peaks; else None (warning once when a copy is there but unusable)."""
-    from hfpose.engine.auto_backend import file_sha256
+    from hfpose.engine.auto_backend import derived_copy_is_usable
 
     tflite = tflite_path(onnx_model)
     if onnx_model.suffix != ".onnx" or not tflite.is_file():
@@ -54,17 +54,11 @@ def checked_tflite(onnx_model: Path, warn: Callable[[str], None]) -> Path | None
     except (OSError, json.JSONDecodeError):
         warn(f"{tflite.name} has no readable {record_path(tflite).name}: not used")
         return None
-    if record.get("onnx_sha256") != file_sha256(onnx_model):
-        warn(
-            f"{tflite.name} was converted from another {onnx_model.name}: not used (convert it "
-            f"again: hfpose-export --tflite {onnx_model})"
-        )
-        return None
-    agreement = float(record.get("peak_agreement", 0.0))
-    if agreement < MIN_PEAK_AGREEMENT:
-        warn(f"{tflite.name} keeps only {agreement:.0%} of the ONNX file's heatmap peaks: not used")
-        return None
-    return tflite
+    usable = derived_copy_is_usable(
+        tflite, onnx_model, record.get("onnx_sha256"), float(record.get("peak_agreement", 0.0)),
+        MIN_PEAK_AGREEMENT, f"hfpose-export --tflite {onnx_model}", "not used", warn,
+    )  # fmt: skip
+    return tflite if usable else None
 
 
 class LiteRtSession(InferenceSession):

@@ -40,3 +40,13 @@ def shared_dir() -> Path:
 def pose_model(request: pytest.FixtureRequest) -> str:
     """Path of the keypoint model the engine tests run (see ``tests.helpers.pose_model_path``)."""
     return str(pose_model_path(Path(request.config.cache.mkdir("hfpose-pose-model"))))
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty per-test folder for ``auto``'s probe results: the file the probe writes."""
+    from hfpose.engine import auto_backend
+
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("HFPOSE_CACHE_DIR", str(folder))
+    return folder / auto_backend.CACHE_FILE

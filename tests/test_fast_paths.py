@@ -14,20 +14,12 @@ import numpy as np
 import onnx
 import pytest
 
-from hfpose.engine import auto_backend
 from hfpose.engine.auto_backend import fast_variant_path, file_sha256
 from hfpose.engine.pose import DEFAULT_MODEL
 from hfpose.engine.runtimes import asset_path, create_session, openvino_devices
 
 MODEL = asset_path(DEFAULT_MODEL)
 has_openvino = pytest.mark.skipif("CPU" not in openvino_devices(), reason="no OpenVINO CPU")
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("HFPOSE_CACHE_DIR", str(folder))
-    return folder / auto_backend.CACHE_FILE
 
 
 @pytest.fixture

@@ -189,9 +189,9 @@ def fastest(
 
 
 FAST_VARIANT_SUFFIX = ".int8.onnx"
-# hfpose-export --int8 records how many sure fp32 heatmap peaks its int8 copy keeps; below
-# this share the copy moves joints visibly and the engine keeps the fp32 file.
-FAST_VARIANT_MIN_AGREEMENT = 0.95
+# hfpose-export --int8 and --tflite record how many sure fp32 heatmap peaks their copy keeps;
+# below this share a copy moves joints visibly and the engine keeps the fp32 file.
+COPY_MIN_PEAK_AGREEMENT = 0.95
 
 
 def fast_variant_path(fp32_model: Path) -> Path:
@@ -210,7 +210,7 @@ def fast_variant(fp32_model: Path, warn: Callable[[str], None]) -> Path:
     meta = read_onnx_metadata(variant)
     usable = derived_copy_is_usable(
         variant, fp32_model, meta.get("fp32_sha256"), float(meta.get("peak_agreement", 0.0)),
-        FAST_VARIANT_MIN_AGREEMENT, f"hfpose-export --int8 {fp32_model}", "running fp32", warn,
+        f"hfpose-export --int8 {fp32_model}", "running fp32", warn,
     )  # fmt: skip
     return variant if usable else fp32_model
 
@@ -220,7 +220,6 @@ def derived_copy_is_usable(
     source: Path,
     recorded_sha256: str | None,
     peak_agreement: float,
-    min_agreement: float,
     remake_command: str,
     fallback: str,
     warn: Callable[[str], None],
@@ -234,10 +233,10 @@ def derived_copy_is_usable(
             f"{remake_command})"
         )
         return False
-    if peak_agreement < min_agreement:
+    if peak_agreement < COPY_MIN_PEAK_AGREEMENT:
         warn(
             f"{copy.name} keeps only {peak_agreement:.0%} of {source.name}'s heatmap peaks "
-            f"(needs {min_agreement:.0%}): {fallback}"
+            f"(needs {COPY_MIN_PEAK_AGREEMENT:.0%}): {fallback}"
         )
         return False
     return True

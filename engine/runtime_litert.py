@@ -24,9 +24,6 @@ import numpy as np
 
 from hfpose.engine.runtimes import InferenceSession, RuntimeInfo, cpu_name
 
-# The share of fp32's sure heatmap peaks the copy must keep (as for the int8 copy).
-MIN_PEAK_AGREEMENT = 0.95
-
 
 def litert_installed() -> bool:
     return importlib.util.find_spec("ai_edge_litert") is not None
@@ -56,7 +53,7 @@ def checked_tflite(onnx_model: Path, warn: Callable[[str], None]) -> Path | None
         return None
     usable = derived_copy_is_usable(
         tflite, onnx_model, record.get("onnx_sha256"), float(record.get("peak_agreement", 0.0)),
-        MIN_PEAK_AGREEMENT, f"hfpose-export --tflite {onnx_model}", "not used", warn,
+        f"hfpose-export --tflite {onnx_model}", "not used", warn,
     )  # fmt: skip
     return tflite if usable else None
 

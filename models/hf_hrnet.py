@@ -300,10 +300,16 @@ class IterativeHead(nn.Module):
 
 
 class HFHRNet(nn.Module):
-    """The backbone: stem, three stages with transitions, iterative head -> (N,48,H/4,W/4)."""
+    """The backbone: stem, three stages with transitions, iterative head -> (N,48,H/4,W/4).
 
-    def __init__(self, in_channels: int, extra: dict[str, Any]) -> None:
+    ``norm_eval`` (mmpose's key): BatchNorm keeps its running statistics while training, so a
+    small-batch fine-tune (a CPU run at batch 16-32) does not pull a large-batch model's
+    statistics away; its affine weights still learn.
+    """
+
+    def __init__(self, in_channels: int, extra: dict[str, Any], norm_eval: bool = False) -> None:
         super().__init__()
+        self.norm_eval = norm_eval
         stem_cfg = extra["stem"]
         spec = extra["stages_spec"]
         global_last = bool(extra.get("global_pool_last_branch", False))
@@ -328,6 +334,14 @@ class HFHRNet(nn.Module):
         self.with_head = bool(extra.get("with_head", True))
         if self.with_head:
             self.head_layer = IterativeHead(previous)
+
+    def train(self, mode: bool = True) -> HFHRNet:
+        super().train(mode)
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self
 
     @staticmethod
     def _transition(previous: list[int], channels: list[int]) -> nn.ModuleList:
@@ -424,7 +438,11 @@ def build_model(cfg: dict[str, Any]) -> TopDownHeatmapModel:
         raise ValueError(f"unknown model component {exc.args[0]!r}") from None
     if head_cfg.get("num_deconv_layers", 0) != 0:
         raise ValueError("HF-HRNet's head has no deconvolution layers (num_deconv_layers: 0)")
-    backbone = backbone_cls(backbone_cfg.get("in_channels", 3), backbone_cfg["extra"])
+    backbone = backbone_cls(
+        backbone_cfg.get("in_channels", 3),
+        backbone_cfg["extra"],
+        norm_eval=bool(backbone_cfg.get("norm_eval", False)),
+    )
     head = head_cls(
         head_cfg["in_channels"],
         head_cfg["out_channels"],

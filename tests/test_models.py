@@ -153,6 +153,20 @@ def test_model_trains(coco18) -> None:
     assert all(g is not None for g in grads)
 
 
+@pytest.mark.slow
+def test_norm_eval_keeps_batchnorm_statistics_while_the_weights_learn() -> None:
+    cfg = load_config("hf_hrnet_18_coco_256x192")
+    cfg["model"]["backbone"]["norm_eval"] = True
+    model = build_model(cfg).train()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [m.running_mean.clone() for m in norms]
+    model(torch.randn(2, 3, 256, 192)).square().mean().backward()
+    assert all(not m.training for m in norms)
+    assert all(torch.equal(a, m.running_mean) for a, m in zip(before, norms, strict=True))
+    assert all(m.weight.grad is not None for m in norms)
+    assert model.keypoint_head.training  # only the statistics are frozen
+
+
 # ---------------------------------------------------------------------------- checkpoints
 
 

@@ -6,7 +6,7 @@ direct keypoints (MoveNet); ``hfpose.engine.keypoint_models`` tells them apart a
 Public API (stable):
 
 - ``PoseEstimator(model, backend="auto", config_path=None, flip_test=False,
-  use_dark=False, batch_mode="auto", num_threads=0, crop_workers=1, precision="fast")``
+  use_dark=True, batch_mode="auto", num_threads=0, crop_workers=1, precision="fast")``
   (``precision``: ``hfpose.engine.runtimes.PRECISIONS``; ``num_threads`` 0: the
   runtime uses every core; ``crop_workers`` N runs up to N crops at once when crops go one per
   call on a runtime that allows concurrent calls); ``model`` is a file or the name of a
@@ -17,7 +17,9 @@ Public API (stable):
   x2, y2[, score] in frame pixels. ``PoseResult`` (a NamedTuple, unpack as
   ``keypoints, scores = ...``): ``keypoints`` (N, K, 2) float32 x, y in frame pixels and
   ``scores`` (N, K) float32 (heatmap peak values; the model's own score for MoveNet), row i
-  for box i. ``flip_test`` applies to heatmap and SimCC models.
+  for box i. ``flip_test`` applies to heatmap and SimCC models; ``use_dark`` to heatmap
+  models (DARK sub-pixel decoding: on the shipped model's held-out people +0.6 MPII PCKh and
+  +0.9 coco_found AP, -0.2 LSPET PCK, for well under a millisecond per person).
 - ``PoseEstimator.set_backend(backend)`` / ``set_model(model, config_path=None)``: build
   the new session first, swap it in at once; the next ``estimate`` call uses it (safe to call
   from another thread, e.g. the GUI's settings dialog while the pipeline runs). A failure
@@ -135,7 +137,7 @@ class PoseEstimator:
         backend: str = "auto",
         config_path: str | Path | None = None,
         flip_test: bool = False,
-        use_dark: bool = False,
+        use_dark: bool = True,
         batch_mode: str = "auto",
         num_threads: int = 0,
         crop_workers: int = 1,

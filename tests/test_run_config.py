@@ -35,7 +35,7 @@ def test_the_shipped_models_recipe_reads_as_its_yaml_says() -> None:
     assert config.loader.has_val and config.cpu_threads == 2 and config.channels_last
     assert (config.step.cumulative_iters, config.step.grad_clip) == (1, None)
     assert config.reference_global_batch == 256 and config.load_from is None
-    assert config.test.flip_test and not config.test.use_dark
+    assert config.test.flip_test and config.test.use_dark  # DARK, as the app decodes
 
 
 def test_null_and_zero_mean_the_default_as_in_mmpose() -> None:

@@ -2,7 +2,8 @@
 
 Each stage runs in its own thread and hands frames to the next through a bounded queue, so
 decoding, detection, keypoint inference, drawing and encoding overlap on different cores while
-memory stays bounded:
+memory stays bounded. The keypoint stage runs two frames at once on two cores or more
+(``PipelineConfig.pose_frames_in_flight``) and hands them on in order:
 
 - a *file* is processed frame by frame, in order, none dropped; a full queue blocks the stage
   before it (back-pressure), so the source never races ahead;
@@ -538,7 +539,8 @@ class Pipeline:
 
     def _pose_loop(self) -> None:
         """The keypoint stage, with up to ``pose_frames_in_flight`` frames in the model at once
-        (:meth:`PoseProcessor.pose_boxes` says whom each follows), handed on in order."""
+        (:meth:`PoseProcessor.pose_lag` says when, :meth:`PoseProcessor.pose_boxes` whom each
+        follows), handed on in order."""
         processor, meter = self.processor, self._meters["pose"]
         depth = self.config.pose_frames_in_flight
         q = self._queues["pose"]
@@ -572,11 +574,12 @@ class Pipeline:
                             return
                     self._put("track", _END)
                     return
-                while len(pending) >= depth:  # the frame ``depth`` back must be done first
+                lag = processor.pose_lag(depth)
+                while len(pending) >= lag:  # the frame ``lag`` back must be done first
                     if not hand_on_oldest():
                         return
                 work = item
-                boxes = processor.pose_begin(work, lag=depth)
+                boxes = processor.pose_begin(work, lag)
                 pending.append((work, pool.submit(keypoints, work, boxes), boxes))
         except BaseException as error:  # noqa: BLE001 - reported with stage and frame
             self._fail("pose", work.frame.index if work else None, error)

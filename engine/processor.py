@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from hfpose.engine.config import PipelineConfig
-from hfpose.engine.plausibility import birth_score, pose_score
+from hfpose.engine.plausibility import birth_score, is_plausible
 from hfpose.engine.rendering import HudInfo, Renderer
 from hfpose.engine.results import Person, PipelineError
 from hfpose.engine.runtimes import RuntimeInfo
@@ -115,6 +115,17 @@ def boxes_from_keypoints(
     return np.asarray(boxes, dtype=np.float32).reshape(-1, BOX_COLUMNS)
 
 
+def _moving_fast(people: Sequence[Person], boxes: np.ndarray) -> bool:
+    """Whether someone's keypoint centre moved more than ``FAST_MOVE`` of their box's height
+    since the box was placed: a crop that trails a fast body cuts its limbs off."""
+    for person, box in zip(people, boxes):
+        if np.isfinite(box[5:7]).all():
+            moved = np.linalg.norm(keypoint_centre(person) - box[5:7])
+            if moved > FAST_MOVE * max(box[3] - box[1], 1.0):
+                return True
+    return False
+
+
 class PoseProcessor:
     """The per-frame work of the stages, shared by :class:`Pipeline` and :class:`PoseTracker`.
 
@@ -150,9 +161,9 @@ class PoseProcessor:
         self._pending_lock = threading.Lock()
         self._since_detection = config.det_interval  # detect on the first frame
         # Set by the pose step, read by the detect step (another thread, which runs ahead):
-        # the keypoints lost someone they followed, or follow nobody, so detect again at once
-        # rather than at the end of the interval (a person entering an empty scene is found
-        # in the next frame the detect step takes).
+        # the keypoints lost someone they followed, follow nobody, or someone moved fast, so
+        # detect again at once rather than at the end of the interval (a person entering an
+        # empty scene is found in the next frame the detect step takes).
         self._detect_soon = False
         self._epoch_detect = -1
         self._epoch_pose = -1
@@ -162,6 +173,7 @@ class PoseProcessor:
         self._followed: dict[int, tuple[list[Person], np.ndarray]] = {}
         self._detections: dict[int, np.ndarray] = {}
         self._pose_sequence = 0
+        self._last_box_count = 0  # crops of the latest frame given to the keypoint model
         self.on_nonfatal_error: Callable[[PipelineError], None] | None = None
 
     # ------------------------------------------------------------------ live changes
@@ -215,6 +227,14 @@ class PoseProcessor:
     def pose_step(self, work: FrameWork) -> None:
         boxes = self.pose_begin(work)
         self.pose_done(work, boxes, self.pose_people(work, boxes))
+
+    def pose_lag(self, frames_in_flight: int) -> int:
+        """How many frames back the next frame follows people: ``frames_in_flight`` (it starts
+        while the previous frames are still in the model), or 1 when the previous frame alone
+        has a crop for every worker of the model (a crowd keeps the cores busy by itself: a
+        second frame would only make them share, at a higher CPU cost)."""
+        crowd = self._last_box_count >= self.config.pose_threading["crop_workers"]
+        return 1 if crowd else max(1, frames_in_flight)
 
     def pose_begin(self, work: FrameWork, lag: int = 1) -> np.ndarray:
         """The keypoint stage's part that runs in frame order before the model: live changes,
@@ -279,10 +299,11 @@ class PoseProcessor:
                 boxes = boxes_from_keypoints(people, anchors, self.config.kpt_thr, (width, height))
                 work.followed = True
         else:
-            unplaced = np.full((len(boxes), BOX_COLUMNS - boxes.shape[1]), np.nan, np.float32)
-            boxes = self._detections[sequence] = np.hstack([boxes[:, :5], unplaced[:, :2]])
+            unplaced = np.full((len(boxes), BOX_COLUMNS - 5), np.nan, np.float32)
+            boxes = self._detections[sequence] = np.hstack([boxes[:, :5], unplaced])
         if self.config.max_persons and len(boxes) > self.config.max_persons:
             boxes = boxes[np.argsort(-boxes[:, 4], kind="stable")[: self.config.max_persons]]
+        self._last_box_count = len(boxes)
         return boxes
 
     def pose_people(self, work: FrameWork, boxes: np.ndarray) -> list[Person]:
@@ -301,31 +322,17 @@ class PoseProcessor:
 
     def pose_done(self, work: FrameWork, boxes: np.ndarray, people: list[Person]) -> None:
         """Frames in order: drop implausible people (boxes on objects), remember whom to
-        follow, and ask for a detection when the keypoints lost someone they followed or
-        follow nobody."""
+        follow, and ask for a detection when the keypoints lost someone they followed, follow
+        nobody, or someone moved fast."""
         minimum = self.config.min_pose_score
-        keep = [
-            i for i, person in enumerate(people) if minimum <= 0 or pose_score(person) >= minimum
-        ]
+        keep = [i for i, person in enumerate(people) if is_plausible(person, minimum)]
         work.people = [people[i] for i in keep]
         self._followed[work.sequence] = (work.people, boxes[keep, 5:7])
         self._followed.pop(work.sequence - 3, None)
         # Boxes from earlier keypoints were all plausible people then: one fewer is one lost.
-        if not work.people or (work.followed and len(work.people) < len(boxes)):
+        lost = work.followed and len(work.people) < len(boxes)
+        if not work.people or lost or (work.followed and _moving_fast(work.people, boxes[keep])):
             self._detect_soon = True
-        elif work.followed and self._moving_fast(work.people, boxes[keep]):
-            self._detect_soon = True
-
-    @staticmethod
-    def _moving_fast(people: list[Person], boxes: np.ndarray) -> bool:
-        """Whether someone's keypoint centre moved more than ``FAST_MOVE`` of their box's
-        height since the box was placed: a crop that trails a fast body cuts its limbs off."""
-        for person, box in zip(people, boxes):
-            if np.isfinite(box[5:7]).all():
-                moved = np.linalg.norm(keypoint_centre(person) - box[5:7])
-                if moved > FAST_MOVE * max(box[3] - box[1], 1.0):
-                    return True
-        return False
 
     def track_step(self, work: FrameWork) -> None:
         changes = self._take("track")

@@ -132,7 +132,9 @@ class PipelineConfig:
 
     @property
     def pose_frames_in_flight(self) -> int:
-        """Frames the pipeline's keypoint stage runs at once: two where there are two cores.
+        """At most this many frames in the pipeline's keypoint stage at once: two where there
+        are two cores, the second only while the first leaves a core idle
+        (:meth:`hfpose.engine.processor.PoseProcessor.pose_lag`).
 
         One person's crop keeps one core busy; with detection every few frames the detector
         mostly idles, and a one-thread model call cannot use the other core (two intra-op

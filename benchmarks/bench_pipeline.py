@@ -35,10 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from hfpose.engine.config import PipelineConfig, available_cores
+from hfpose.engine.config import SETTINGS, PipelineConfig, available_cores
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.pose import DEFAULT_MODEL
-from hfpose.engine.processor import PoseProcessor, boxes_from_keypoints
+from hfpose.engine.processor import FrameWork, PoseProcessor
 from hfpose.engine.rendering import HudInfo, Renderer
 from hfpose.engine.results import FrameResult, Person
 from hfpose.engine.runtimes import ModelError, asset_path
@@ -89,34 +89,28 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
     cpu_seconds = time.process_time() - cpu_started
     config = pipeline_config(clip, model, args)
     processor = PoseProcessor(config)  # the models exactly as the pipeline builds them
-    detector, estimator = processor.detector, processor.estimator
-    tracker = Tracker(estimator.dataset_info.sigmas)
+    tracker = Tracker(processor.dataset_info.sigmas)
     smoother = TrackSmoother(SmoothingConfig(args.smooth))
     renderer = Renderer()
     sink = VideoSink(folder / "alone.mp4", audio=False)
     sink.open(info)
-    previous: list[Person] = []
     people_seen = 0
     cpu_started = time.process_time()
 
     def track_and_smooth(people: list[Person], timestamp: float) -> list[Person]:
         return smoother(tracker.update(people, timestamp), timestamp)
 
+    def pose(work: FrameWork) -> None:  # the keypoint stage's steps, one frame at a time
+        boxes = processor.pose_begin(work)
+        processor.pose_done(work, boxes, processor.pose_people(work, boxes))
+
     try:
-        for i, frame in enumerate(frames):
-            if i % args.det_interval == 0:
-                boxes = timed("detect", detector.detect, frame.image)
-            else:
-                boxes = boxes_from_keypoints(previous, args.kpt_thr, (info.width, info.height))
-            if args.max_persons:
-                boxes = boxes[: args.max_persons]
-            kpts, scores = timed("pose", estimator.estimate, frame.image, boxes[:, :4])
-            people = [
-                Person(kpts[j], scores[j], boxes[j, :4].copy(), float(boxes[j, 4]))
-                for j in range(len(boxes))
-            ]
-            previous = people
-            people_seen += len(people)
+        for frame in frames:
+            work = FrameWork(frame, epoch=0, born=0.0)
+            timed("detect", processor.detect_step, work)
+            timed("pose", pose, work)
+            people_seen += len(work.people)
+            people = work.people
             people = timed("track+smooth", track_and_smooth, people, frame.timestamp)
             hud = HudInfo(fps=25.0, stage_ms={"pose": 10.0}, people=len(people), backend="cpu")
             image = timed("render", renderer.render, frame.image, people, hud)
@@ -226,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="keypoint model (default: shipped or random)")
     parser.add_argument("--backend", default="cpu")
     parser.add_argument("--detector", default="nanodet")
-    parser.add_argument("--det-interval", type=int, default=1)
+    parser.add_argument("--det-interval", type=int, default=SETTINGS["det_interval"].default)
     parser.add_argument("--max-persons", type=int, default=0)
     parser.add_argument("--smooth", default="one-euro")
     parser.add_argument(

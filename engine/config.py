@@ -67,7 +67,7 @@ class PipelineConfig:
         "nanodet", "person detector: nanodet, blazepose, or a path to an ONNX detector"
     )
     det_interval: int = setting(
-        1,
+        5,
         "detect people every N frames and follow them by their keypoints in between",
         minimum=1,
         ui_range=(1, 60),
@@ -129,6 +129,18 @@ class PipelineConfig:
         threads = self.threads_per_model
         workers = max(1, available_cores() // threads) if threads else 1
         return {"num_threads": threads, "crop_workers": workers}
+
+    @property
+    def pose_frames_in_flight(self) -> int:
+        """At most this many frames in the pipeline's keypoint stage at once: two where there
+        are two cores, the second only while the first leaves a core idle
+        (:meth:`hfpose.engine.processor.PoseProcessor.pose_lag`).
+
+        One person's crop keeps one core busy; with detection every few frames the detector
+        mostly idles, and a one-thread model call cannot use the other core (two intra-op
+        threads cost more CPU time than they save on a small model). A second frame in flight
+        can, at the price of following people by their keypoints two frames back."""
+        return 2 if available_cores() >= 2 else 1
 
 
 def available_cores() -> int:

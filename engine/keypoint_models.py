@@ -141,9 +141,8 @@ class KeypointDecoder:
         xywh = bbox_xyxy_to_xywh(boxes[:, :4])
         centers, scales = bbox_xywh_to_cs(xywh, width / height, self.crop.padding)
         crops = warp_crops(frame_bgr, centers, scales, (width, height))
-        if self.crop.rgb:
-            crops = crops[..., ::-1]
-        return Crops(normalize_crops(crops, self.crop.mean, self.crop.std), centers, scales)
+        batch = normalize_crops(crops, self.crop.mean, self.crop.std, swap_rb=self.crop.rgb)
+        return Crops(batch, centers, scales)
 
     def decode(
         self,

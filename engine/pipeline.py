@@ -2,7 +2,8 @@
 
 Each stage runs in its own thread and hands frames to the next through a bounded queue, so
 decoding, detection, keypoint inference, drawing and encoding overlap on different cores while
-memory stays bounded:
+memory stays bounded. The keypoint stage runs two frames at once on two cores or more
+(``PipelineConfig.pose_frames_in_flight``) and hands them on in order:
 
 - a *file* is processed frame by frame, in order, none dropped; a full queue blocks the stage
   before it (back-pressure), so the source never races ahead;
@@ -36,9 +37,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any
 
+import numpy as np
+
 from hfpose.engine.config import SETTINGS, PipelineConfig, config_from_settings, settings_of
+from hfpose.engine.pose import started_pool
 from hfpose.engine.processor import STAGES, FrameWork, PoseProcessor
 from hfpose.engine.rendering import HudInfo, RenderOptions
 from hfpose.engine.results import FrameResult, PipelineError, RunSummary, StageStats
@@ -177,7 +182,7 @@ class Pipeline:
         targets = {
             "source": self._source_loop,
             "detect": lambda: self._stage_loop("detect", self.processor.detect_step),
-            "pose": lambda: self._stage_loop("pose", self.processor.pose_step),
+            "pose": self._pose_loop,
             "track": lambda: self._stage_loop("track", self.processor.track_step),
             "smooth": lambda: self._stage_loop("smooth", self.processor.smooth_step),
             "render": lambda: self._stage_loop("render", self._render),
@@ -531,6 +536,55 @@ class Pipeline:
                     return
         except BaseException as error:  # noqa: BLE001 - reported with stage and frame
             self._fail(name, work.frame.index if work else None, error)
+
+    def _pose_loop(self) -> None:
+        """The keypoint stage, with up to ``pose_frames_in_flight`` frames in the model at once
+        (:meth:`PoseProcessor.pose_lag` says when, :meth:`PoseProcessor.pose_boxes` whom each
+        follows), handed on in order."""
+        processor, meter = self.processor, self._meters["pose"]
+        depth = self.config.pose_frames_in_flight
+        q = self._queues["pose"]
+        pending: deque[tuple[FrameWork, Future, np.ndarray]] = deque()
+        work: FrameWork | None = None
+
+        def keypoints(work: FrameWork, boxes: np.ndarray) -> tuple[list, float]:
+            started = time.perf_counter()
+            return processor.pose_people(work, boxes), time.perf_counter() - started
+
+        def hand_on_oldest() -> bool:
+            nonlocal work
+            work, future, boxes = pending.popleft()
+            people, seconds = future.result()
+            processor.pose_done(work, boxes, people)
+            meter.record(seconds)
+            return self._put("track", work)
+
+        pool = started_pool(depth)
+        try:
+            while not self._stop.is_set():
+                try:  # with frames in flight, wait on them rather than on the queue
+                    item = q.get_nowait() if pending else q.get(timeout=_POLL_S)
+                except queue.Empty:
+                    if pending and not hand_on_oldest():
+                        return
+                    continue
+                if item is _END:
+                    while pending:
+                        if not hand_on_oldest():
+                            return
+                    self._put("track", _END)
+                    return
+                lag = processor.pose_lag(depth)
+                while len(pending) >= lag:  # the frame ``lag`` back must be done first
+                    if not hand_on_oldest():
+                        return
+                work = item
+                boxes = processor.pose_begin(work, lag)
+                pending.append((work, pool.submit(keypoints, work, boxes), boxes))
+        except BaseException as error:  # noqa: BLE001 - reported with stage and frame
+            self._fail("pose", work.frame.index if work else None, error)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _render(self, work: FrameWork) -> None:
         hud = None

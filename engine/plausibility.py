@@ -46,8 +46,12 @@ def birth_score(min_pose_score: float) -> float:
     return min(1.0, TRACK_BIRTH_FACTOR * min_pose_score)
 
 
+def is_plausible(person: Person, min_pose_score: float) -> bool:
+    """Whether ``person`` stays in the frame: a pose score of at least ``min_pose_score``
+    (0 keeps everyone)."""
+    return min_pose_score <= 0.0 or pose_score(person) >= min_pose_score
+
+
 def plausible_people(people: Sequence[Person], min_pose_score: float) -> list[Person]:
     """``people`` without those whose pose score is under ``min_pose_score`` (order kept)."""
-    if min_pose_score <= 0.0:
-        return list(people)
-    return [person for person in people if pose_score(person) >= min_pose_score]
+    return [person for person in people if is_plausible(person, min_pose_score)]

@@ -113,7 +113,7 @@ def _load(
     )
 
 
-def _started_pool(workers: int) -> ThreadPoolExecutor:
+def started_pool(workers: int) -> ThreadPoolExecutor:
     """A thread pool whose ``workers`` threads all exist on return.
 
     ThreadPoolExecutor starts a thread per submit only while none is idle, so a lazily grown
@@ -157,7 +157,7 @@ class PoseEstimator:
         self._model = _load(model, backend, config_path, num_threads, precision)
         # Crops of a frame run one per worker at once where the runtime allows concurrent
         # calls: one-thread sessions keep as many cores busy as there are workers.
-        self._crop_pool = _started_pool(crop_workers) if crop_workers > 1 else None
+        self._crop_pool = started_pool(crop_workers) if crop_workers > 1 else None
 
     # ---------------------------------------------------------------- what runs, and swaps
 

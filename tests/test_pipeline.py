@@ -17,7 +17,12 @@ import pytest
 from hfpose.engine.config import PipelineConfig, available_cores
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.pose_tracker import PoseTracker
-from hfpose.engine.processor import FrameWork, boxes_from_keypoints
+from hfpose.engine.processor import (
+    BOX_COLUMNS,
+    FrameWork,
+    boxes_from_keypoints,
+    keypoint_centre,
+)
 from hfpose.engine.rendering import RenderOptions
 from hfpose.engine.results import FrameResult, Person, PipelineError
 from hfpose.engine.sinks import JsonKeypointSink, Sink, VideoSink
@@ -338,20 +343,28 @@ def test_det_interval_follows_people_between_detections(pose_model):
     assert all(r.people for r in c.results)  # followed by keypoints in between
 
 
-def test_boxes_between_detections_keep_the_crop_when_few_keypoints_are_confident():
+def test_boxes_between_detections_follow_the_body_and_never_shrink():
     rng = np.random.default_rng(0)
-    keypoints = rng.uniform([100, 50], [200, 350], size=(17, 2)).astype(np.float32)
+    keypoints = rng.uniform([110, 80], [190, 300], size=(17, 2)).astype(np.float32)
     crop = np.array([80, 30, 220, 380], dtype=np.float32)
     sure = Person(keypoints, np.full(17, 0.9, np.float32), crop, bbox_score=0.8)
+    legs_unsure = np.full(17, 0.9, np.float32)
+    legs_unsure[11:] = 0.1  # hips, knees, ankles under the threshold
+    upper = Person(keypoints, legs_unsure, crop, bbox_score=0.8)
     scores = np.zeros(17, np.float32)
-    scores[[9, 10]] = 0.9  # only the wrists: a box around them would shrink to the hands
+    scores[[9, 10]] = 0.9  # only the wrists: too few to say where the body is
     unsure = Person(keypoints, scores, crop, bbox_score=0.7)
-    boxes = boxes_from_keypoints([sure, unsure], kpt_thr=0.3, image_size=(640, 480))
-    x1, y1 = keypoints.min(axis=0)
-    x2, y2 = keypoints.max(axis=0)
-    assert boxes[0, 0] < x1 and boxes[0, 1] < y1 and boxes[0, 2] > x2 and boxes[0, 3] > y2
-    assert boxes[0, 2] - boxes[0, 0] < 1.3 * (x2 - x1) and boxes[0, 4] == pytest.approx(0.8)
-    np.testing.assert_allclose(boxes[1], [*crop, 0.7])
+    detected = np.full((3, 2), np.nan, np.float32)  # boxes straight from the detector
+    boxes = boxes_from_keypoints([sure, upper, unsure], detected, 0.3, (640, 480))
+    assert boxes.shape == (3, BOX_COLUMNS)
+    for row in boxes[:2]:  # the crop box holds all, and the upper body does not shrink it
+        np.testing.assert_allclose(row[:5], [*crop, 0.8])
+    np.testing.assert_allclose(boxes[2, :5], [*crop, 0.7])
+    np.testing.assert_allclose(boxes[0, 5:], keypoint_centre(sure), rtol=1e-5)
+    # The next frame: the body moved 30 px right, so does the box; its centre is the anchor.
+    moved = Person(keypoints + [30, 0], sure.keypoint_scores, crop, bbox_score=0.8)
+    again = boxes_from_keypoints([moved], boxes[:1, 5:], 0.3, (640, 480))
+    np.testing.assert_allclose(again[0, :4], crop + [30, 0, 30, 0], atol=1e-3)
 
 
 def test_pose_tracker_synchronous_api(pose_model):

@@ -84,6 +84,14 @@ def test_crop_puts_an_image_point_where_the_affine_says() -> None:
     np.testing.assert_allclose([xs.mean(), ys.mean()], expected, atol=0.6)
 
 
+def test_normalisation_of_bgr_crops_swaps_to_the_same_numbers() -> None:
+    rng = np.random.default_rng(0)
+    bgr = rng.integers(0, 256, (2, 8, 6, 3), dtype=np.uint8)
+    expected = normalize_crops(bgr[..., ::-1].astype(np.float32))  # numpy's path
+    np.testing.assert_allclose(normalize_crops(bgr, swap_rb=True), expected, atol=1e-5)
+    np.testing.assert_allclose(normalize_crops(bgr[..., ::-1]), expected, atol=1e-5)
+
+
 def test_normalisation_is_rgb_imagenet_chw() -> None:
     crops = np.full((2, 4, 3, 3), 255, np.uint8)
     out = normalize_crops(crops)

@@ -6,7 +6,8 @@ the file is run in ONNX Runtime on the same input as torch and the largest diffe
 a difference above tolerance fails the command, so a broken export never ships silently.
 
 ``hfpose-export --tflite MODEL.onnx`` converts an exported file to LiteRT for XNNPACK (in a
-converter environment, see ``hfpose.models.convert.onnx_to_tflite``) and reports the same parity.
+converter environment, see ``hfpose.models.convert.onnx_to_tflite``) and reports the same parity;
+``--tflite-precision int8`` makes a static int8 copy instead (``hfpose.models.convert.tflite_int8``).
 
 ``hfpose-export --int8 MODEL.onnx`` derives the int8 copy of an exported fp32 file (see
 ``hfpose.models.quantize``) beside it, with the parity report: the share of fp32's sure heatmap peaks
@@ -191,7 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
         "calibration crops) and print its parity with fp32",
     )
     parser.add_argument(
-        "--calibration", type=int, default=300, help="--int8: training crops to calibrate on"
+        "--calibration",
+        type=int,
+        default=300,
+        help="--int8, --tflite-precision int8: training crops to calibrate on",
     )
     parser.add_argument(
         "--tflite",

@@ -29,9 +29,10 @@ def litert_installed() -> bool:
     return importlib.util.find_spec("ai_edge_litert") is not None
 
 
-def tflite_path(onnx_model: Path) -> Path:
-    """``assets/m.onnx`` -> ``assets/m.tflite``, where ``hfpose-export --tflite`` writes."""
-    return onnx_model.with_suffix(".tflite")
+def tflite_path(onnx_model: Path, precision: str = "fp32") -> Path:
+    """``assets/m.onnx`` -> ``assets/m.tflite`` (int8: ``assets/m.int8.tflite``), where
+    ``hfpose-export --tflite [--tflite-precision int8]`` writes."""
+    return onnx_model.with_suffix(".int8.tflite" if precision == "int8" else ".tflite")
 
 
 def record_path(tflite: Path) -> Path:

@@ -6,7 +6,8 @@ the file is run in ONNX Runtime on the same input as torch and the largest diffe
 a difference above tolerance fails the command, so a broken export never ships silently.
 
 ``hfpose-export --tflite MODEL.onnx`` converts an exported file to LiteRT for XNNPACK (in a
-converter environment, see ``hfpose.models.convert.onnx_to_tflite``) and reports the same parity.
+converter environment, see ``hfpose.models.convert.onnx_to_tflite``) and reports the same parity;
+``--tflite-precision int8`` makes a static int8 copy instead (``hfpose.models.convert.tflite_int8``).
 
 ``hfpose-export --int8 MODEL.onnx`` derives the int8 copy of an exported fp32 file (see
 ``hfpose.models.quantize``) beside it, with the parity report: the share of fp32's sure heatmap peaks
@@ -191,7 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
         "calibration crops) and print its parity with fp32",
     )
     parser.add_argument(
-        "--calibration", type=int, default=300, help="--int8: training crops to calibrate on"
+        "--calibration",
+        type=int,
+        default=300,
+        help="--int8, --tflite-precision int8: training crops to calibrate on",
     )
     parser.add_argument(
         "--tflite",
@@ -199,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL.onnx",
         help="write the LiteRT/XNNPACK copy of this exported model beside it and print its parity "
         "with the ONNX file (needs a converter environment: --converter-python)",
+    )
+    parser.add_argument(
+        "--tflite-precision",
+        choices=["fp32", "int8"],
+        default="fp32",
+        help="--tflite: fp32 (MODEL.tflite) or int8 (MODEL.int8.tflite: static int8 calibrated "
+        "on --calibration training crops from ../shared, layers that lose accuracy left in float)",
     )
     parser.add_argument(
         "--converter-python",
@@ -280,10 +291,18 @@ def export_int8(fp32_path: Path, calibration: int) -> int:
     return 0 if report.agreement >= TARGET_AGREEMENT else 1
 
 
-def export_tflite(onnx_path: Path, converter_python: str | None) -> int:
+# --tflite-precision int8: training crops the layer search measures on (beside the calibration
+# crops and apart from the parity check's).
+TUNING_CROPS = 100
+
+
+def export_tflite(
+    onnx_path: Path, converter_python: str | None, precision: str = "fp32", calibration: int = 300
+) -> int:
     """``--tflite``: convert in the converter environment, then measure parity here (LiteRT
     against ONNX Runtime fp32 on real training crops) and record it beside the copy."""
     import subprocess
+    import tempfile
 
     from hfpose.engine.auto_backend import file_sha256
     from hfpose.engine.runtime_litert import record_path, tflite_path
@@ -303,18 +322,29 @@ def export_tflite(onnx_path: Path, converter_python: str | None) -> int:
             file=sys.stderr,
         )
         return 2
+    integer = precision == "int8"
+    extra = calibration + TUNING_CROPS if integer else 0
     try:
         meta = read_onnx_metadata(onnx_path)
-        _, check = calibration_and_check_sets(Preprocessing.from_metadata(meta), 0)
+        crops, check = calibration_and_check_sets(Preprocessing.from_metadata(meta), extra)
     except (ModelError, KeyError, FileNotFoundError) as exc:
         print(f"hfpose-export: {exc}", file=sys.stderr)
         return 1
-    out = tflite_path(onnx_path)
-    module = "hfpose.models.convert.onnx_to_tflite"
-    converted = subprocess.run([converter_python, "-m", module, str(onnx_path), str(out)])
-    if converted.returncode != 0:
-        print(f"hfpose-export: the conversion failed ({converter_python} -m {module})")
-        return 1
+    out = tflite_path(onnx_path, precision)
+    module = f"hfpose.models.convert.{'tflite_int8' if integer else 'onnx_to_tflite'}"
+    quantization = None
+    with tempfile.TemporaryDirectory() as folder:
+        command = [converter_python, "-m", module, str(onnx_path), str(out)]
+        if integer:
+            crops_file, report_file = Path(folder) / "crops.npz", Path(folder) / "report.json"
+            np.savez(crops_file, calibration=crops[:calibration], tuning=crops[calibration:])
+            command += [str(crops_file), "--report", str(report_file)]
+        converted = subprocess.run(command)
+        if converted.returncode != 0:
+            print(f"hfpose-export: the conversion failed ({converter_python} -m {module})")
+            return 1
+        if integer:
+            quantization = json.loads(report_file.read_text())
     from hfpose.engine.runtime_litert import LiteRtSession
 
     reference = create_session(onnx_path, "cpu", num_threads=1, precision="fp32").run(check)[0]
@@ -335,15 +365,23 @@ def export_tflite(onnx_path: Path, converter_python: str | None) -> int:
         "max_abs_heatmap_diff": max_diff,
         "parity_crops": f"{len(check)} training crops (lspet, mpii_train; validation lists out)",
         "converter": f"{module} (litert-torch), checked with ai-edge-litert {litert_version}",
+        "precision": precision,
     }
+    if quantization:
+        record["quantization"] = quantization
     record_path(out).write_text(json.dumps(record, indent=1) + "\n")
     names = meta.get("keypoint_names") or [str(k) for k in range(len(per_keypoint))]
     print(f"wrote {out} and {record_path(out).name} (from {onnx_path.name}, sha256 recorded)")
     print(
-        f"LiteRT vs ONNX Runtime fp32 on {len(check)} training crops: {agreement:.1%} of "
+        f"LiteRT {precision} vs ONNX Runtime fp32 on {len(check)} training crops: {agreement:.1%} of "
         f"{compared} sure peaks within 1 heatmap pixel, max |heatmap diff| {max_diff:.2e}"
     )
     print("  per keypoint: " + ", ".join(f"{n} {v:.2f}" for n, v in zip(names, per_keypoint)))
+    if integer:  # the engine runs only the fp32 copy (see assets/MODEL_CARD.md, precision)
+        print(
+            f"  time it with: benchmarks/bench_models.py --baseline blazepose --extra-model {out}"
+        )
+        return 0 if agreement >= TARGET_AGREEMENT else 1
     scores = {b: _validation_pckh(onnx_path, "fp32", b) for b in ("cpu", "litert")}
     if None not in scores.values():
         print(
@@ -359,7 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.int8:
         return export_int8(args.int8, args.calibration)
     if args.tflite:
-        return export_tflite(args.tflite, args.converter_python)
+        return export_tflite(
+            args.tflite, args.converter_python, args.tflite_precision, args.calibration
+        )
     if not args.config:
         parser.error("a config is required unless --int8 is given")
     try:

@@ -122,10 +122,12 @@ def test_shipped_record_belongs_to_the_shipped_model() -> None:
     assert record["onnx_sha256"] == file_sha256(MODEL) and record["peak_agreement"] >= 0.95
 
 
-def test_converter_rewrites_compute_the_same_network() -> None:
+@pytest.mark.parametrize("integer", [False, True], ids=["fp32", "int8"])
+def test_converter_rewrites_compute_the_same_network(integer) -> None:
     """The XNNPACK spellings (broadcast upsample-add/mul, concat upsampling, pooling as a
-    depthwise convolution) against the network as written, in torch; the conversion itself
-    needs litert-torch and runs in hfpose-export --tflite's converter environment."""
+    depthwise convolution; for int8 also the weighting's k x k pooling) against the network as
+    written, in torch; the conversion itself needs litert-torch and runs in hfpose-export
+    --tflite's converter environment."""
     torch = pytest.importorskip("torch")
     import torch.nn.functional as F
 
@@ -136,16 +138,40 @@ def test_converter_rewrites_compute_the_same_network() -> None:
     originals = (F.interpolate, F.avg_pool2d)
     with torch.no_grad():
         expected = network(sample)
-        with xnnpack_friendly_network():
+        with xnnpack_friendly_network(integer):
             assert F.interpolate is not originals[0]
             rewritten = network(sample)
     assert (F.interpolate, F.avg_pool2d) == originals
     assert torch.abs(rewritten - expected).max() <= 1e-5 * torch.abs(expected).max()
 
 
-def test_export_without_a_converter_says_how_to_get_one(monkeypatch, capsys) -> None:
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_export_without_a_converter_says_how_to_get_one(monkeypatch, capsys, precision) -> None:
     from hfpose.models.export import main
 
     monkeypatch.delenv("HFPOSE_CONVERTER_PYTHON", raising=False)
-    assert main(["--tflite", str(MODEL)]) == 2
+    assert main(["--tflite", str(MODEL), "--tflite-precision", precision]) == 2
     assert "--converter-python" in capsys.readouterr().err
+
+
+def test_int8_copy_lies_beside_the_fp32_one() -> None:
+    assert tflite_path(MODEL, "int8").name == "hf_hrnet_18_coco_256x192.int8.tflite"
+    assert tflite_path(MODEL, "int8").parent == SHIPPED_TFLITE.parent
+
+
+def test_int8_search_groups_every_operator_by_the_resolution_it_works_at() -> None:
+    """The int8 layer search's groups, read from the shipped copy: the input's padding, the stem,
+    the four branches (branch 0 at a quarter of the input, where the released fusion doubles the
+    tensors in every module) and the lowest branch's context pooling; every operator the
+    quantizer may quantize is in exactly one."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from hfpose.models.convert.tflite_int8 import FLOAT_OPERATORS, resolution_groups
+
+    model = SHIPPED_TFLITE.read_bytes()
+    groups = resolution_groups(model)
+    assert set(groups) == {"256", "128", "64", "32", "16", "8", "4"}
+    names = [name for group in groups.values() for name in group]
+    operators = Interpreter(model_content=model)._get_ops_details()
+    assert len(names) == len(set(names))
+    assert len(names) == sum(op["op_name"] not in FLOAT_OPERATORS for op in operators)

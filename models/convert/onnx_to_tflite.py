@@ -82,9 +82,10 @@ def _integer_factor(x: torch.Tensor, scale_factor: object) -> int | None:
 
 
 @contextlib.contextmanager
-def xnnpack_friendly_network() -> Iterator[None]:
+def xnnpack_friendly_network(integer: bool = False) -> Iterator[None]:
     """Swap the network's nearest upsampling and 3x3/2 average pooling for XNNPACK's operators
-    while converting; restored on exit."""
+    while converting; restored on exit. ``integer``: also the k x k, stride k average pooling
+    (as a depthwise convolution: XNNPACK has no int8 average pooling)."""
     from hfpose.models import hf_hrnet
 
     interpolate, avg_pool2d = F.interpolate, F.avg_pool2d
@@ -102,6 +103,15 @@ def xnnpack_friendly_network() -> Iterator[None]:
             channels = x.shape[1]
             weight = torch.full((channels, 1, 3, 3), 1.0 / 9.0, dtype=x.dtype)
             return F.conv2d(x, weight, stride=2, padding=1, groups=channels)
+        if (
+            integer
+            and isinstance(kernel_size, int)
+            and stride in (None, kernel_size)
+            and (padding, ceil_mode) == (0, False)
+        ):
+            channels, k = x.shape[1], kernel_size
+            weight = torch.full((channels, 1, k, k), 1.0 / (k * k), dtype=x.dtype)
+            return F.conv2d(x, weight, stride=k, groups=channels)
         return avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, *a)
 
     def context(self, x):
@@ -153,19 +163,26 @@ def network_from_onnx(onnx_path: Path) -> tuple[torch.nn.Module, tuple[int, int]
     return network, size_wh
 
 
-def convert(onnx_path: Path, out_path: Path) -> float:
-    """Write ``out_path``; returns max |tflite - torch| / max |torch| on a random crop."""
+def convert_rewritten(network: torch.nn.Module, sample: torch.Tensor, integer: bool = False):
+    """``litert_torch.convert`` of the network in its XNNPACK spelling, after checking that the
+    spelling computes what the network computes. Returns the converted model and the
+    network's own output on ``sample``."""
     import litert_torch
 
-    network, (width, height) = network_from_onnx(onnx_path)
-    sample = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         reference = network(sample).numpy()
-        with xnnpack_friendly_network():
+        with xnnpack_friendly_network(integer):
             rewritten = network(sample).numpy()
             if np.abs(rewritten - reference).max() > TOLERANCE * np.abs(reference).max():
                 raise RuntimeError("the XNNPACK spelling changed the network's output")
-            edge = litert_torch.convert(network, (sample,))
+            return litert_torch.convert(network, (sample,)), reference
+
+
+def convert(onnx_path: Path, out_path: Path) -> float:
+    """Write ``out_path``; returns max |tflite - torch| / max |torch| on a random crop."""
+    network, (width, height) = network_from_onnx(onnx_path)
+    sample = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    edge, reference = convert_rewritten(network, sample)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     edge.export(str(out_path))
     return float(np.abs(edge(sample) - reference).max() / np.abs(reference).max())

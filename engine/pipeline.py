@@ -1,17 +1,9 @@
 """The threaded pose pipeline: source -> detect -> pose -> track -> smooth -> render -> sink.
 
-Each stage runs in its own thread and hands frames to the next through a bounded queue, so
-decoding, detection, keypoint inference, drawing and encoding overlap on different cores while
-memory stays bounded. The keypoint stage runs two frames at once on two cores or more
-(``PipelineConfig.pose_frames_in_flight``) and hands them on in order:
-
-- a *file* is processed frame by frame, in order, none dropped; a full queue blocks the stage
-  before it (back-pressure), so the source never races ahead;
-- with a *live* source (webcam, stream) every hand-over, source to detector and each stage to
-  the next, replaces a frame still waiting there with the newer one (counted as skipped): each
-  stage starts on the newest frame, so the latency stays one frame's processing however long it
-  runs. ``keep_real_time`` treats a file the same way, for a player that paces it at its own
-  rate (the app).
+:class:`Pipeline` is what a GUI, the CLI or a script drives: it opens the source, builds the
+models, opens the sinks, runs the stages in threads (:mod:`hfpose.engine.stage_threads`: how
+frames are handed on, for files and for live sources, and the keypoint stage with frames in
+flight) and delivers every finished frame through ``on_result`` and to its sinks.
 
 Stopping (``stop()``, Ctrl+C in the CLI, the end of the input, an error in any stage) ends every
 thread within a second, closes every sink (so the video is playable), and an error is reported
@@ -22,7 +14,7 @@ Settings change live and take effect at the next frame without reopening the sou
 ``set_backend``, ``set_model``, ``set_detector``, ``set_smoothing``, ``set_render_options``,
 ``set_max_persons``, ``set_kpt_thr``, ``set_min_pose_score``, ``set_det_interval``,
 ``set_keep_real_time``; sinks can be added and removed while running (recording start/stop);
-files can be paused, stepped and seeked.
+files can be paused, stepped and seeked (:class:`hfpose.engine.run_control.RunControl`).
 
 The per-frame work itself is :class:`hfpose.engine.processor.PoseProcessor`; its configuration
 :class:`hfpose.engine.config.PipelineConfig`; :class:`hfpose.engine.pose_tracker.PoseTracker` is
@@ -32,57 +24,23 @@ the same processing without threads, for scripts.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
 from typing import Any
 
-import numpy as np
-
 from hfpose.engine.config import SETTINGS, PipelineConfig, config_from_settings, settings_of
-from hfpose.engine.pose import started_pool
-from hfpose.engine.processor import STAGES, FrameWork, PoseProcessor
-from hfpose.engine.rendering import HudInfo, RenderOptions
+from hfpose.engine.processor import FrameWork, PoseProcessor
+from hfpose.engine.rendering import RenderOptions
 from hfpose.engine.results import FrameResult, PipelineError, RunSummary, StageStats
+from hfpose.engine.run_control import RunControl
 from hfpose.engine.runtimes import RuntimeInfo
 from hfpose.engine.sinks import Sink
 from hfpose.engine.smoothing import SmoothingConfig
-from hfpose.engine.sources import Frame, FrameSource, SourceInfo, open_source
+from hfpose.engine.sources import FrameSource, SourceInfo, open_source
+from hfpose.engine.stage_threads import StageThreads
 
 log = logging.getLogger(__name__)
-
-_POLL_S = 0.05  # how often a blocked stage looks at the stop flag (stop within a second)
-
-
-class _StageMeter:
-    """Throughput and per-frame work time of one stage over the last couple of seconds."""
-
-    def __init__(self, name: str, window: int = 60) -> None:
-        self.name = name
-        self.frames = 0
-        self._done: deque[float] = deque(maxlen=window)
-        self._busy: deque[float] = deque(maxlen=window)
-        self._lock = threading.Lock()
-
-    def record(self, busy_s: float) -> None:
-        with self._lock:
-            self.frames += 1
-            self._done.append(time.perf_counter())
-            self._busy.append(busy_s)
-
-    def snapshot(self, queue_size: int = 0) -> StageStats:
-        with self._lock:
-            fps = 0.0
-            if len(self._done) >= 2 and self._done[-1] > self._done[0]:
-                fps = (len(self._done) - 1) / (self._done[-1] - self._done[0])
-            latency = 1000.0 * sum(self._busy) / len(self._busy) if self._busy else 0.0
-            return StageStats(self.name, self.frames, fps, latency, queue_size)
-
-
-_END = object()  # end-of-input marker that flows through every queue
 
 
 class Pipeline:
@@ -113,21 +71,15 @@ class Pipeline:
         self._sinks_closed = False  # set once the run has closed its sinks: no more can join
         self._lifecycle = threading.Lock()  # start() vs stop() from different threads
         self._start_called = False
-        self._meters = {name: _StageMeter(name) for name in STAGES}
-        self._stop = threading.Event()
         self._finished = threading.Event()
-        self._control = threading.Condition()
-        self._paused = False
-        self._steps = 0
-        self._seek_to: float | None = None
-        self._epoch = 0
-        self._threads: list[threading.Thread] = []
-        self._queues: dict[str, queue.Queue] = {}
+        self._control = RunControl()
+        self._stages = StageThreads(
+            config, self._control, self._deliver, self._fail, self._shutdown
+        )
         self._error: PipelineError | None = None
         self._error_lock = threading.Lock()
         self._summary = RunSummary()
         self._started_at = 0.0
-        self._replaced_frames = 0  # frames replaced by newer ones in a queue (real time)
         self.source: FrameSource | None = None
         self.processor: PoseProcessor | None = None
         self._wanted = settings_of(config)  # the settings asked for (change_settings)
@@ -164,48 +116,25 @@ class Pipeline:
             self._finished.set()  # nothing runs: wait() must not block
             raise
         with self._lifecycle:
-            if self._stop.is_set():  # stopped from another thread while the models loaded
+            if self._control.stopping:  # stopped from another thread while the models loaded
                 self._close_sinks()
                 self.source.close()
                 self._finished.set()
                 if self.on_finished is not None:
                     self.on_finished(self.summary())
                 return
-            self._start_threads()
-
-    def _start_threads(self) -> None:
-        live = self.source.info.is_live
-        size = 1 if live else self.config.queue_size
-        # Each stage reads from the queue named after it.
-        self._queues = {name: queue.Queue(maxsize=size) for name in STAGES[1:]}
-        self._started_at = time.perf_counter()
-        targets = {
-            "source": self._source_loop,
-            "detect": lambda: self._stage_loop("detect", self.processor.detect_step),
-            "pose": self._pose_loop,
-            "track": lambda: self._stage_loop("track", self.processor.track_step),
-            "smooth": lambda: self._stage_loop("smooth", self.processor.smooth_step),
-            "render": lambda: self._stage_loop("render", self._render),
-            "sink": self._sink_loop,
-        }
-        self._threads = [
-            threading.Thread(target=targets[name], name=f"hfpose-{name}", daemon=True)
-            for name in STAGES
-        ]
-        for thread in self._threads:
-            thread.start()
+            self._started_at = time.perf_counter()
+            self._stages.start(self.source, self.processor)
 
     def stop(self) -> None:
         """Ask every stage to stop (returns at once; :meth:`wait` blocks until done)."""
         with self._lifecycle:
             self._summary.interrupted = not self._finished.is_set()
-            self._stop.set()
+            self._control.stop()
             if not self._start_called:
                 # Never started: nothing to wait for. (A start() still loading models sees
                 # the stop flag and finishes the run itself; a failed one already did.)
                 self._finished.set()
-        with self._control:
-            self._control.notify_all()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run has finished (end of input, stop or error); True if it has."""
@@ -225,7 +154,7 @@ class Pipeline:
 
     @property
     def running(self) -> bool:
-        return bool(self._threads) and not self._finished.is_set()
+        return bool(self._stages.threads) and not self._finished.is_set()
 
     @property
     def error(self) -> PipelineError | None:
@@ -255,10 +184,7 @@ class Pipeline:
 
     def stats(self) -> dict[str, StageStats]:
         """Per-stage throughput, work time per frame and input queue length, right now."""
-        return {
-            name: meter.snapshot(self._queues[name].qsize() if name in self._queues else 0)
-            for name, meter in self._meters.items()
-        }
+        return self._stages.stats()
 
     # ------------------------------------------------------------------ live controls
     # Each takes effect at the next frame the stage concerned handles; called before start()
@@ -371,24 +297,18 @@ class Pipeline:
         sink.close()
 
     def pause(self) -> None:
-        with self._control:
-            self._paused = True
+        self._control.pause()
 
     def resume(self) -> None:
-        with self._control:
-            self._paused = False
-            self._steps = 0
-            self._control.notify_all()
+        self._control.resume()
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        return self._control.paused
 
     def step(self) -> None:
         """While paused, let exactly one more frame through."""
-        with self._control:
-            self._steps += 1
-            self._control.notify_all()
+        self._control.step()
 
     def seek(self, seconds: float) -> None:
         """Jump to ``seconds`` (files and folders); tracking restarts there.
@@ -397,11 +317,9 @@ class Pipeline:
         """
         if self.source is not None and not self.source.info.seekable:
             raise ValueError(f"{self.source.info.uri} is live: it cannot seek")
-        with self._control:
-            self._seek_to = float(seconds)
-            self._control.notify_all()
+        self._control.seek(seconds)
 
-    # ------------------------------------------------------------------ threads
+    # ------------------------------------------------------------------ run internals
 
     def _request(self, stage: str, **changes: Any) -> None:
         """Hand a live change to the stage that owns it; before start() it simply becomes
@@ -413,7 +331,7 @@ class Pipeline:
             setattr(self.config, field_name, value)
 
     def _dropped_frames(self) -> int:
-        return self.source.dropped_frames + self._replaced_frames
+        return self.source.dropped_frames + self._stages.replaced_frames
 
     def _nonfatal(self, error: PipelineError) -> None:
         if self.on_error is not None:
@@ -430,211 +348,9 @@ class Pipeline:
             self._error = PipelineError(stage, frame_index, error)
         log.error("%s", self._error)
         if not drain:
-            self._stop.set()
-            with self._control:
-                self._control.notify_all()
+            self._control.stop()
         if self.on_error is not None:
             self.on_error(self._error)
-
-    def _put(self, target: str, item: object) -> bool:
-        """Hand ``item`` to stage ``target``; False when stopping.
-
-        Real time (live source, ``keep_real_time``): replace what still waits there, never
-        block. Otherwise a full queue blocks (back-pressure: every frame, none lost). The end
-        marker always waits for room, so the last frame before it is never lost.
-        """
-        q = self._queues[target]
-        if item is not _END and (self.source.info.is_live or self.config.keep_real_time):
-            self._replace_waiting(q, item)
-            return True
-        while not self._stop.is_set():
-            try:
-                q.put(item, timeout=_POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _get(self, name: str) -> object | None:
-        q = self._queues[name]
-        while not self._stop.is_set():
-            try:
-                return q.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
-        return None
-
-    def _wait_for_turn(self) -> bool:
-        """Block while paused (unless a step or a seek is pending); False when stopping."""
-        with self._control:
-            while self._paused and self._steps == 0 and self._seek_to is None:
-                if self._stop.is_set():
-                    return False
-                self._control.wait(_POLL_S)
-            if self._paused and self._steps > 0:
-                self._steps -= 1
-            return not self._stop.is_set()
-
-    def _source_loop(self) -> None:
-        source = self.source
-        meter = self._meters["source"]
-        frame: Frame | None = None
-        try:
-            while self._wait_for_turn():
-                with self._control:
-                    seek_to, self._seek_to = self._seek_to, None
-                if seek_to is not None:
-                    source.seek(seek_to)
-                    self._epoch += 1
-                started = time.perf_counter()
-                frame = source.read()
-                if frame is None:
-                    self._put("detect", _END)
-                    return
-                meter.record(time.perf_counter() - started)
-                work = FrameWork(frame, self._epoch, time.perf_counter(), still=source.info.stills)
-                if not self._put("detect", work):
-                    return
-        except BaseException as error:  # noqa: BLE001 - reported with stage and frame
-            index = frame.index + 1 if frame is not None else 0
-            self._fail("source", index, error, drain=True)
-            self._put("detect", _END)
-
-    def _replace_waiting(self, target: queue.Queue, work: FrameWork) -> None:
-        """Take out every frame still waiting in ``target`` (skipped), then put ``work`` in.
-
-        The next stage then starts on a frame at most one of this stage's periods old instead
-        of one that waited a whole turn of the slower stage. Each queue has one producer (the
-        stage before), so once the stale frames are out there is room.
-        """
-        while True:
-            try:
-                work.take_place_of(target.get_nowait())
-            except queue.Empty:
-                break
-            with self._control:
-                self._replaced_frames += 1
-        target.put_nowait(work)
-
-    def _stage_loop(self, name: str, step: Callable[[FrameWork], None]) -> None:
-        following = STAGES[STAGES.index(name) + 1]
-        meter = self._meters[name]
-        work: FrameWork | None = None
-        try:
-            while True:
-                item = self._get(name)
-                if item is None:
-                    return
-                if item is _END:
-                    self._put(following, _END)
-                    return
-                work = item
-                started = time.perf_counter()
-                step(work)
-                meter.record(time.perf_counter() - started)
-                if not self._put(following, work):
-                    return
-        except BaseException as error:  # noqa: BLE001 - reported with stage and frame
-            self._fail(name, work.frame.index if work else None, error)
-
-    def _pose_loop(self) -> None:
-        """The keypoint stage, with up to ``pose_frames_in_flight`` frames in the model at once
-        (:meth:`PoseProcessor.pose_lag` says when, :meth:`PoseProcessor.pose_boxes` whom each
-        follows), handed on in order."""
-        processor, meter = self.processor, self._meters["pose"]
-        depth = self.config.pose_frames_in_flight
-        q = self._queues["pose"]
-        pending: deque[tuple[FrameWork, Future, np.ndarray]] = deque()
-        work: FrameWork | None = None
-
-        def keypoints(work: FrameWork, boxes: np.ndarray) -> tuple[list, float]:
-            started = time.perf_counter()
-            return processor.pose_people(work, boxes), time.perf_counter() - started
-
-        def hand_on_oldest() -> bool:
-            nonlocal work
-            work, future, boxes = pending.popleft()
-            people, seconds = future.result()
-            processor.pose_done(work, boxes, people)
-            meter.record(seconds)
-            return self._put("track", work)
-
-        pool = started_pool(depth)
-        try:
-            while not self._stop.is_set():
-                try:  # with frames in flight, wait on them rather than on the queue
-                    item = q.get_nowait() if pending else q.get(timeout=_POLL_S)
-                except queue.Empty:
-                    if pending and not hand_on_oldest():
-                        return
-                    continue
-                if item is _END:
-                    while pending:
-                        if not hand_on_oldest():
-                            return
-                    self._put("track", _END)
-                    return
-                lag = processor.pose_lag(depth)
-                while len(pending) >= lag:  # the frame ``lag`` back must be done first
-                    if not hand_on_oldest():
-                        return
-                work = item
-                boxes = processor.pose_begin(work, lag)
-                pending.append((work, pool.submit(keypoints, work, boxes), boxes))
-        except BaseException as error:  # noqa: BLE001 - reported with stage and frame
-            self._fail("pose", work.frame.index if work else None, error)
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-
-    def _render(self, work: FrameWork) -> None:
-        hud = None
-        if self.processor.renderer.options.draw_hud:
-            stats = self.stats()
-            hud = HudInfo(
-                fps=stats["sink"].fps,
-                stage_ms={n: stats[n].latency_ms for n in ("detect", "pose", "render")},
-                people=len(work.people),
-                backend=self.processor.runtime_info.label,
-            )
-        self.processor.render_step(work, hud)
-
-    def _sink_loop(self) -> None:
-        meter = self._meters["sink"]
-        work: FrameWork | None = None
-        try:
-            while True:
-                item = self._get("sink")
-                if item is None or item is _END:
-                    return
-                work = item
-                started = time.perf_counter()
-                result = FrameResult(
-                    index=work.frame.index,
-                    timestamp=work.frame.timestamp,
-                    image=work.image,
-                    frame=work.frame.image,
-                    people=work.people,
-                    stats=self.stats(),
-                    runtime=self.processor.runtime_info,
-                    source_info=self.source.info,
-                    latency_ms=1000.0 * (started - work.born),
-                    dropped_frames=self._dropped_frames(),
-                    detected=work.boxes is not None,
-                )
-                # The display first: it should not wait for the encoder.
-                if self.on_result is not None:
-                    self.on_result(result)
-                with self._sinks_lock:
-                    for sink in self._sinks:
-                        sink.write(result)
-                self._summary.frames += 1
-                self._summary.people += len(work.people)
-                self._summary.max_people = max(self._summary.max_people, len(work.people))
-                meter.record(time.perf_counter() - started)
-        except BaseException as error:  # noqa: BLE001 - reported with stage and frame
-            self._fail("sink", work.frame.index if work else None, error)
-        finally:
-            self._shutdown()
 
     def _close_sinks(self) -> None:
         with self._sinks_lock:
@@ -646,17 +362,38 @@ class Pipeline:
             except Exception as error:  # noqa: BLE001 - close the others, report this one
                 self._fail("sink", None, error)
 
+    def _deliver(self, work: FrameWork, started: float) -> None:
+        """Runs in the sink thread for each finished frame: the display first (it should not
+        wait for the encoder), then the sinks, then the run's counts."""
+        result = FrameResult(
+            index=work.frame.index,
+            timestamp=work.frame.timestamp,
+            image=work.image,
+            frame=work.frame.image,
+            people=work.people,
+            stats=self.stats(),
+            runtime=self.processor.runtime_info,
+            source_info=self.source.info,
+            latency_ms=1000.0 * (started - work.born),
+            dropped_frames=self._dropped_frames(),
+            detected=work.boxes is not None,
+        )
+        if self.on_result is not None:
+            self.on_result(result)
+        with self._sinks_lock:
+            for sink in self._sinks:
+                sink.write(result)
+        self._summary.frames += 1
+        self._summary.people += len(work.people)
+        self._summary.max_people = max(self._summary.max_people, len(work.people))
+
     def _shutdown(self) -> None:
         """Runs in the sink thread when it ends: stop the others, close sinks and source."""
-        self._stop.set()
-        with self._control:
-            self._control.notify_all()
+        self._control.stop()
         self._close_sinks()
         if self.source.info.is_live:
             self.source.close()  # wakes a source thread waiting for a stalled camera
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=1.0)
+        self._stages.join_others(timeout=1.0)
         self.source.close()
         summary = self.summary()
         self._finished.set()

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from hfpose.app.settings import AppSettings, SettingsStore
 from hfpose.app.settings_dialog import SettingsDialog
+from hfpose.app.source_names import describe_source, source_stem, source_title
 from hfpose.app.video_view import PLACEHOLDER, VideoView
 from hfpose.app.widgets import (
     MessageBanner,
@@ -481,38 +482,6 @@ class MainWindow(WindowChrome):
         self.store.save_window_state(self.saveGeometry(), self.saveState())
         self.worker.shutdown(timeout_s=1.0)
         super().closeEvent(event)
-
-
-def source_title(uri: str) -> str:
-    """A short name for the window title: the file name, ``camera 0`` or the URL."""
-    if uri.startswith("webcam:"):
-        return f"camera {uri.split(':', 1)[1]}"
-    if "://" in uri:
-        return uri
-    return Path(uri).name
-
-
-def source_stem(info: SourceInfo) -> str:
-    """A file-name-safe stem for recordings and snapshots of this source."""
-    if info.kind == "file":
-        raw = Path(info.uri).stem
-    elif info.kind == "camera":
-        raw = info.uri.replace(":", "")
-    else:
-        raw = info.kind
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in raw)[:60] or "video"
-
-
-def describe_source(info: SourceInfo, title: str) -> str:
-    """Status-bar text: name, size, frame rate and length (or "live")."""
-    text = f"{title} · {info.width}×{info.height} · {info.fps:.4g} fps"
-    if info.is_live:
-        return text + " · live"
-    if info.duration:
-        text += f" · {format_time(info.duration)}"
-    if info.has_audio:
-        text += " · audio"
-    return text
 
 
 def settings_store_at(path: str) -> SettingsStore:

@@ -5,10 +5,11 @@ engine call that can block (opening a camera, loading models, opening or finalis
 recording, writing exports) runs on one control thread. The GUI thread therefore only paints
 and never waits on inference or I/O.
 
-Frames reach the GUI through a one-slot mailbox: the sink thread overwrites the slot and
-emits ``frame_ready`` only when the GUI has taken the previous frame, so a GUI that falls behind
-skips to the newest frame instead of queueing (live sources never freeze the window). Every
-frame still reaches the recording, which is a sink inside the engine.
+Frames reach the GUI through a one-slot mailbox (:mod:`hfpose.app.frame_mailbox`): the sink
+thread overwrites the slot and emits ``frame_ready`` only when the GUI has taken the previous
+frame, so a GUI that falls behind skips to the newest frame instead of queueing (live sources
+never freeze the window). Every frame still reaches the recording, which is a sink inside the
+engine; the keypoints shown are kept for "Export keypoints" (:mod:`hfpose.app.keypoint_export`).
 
 Files play at their own speed: :class:`hfpose.app.paced_source.PacedSource` releases frames when their timestamp is
 due, as a player does; the engine alone would process them as fast as it can (right for the
@@ -22,51 +23,28 @@ moment the player released the frame (its capture, for a camera) to its paint.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QImage
 
 from hfpose.app.control_thread import ControlThread
+from hfpose.app.frame_mailbox import FrameMailbox, FrameUpdate
+from hfpose.app.keypoint_export import KeptKeypoints, write_keypoints
 from hfpose.app.paced_source import PacedSource
 from hfpose.app.recording import RecordingSink, video_sink
 from hfpose.app.settings import AppSettings
 from hfpose.app.video_view import bgr_to_qimage
 from hfpose.engine.config import PipelineConfig, config_from_settings
 from hfpose.engine.pipeline import Pipeline
-from hfpose.engine.results import FrameResult, Person, PipelineError, RunSummary
+from hfpose.engine.results import FrameResult, PipelineError, RunSummary
 from hfpose.engine.runtimes import available_backends
-from hfpose.engine.sinks import (
-    CsvKeypointSink,
-    JsonKeypointSink,
-)
 from hfpose.engine.sources import FrameSource, SourceInfo, list_cameras, open_source
 from hfpose.models.metainfo import COCO, DatasetInfo
 
 log = logging.getLogger(__name__)
-
-# Keypoints kept for "Export keypoints": one hour at 30 fps, so a webcam left running for a
-# day does not grow without bound (older frames are dropped first).
-MAX_KEPT_FRAMES = 30 * 3600
-
-
-@dataclass
-class FrameUpdate:
-    """What the GUI shows for one frame (built in the engine's sink thread)."""
-
-    image: QImage
-    frame_index: int
-    time_s: float
-    fps: float
-    latency_ms: float  # frame released by the source -> pipeline output; the GUI adds the paint
-    people: int
-    runtime_label: str
-    dropped_frames: int
-    arrived: float  # time.perf_counter() when the engine delivered it
 
 
 def user_message(error: BaseException) -> str:
@@ -91,13 +69,6 @@ def pipeline_config(source: FrameSource, s: AppSettings) -> PipelineConfig:
         # playback deeper queues only add frames in flight (seconds of latency when slow).
         queue_size=1,
     )
-
-
-@dataclass
-class _KeptFrame:
-    index: int
-    timestamp: float
-    people: list[Person]
 
 
 class PipelineWorker(QObject):
@@ -138,10 +109,8 @@ class PipelineWorker(QObject):
         self._recording_pipeline: Pipeline | None = None
         self._runtime_label = ""
         self._dataset_info: DatasetInfo = COCO
-        self._mailbox: FrameUpdate | None = None
-        self._mailbox_pending = False
-        self._lock = threading.Lock()
-        self._kept: dict[int, _KeptFrame] = {}
+        self._mailbox = FrameMailbox()
+        self._kept = KeptKeypoints()
         self.last_time_s = 0.0
         self._started.connect(self._on_started)
         self._run_finished.connect(self._on_run_finished)
@@ -161,14 +130,11 @@ class PipelineWorker(QObject):
         return str(self._recording.path) if self._recording else None
 
     def has_keypoints(self) -> bool:
-        with self._lock:
-            return bool(self._kept)
+        return bool(self._kept)
 
     def take_frame(self) -> FrameUpdate | None:
         """The newest frame (None if already taken); re-arms ``frame_ready``."""
-        with self._lock:
-            update, self._mailbox = self._mailbox, None
-            self._mailbox_pending = False
+        update = self._mailbox.take()
         if update is not None:
             self.last_time_s = update.time_s
         return update
@@ -192,9 +158,8 @@ class PipelineWorker(QObject):
         old, self._pipeline = self._pipeline, None
         self._set_playing(False)
         self._runtime_label = ""  # the new run's first frame announces (and explains) its own
-        with self._lock:
-            self._kept.clear()
-            self._mailbox = None
+        self._kept.clear()
+        self._mailbox.clear()
 
         def task() -> None:
             if old is not None:
@@ -290,14 +255,8 @@ class PipelineWorker(QObject):
             dropped_frames=result.dropped_frames,
             arrived=time.perf_counter(),
         )
-        with self._lock:
-            self._kept[result.index] = _KeptFrame(result.index, result.timestamp, result.people)
-            if len(self._kept) > MAX_KEPT_FRAMES:
-                del self._kept[next(iter(self._kept))]
-            self._mailbox = update
-            notify = not self._mailbox_pending
-            self._mailbox_pending = True
-        if notify:
+        self._kept.add(result.index, result.timestamp, result.people)
+        if self._mailbox.post(update):
             self.frame_ready.emit()
         if label != self._runtime_label:
             self._runtime_label = label
@@ -485,24 +444,16 @@ class PipelineWorker(QObject):
 
     def export_keypoints(self, path: str) -> None:
         """Write the keypoints of this run (JSON if the name ends in .json, else CSV)."""
-        with self._lock:
-            frames = sorted(self._kept.values(), key=lambda f: f.index)
+        frames = self._kept.in_order()
         info = self._source_info
         dataset_info = self._dataset_info
         if not frames or info is None:
             self.failed.emit("No keypoints yet: play a video or a camera first.")
             return
-        sink_type = JsonKeypointSink if path.lower().endswith(".json") else CsvKeypointSink
 
         def task() -> None:
-            sink = sink_type(path, dataset_info)
             try:
-                sink.open(info)
-                for kept in frames:
-                    sink.write(
-                        FrameResult(kept.index, kept.timestamp, None, None, kept.people)  # type: ignore[arg-type]
-                    )
-                sink.close()
+                write_keypoints(path, frames, info, dataset_info)
             except Exception as error:  # noqa: BLE001 - SinkError / OSError
                 self.failed.emit(f"Cannot export keypoints: {error}.")
                 return

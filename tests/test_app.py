@@ -392,7 +392,7 @@ def test_a_busy_gui_skips_to_the_newest_frame_fake_camera(qtbot, window, clip, m
     deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
     while time.monotonic() < deadline:
         time.sleep(0.05)
-        newest = window.worker._mailbox  # peeked from this test only
+        newest = window.worker._mailbox._update  # peeked from this test only
         if newest is not None and newest.frame_index >= shown_index + 3:
             break
     qtbot.wait(20)

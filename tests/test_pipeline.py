@@ -129,7 +129,7 @@ def test_source_error_stops_everything_names_stage_and_frame(tmp_path, pose_mode
     assert (error.stage, error.frame_index, error.fatal) == ("source", 8, True)
     assert "corrupt" in str(error)
     assert len(c.results) == 8
-    assert not any(t.is_alive() for t in pipeline._threads)
+    assert not any(t.is_alive() for t in pipeline._stages.threads)
     assert probe(video)["frames"] == 8  # the sink was finalised
 
 

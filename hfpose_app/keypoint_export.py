@@ -1,0 +1,71 @@
+"""The keypoints of the current run, kept for "Export keypoints", and the writer of the file.
+
+The engine's sink thread adds each frame's people as it is shown; the export, asked for later
+from the GUI, writes them all at once through the engine's keypoint sinks.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from hfpose.engine.results import FrameResult, Person
+from hfpose.engine.sinks import CsvKeypointSink, JsonKeypointSink
+from hfpose.engine.sources import SourceInfo
+from hfpose.models.metainfo import DatasetInfo
+
+# Keypoints kept for "Export keypoints": one hour at 30 fps, so a webcam left running for a
+# day does not grow without bound (older frames are dropped first).
+MAX_KEPT_FRAMES = 30 * 3600
+
+
+@dataclass
+class KeptFrame:
+    index: int
+    timestamp: float
+    people: list[Person]
+
+
+class KeptKeypoints:
+    """Each frame's people of the current run by frame index, the oldest dropped past
+    ``MAX_KEPT_FRAMES`` (thread-safe: the sink thread adds, the GUI thread reads)."""
+
+    def __init__(self) -> None:
+        self._frames: dict[int, KeptFrame] = {}
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        with self._lock:
+            return bool(self._frames)
+
+    def add(self, index: int, timestamp: float, people: list[Person]) -> None:
+        with self._lock:
+            self._frames[index] = KeptFrame(index, timestamp, people)
+            if len(self._frames) > MAX_KEPT_FRAMES:
+                del self._frames[next(iter(self._frames))]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._frames.clear()
+
+    def in_order(self) -> list[KeptFrame]:
+        """A copy, by frame index (a seek may have shown frames out of order)."""
+        with self._lock:
+            return sorted(self._frames.values(), key=lambda f: f.index)
+
+
+def write_keypoints(
+    path: str, frames: list[KeptFrame], info: SourceInfo, dataset_info: DatasetInfo
+) -> None:
+    """Write ``frames`` to ``path``: JSON if the name ends in .json, else CSV.
+
+    Raises :class:`hfpose.engine.sinks.SinkError` or OSError when the file cannot be written.
+    """
+    sink_type = JsonKeypointSink if path.lower().endswith(".json") else CsvKeypointSink
+    sink = sink_type(path, dataset_info)
+    sink.open(info)
+    for kept in frames:
+        sink.write(
+            FrameResult(kept.index, kept.timestamp, None, None, kept.people)  # type: ignore[arg-type]
+        )
+    sink.close()

@@ -2,8 +2,8 @@
 
 A looping real clip (none dropped) and a fake camera (the test machines have none) run a few
 hundred frames each with a video and a keypoint recording on: resident memory must stay flat
-after warm-up, open file handles must not change and threads may rise at most once (a native
-pool starting on demand; a leak rises block after block) while running, nothing may be left
+after warm-up, open file handles must not change and the thread count must not climb (a leak
+never falls back; native pools start and retire workers as the load moves), nothing may be left
 behind once the run is over, and the recording must hold every frame processed.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.soak import SoakReport, format_report, run_soak
+from benchmarks.soak import Sample, SoakReport, format_report, run_soak
 from tests.test_sinks import probe
 
 
@@ -27,3 +27,14 @@ def test_short_soak_keeps_memory_threads_and_handles_flat(source, frames, pose_m
     assert report.problems(timing=False) == [], format_report(report)
     # the recording decodes, every processed frame in it (a non-empty file would prove neither)
     assert probe(tmp_path / f"soak_{source}.mp4")["frames"] == frames
+
+
+@pytest.mark.parametrize(
+    ("threads", "leaking"),
+    [([39, 40, 41, 42, 43], True), ([39, 40, 44, 40, 38], False), ([20, 21, 21, 21], False)],
+)
+def test_only_a_climbing_thread_count_reads_as_a_leak(threads, leaking):
+    samples = [Sample(100 * (i + 1), 100.0, n, 10, 5.0, 20.0) for i, n in enumerate(threads)]
+    report = SoakReport("file", "clip", 500, 1.0, 0, 100, 500, {"threads": 5, "handles": 5},
+                        {"threads": 5, "handles": 5}, samples)  # fmt: skip
+    assert any("threads rose" in p for p in report.problems(timing=False)) == leaking

@@ -248,26 +248,39 @@ def _validation_pckh(model: Path, precision: str, backend: str = "cpu") -> float
         return float(json.loads(out.read_text())["metrics"]["PCKh"])
 
 
+def _training_crops(
+    model_path: Path, extra: int
+) -> tuple[dict[str, str], np.ndarray, np.ndarray] | None:
+    """The model's metadata, ``extra`` training crops cut as it crops, and the parity check's
+    crops (``hfpose.models.quantize.calibration_and_check_sets``); None, said on stderr, when
+    the file or ../shared cannot give them."""
+    from hfpose.engine.runtimes import ModelError, read_onnx_metadata
+    from hfpose.models.quantize import Preprocessing, calibration_and_check_sets
+
+    try:
+        meta = read_onnx_metadata(model_path)
+        crops, check = calibration_and_check_sets(Preprocessing.from_metadata(meta), extra)
+    except (ModelError, KeyError, FileNotFoundError) as exc:
+        print(f"hfpose-export: {exc}", file=sys.stderr)
+        return None
+    return meta, crops, check
+
+
 def export_int8(fp32_path: Path, calibration: int) -> int:
     """``--int8``: quantize, record provenance and parity in the metadata, print the report."""
     import tempfile
 
-    from hfpose.engine.runtimes import ModelError, read_onnx_metadata
     from hfpose.models.quantize import (
         TARGET_AGREEMENT,
-        Preprocessing,
-        calibration_and_check_sets,
         int8_path_for,
         quantize_int8,
         write_int8_metadata,
     )
 
-    try:
-        meta = read_onnx_metadata(fp32_path)
-        crops, check = calibration_and_check_sets(Preprocessing.from_metadata(meta), calibration)
-    except (ModelError, KeyError, FileNotFoundError) as exc:
-        print(f"hfpose-export: {exc}", file=sys.stderr)
+    sets = _training_crops(fp32_path, calibration)
+    if sets is None:
         return 1
+    meta, crops, check = sets
     out = int8_path_for(fp32_path)
     with tempfile.TemporaryDirectory() as work:
         report = quantize_int8(fp32_path, out, crops, check, Path(work))
@@ -306,13 +319,8 @@ def export_tflite(
 
     from hfpose.engine.auto_backend import file_sha256
     from hfpose.engine.runtime_litert import record_path, tflite_path
-    from hfpose.engine.runtimes import ModelError, create_session, read_onnx_metadata
-    from hfpose.models.quantize import (
-        TARGET_AGREEMENT,
-        Preprocessing,
-        calibration_and_check_sets,
-        peak_agreement,
-    )
+    from hfpose.engine.runtimes import create_session
+    from hfpose.models.quantize import TARGET_AGREEMENT, peak_agreement
 
     if not converter_python:
         print(
@@ -324,12 +332,10 @@ def export_tflite(
         return 2
     integer = precision == "int8"
     extra = calibration + TUNING_CROPS if integer else 0
-    try:
-        meta = read_onnx_metadata(onnx_path)
-        crops, check = calibration_and_check_sets(Preprocessing.from_metadata(meta), extra)
-    except (ModelError, KeyError, FileNotFoundError) as exc:
-        print(f"hfpose-export: {exc}", file=sys.stderr)
+    sets = _training_crops(onnx_path, extra)
+    if sets is None:
         return 1
+    meta, crops, check = sets
     out = tflite_path(onnx_path, precision)
     module = f"hfpose.models.convert.{'tflite_int8' if integer else 'onnx_to_tflite'}"
     quantization = None

@@ -51,7 +51,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def _image_size_in_meta(meta: Mapping[str, Any]) -> tuple[int, int] | None:
+def trained_image_size(meta: Mapping[str, Any]) -> tuple[int, int] | None:
     """The input (width, height) a checkpoint was trained at, if its meta records it."""
     if "image_size" in meta:
         width, height = meta["image_size"]
@@ -76,7 +76,7 @@ def check_compatible(
 ) -> list[str]:
     """Every reason this checkpoint does not fit ``model`` (empty when it fits exactly)."""
     problems = []
-    trained_size = _image_size_in_meta(checkpoint.get("meta", {}))
+    trained_size = trained_image_size(checkpoint.get("meta", {}))
     if input_size_wh is not None and trained_size is not None and trained_size != input_size_wh:
         problems.append(
             f"the checkpoint was trained at {trained_size[0]}x{trained_size[1]} (WxH) but the "

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hfpose.models.config import load_config
+from hfpose.models.processing import bbox_xywh_to_cs
 from hfpose.training.crop_cache import build_cache
 from hfpose.training.dataset_builder import build_dataset, dataset_layout
 from hfpose.training.datasets import DatasetError
@@ -119,3 +120,26 @@ def test_missing_cache_names_its_folder(tmp_path: Path, data_dir: Path) -> None:
     )
     with pytest.raises(DatasetError, match="nope"):
         build_dataset(cfg, "val")
+
+
+def test_another_input_aspect_cuts_the_box_afresh_instead_of_distorting(
+    fixture_cache, data_dir: Path
+) -> None:
+    """Progressive resolution at 192x128 (2:3) reads caches cut for 3:4: the crop is the box at
+    2:3 with the usual padding, as on the full image, not the 3:4 crop squeezed."""
+    cache_dir, ann_file = fixture_cache
+    entry = {"type": "CropCacheDataset", "cache_dir": str(cache_dir)}
+    base = build_dataset(_config(entry, data_dir, ann_file), "val")
+    narrow_cfg = _config(entry, data_dir, ann_file)
+    narrow_cfg["data_cfg"]["image_size"] = [128, 192]
+    narrow_cfg["data_cfg"]["heatmap_size"] = [32, 48]
+    narrow = build_dataset(narrow_cfg, "val")
+    assert len(narrow) == len(base) > 0
+    for i, record in enumerate(narrow.records):
+        sample = narrow[i]
+        centers, scales = bbox_xywh_to_cs(record["bbox"], 128 / 192)
+        assert np.allclose(sample["center"], centers[0])
+        assert np.allclose(sample["scale"], scales[0])
+        assert sample["scale"][0] / sample["scale"][1] == pytest.approx(128 / 192)
+        assert np.asarray(sample["img"]).shape[-2:] == (192, 128)
+    assert np.allclose(base[0]["scale"], base.records[0]["scale"])  # 3:4 keeps the cache's

@@ -22,10 +22,12 @@ from typing import Any
 import numpy as np
 
 from hfpose.models.config import ConfigError
-from hfpose.training.crop_cache import CropCache
+from hfpose.training.crop_cache import NETWORK_INPUT_WH, CropCache
 from hfpose.training.datasets import DatasetError, TopDownDataset
 from hfpose.training.label_weights import gate_weights
 from hfpose.training.transforms import Compose
+
+CACHE_ASPECT = NETWORK_INPUT_WH[0] / NETWORK_INPUT_WH[1]
 
 
 class CropCacheDataset(TopDownDataset):
@@ -52,11 +54,17 @@ class CropCacheDataset(TopDownDataset):
                 f"crop cache {entry['cache_dir']} has {len(names)} keypoints, the config expects "
                 f"{ann_info['num_joints']}"
             )
-        records = self._records(include, exclude)
+        width, height = ann_info["image_size"]
+        # The cache stores centre/scale for 3:4 inputs; another aspect (progressive resolution
+        # at 192x128) leaves them to TopDownGetBboxCenterScale, from the box, undistorted.
+        keep_scale = np.isclose(width / height, CACHE_ASPECT)
+        records = self._records(include, exclude, keep_scale)
         name = f"CropCache:{self.cache.meta.get('dataset')}_{self.cache.meta.get('split')}"
         super().__init__(records, pipeline, ann_info, name, seed, source={**entry})
 
-    def _records(self, include: set[str] | None, exclude: set[str] | None) -> list[dict]:
+    def _records(
+        self, include: set[str] | None, exclude: set[str] | None, keep_scale: bool
+    ) -> list[dict]:
         index = self.cache.index
         records = []
         for row, file_name in enumerate(index["file_name"]):
@@ -84,8 +92,8 @@ class CropCacheDataset(TopDownDataset):
                 "image_id": int(index["image_id"][row]),
                 "ann_id": int(index["annotation_id"][row]),
                 "bbox": index["bbox"][row].astype(np.float64),
-                "center": index["center"][row].astype(np.float64),
-                "scale": index["scale"][row].astype(np.float64),
+                "center": index["center"][row].astype(np.float64) if keep_scale else None,
+                "scale": index["scale"][row].astype(np.float64) if keep_scale else None,
                 "bbox_score": 1.0,
                 "joints_3d": joints,
                 "joints_3d_visible": visible,

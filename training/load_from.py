@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hfpose.models.checkpoint import CheckpointError, load_checkpoint
+from hfpose.models.checkpoint import CheckpointError, load_checkpoint, trained_image_size
 
 CALIBRATION_SAMPLES = 256
 
@@ -106,29 +106,34 @@ def read_onnx_convs(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, s
     return convs, metadata
 
 
-def _check_onnx_fits(path: Path, metadata: dict[str, str], input_wh: tuple[int, int]) -> None:
+def onnx_input_size(metadata: dict[str, str]) -> tuple[int, int] | None:
+    """The input (width, height) an exported ONNX records in its metadata, if any."""
     import json
 
-    if "input_size" in metadata:
-        size = tuple(json.loads(metadata["input_size"]))
-        if size != tuple(input_wh):
-            raise CheckpointError(
-                f"{path} was exported at {size[0]}x{size[1]} (WxH) but the config's input is "
-                f"{input_wh[0]}x{input_wh[1]}: use the matching config"
-            )
+    if "input_size" not in metadata:
+        return None
+    width, height = json.loads(metadata["input_size"])
+    return int(width), int(height)
 
 
 def load_fused_onnx(
-    model: nn.Module, path: str | Path, input_wh: tuple[int, int]
+    model: nn.Module, path: str | Path, input_wh: tuple[int, int], any_input_size: bool = False
 ) -> dict[str, torch.Tensor]:
     """Load an exported ONNX's convs into ``model``; returns each BN's fused bias b'.
 
     After this call every BN adds exactly its b' in eval mode (running mean 0, var 1); the train
-    mode statistics come from :func:`calibrate_batchnorm`.
+    mode statistics come from :func:`calibrate_batchnorm`. A file exported at another input size
+    is refused unless ``any_input_size``: the weights themselves fit any size, so a training run
+    may continue them at its own (progressive resolution, a 384x288 run from a 256x192 model).
     """
     path = Path(path)
     convs, metadata = read_onnx_convs(path)
-    _check_onnx_fits(path, metadata, input_wh)
+    exported = onnx_input_size(metadata)
+    if not any_input_size and exported is not None and exported != tuple(input_wh):
+        raise CheckpointError(
+            f"{path} was exported at {exported[0]}x{exported[1]} (WxH) but the config's input "
+            f"is {input_wh[0]}x{input_wh[1]}: use the matching config"
+        )
     order, pairs = _conv_bn_pairs(model, (input_wh[1], input_wh[0]))
     modules = dict(model.named_modules())
     if len(convs) != len(order):
@@ -245,21 +250,32 @@ def load_initial_weights(
 ) -> str:
     """Load ``load_from`` weights (checkpoint or exported ONNX) into ``model``; one-line summary.
 
-    Only weights are taken: a new run keeps its own optimiser, schedule and epoch count.
+    Only weights are taken: a new run keeps its own optimiser, schedule and epoch count. Weights
+    trained at another input size load (HF-HRNet's weights do not depend on it) and the summary
+    says so, since a run continued at another size starts a little off its best.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"load_from: {path} not found")
     if path.suffix.lower() == ".onnx":
-        fused_bias = load_fused_onnx(model, path, input_wh)
+        fused_bias = load_fused_onnx(model, path, input_wh, any_input_size=True)
+        size_note = _size_note(onnx_input_size(read_onnx_convs(path)[1]), input_wh)
         if calibration is None:
-            return f"weights from {path} (BatchNorm not calibrated)"
+            return f"weights from {path} (BatchNorm not calibrated{size_note})"
         seen = calibrate_batchnorm(model, fused_bias, calibration)
         return (
             f"weights from {path} (folded BatchNorm split back, statistics from {seen} "
-            f"training crops)"
+            f"training crops{size_note})"
         )
-    checkpoint = load_checkpoint(model, path, input_size_wh=input_wh)
+    checkpoint = load_checkpoint(model, path)
     meta = checkpoint.get("meta", {})
-    where = f" (epoch {meta['epoch']})" if "epoch" in meta else ""
-    return f"weights from {path}{where}"
+    where = f"epoch {meta['epoch']}" if "epoch" in meta else ""
+    size_note = _size_note(trained_image_size(meta), input_wh)
+    details = (where + size_note).lstrip(", ")
+    return f"weights from {path}" + (f" ({details})" if details else "")
+
+
+def _size_note(trained_wh: tuple[int, int] | None, input_wh: tuple[int, int]) -> str:
+    if trained_wh is None or tuple(trained_wh) == tuple(input_wh):
+        return ""
+    return f", trained at {trained_wh[0]}x{trained_wh[1]}, continued at {input_wh[0]}x{input_wh[1]}"

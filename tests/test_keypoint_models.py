@@ -136,8 +136,10 @@ def test_hfpose_video_runs_a_shipped_model_by_name(tmp_path, capsys) -> None:
     code = hfpose_video([str(WALK), "--out", str(out), "--model", "movenet-lightning",
                          "--device", "cpu", "--det-interval-s", "0.17", "--max-persons", "1",
                          "--save-json", str(keypoints)])  # fmt: skip
-    assert code == 0, capsys.readouterr().err
-    assert "movenet-lightning" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "movenet-lightning" in err
+    assert "people detected every 5 frames (det_interval_s 0.17 at 30 fps): on " in err
     assert len(json.loads(keypoints.read_text())["instance_info"]) == 45
 
 

@@ -217,7 +217,9 @@ def bench_clip(clip: Path, model: Path, args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # No abbreviations: the README's older commands give --det-interval N in frames, which
+    # argparse would otherwise take as --det-interval-s, N seconds.
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--clip", action="append", type=Path, help="video(s); default: see doc")
     parser.add_argument("--model", type=Path, help="keypoint model (default: shipped or random)")
     parser.add_argument("--backend", default="cpu")

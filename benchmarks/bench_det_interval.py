@@ -1,13 +1,17 @@
 """Do the skeletons stay the same when people are detected only every Nth frame?
 
-    python benchmarks/bench_det_interval.py                      # the clips below, N = 1 3 5 10
+    python benchmarks/bench_det_interval.py                  # the clips below, N = 1 3 5 10
+    python benchmarks/bench_det_interval.py --intervals 1,5,0.17s   # frames, and seconds
     python benchmarks/bench_det_interval.py --clip CLIP --intervals 1,5 --max-frames 90
 
 Between detections the keypoint stage follows each person by their keypoints in the previous
-frame (``PipelineConfig.det_interval``). For every clip this runs the engine's own detect and
-pose steps (:class:`hfpose.engine.processor.PoseProcessor`, no tracking or smoothing: the raw
-keypoints) once per interval on the same frames, and compares each interval's people with
-those of detection on every frame, frame by frame:
+frame. An interval is a number of frames (``5``) or, ending in ``s``, the longest time between
+detections (``0.17s``: ``PipelineConfig.det_interval_s``), which becomes frames at each clip's
+frame rate as in the engine (printed as ``N``). For every clip this runs the engine's own
+detect and pose steps (:class:`hfpose.engine.processor.PoseProcessor`, no tracking or
+smoothing: the raw keypoints) once per interval on the same frames, and compares each
+interval's people with those of the first interval (``1``: detection on every frame), frame by
+frame:
 
 - ``found``: share of the reference people matched by a person of the variant with OKS >= 0.5
   (the same person, roughly the same pose);
@@ -19,15 +23,18 @@ those of detection on every frame, frame by frame:
   apart from who is in the frame);
 - ``extra``: variant people per frame matched by no reference person (the detector on every
   frame misses people now and then whom following keeps: the reference flickers too);
-- ``detected``: share of frames on which the detector ran.
+- ``detected``: share of frames on which the detector ran (detector calls per frame);
+- ``cpu_ms``: CPU time per frame of the interval's keypoint steps (crops, model, decoding),
+  plus its detector calls at the mean CPU time of one detection on this clip (the cost side).
+  The intervals run in turn on each frame in one process, so load drifts hit them alike.
 
 ``--lag 2`` (the default on two or more cores) follows people as the threaded ``Pipeline``
 does, whose keypoint stage runs two frames at once: by their keypoints two frames back, or the
 previous frame's detections. ``--lag 1`` is ``PoseTracker``'s one frame back.
 
 The detector runs once per frame for all intervals (its boxes are cached by frame), so the
-comparison costs one detection per frame plus each interval's keypoints. No timing here:
-``bench_pipeline.py`` measures the speed.
+comparison costs one detection per frame plus each interval's keypoints. ``bench_pipeline.py``
+measures the speed of the whole threaded pipeline.
 """
 
 from __future__ import annotations
@@ -35,11 +42,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-from hfpose.engine.config import PipelineConfig
+from hfpose.engine.config import FALLBACK_FPS, PipelineConfig
 from hfpose.engine.processor import FrameWork, PoseProcessor
 from hfpose.engine.results import Person
 from hfpose.engine.sources import open_source
@@ -63,13 +71,14 @@ class _CachedDetector:
     def __init__(self, detector) -> None:
         self.detector = detector
         self.frame_index = -1
-        self.calls = 0
+        self.cpu_seconds = 0.0  # of the real detections, one per frame
         self._cache: dict[int, np.ndarray] = {}
 
     def detect(self, image: np.ndarray) -> np.ndarray:
-        self.calls += 1
         if self.frame_index not in self._cache:
+            started = time.process_time()
             self._cache[self.frame_index] = self.detector.detect(image)
+            self.cpu_seconds += time.process_time() - started
         return self._cache[self.frame_index].copy()
 
     @property
@@ -124,49 +133,65 @@ def agreement(
     }
 
 
-def run_clip(clip: Path, max_frames: int, intervals: list[int], backend: str, lag: int) -> dict:
+def interval_seconds(interval: str, fps: float) -> float:
+    """``det_interval_s`` for an interval given as frames (``5``) or seconds (``0.17s``)."""
+    if interval.endswith("s"):
+        return float(interval[:-1])
+    return int(interval) / fps
+
+
+def run_clip(clip: Path, max_frames: int, intervals: list[str], backend: str, lag: int) -> dict:
     frames = []
     with open_source(clip) as source:
+        info = source.info
         while len(frames) < max_frames:
             frame = source.read()
             if frame is None:
                 break
             frames.append(frame)
-    processors = {
-        n: PoseProcessor(PipelineConfig(source=str(clip), backend=backend, det_interval=n))
-        for n in intervals
-    }
+    fps = info.fps if info.fps_reported else None
+    processors = {}
+    for interval in intervals:
+        seconds = interval_seconds(interval, fps or FALLBACK_FPS)
+        config = PipelineConfig(source=str(clip), backend=backend, det_interval_s=seconds)
+        processors[interval] = PoseProcessor(config, fps)
     cached = _CachedDetector(processors[intervals[0]].detector)
     for processor in processors.values():
         processor.detector = cached
-    people: dict[int, list[list[Person]]] = {n: [] for n in intervals}
+    people: dict[str, list[list[Person]]] = {n: [] for n in intervals}
     detections = dict.fromkeys(intervals, 0)
+    pose_cpu = dict.fromkeys(intervals, 0.0)
     for frame in frames:
         cached.frame_index = frame.index
         for n, processor in processors.items():
             work = FrameWork(frame, epoch=0, born=0.0)
             processor.detect_step(work)
+            started = time.process_time()
             boxes = processor.pose_begin(work, processor.pose_lag(lag))
             processor.pose_done(work, boxes, processor.pose_people(work, boxes))
+            pose_cpu[n] += time.process_time() - started
             detections[n] += work.boxes is not None
             people[n].append(work.people)
     reference = intervals[0]
     sigmas = processors[reference].dataset_info.sigmas
     kpt_thr = processors[reference].config.kpt_thr
+    detect_ms = 1000.0 * cached.cpu_seconds / len(frames)  # one real detection per frame
     rows = {}
     for n in intervals:
         row = agreement(people[reference], people[n], sigmas, kpt_thr)
         row["detected"] = detections[n] / len(frames)
+        row["cpu_ms"] = 1000.0 * pose_cpu[n] / len(frames) + row["detected"] * detect_ms
         rows[n] = {k: round(v, 3) for k, v in row.items()}
-    return {"clip": clip.name, "frames": len(frames), "reference": reference, "lag": lag,
-            "intervals": rows}  # fmt: skip
+        rows[n]["frames_between"] = processors[n].det_frames
+    return {"clip": clip.name, "frames": len(frames), "fps": fps, "reference": reference,
+            "lag": lag, "detect_cpu_ms": round(detect_ms, 1), "intervals": rows}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clip", action="append", type=Path, help="video(s); default: see doc")
-    parser.add_argument("--intervals", default="1,3,5,10", help="N values; the first is the "
-                        "reference (1: detection on every frame)")  # fmt: skip
+    parser.add_argument("--intervals", default="1,3,5,10", help="frames (5) or seconds (0.17s); "
+                        "the first is the reference (1: detection on every frame)")  # fmt: skip
     parser.add_argument("--max-frames", type=int, help="frames per clip (default: see doc)")
     parser.add_argument("--backend", default="auto")
     parser.add_argument(
@@ -178,17 +203,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    intervals = [int(n) for n in args.intervals.split(",")]
+    intervals = args.intervals.split(",")
     clips = [(c, args.max_frames or 300) for c in args.clip] if args.clip else [
         (c, args.max_frames or n) for c, n in DEFAULT_CLIPS if c.exists()]  # fmt: skip
     results = []
     for clip, count in clips:
         result = run_clip(clip, count, intervals, args.backend, args.lag)
         results.append(result)
-        print(f"{result['clip']}, {result['frames']} frames, following {args.lag} frame(s) "
-              f"back, against det-interval {result['reference']}:")  # fmt: skip
+        print(f"{result['clip']}, {result['frames']} frames at {result['fps']} fps, following "
+              f"{args.lag} frame(s) back, against interval {result['reference']}; one detection "
+              f"{result['detect_cpu_ms']} CPU ms:")  # fmt: skip
         for n, row in result["intervals"].items():
-            print(f"  N={n:<3d} detected {row['detected']:.0%}  found {row['found']:.1%}  "
+            print(f"  {n:<6s} N={row['frames_between']:<3d} detected {row['detected']:.0%}  "
+                  f"cpu {row['cpu_ms']:.1f} ms/frame  found {row['found']:.1%}  "
                   f"oks {row['oks']:.3f}  same {row['same']:.1%}  oks of found "
                   f"{row['oks_found']:.3f}  extra/frame {row['extra_per_frame']:.2f}  "
                   f"people/frame {row['variant_people_per_frame']:.2f} (reference "

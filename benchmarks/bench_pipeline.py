@@ -2,7 +2,7 @@
 
     python benchmarks/bench_pipeline.py                          # single-person 640x480 clip
     python benchmarks/bench_pipeline.py --clip ../shared/datasets/videos/opencv_vtest.avi \\
-        --max-frames 150 --det-interval 3 --json out.json
+        --max-frames 150 --det-interval-s 0.1 --json out.json
 
 For every clip, in one run and on the same frames:
 
@@ -22,7 +22,8 @@ clip at >= 25 FPS end to end, and end-to-end >= 85% of the slowest stage's own t
 Without ``--model`` the shipped model is used, or (until one ships) a randomly initialised
 HF-HRNet-18 exported with ``hfpose.models.export`` into a temporary folder (needs torch); random
 weights run at the trained model's speed. Their keypoint scores are ~0, so with
-``--det-interval`` > 1 pass ``--kpt-thr 0`` (the people-per-frame figures show it worked).
+``--det-interval-s`` longer than a frame pass ``--kpt-thr 0`` (the people-per-frame figures
+show it worked).
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
             frames.append(frame)
     cpu_seconds = time.process_time() - cpu_started
     config = pipeline_config(clip, model, args)
-    processor = PoseProcessor(config)  # the models exactly as the pipeline builds them
+    # the models exactly as the pipeline builds them, detecting at the clip's frame rate
+    processor = PoseProcessor(config, info.fps if info.fps_reported else None)
     tracker = Tracker(processor.dataset_info.sigmas)
     smoother = TrackSmoother(SmoothingConfig(args.smooth))
     renderer = Renderer()
@@ -121,7 +123,7 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
     cpu_seconds += time.process_time() - cpu_started
     per_frame = {}
     for name, samples in costs.items():
-        # detect runs on 1 of det_interval frames; its cost is spread over all frames.
+        # detect runs on 1 of processor.det_frames frames; its cost is spread over all frames.
         per_frame[name] = 1000.0 * sum(samples) / len(frames)
     return {
         "frames": len(frames),
@@ -139,7 +141,7 @@ def pipeline_config(clip: Path, model: Path, args: argparse.Namespace) -> Pipeli
         model=str(model),
         backend=args.backend,
         detector=args.detector,
-        det_interval=args.det_interval,
+        det_interval_s=args.det_interval_s,
         max_persons=args.max_persons,
         kpt_thr=args.kpt_thr,
         smoothing=SmoothingConfig(args.smooth),
@@ -215,12 +217,14 @@ def bench_clip(clip: Path, model: Path, args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # No abbreviations: the README's older commands give --det-interval N in frames, which
+    # argparse would otherwise take as --det-interval-s, N seconds.
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--clip", action="append", type=Path, help="video(s); default: see doc")
     parser.add_argument("--model", type=Path, help="keypoint model (default: shipped or random)")
     parser.add_argument("--backend", default="cpu")
     parser.add_argument("--detector", default="nanodet")
-    parser.add_argument("--det-interval", type=int, default=SETTINGS["det_interval"].default)
+    parser.add_argument("--det-interval-s", type=float, default=SETTINGS["det_interval_s"].default)
     parser.add_argument("--max-persons", type=int, default=0)
     parser.add_argument("--smooth", default="one-euro")
     parser.add_argument(
@@ -228,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.3,
         help="keypoints that place the boxes between detections; with a random-weight model "
-        "(scores ~0) use 0, or --det-interval > 1 loses everyone after the first frame",
+        "(scores ~0) use 0, or following between detections loses everyone after the first frame",
     )
     parser.add_argument(
         "--model-threads",
@@ -248,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         stages = ", ".join(f"{n} {v:.1f}" for n, v in r["stage_ms_alone"].items())
         print(
             f"{r['clip']} {r['size'][0]}x{r['size'][1]}, {r['frames']} frames, {r['runtime']}, "
-            f"det-interval {args.det_interval}, {r['threads_per_model']} thread(s) per model, "
+            f"det-interval-s {args.det_interval_s}, {r['threads_per_model']} thread(s) per model, "
             f"people per frame {r['people_per_frame_alone']} "
             f"(alone) / {r['people_per_frame_pipeline']} (pipeline)"
         )

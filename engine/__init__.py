@@ -8,7 +8,7 @@ Pipeline (``hfpose.engine.pipeline``: the threaded runner; ``.config``: ``Pipeli
     ``start()``, ``stop()``, ``wait(timeout)``, ``run() -> RunSummary``, ``running``,
     ``stats() -> {stage: StageStats}``, ``summary()``, ``runtime_info``, ``source_info``,
     ``error``; live: ``change_settings({name: value})``, ``set_backend``, ``set_model``,
-    ``set_detector``, ``set_det_interval``, ``set_max_persons``, ``set_kpt_thr``,
+    ``set_detector``, ``set_det_interval_s``, ``set_max_persons``, ``set_kpt_thr``,
     ``set_smoothing``, ``set_render_options``,
     ``add_sink``, ``remove_sink``, ``pause``, ``resume``, ``step``, ``seek(seconds)``.
     ``PipelineConfig``, ``STAGES``; ``PoseTracker(...)(frame) -> list[Person]`` for scripts.

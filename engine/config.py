@@ -19,6 +19,22 @@ from hfpose.engine.settings import Setting, check_declared, declared_fields, set
 from hfpose.engine.smoothing import SmoothingConfig
 from hfpose.engine.sources import FrameSource
 
+# The frame rate assumed for the detection cadence when a source reports none (a stream
+# without one, PoseTracker given no fps): most webcams and videos run at 25-30 fps, and at
+# 30 the default det_interval_s detects every 5th frame, as before it was set in seconds.
+FALLBACK_FPS = 30.0
+
+
+def detection_frames(seconds: float, fps: float | None) -> int:
+    """Frames from one detection to the next: as many as span at most ``seconds`` at ``fps``
+    (``FALLBACK_FPS`` when it is None), at least 1 (detection on every frame).
+
+    Counting frames, not reading timestamps, keeps which frames are detected the same
+    whatever the machine's speed: a file gives the same skeletons on any machine, and a live
+    source that drops frames on a busy one is not made busier by detecting more often."""
+    rate = fps if fps else FALLBACK_FPS
+    return max(1, int(seconds * rate + 1e-6))
+
 
 @dataclass
 class PipelineConfig:
@@ -66,12 +82,17 @@ class PipelineConfig:
     detector: str = setting(
         "nanodet", "person detector: nanodet, blazepose, or a path to an ONNX detector"
     )
-    det_interval: int = setting(
-        5,
-        "detect people every N frames and follow them by their keypoints in between",
-        minimum=1,
-        ui_range=(1, 60),
-        metavar="N",
+    det_interval_s: float = setting(
+        0.17,
+        "the longest time between person detections, in seconds of video; the frames in "
+        "between follow people by their keypoints (frames: worked out from the source's "
+        f"frame rate, {FALLBACK_FPS:g} fps where it reports none)",
+        minimum=0.0,
+        zero_means="every frame",
+        ui_range=(0.0, 2.0),
+        step=0.05,
+        decimals=2,
+        metavar="S",
     )
     max_persons: int = setting(
         0,

@@ -12,7 +12,7 @@ once through ``on_error`` as a :class:`PipelineError` naming the stage and the f
 Settings change live and take effect at the next frame without reopening the source:
 ``change_settings({name: value})`` for any declared setting (``hfpose.engine.config``), or
 ``set_backend``, ``set_model``, ``set_detector``, ``set_smoothing``, ``set_render_options``,
-``set_max_persons``, ``set_kpt_thr``, ``set_min_pose_score``, ``set_det_interval``,
+``set_max_persons``, ``set_kpt_thr``, ``set_min_pose_score``, ``set_det_interval_s``,
 ``set_keep_real_time``; sinks can be added and removed while running (recording start/stop);
 files can be paused, stepped and seeked (:class:`hfpose.engine.run_control.RunControl`).
 
@@ -106,7 +106,8 @@ class Pipeline:
                 self._finished.set()
                 raise
         try:
-            self.processor = PoseProcessor(config)
+            info = self.source.info
+            self.processor = PoseProcessor(config, info.fps if info.fps_reported else None)
             self.processor.on_nonfatal_error = self._nonfatal
             for sink in self._initial_sinks:
                 self.add_sink(sink)
@@ -176,6 +177,7 @@ class Pipeline:
         if self.processor is not None:
             s.runtime = self.processor.runtime_info
             s.detector_runtime = self.processor.detector.runtime_info
+            s.detection = self.processor.cadence
         if self.source is not None:
             s.dropped_frames = self._dropped_frames()
             s.ended_early = self.source.info.ended_early
@@ -209,9 +211,10 @@ class Pipeline:
         """``nanodet``, ``blazepose`` or a path to an ONNX person detector, at the next frame."""
         self._request("detect", detector=detector)
 
-    def set_det_interval(self, frames: int) -> None:
-        SETTINGS["det_interval"].check(frames)
-        self._request("detect", det_interval=frames)
+    def set_det_interval_s(self, seconds: float) -> None:
+        """The longest time between detections, turned into frames at the source's rate."""
+        SETTINGS["det_interval_s"].check(seconds)
+        self._request("detect", det_interval_s=seconds)
 
     def set_max_persons(self, count: int) -> None:
         """At most ``count`` people (highest detector scores first); 0 = no limit."""
@@ -258,7 +261,7 @@ class Pipeline:
             "backend": self.set_backend,
             "precision": self.set_precision,
             "detector": self.set_detector,
-            "det_interval": self.set_det_interval,
+            "det_interval_s": self.set_det_interval_s,
             "max_persons": self.set_max_persons,
             "kpt_thr": self.set_kpt_thr,
             "min_pose_score": self.set_min_pose_score,
@@ -385,6 +388,7 @@ class Pipeline:
                 sink.write(result)
         self._summary.frames += 1
         self._summary.people += len(work.people)
+        self._summary.detected_frames += work.boxes is not None
         self._summary.max_people = max(self._summary.max_people, len(work.people))
 
     def _shutdown(self) -> None:

@@ -28,15 +28,17 @@ class PoseTracker:
     The same detector, keypoint model, tracker and smoother as :class:`Pipeline`. Timestamps
     default to the wall clock; pass the frame's own time for video files. With ``stills``
     every call is an unrelated photo: no tracking, smoothing or box carried between calls.
+    ``fps``, the video's frame rate, turns ``det_interval_s`` into frames (None: the
+    fallback rate, :data:`hfpose.engine.config.FALLBACK_FPS`).
     """
 
     # A script that names nothing gets the model's raw keypoints: unlike the app's and the
     # CLI's viewers, it did not ask for smoothing (which also lags behind fast moves).
     DEFAULTS: ClassVar[dict[str, Any]] = {"smoothing": "none"}
 
-    def __init__(self, *, stills: bool = False, **settings: Any) -> None:
+    def __init__(self, *, stills: bool = False, fps: float | None = None, **settings: Any) -> None:
         """``settings``: any of :func:`hfpose.engine.config.declared_settings` by name
-        (``model``, ``backend``, ``detector``, ``det_interval``, ``max_persons``,
+        (``model``, ``backend``, ``detector``, ``det_interval_s``, ``max_persons``,
         ``kpt_thr``, ``min_pose_score``, ``smoothing`` and its parameters...); the rest keep
         their declared defaults (and ``DEFAULTS``). ``smoothing`` may also be a whole
         :class:`SmoothingConfig`. ``device`` is the deprecated name of ``backend``."""
@@ -51,7 +53,7 @@ class PoseTracker:
         self.config = config_from_settings(values, source="", model_threads=0)
         if isinstance(smoothing, SmoothingConfig):
             self.config.smoothing = smoothing
-        self.processor = PoseProcessor(self.config)
+        self.processor = PoseProcessor(self.config, fps)
         self.stills = stills
         self._index = 0
         self._t0 = time.perf_counter()

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hfpose.engine.config import PipelineConfig
+from hfpose.engine.config import FALLBACK_FPS, PipelineConfig, detection_frames
 from hfpose.engine.plausibility import birth_score, is_plausible
 from hfpose.engine.rendering import HudInfo, Renderer
 from hfpose.engine.results import Person, PipelineError
@@ -46,7 +46,7 @@ class FrameWork:
 
     def take_place_of(self, older: FrameWork) -> None:
         """This frame replaces ``older`` in a queue: it keeps ``older``'s detections when it has
-        none of its own, so with ``det_interval`` > 1 a skipped detected frame does not leave
+        none of its own, so between detections a skipped detected frame does not leave
         the keypoint model following old people until the next detection reaches it."""
         if self.boxes is None and older.boxes is not None and older.epoch == self.epoch:
             self.boxes = older.boxes
@@ -132,9 +132,12 @@ class PoseProcessor:
     Each ``*_step`` method is only ever called from its own stage's thread, so the objects it
     owns (detector, estimator, tracker, smoother, renderer) need no locks; live changes are
     queued with :meth:`request` and applied by the owning step at its next frame.
+
+    ``fps`` is the source's frame rate, which turns ``config.det_interval_s`` into frames
+    (:func:`hfpose.engine.config.detection_frames`); None where the source reports none.
     """
 
-    def __init__(self, config: PipelineConfig) -> None:
+    def __init__(self, config: PipelineConfig, fps: float | None = None) -> None:
         from hfpose.engine.detectors import create_detector
         from hfpose.engine.pose import create_pose_estimator
 
@@ -159,7 +162,9 @@ class PoseProcessor:
         self.renderer = Renderer(replace(config.render, kpt_thr=config.kpt_thr), self.dataset_info)
         self._pending: dict[str, dict[str, Any]] = {s: {} for s in STAGES}
         self._pending_lock = threading.Lock()
-        self._since_detection = config.det_interval  # detect on the first frame
+        self.fps = fps
+        self.det_frames = detection_frames(config.det_interval_s, fps)
+        self._since_detection = self.det_frames  # detect on the first frame
         # Set by the pose step, read by the detect step (another thread, which runs ahead):
         # the keypoints lost someone they followed, follow nobody, or someone moved fast, so
         # detect again at once rather than at the end of the interval (a person entering an
@@ -197,6 +202,17 @@ class PoseProcessor:
     def runtime_info(self) -> RuntimeInfo:
         return self.estimator.runtime_info
 
+    @property
+    def cadence(self) -> str:
+        """How often the detector runs, in words, with the rate it was worked out from (the
+        CLI's summary says it: a frame rate the source does not report is only assumed)."""
+        seconds = self.config.det_interval_s
+        frames = "every frame" if self.det_frames == 1 else f"every {self.det_frames} frames"
+        if not seconds:
+            return frames
+        rate = f"{self.fps:g} fps" if self.fps else f"an assumed {FALLBACK_FPS:g} fps"
+        return f"{frames} (det_interval_s {seconds:g} at {rate})"
+
     # ------------------------------------------------------------------ steps
 
     def detect_step(self, work: FrameWork) -> None:
@@ -212,11 +228,12 @@ class PoseProcessor:
                 self.config.detector = name
             except Exception as error:  # noqa: BLE001 - keep the old detector, say why
                 self._report("detect", work.frame, error)
-        if "det_interval" in changes:
-            self.config.det_interval = changes["det_interval"]
+        if "det_interval_s" in changes:
+            self.config.det_interval_s = changes["det_interval_s"]
+            self.det_frames = detection_frames(self.config.det_interval_s, self.fps)
         restarted = work.epoch != self._epoch_detect or work.still
         self._epoch_detect = work.epoch
-        if restarted or self._detect_soon or self._since_detection >= self.config.det_interval:
+        if restarted or self._detect_soon or self._since_detection >= self.det_frames:
             self._detect_soon = False
             work.boxes = self.detector.detect(work.frame.image)
             self._since_detection = 1

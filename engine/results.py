@@ -94,6 +94,8 @@ class RunSummary:
     frames: int = 0
     people: int = 0  # person instances over all frames
     max_people: int = 0
+    detected_frames: int = 0  # frames the person detector ran on (the others followed people)
+    detection: str = ""  # the detection cadence in words (PoseProcessor.cadence)
     seconds: float = 0.0
     fps: float = 0.0
     runtime: RuntimeInfo | None = None

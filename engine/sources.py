@@ -98,6 +98,9 @@ class SourceInfo:
     # Unrelated pictures (an image folder, one image), not a video: the pipeline carries no
     # track, smoothing or box from one to the next.
     stills: bool = False
+    # False when ``fps`` is a guess (the container, camera or stream gave no usable rate): the
+    # detection cadence then assumes its own fallback (hfpose.engine.config.FALLBACK_FPS).
+    fps_reported: bool = True
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,8 @@ class VideoFileSource(FrameSource):
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"  # frame + slice threads: decode keeps up on 2 cores
         stream = self._stream
-        rate = stream.average_rate or stream.guessed_rate or Fraction(30)
+        reported = stream.average_rate or stream.guessed_rate
+        rate = reported or Fraction(30)
         self._time_base = stream.time_base or Fraction(1, 1_000_000)
         self._start_pts = stream.start_time if stream.start_time is not None else 0
         duration = None
@@ -193,6 +197,7 @@ class VideoFileSource(FrameSource):
             width=stream.codec_context.width,
             height=stream.codec_context.height,
             fps=float(rate),
+            fps_reported=bool(reported),
             frame_count=frame_count,
             duration=duration,
             has_audio=bool(self._container.streams.audio),
@@ -531,13 +536,15 @@ class CameraSource(LiveFrameSource):
             self._capture.release()
             raise SourceError(f"camera {index} opened but delivers no frames")
         reported_fps = self._capture.get(cv2.CAP_PROP_FPS)
-        rate = reported_fps if 1.0 <= reported_fps <= 240.0 else 30.0
+        plausible = 1.0 <= reported_fps <= 240.0
+        rate = reported_fps if plausible else 30.0
         info = SourceInfo(
             kind="camera",
             uri=f"webcam:{index}",
             width=first.shape[1],
             height=first.shape[0],
             fps=rate,
+            fps_reported=plausible,
             is_live=True,
             rate=Fraction(rate).limit_denominator(1001),
         )
@@ -576,7 +583,8 @@ class StreamSource(LiveFrameSource):
         self._reconnect_delay_s = reconnect_delay_s
         self._open()
         stream = self._container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        reported = stream.average_rate or stream.guessed_rate
+        rate = reported or Fraction(25)
         duration = self._container.duration / 1_000_000 if self._container.duration else None
         info = SourceInfo(
             kind="stream",
@@ -584,6 +592,7 @@ class StreamSource(LiveFrameSource):
             width=stream.codec_context.width,
             height=stream.codec_context.height,
             fps=float(rate),
+            fps_reported=bool(reported),
             frame_count=round(duration * float(rate)) if duration else None,
             duration=duration,
             has_audio=False,  # audio of a live stream is not recorded

@@ -60,6 +60,7 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
             **choice,
         )  # fmt: skip
     add_deprecated_device_alias(parser)
+    add_replaced_det_interval(parser)
 
 
 def add_deprecated_device_alias(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +72,22 @@ def add_deprecated_device_alias(parser: argparse.ArgumentParser) -> None:
         type=argument_type(SETTINGS["backend"]),
         default=argparse.SUPPRESS,
         help=argparse.SUPPRESS,
+    )
+
+
+def _frames_no_longer(text: str) -> Any:
+    raise argparse.ArgumentTypeError(
+        "counted frames, and is now --det-interval-s SECONDS, the longest time between "
+        "detections (0: every frame; 5 frames of a 30 fps video are 0.17 s)"
+    )
+
+
+def add_replaced_det_interval(parser: argparse.ArgumentParser) -> None:
+    """``--det-interval N`` (frames) became ``--det-interval-s`` (seconds): hidden, it says so
+    and exits 2, rather than let argparse read it as an abbreviation of the new option and
+    take N frames for N seconds."""
+    parser.add_argument(
+        "--det-interval", type=_frames_no_longer, default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
 
 

@@ -306,14 +306,14 @@ class SettingsDialog(QDialog):
         detect_form = QFormLayout(detect_box)
         self.detector = _combo(DETECTOR_TITLES)
         self.detector_path = PathField("Choose an ONNX person detector", "ONNX (*.onnx)")
-        for name in ("det_interval", "max_persons", "kpt_thr", "min_pose_score"):
+        for name in ("det_interval_s", "max_persons", "kpt_thr", "min_pose_score"):
             self._field(name)
         self.playback = _combo(PLAYBACK_TITLES)
         self.playback.setToolTip("For files the computer cannot process at their frame rate")
         detect_form.addRow("Detector", self.detector)
         detect_form.addRow("Detector file", self.detector_path)
-        detect_form.addRow("Detect every", self.det_interval)
-        self.det_interval.setSuffix(" frame(s)")
+        detect_form.addRow("Detect at least every", self.det_interval_s)
+        self.det_interval_s.setSuffix(" s")
         detect_form.addRow("Max persons", self.max_persons)
         detect_form.addRow("Keypoint threshold", self.kpt_thr)
         detect_form.addRow("Min pose score", self.min_pose_score)

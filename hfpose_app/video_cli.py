@@ -122,7 +122,8 @@ def _summary_line(summary: RunSummary, sinks: list) -> str:
     runtime = summary.runtime.label if summary.runtime is not None else "?"
     text = (
         f"{summary.frames} frames, {per_frame:.1f} people per frame (max {summary.max_people}), "
-        f"{summary.fps:.1f} FPS, keypoints on {runtime}"
+        f"{summary.fps:.1f} FPS, keypoints on {runtime}, people detected {summary.detection}: "
+        f"on {summary.detected_frames} of {summary.frames} frames"
     )
     if summary.dropped_frames:
         text += f", {summary.dropped_frames} live frames skipped"

@@ -223,10 +223,10 @@ def test_images_are_stills_nothing_carries_from_one_to_the_next(tmp_path, pose_m
     with open_source(first.parent) as folder, open_source(second) as single:
         assert folder.info.stills and (folder.info.kind, single.info.kind) == ("folder", "image")
         assert single.info.stills and single.info.frame_count == 1
-    # Default settings (One-Euro smoothing, tracking) and boxes carried for 5 frames if it were
+    # Default settings (One-Euro smoothing, tracking) and boxes carried for 0.17 s if it were
     # a video: the second photo's people must be exactly what that photo alone gives.
-    in_folder = _keypoints_of(first.parent, pose_model, det_interval=5)
-    alone = _keypoints_of(second, pose_model, det_interval=5)[0]
+    in_folder = _keypoints_of(first.parent, pose_model, det_interval_s=0.17)
+    alone = _keypoints_of(second, pose_model, det_interval_s=0.17)[0]
     assert len(in_folder) == 2 and len(alone) >= 2
     assert [p.track_id for p in in_folder[1]] == list(range(1, len(alone) + 1))
     assert len(in_folder[1]) == len(alone)

@@ -101,7 +101,7 @@ def test_shipped_names_resolve_and_an_unknown_name_is_one_line() -> None:
 
 
 def test_pose_tracker_runs_movenet_by_name_and_says_so() -> None:
-    tracker = PoseTracker(model="movenet-thunder", backend="cpu", det_interval=5)
+    tracker = PoseTracker(model="movenet-thunder", backend="cpu", det_interval_s=0.17)
     with open_source(WALK) as source:
         frames = [source.read() for _ in range(3)]
     results = [tracker(frame.image, frame.timestamp) for frame in frames]
@@ -115,7 +115,7 @@ def test_switching_model_live_keeps_frames_coming_and_names_the_new_model() -> N
     default, on a looped clip standing in for a webcam (the test machines have none)."""
     results = []
     source = FakeCamera(WALK, period=0.03)
-    config = PipelineConfig(source=source, model=None, backend="cpu", det_interval=3)
+    config = PipelineConfig(source=source, model=None, backend="cpu", det_interval_s=0.1)
     pipeline = Pipeline(config, (), results.append)
     pipeline.start()
     try:
@@ -134,10 +134,12 @@ def test_switching_model_live_keeps_frames_coming_and_names_the_new_model() -> N
 def test_hfpose_video_runs_a_shipped_model_by_name(tmp_path, capsys) -> None:
     out, keypoints = tmp_path / "out.mp4", tmp_path / "k.json"
     code = hfpose_video([str(WALK), "--out", str(out), "--model", "movenet-lightning",
-                         "--device", "cpu", "--det-interval", "5", "--max-persons", "1",
+                         "--device", "cpu", "--det-interval-s", "0.17", "--max-persons", "1",
                          "--save-json", str(keypoints)])  # fmt: skip
-    assert code == 0, capsys.readouterr().err
-    assert "movenet-lightning" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "movenet-lightning" in err
+    assert "people detected every 5 frames (det_interval_s 0.17 at 30 fps): on " in err
     assert len(json.loads(keypoints.read_text())["instance_info"]) == 45
 
 

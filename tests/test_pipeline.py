@@ -320,7 +320,7 @@ def test_every_frame_mode_queues_behind_a_busy_stage_and_loses_nothing(pose_mode
 
 
 def test_a_replaced_frame_hands_its_detections_to_the_newer_one():
-    """det_interval > 1 in real time: the keypoint stage must not lose a detection because the
+    """Detection every few frames in real time: the keypoint stage must not lose a detection because the
     detected frame was replaced by an undetected one while it waited."""
     image = np.zeros((4, 4, 3), np.uint8)
     boxes = np.array([[0, 0, 2, 2, 0.9]], np.float32)
@@ -336,7 +336,8 @@ def test_a_replaced_frame_hands_its_detections_to_the_newer_one():
 def test_det_interval_follows_people_between_detections(pose_model):
     c = _Collector()
     # Random weights score every keypoint ~0: a zero threshold lets them define the boxes.
-    config = _config(pose_model, _ClipPart(WALK, 17), det_interval=4, kpt_thr=0.0)
+    # WALK is 30 fps: 4 frames between detections.
+    config = _config(pose_model, _ClipPart(WALK, 17), det_interval_s=4 / 30, kpt_thr=0.0)
     pipeline = c.pipeline(config)
     pipeline.run()
     assert [r.detected for r in c.results] == [i % 4 == 0 for i in range(17)]

@@ -51,7 +51,7 @@ def test_video_in_annotated_video_and_keypoints_out(tmp_path, pose_model, capsys
 def test_no_audio_flag(tmp_path, pose_model):
     out = tmp_path / "silent.mp4"
     code = main([str(TONE), "--out", str(out), "--model", pose_model, "--backend", "cpu",
-                 "--no-audio", "--max-persons", "1", "--det-interval", "5"])  # fmt: skip
+                 "--no-audio", "--max-persons", "1", "--det-interval-s", "0.17"])  # fmt: skip
     assert code == 0
     assert probe(out)["audio_s"] is None
 
@@ -61,7 +61,8 @@ def test_no_audio_flag(tmp_path, pose_model):
     [
         (["--backend", "tpu"], "unknown backend 'tpu'"),
         (["--device", "tpu"], "unknown backend 'tpu'"),  # the deprecated name checks the same
-        (["--det-interval", "0"], "must be 1 or more"),
+        (["--det-interval-s", "-1"], "must be 0 or more"),
+        (["--det-interval", "5"], "is now --det-interval-s SECONDS"),  # frames: no longer
         (["--kpt-thr", "2"], "between 0 and 1"),
         (["--smooth", "wobble"], "invalid choice"),
         (["--frobnicate"], "unrecognized arguments"),
@@ -69,7 +70,8 @@ def test_no_audio_flag(tmp_path, pose_model):
     ids=[
         "unknown-backend",
         "unknown-backend-by-old-name",
-        "det-interval",
+        "det-interval-s",
+        "det-interval-in-frames",
         "kpt-thr",
         "smooth",
         "unknown-option",
@@ -189,7 +191,7 @@ def test_ctrl_c_half_way_leaves_a_playable_video(tmp_path, pose_model):
 @pytest.mark.slow
 def test_default_output_name_in_the_current_folder(tmp_path, pose_model, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code = main([str(WALK), "--model", pose_model, "--backend", "cpu", "--det-interval", "9",
+    code = main([str(WALK), "--model", pose_model, "--backend", "cpu", "--det-interval-s", "0.3",
                  "--kpt-thr", "0", "--max-persons", "1"])  # fmt: skip
     assert code == 0
     assert probe(tmp_path / "intel_asl_walk_1s5_pose.mp4")["frames"] == 45

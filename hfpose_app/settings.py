@@ -11,6 +11,7 @@ start-up.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,21 @@ CODECS = ("h264", "mpeg4")
 # Files slower to process than their frame rate: show every frame (the video slows down) or
 # keep real time (skip frames, as a live camera does).
 PLAYBACK_MODES = ("every-frame", "real-time")
-# Keys an older version stored under another name: read once when the new key is absent.
-LEGACY_KEYS = {"model": "model_path"}
+
+
+def _frames_to_seconds(frames: str) -> float:
+    """det_interval (frames, before 26 Nov) as det_interval_s: N frames at the 30 fps it was
+    tuned for are N/30 s, and 1 (every frame) is 0 (every frame at any rate)."""
+    count = int(frames)
+    return 0.0 if count <= 1 else count / 30
+
+
+# Keys an older version stored under another name: read once when the new key is absent, with
+# the old value converted.
+LEGACY_KEYS: dict[str, tuple[str, Callable[[str], object]]] = {
+    "model": ("model_path", str),
+    "det_interval_s": ("det_interval", _frames_to_seconds),
+}
 
 
 def default_record_dir() -> str:
@@ -91,6 +105,17 @@ def choices_of(name: str) -> tuple[str, ...]:
     return spec.choices if spec is not None else ()
 
 
+def _legacy_value(qsettings: QSettings, key: str, convert: Callable[[str], object]) -> object:
+    """An older version's value in today's terms; None when absent or unreadable."""
+    raw = qsettings.value(key)
+    if raw is None:
+        return None
+    try:
+        return convert(raw)
+    except (TypeError, ValueError):
+        return None
+
+
 def _coerce(raw: object, kind: Any, default: object) -> object:
     """QSettings value -> the field's type; anything unreadable gives the default."""
     if raw is None:
@@ -132,7 +157,7 @@ class SettingsStore:
             default = getattr(defaults, f.name)
             raw = self.qsettings.value(f.name)
             if raw is None and f.name in LEGACY_KEYS:
-                raw = self.qsettings.value(LEGACY_KEYS[f.name])
+                raw = _legacy_value(self.qsettings, *LEGACY_KEYS[f.name])
             value = _coerce(raw, f.type, default)
             spec = SETTINGS.get(f.name)
             if value not in choices_of(f.name) and choices_of(f.name):

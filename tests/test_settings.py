@@ -118,6 +118,18 @@ def test_a_model_stored_by_an_older_version_is_read(tmp_path: Path) -> None:
     assert SettingsStore(qsettings).load().model == "movenet-thunder"
 
 
+@pytest.mark.parametrize(
+    ("frames", "seconds"), [("1", 0.0), ("5", 5 / 30), ("10", 10 / 30), ("lots", 0.17)]
+)
+def test_a_detection_interval_stored_in_frames_is_read_as_seconds(
+    tmp_path: Path, frames: str, seconds: float
+) -> None:
+    """Before 26 Nov the interval counted frames (tuned at 30 fps); an unreadable one: default."""
+    qsettings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    qsettings.setValue("settings/det_interval", frames)
+    assert SettingsStore(qsettings).load().det_interval_s == pytest.approx(seconds)
+
+
 def test_every_declared_setting_applies_live() -> None:
     for spec in declared_settings():
         assert spec.live, spec.name

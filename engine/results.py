@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hfpose.engine.sources import EarlyEnd, SourceInfo
+from hfpose.engine.frame_source import EarlyEnd, SourceInfo
 
 if TYPE_CHECKING:  # runtimes imports ONNX Runtime: this module stays numpy-only
     from hfpose.engine.runtimes import RuntimeInfo

@@ -27,7 +27,7 @@ pytest.importorskip("pytestqt")
 from hfpose.app import worker as worker_module  # noqa: E402
 from hfpose.app.main_window import MainWindow  # noqa: E402
 from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
-from hfpose.engine.sources import VideoFileSource  # noqa: E402
+from hfpose.engine.video_file_source import VideoFileSource  # noqa: E402
 from tests.helpers import FakeCamera
 
 CLIP = "intel_asl_walk_1s5.mp4"  # 45 frames, 30 fps, 640x480 (CC BY 4.0, tests/data/README.md)

@@ -154,7 +154,7 @@ def test_recordings_use_the_container_their_name_says(tmp_path: Path, data_dir, 
 
     from hfpose.app.recording import video_sink
     from hfpose.engine.results import FrameResult
-    from hfpose.engine.sources import VideoFileSource
+    from hfpose.engine.video_file_source import VideoFileSource
 
     # The settings say the other container: the chosen file name wins.
     other = "mp4" if muxer == "matroska" else "mkv"

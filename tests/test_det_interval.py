@@ -11,9 +11,10 @@ import pytest
 
 from hfpose.engine import PoseTracker
 from hfpose.engine.config import SETTINGS, PipelineConfig
+from hfpose.engine.frame_source import Frame, FrameSource, SourceInfo
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.results import FrameResult
-from hfpose.engine.sources import Frame, FrameSource, SourceInfo, open_source
+from hfpose.engine.sources import open_source
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 

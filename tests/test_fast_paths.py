@@ -141,8 +141,8 @@ def test_precision_is_one_setting_from_pipeline_config_to_cli_and_dialog(qtbot, 
 @has_openvino
 def test_pipeline_switches_the_keypoint_model_to_fp32_at_the_next_frame() -> None:
     from hfpose.engine.config import PipelineConfig
+    from hfpose.engine.frame_source import Frame
     from hfpose.engine.processor import FrameWork, PoseProcessor
-    from hfpose.engine.sources import Frame
 
     processor = PoseProcessor(PipelineConfig(source="unused", backend="openvino"))
     processor.request("pose", precision="fp32")

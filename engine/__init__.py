@@ -33,7 +33,10 @@ Tracking, smoothing, rendering
     ``KalmanPointFilter``, ``SMOOTHING_METHODS``; ``Renderer``, ``RenderOptions``, ``HudInfo``,
     ``SkeletonAnnotator``, ``BoxAnnotator``, ``TrackIdAnnotator``, ``HudAnnotator``,
     ``RENDER_STYLES``.
-Backends and detectors: see ``hfpose.engine.runtimes``, ``hfpose.engine.detectors``, ``hfpose.engine.pose``.
+Backends and detectors: see ``hfpose.engine.runtimes`` (``create_session``, fallbacks),
+``.backend_discovery`` (``available_backends``), ``.sessions`` (``InferenceSession``,
+``RuntimeInfo``), ``.model_files`` (``ModelError``, ``asset_path``), ``hfpose.engine.detectors``,
+``hfpose.engine.pose``.
 
 Names are imported on first use, so ``import hfpose.engine.runtimes`` stays light.
 """

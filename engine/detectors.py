@@ -35,13 +35,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hfpose.engine.runtimes import (
-    InferenceSession,
-    RuntimeInfo,
-    asset_path,
-    create_session,
-    read_onnx_metadata,
-)
+from hfpose.engine.model_files import asset_path, read_onnx_metadata
+from hfpose.engine.runtimes import create_session
+from hfpose.engine.sessions import InferenceSession, RuntimeInfo
 from hfpose.engine.tracking import box_iou
 
 DETECTOR_NAMES = ("nanodet", "blazepose")

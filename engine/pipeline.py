@@ -35,7 +35,7 @@ from hfpose.engine.processor import FrameWork, PoseProcessor
 from hfpose.engine.rendering import RenderOptions
 from hfpose.engine.results import FrameResult, PipelineError, RunSummary, StageStats
 from hfpose.engine.run_control import RunControl
-from hfpose.engine.runtimes import RuntimeInfo
+from hfpose.engine.sessions import RuntimeInfo
 from hfpose.engine.sinks import Sink
 from hfpose.engine.smoothing import SmoothingConfig
 from hfpose.engine.sources import open_source

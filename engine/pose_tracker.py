@@ -17,7 +17,7 @@ from hfpose.engine.config import config_from_settings
 from hfpose.engine.frame_source import Frame
 from hfpose.engine.processor import FrameWork, PoseProcessor
 from hfpose.engine.results import Person
-from hfpose.engine.runtimes import RuntimeInfo
+from hfpose.engine.sessions import RuntimeInfo
 from hfpose.engine.smoothing import SmoothingConfig
 from hfpose.models.metainfo import DatasetInfo
 

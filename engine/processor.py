@@ -20,7 +20,7 @@ from hfpose.engine.frame_source import Frame
 from hfpose.engine.plausibility import birth_score, is_plausible
 from hfpose.engine.rendering import HudInfo, Renderer
 from hfpose.engine.results import Person, PipelineError
-from hfpose.engine.runtimes import RuntimeInfo
+from hfpose.engine.sessions import RuntimeInfo
 from hfpose.engine.smoothing import TrackSmoother
 from hfpose.engine.tracking import Tracker
 from hfpose.models.metainfo import DatasetInfo

@@ -13,8 +13,8 @@ import numpy as np
 
 from hfpose.engine.frame_source import EarlyEnd, SourceInfo
 
-if TYPE_CHECKING:  # runtimes imports ONNX Runtime: this module stays numpy-only
-    from hfpose.engine.runtimes import RuntimeInfo
+if TYPE_CHECKING:  # sessions imports ONNX Runtime: this module stays numpy-only
+    from hfpose.engine.sessions import RuntimeInfo
 
 
 @dataclass

@@ -35,8 +35,8 @@ from hfpose.app.widgets import (
 )
 from hfpose.app.window_chrome import WindowChrome
 from hfpose.app.worker import FrameUpdate, PipelineWorker
+from hfpose.engine.backend_discovery import available_backends
 from hfpose.engine.frame_source import SourceInfo
-from hfpose.engine.runtimes import available_backends
 from hfpose.engine.sources import CameraInfo
 
 VIDEO_FILTER = (

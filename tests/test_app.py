@@ -221,7 +221,7 @@ def test_switching_to_a_shipped_model_live_names_it_and_keeps_playing(qtbot, win
 
 
 def test_unavailable_backend_falls_back_and_says_so(qtbot, window, clip) -> None:
-    from hfpose.engine.runtimes import available_backends
+    from hfpose.engine.backend_discovery import available_backends
 
     if next(b for b in available_backends() if b.name == "gpu").available:
         pytest.skip("this machine has a GPU backend: nothing to fall back from")

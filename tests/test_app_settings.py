@@ -12,7 +12,7 @@ pytest.importorskip("pytestqt")
 
 from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
 from hfpose.app.settings_dialog import SettingsDialog  # noqa: E402
-from hfpose.engine.runtimes import BackendStatus, available_backends  # noqa: E402
+from hfpose.engine.backend_discovery import BackendStatus, available_backends  # noqa: E402
 
 
 def store_at(path: Path) -> SettingsStore:

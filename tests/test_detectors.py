@@ -14,6 +14,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from hfpose.engine.backend_discovery import openvino_devices
 from hfpose.engine.detectors import (
     DETECTOR_NAMES,
     BlazePoseDetector,
@@ -24,7 +25,7 @@ from hfpose.engine.detectors import (
     ssd_anchor_centers,
     weighted_nms,
 )
-from hfpose.engine.runtimes import ModelError, asset_path, openvino_devices
+from hfpose.engine.model_files import ModelError, asset_path
 
 
 def _frame(data_dir: Path, name: str) -> np.ndarray:

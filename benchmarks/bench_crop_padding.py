@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_accuracy import SETS, SHARED, cpu_name, record_box_xyxy, test_argv  # noqa: E402
 
 from hfpose.engine.keypoint_models import KeypointDecoder, identify, resolve_model  # noqa: E402
-from hfpose.engine.runtimes import InferenceSession, create_session  # noqa: E402
+from hfpose.engine.runtimes import create_session  # noqa: E402
+from hfpose.engine.sessions import InferenceSession  # noqa: E402
 
 HEADLINE = {"mpii": "PCKh", "lspet": "PCK", "coco_found": "AP"}
 

@@ -37,15 +37,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hfpose.engine.backend_discovery import available_backends
 from hfpose.engine.detectors import create_detector  # noqa: E402
+from hfpose.engine.model_files import ModelError, asset_path, read_onnx_metadata
 from hfpose.engine.pose import DEFAULT_MODEL  # noqa: E402
-from hfpose.engine.runtimes import (  # noqa: E402
-    ModelError,
-    asset_path,
-    available_backends,
-    create_session,
-    read_onnx_metadata,
-)
+from hfpose.engine.runtimes import create_session
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SHARED_VIDEOS = SHARED_DATASETS / "videos"

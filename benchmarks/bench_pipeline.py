@@ -37,12 +37,12 @@ import time
 from pathlib import Path
 
 from hfpose.engine.config import SETTINGS, PipelineConfig, available_cores
+from hfpose.engine.model_files import ModelError, asset_path
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.pose import DEFAULT_MODEL
 from hfpose.engine.processor import FrameWork, PoseProcessor
 from hfpose.engine.rendering import HudInfo, Renderer
 from hfpose.engine.results import FrameResult, Person
-from hfpose.engine.runtimes import ModelError, asset_path
 from hfpose.engine.sinks import VideoSink
 from hfpose.engine.smoothing import SmoothingConfig, TrackSmoother
 from hfpose.engine.sources import open_source

@@ -40,7 +40,7 @@ class Candidate:
 
 def cpu_description() -> str:
     """``AMD EPYC 9R14 [avx2 fma avx512f ...]``: the name and the flags that matter here."""
-    from hfpose.engine.runtimes import cpu_name
+    from hfpose.engine.backend_discovery import cpu_name
 
     flags: set[str] = set()
     try:

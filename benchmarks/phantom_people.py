@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from hfpose.engine.detectors import create_detector
+from hfpose.engine.model_files import asset_path
 from hfpose.engine.plausibility import (
     DEFAULT_MIN_POSE_SCORE,
     TRACK_BIRTH_FACTOR,
@@ -52,7 +53,6 @@ from hfpose.engine.plausibility import (
 )
 from hfpose.engine.pose import DEFAULT_MODEL, create_pose_estimator
 from hfpose.engine.results import Person
-from hfpose.engine.runtimes import asset_path
 from hfpose.engine.sources import open_source
 from hfpose.engine.tracking import Tracker, box_iou
 from hfpose.models.metainfo import COCO

@@ -42,11 +42,13 @@ import numpy as np
 import psutil
 
 from hfpose.engine.config import PipelineConfig
+from hfpose.engine.frame_source import Frame, FrameSource
+from hfpose.engine.live_sources import LiveFrameSource
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.processor import PoseProcessor
 from hfpose.engine.results import FrameResult
 from hfpose.engine.sinks import JsonKeypointSink, VideoSink
-from hfpose.engine.sources import Frame, FrameSource, LiveFrameSource, VideoFileSource
+from hfpose.engine.video_file_source import VideoFileSource
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CLIP = REPO / "tests" / "data" / "videos" / "intel_asl_walk_1s5.mp4"

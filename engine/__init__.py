@@ -17,7 +17,8 @@ Results (``hfpose.engine.results``)
     latency_ms, dropped_frames, detected), ``Person`` (track_id, bbox, bbox_score, keypoints,
     keypoint_scores), ``StageStats`` (frames, fps, latency_ms, queue_size), ``RunSummary``,
     ``PipelineError`` (``stage``, ``frame_index``, ``fatal``).
-Sources (``hfpose.engine.sources``)
+Sources (``hfpose.engine.sources``: opening and cameras; ``.frame_source``: the types;
+``.video_file_source``, ``.image_folder_source``, ``.live_sources``: the readers)
     ``open_source(spec)``, ``VideoFileSource``, ``CameraSource``, ``StreamSource``,
     ``ImageFolderSource``, ``LiveFrameSource``, ``FrameSource``, ``Frame``, ``SourceInfo``
     (``stills``: photos, nothing carried between them; ``ended_early``: an ``EarlyEnd`` with
@@ -32,7 +33,10 @@ Tracking, smoothing, rendering
     ``KalmanPointFilter``, ``SMOOTHING_METHODS``; ``Renderer``, ``RenderOptions``, ``HudInfo``,
     ``SkeletonAnnotator``, ``BoxAnnotator``, ``TrackIdAnnotator``, ``HudAnnotator``,
     ``RENDER_STYLES``.
-Backends and detectors: see ``hfpose.engine.runtimes``, ``hfpose.engine.detectors``, ``hfpose.engine.pose``.
+Backends and detectors: see ``hfpose.engine.runtimes`` (``create_session``, fallbacks),
+``.backend_discovery`` (``available_backends``), ``.sessions`` (``InferenceSession``,
+``RuntimeInfo``), ``.model_files`` (``ModelError``, ``asset_path``), ``hfpose.engine.detectors``,
+``hfpose.engine.pose``.
 
 Names are imported on first use, so ``import hfpose.engine.runtimes`` stays light.
 """
@@ -54,22 +58,17 @@ _EXPORTS = {
         "RunSummary",
         "StageStats",
     ),
-    "hfpose.engine.sources": (
-        "CameraInfo",
-        "CameraSource",
+    "hfpose.engine.frame_source": (
         "EarlyEnd",
         "Frame",
         "FrameSource",
-        "ImageFolderSource",
-        "LiveFrameSource",
         "SourceError",
         "SourceInfo",
-        "StreamSource",
-        "VideoFileSource",
-        "is_live_spec",
-        "list_cameras",
-        "open_source",
     ),
+    "hfpose.engine.video_file_source": ("VideoFileSource",),
+    "hfpose.engine.image_folder_source": ("ImageFolderSource",),
+    "hfpose.engine.live_sources": ("CameraSource", "LiveFrameSource", "StreamSource"),
+    "hfpose.engine.sources": ("CameraInfo", "is_live_spec", "list_cameras", "open_source"),
     "hfpose.engine.sinks": (
         "CocoResultsSink",
         "CsvKeypointSink",

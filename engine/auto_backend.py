@@ -202,7 +202,7 @@ def fast_variant_path(fp32_model: Path) -> Path:
 def fast_variant(fp32_model: Path, warn: Callable[[str], None]) -> Path:
     """The int8 copy of ``fp32_model`` when one lies beside it, was made from this very file
     (its ``fp32_sha256``) and passed its parity check; else ``fp32_model`` (warning once)."""
-    from hfpose.engine.runtimes import read_onnx_metadata
+    from hfpose.engine.model_files import read_onnx_metadata
 
     variant = fast_variant_path(fp32_model)
     if fp32_model.name.endswith(FAST_VARIANT_SUFFIX) or not variant.is_file():

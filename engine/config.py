@@ -11,13 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hfpose.engine.backend_discovery import BACKENDS
+from hfpose.engine.frame_source import FrameSource
 from hfpose.engine.keypoint_models import SHIPPED_MODELS
 from hfpose.engine.plausibility import DEFAULT_MIN_POSE_SCORE
 from hfpose.engine.rendering import RenderOptions
-from hfpose.engine.runtimes import BACKENDS, PRECISIONS
+from hfpose.engine.runtimes import PRECISIONS
 from hfpose.engine.settings import Setting, check_declared, declared_fields, setting
 from hfpose.engine.smoothing import SmoothingConfig
-from hfpose.engine.sources import FrameSource
 
 # The frame rate assumed for the detection cadence when a source reports none (a stream
 # without one, PoseTracker given no fps): most webcams and videos run at 25-30 fps, and at

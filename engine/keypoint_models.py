@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from hfpose.engine.runtimes import InferenceSession, ModelError, asset_path
+from hfpose.engine.model_files import ModelError, asset_path
+from hfpose.engine.sessions import InferenceSession
 from hfpose.models.metainfo import DatasetInfo, get_dataset_info
 from hfpose.models.processing import (
     BOX_PADDING,

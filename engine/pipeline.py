@@ -30,14 +30,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from hfpose.engine.config import SETTINGS, PipelineConfig, config_from_settings, settings_of
+from hfpose.engine.frame_source import FrameSource, SourceInfo
 from hfpose.engine.processor import FrameWork, PoseProcessor
 from hfpose.engine.rendering import RenderOptions
 from hfpose.engine.results import FrameResult, PipelineError, RunSummary, StageStats
 from hfpose.engine.run_control import RunControl
-from hfpose.engine.runtimes import RuntimeInfo
+from hfpose.engine.sessions import RuntimeInfo
 from hfpose.engine.sinks import Sink
 from hfpose.engine.smoothing import SmoothingConfig
-from hfpose.engine.sources import FrameSource, SourceInfo, open_source
+from hfpose.engine.sources import open_source
 from hfpose.engine.stage_threads import StageThreads
 
 log = logging.getLogger(__name__)

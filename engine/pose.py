@@ -55,13 +55,9 @@ from hfpose.engine.keypoint_models import (
     identify,
     resolve_model,
 )
-from hfpose.engine.runtimes import (
-    InferenceSession,
-    ModelError,
-    RuntimeInfo,
-    asset_path,
-    create_session,
-)
+from hfpose.engine.model_files import ModelError, asset_path
+from hfpose.engine.runtimes import create_session
+from hfpose.engine.sessions import InferenceSession, RuntimeInfo
 from hfpose.models.metainfo import DatasetInfo
 
 # Backends (RuntimeInfo.backend) that get all crops of a frame in one call. Measured with

@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hfpose.engine.config import config_from_settings
+from hfpose.engine.frame_source import Frame
 from hfpose.engine.processor import FrameWork, PoseProcessor
 from hfpose.engine.results import Person
-from hfpose.engine.runtimes import RuntimeInfo
+from hfpose.engine.sessions import RuntimeInfo
 from hfpose.engine.smoothing import SmoothingConfig
-from hfpose.engine.sources import Frame
 from hfpose.models.metainfo import DatasetInfo
 
 

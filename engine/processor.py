@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from hfpose.engine.config import FALLBACK_FPS, PipelineConfig, detection_frames
+from hfpose.engine.frame_source import Frame
 from hfpose.engine.plausibility import birth_score, is_plausible
 from hfpose.engine.rendering import HudInfo, Renderer
 from hfpose.engine.results import Person, PipelineError
-from hfpose.engine.runtimes import RuntimeInfo
+from hfpose.engine.sessions import RuntimeInfo
 from hfpose.engine.smoothing import TrackSmoother
-from hfpose.engine.sources import Frame
 from hfpose.engine.tracking import Tracker
 from hfpose.models.metainfo import DatasetInfo
 

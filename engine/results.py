@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hfpose.engine.sources import EarlyEnd, SourceInfo
+from hfpose.engine.frame_source import EarlyEnd, SourceInfo
 
-if TYPE_CHECKING:  # runtimes imports ONNX Runtime: this module stays numpy-only
-    from hfpose.engine.runtimes import RuntimeInfo
+if TYPE_CHECKING:  # sessions imports ONNX Runtime: this module stays numpy-only
+    from hfpose.engine.sessions import RuntimeInfo
 
 
 @dataclass

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from hfpose.engine.runtimes import InferenceSession, RuntimeInfo, cpu_name
+from hfpose.engine.backend_discovery import cpu_name
+from hfpose.engine.sessions import InferenceSession, RuntimeInfo
 
 
 def litert_installed() -> bool:

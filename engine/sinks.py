@@ -27,8 +27,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hfpose.engine.frame_source import SourceInfo
+from hfpose.engine.image_folder_source import list_images
 from hfpose.engine.results import FrameResult
-from hfpose.engine.sources import SourceInfo, list_images
 from hfpose.models.metainfo import COCO, DatasetInfo
 
 log = logging.getLogger(__name__)

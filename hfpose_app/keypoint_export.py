@@ -9,9 +9,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from hfpose.engine.frame_source import SourceInfo
 from hfpose.engine.results import FrameResult, Person
 from hfpose.engine.sinks import CsvKeypointSink, JsonKeypointSink
-from hfpose.engine.sources import SourceInfo
 from hfpose.models.metainfo import DatasetInfo
 
 # Keypoints kept for "Export keypoints": one hour at 30 fps, so a webcam left running for a

@@ -36,9 +36,9 @@ from PySide6.QtWidgets import (
 )
 
 from hfpose.app.settings import AppSettings
+from hfpose.engine.backend_discovery import BackendStatus
 from hfpose.engine.config import SETTINGS
 from hfpose.engine.keypoint_models import DEFAULT_SHIPPED_MODEL, SHIPPED_MODEL_NOTES
-from hfpose.engine.runtimes import BackendStatus
 
 PRECISION_TITLES = {
     "fast": "Fast: bf16 where the CPU has it, or the model's checked int8 copy",

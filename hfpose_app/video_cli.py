@@ -26,6 +26,7 @@ from pathlib import Path
 
 from hfpose.app.setting_args import add_setting_arguments, cli_settings
 from hfpose.engine.config import config_from_settings
+from hfpose.engine.frame_source import SourceError
 from hfpose.engine.keypoint_models import SHIPPED_MODELS
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.results import FrameResult, PipelineError, RunSummary
@@ -36,7 +37,7 @@ from hfpose.engine.sinks import (
     SinkError,
     VideoSink,
 )
-from hfpose.engine.sources import SourceError, is_live_spec
+from hfpose.engine.sources import is_live_spec
 
 PROG = "hfpose-video"
 DEVICES = ("auto", "cpu", "gpu", "npu", "openvino", "torch")

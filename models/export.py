@@ -254,7 +254,7 @@ def _training_crops(
     """The model's metadata, ``extra`` training crops cut as it crops, and the parity check's
     crops (``hfpose.models.quantize.calibration_and_check_sets``); None, said on stderr, when
     the file or ../shared cannot give them."""
-    from hfpose.engine.runtimes import ModelError, read_onnx_metadata
+    from hfpose.engine.model_files import ModelError, read_onnx_metadata
     from hfpose.models.quantize import Preprocessing, calibration_and_check_sets
 
     try:

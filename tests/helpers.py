@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hfpose.engine.frame_source import SourceError, SourceInfo
+from hfpose.engine.live_sources import LiveFrameSource
 from hfpose.engine.results import Person
-from hfpose.engine.sources import LiveFrameSource, SourceError, SourceInfo, open_source
+from hfpose.engine.sources import open_source
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POSE_CONFIG = "hf_hrnet_18_coco_256x192"

@@ -27,7 +27,7 @@ pytest.importorskip("pytestqt")
 from hfpose.app import worker as worker_module  # noqa: E402
 from hfpose.app.main_window import MainWindow  # noqa: E402
 from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
-from hfpose.engine.sources import VideoFileSource  # noqa: E402
+from hfpose.engine.video_file_source import VideoFileSource  # noqa: E402
 from tests.helpers import FakeCamera
 
 CLIP = "intel_asl_walk_1s5.mp4"  # 45 frames, 30 fps, 640x480 (CC BY 4.0, tests/data/README.md)
@@ -221,7 +221,7 @@ def test_switching_to_a_shipped_model_live_names_it_and_keeps_playing(qtbot, win
 
 
 def test_unavailable_backend_falls_back_and_says_so(qtbot, window, clip) -> None:
-    from hfpose.engine.runtimes import available_backends
+    from hfpose.engine.backend_discovery import available_backends
 
     if next(b for b in available_backends() if b.name == "gpu").available:
         pytest.skip("this machine has a GPU backend: nothing to fall back from")

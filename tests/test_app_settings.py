@@ -12,7 +12,7 @@ pytest.importorskip("pytestqt")
 
 from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
 from hfpose.app.settings_dialog import SettingsDialog  # noqa: E402
-from hfpose.engine.runtimes import BackendStatus, available_backends  # noqa: E402
+from hfpose.engine.backend_discovery import BackendStatus, available_backends  # noqa: E402
 
 
 def store_at(path: Path) -> SettingsStore:
@@ -154,7 +154,7 @@ def test_recordings_use_the_container_their_name_says(tmp_path: Path, data_dir, 
 
     from hfpose.app.recording import video_sink
     from hfpose.engine.results import FrameResult
-    from hfpose.engine.sources import VideoFileSource
+    from hfpose.engine.video_file_source import VideoFileSource
 
     # The settings say the other container: the chosen file name wins.
     other = "mp4" if muxer == "matroska" else "mkv"

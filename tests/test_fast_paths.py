@@ -15,8 +15,10 @@ import onnx
 import pytest
 
 from hfpose.engine.auto_backend import fast_variant_path, file_sha256
+from hfpose.engine.backend_discovery import openvino_devices
+from hfpose.engine.model_files import asset_path
 from hfpose.engine.pose import DEFAULT_MODEL
-from hfpose.engine.runtimes import asset_path, create_session, openvino_devices
+from hfpose.engine.runtimes import create_session
 
 MODEL = asset_path(DEFAULT_MODEL)
 has_openvino = pytest.mark.skipif("CPU" not in openvino_devices(), reason="no OpenVINO CPU")
@@ -119,8 +121,8 @@ def test_precision_is_one_setting_from_pipeline_config_to_cli_and_dialog(qtbot, 
     from hfpose.app.settings import AppSettings, SettingsStore
     from hfpose.app.settings_dialog import SettingsDialog
     from hfpose.app.video_cli import build_parser
+    from hfpose.engine.backend_discovery import available_backends
     from hfpose.engine.config import PipelineConfig
-    from hfpose.engine.runtimes import available_backends
 
     assert AppSettings().precision == PipelineConfig().precision == "fast"
     assert build_parser().parse_args(["in.mp4"]).precision == PipelineConfig().precision
@@ -141,8 +143,8 @@ def test_precision_is_one_setting_from_pipeline_config_to_cli_and_dialog(qtbot, 
 @has_openvino
 def test_pipeline_switches_the_keypoint_model_to_fp32_at_the_next_frame() -> None:
     from hfpose.engine.config import PipelineConfig
+    from hfpose.engine.frame_source import Frame
     from hfpose.engine.processor import FrameWork, PoseProcessor
-    from hfpose.engine.sources import Frame
 
     processor = PoseProcessor(PipelineConfig(source="unused", backend="openvino"))
     processor.request("pose", precision="fp32")
@@ -201,7 +203,7 @@ def test_int8_copy_from_training_crops_keeps_the_peaks_and_is_accepted(
 ) -> None:
     """A real quantization, small: 24 calibration and 24 check crops from the training images
     (cut by the engine's crop code), depthwise convolutions kept in float."""
-    from hfpose.engine.runtimes import read_onnx_metadata
+    from hfpose.engine.model_files import read_onnx_metadata
     from hfpose.models.quantize import (
         Preprocessing,
         calibration_and_check_sets,

@@ -18,11 +18,13 @@ import pytest
 
 from hfpose.app.video_cli import main
 from hfpose.engine.config import PipelineConfig
+from hfpose.engine.live_sources import StreamSource
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.pose_tracker import PoseTracker
 from hfpose.engine.results import Person
 from hfpose.engine.sinks import JsonKeypointSink, VideoSink
-from hfpose.engine.sources import StreamSource, VideoFileSource, open_source
+from hfpose.engine.sources import open_source
+from hfpose.engine.video_file_source import VideoFileSource
 from tests.test_sinks import probe
 
 VIDEOS = Path(__file__).parent / "data" / "videos"

@@ -14,9 +14,11 @@ import onnx
 import pytest
 
 from hfpose.engine.auto_backend import file_sha256
+from hfpose.engine.backend_discovery import available_backends
+from hfpose.engine.model_files import asset_path
 from hfpose.engine.pose import DEFAULT_MODEL
 from hfpose.engine.runtime_litert import record_path, tflite_path
-from hfpose.engine.runtimes import asset_path, available_backends, create_session
+from hfpose.engine.runtimes import create_session
 
 pytest.importorskip("ai_edge_litert", reason="the litert extra is not installed")
 

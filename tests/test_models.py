@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from hfpose.engine.runtimes import read_onnx_metadata
+from hfpose.engine.model_files import read_onnx_metadata
 from hfpose.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from hfpose.models.config import PAPER_CONFIGS, load_config, model_input_size
 from hfpose.models.export import export_onnx, verify_onnx

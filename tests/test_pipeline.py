@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from hfpose.engine.config import PipelineConfig, available_cores
+from hfpose.engine.frame_source import Frame, FrameSource, SourceError
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.pose_tracker import PoseTracker
 from hfpose.engine.processor import (
@@ -27,7 +28,7 @@ from hfpose.engine.rendering import RenderOptions
 from hfpose.engine.results import FrameResult, Person, PipelineError
 from hfpose.engine.sinks import JsonKeypointSink, Sink, VideoSink
 from hfpose.engine.smoothing import SmoothingConfig
-from hfpose.engine.sources import Frame, FrameSource, SourceError, open_source
+from hfpose.engine.sources import open_source
 from tests.helpers import FakeCamera
 from tests.test_sinks import probe
 

@@ -16,8 +16,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from hfpose.engine.backend_discovery import openvino_devices
+from hfpose.engine.model_files import ModelError, asset_path
 from hfpose.engine.pose import PoseEstimator, create_pose_estimator
-from hfpose.engine.runtimes import ModelError, asset_path, openvino_devices
 
 INPUT_WH = (192, 256)
 

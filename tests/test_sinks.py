@@ -96,7 +96,7 @@ _KILLED_WRITER = textwrap.dedent(
     import sys, numpy as np
     from hfpose.engine.results import FrameResult
     from hfpose.engine.sinks import VideoSink
-    from hfpose.engine.sources import SourceInfo
+    from hfpose.engine.frame_source import SourceInfo
     info = SourceInfo("file", "synthetic", 320, 240, fps=30.0)
     sink = VideoSink(sys.argv[1])
     sink.open(info)

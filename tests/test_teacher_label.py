@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hfpose.engine.runtimes import ModelError, asset_path
+from hfpose.engine.model_files import ModelError, asset_path
 from hfpose.models.processing import affine_points
 from hfpose.training import teacher_label as tl
 from hfpose.training import teacher_photos as tp

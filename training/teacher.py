@@ -19,8 +19,8 @@ class Teacher:
     """MoveNet Thunder through the engine's public pose API, one thread by default."""
 
     def __init__(self, model: Path | None = None, num_threads: int = 1) -> None:
+        from hfpose.engine.model_files import asset_path
         from hfpose.engine.pose import create_pose_estimator
-        from hfpose.engine.runtimes import asset_path
 
         path = Path(model) if model is not None else asset_path(THUNDER_ASSET)
         self.estimator = create_pose_estimator(path, backend="cpu", num_threads=num_threads)

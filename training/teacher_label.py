@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hfpose.engine.runtimes import ModelError
+    from hfpose.engine.model_files import ModelError
 
     args = build_parser().parse_args(argv)
     cv2.setNumThreads(args.threads)

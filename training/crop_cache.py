@@ -212,8 +212,14 @@ def build_cache(
         "build_seconds": round(time.perf_counter() - started, 1),
     }
     (tmp_dir / "meta.json").write_text(json.dumps(meta, indent=1))
-    shutil.rmtree(out_dir, ignore_errors=True)
+    # renames, not deleting the old cache in place: a stop while a GiB folder is being deleted
+    # left a half-deleted cache under the finished name
+    old_dir = out_dir.with_name(out_dir.name + ".old")
+    shutil.rmtree(old_dir, ignore_errors=True)
+    if out_dir.exists():
+        out_dir.rename(old_dir)
     tmp_dir.rename(out_dir)
+    shutil.rmtree(old_dir, ignore_errors=True)
     return meta
 
 
@@ -340,7 +346,13 @@ def main(argv: list[str] | None = None) -> int:
         splits = {"train": all_names - val_names, "val": val_names}
     for split, names in splits.items():
         out = args.out_dir / f"{args.dataset}_{split}"
-        meta = build_cache(coco, args.image_dir, out, args.dataset, split, names, source)
+        try:
+            meta = build_cache(coco, args.image_dir, out, args.dataset, split, names, source)
+        except KeyboardInterrupt:
+            shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)
+            print(f"hfpose-cache-crops: interrupted; {out} was not written (a cache already "
+                  "there is unchanged)", file=sys.stderr)  # fmt: skip
+            return 130
         size = (out / "images.npy").stat().st_size / 2**30
         print(
             f"{out}: {meta['count']} people from {meta['images']} images, "

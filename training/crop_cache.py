@@ -212,15 +212,20 @@ def build_cache(
         "build_seconds": round(time.perf_counter() - started, 1),
     }
     (tmp_dir / "meta.json").write_text(json.dumps(meta, indent=1))
-    # renames, not deleting the old cache in place: a stop while a GiB folder is being deleted
-    # left a half-deleted cache under the finished name
-    old_dir = out_dir.with_name(out_dir.name + ".old")
-    shutil.rmtree(old_dir, ignore_errors=True)
-    if out_dir.exists():
-        out_dir.rename(old_dir)
-    tmp_dir.rename(out_dir)
-    shutil.rmtree(old_dir, ignore_errors=True)
+    replace_folder(tmp_dir, out_dir)
     return meta
+
+
+def replace_folder(finished: Path, destination: Path) -> None:
+    """Put a finished cache folder in place of ``destination`` by renames: deleting the old
+    cache in place first left, when stopped during the delete, a half-deleted cache under the
+    finished name."""
+    old = destination.with_name(destination.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if destination.exists():
+        destination.rename(old)
+    finished.rename(destination)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 class EncodedImages:

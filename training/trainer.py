@@ -312,8 +312,9 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         """Run to ``total_epochs``; returns the last validation metrics (may be empty).
 
-        Ctrl+C or SIGTERM stops it within a step's backward pass, saves ``latest.pth`` (unless
-        it already holds this very position) and raises :class:`StopRequested`."""
+        Ctrl+C or SIGTERM stops it at once (a backward pass, one torch call, first returns),
+        saves ``latest.pth`` (unless it already holds this very position) and raises
+        :class:`StopRequested`."""
         with self.stop_signals.installed_for():
             return self._train()
 

@@ -89,17 +89,17 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
             started = True
             trainer.train()  # a stop saves and says where before it raises
-        except StopRequested as stop:
-            if not started:
-                print(f"hfpose-train: {stop.cause} while starting: nothing was trained or saved",
-                      file=sys.stderr)  # fmt: skip
-            return stop.exit_status
         except (DatasetError, TrainingError, CheckpointError, FileNotFoundError, ValueError) as exc:
             print(f"hfpose-train: {exc}", file=sys.stderr)
             return 1
     except ConfigError as exc:
         print(f"hfpose-train: {exc}", file=sys.stderr)
         return 2
+    except StopRequested as stop:
+        if not started:
+            print(f"hfpose-train: {stop.cause} while starting: nothing was trained or saved",
+                  file=sys.stderr)  # fmt: skip
+        return stop.exit_status
     finally:
         from hfpose.training.distributed import leave_process_group
 

@@ -322,8 +322,8 @@ class Trainer:
         metrics: dict[str, float] = {}
         steps_this_run = 0
         bar: ProgressBar | None = None
-        loader = self._train_loader()
         try:
+            loader = self._train_loader()
             while self.position.epoch < self.config.total_epochs:
                 epoch = self.position.epoch
                 self.batch_sampler.set_epoch(epoch, skip_steps=self.position.epoch_step)

@@ -139,6 +139,16 @@ def test_command_builds_disjoint_train_and_val_caches(tmp_path) -> None:
     assert not (tmp_path / "out" / "toy_val.partial").exists()
 
 
+def test_a_rebuilt_cache_replaces_the_old_one_by_renames(tmp_path) -> None:
+    destination, finished = tmp_path / "lspet_train", tmp_path / "lspet_train.partial"
+    for folder, text in ((destination, "old"), (finished, "new")):
+        folder.mkdir()
+        (folder / "meta.json").write_text(text)
+    cc.replace_folder(finished, destination)
+    assert (destination / "meta.json").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["lspet_train"]  # no .old, no .partial
+
+
 def test_pickled_cache_leaves_the_images_behind(tmp_path) -> None:
     coco, _ = _synthetic_dataset(tmp_path, 150.0)
     cc.build_cache(coco, tmp_path, tmp_path / "cache", "synthetic", "all", None)

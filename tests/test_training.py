@@ -704,37 +704,3 @@ def test_lspet_validation_list_loads_and_scores_its_own_labels_perfectly(shared_
     metrics = evaluate_dataset("pck", predictions, dataset, COCO, cfg["data_cfg"])
     assert metrics["PCK"] == pytest.approx(100.0)
     assert "Eye" not in metrics  # face joints are absent from LSPET: not scored
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("stop_signal", ["SIGINT", "SIGTERM"])
-def test_ctrl_c_saves_a_checkpoint_that_resume_continues(
-    tmp_path: Path, four_people: Path, stop_signal: str
-):
-    import signal
-    import time
-
-    options = small_options(four_people, total_epochs=1000)
-    command = [sys.executable, "-m", "hfpose.training.train_cli", "hf_hrnet_18_coco_256x192",
-               "--work-dir", str(tmp_path), "--no-progress", "--cfg-options", *options]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
-    log = tmp_path / "log.csv"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if log.exists() and len(log.read_text().splitlines()) >= 4:  # 3 steps done
-            break
-        time.sleep(0.2)
-    process.send_signal(getattr(signal, stop_signal))  # Ctrl+C, or a shutdown / scheduler
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr[-2000:]
-    saved = torch.load(tmp_path / LATEST, weights_only=True)["meta"]
-    assert saved["iter"] >= 3
-    cfg = load_config("hf_hrnet_18_coco_256x192", options)
-    resumed = Trainer(cfg, tmp_path, resume=True, max_steps=1, progress=False)
-    assert (resumed.position.epoch, resumed.position.epoch_step) == (
-        saved["epoch"],
-        saved["epoch_step"],
-    )
-    resumed.train()
-    assert resumed.position.global_step == saved["iter"] + 1

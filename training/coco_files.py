@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +31,22 @@ def extra_points_of(annotation: dict) -> np.ndarray:
 
 
 def write_json(data: dict, path: Path) -> None:
-    """Write ``data`` as json, gzip-compressed when the name ends in .gz (reproducible bytes)."""
+    """Write ``data`` as json, gzip-compressed when the name ends in .gz (reproducible bytes).
+
+    Through a temporary file renamed into place: an interrupted write (Ctrl+C after hours of
+    labelling) leaves no truncated file under the output's name."""
     text = json.dumps(data, separators=(",", ":")).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".gz":
-        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-            gz.write(text)
-    else:
-        path.write_bytes(text)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        if path.suffix == ".gz":
+            with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+                gz.write(text)
+        else:
+            partial.write_bytes(text)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def read_json(path: str | Path) -> dict:

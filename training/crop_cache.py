@@ -212,9 +212,20 @@ def build_cache(
         "build_seconds": round(time.perf_counter() - started, 1),
     }
     (tmp_dir / "meta.json").write_text(json.dumps(meta, indent=1))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp_dir.rename(out_dir)
+    replace_folder(tmp_dir, out_dir)
     return meta
+
+
+def replace_folder(finished: Path, destination: Path) -> None:
+    """Put a finished cache folder in place of ``destination`` by renames: deleting the old
+    cache in place first left, when stopped during the delete, a half-deleted cache under the
+    finished name."""
+    old = destination.with_name(destination.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if destination.exists():
+        destination.rename(old)
+    finished.rename(destination)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 class EncodedImages:
@@ -340,7 +351,13 @@ def main(argv: list[str] | None = None) -> int:
         splits = {"train": all_names - val_names, "val": val_names}
     for split, names in splits.items():
         out = args.out_dir / f"{args.dataset}_{split}"
-        meta = build_cache(coco, args.image_dir, out, args.dataset, split, names, source)
+        try:
+            meta = build_cache(coco, args.image_dir, out, args.dataset, split, names, source)
+        except KeyboardInterrupt:
+            shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)
+            print(f"hfpose-cache-crops: interrupted; {out} was not written (a cache already "
+                  "there is unchanged)", file=sys.stderr)  # fmt: skip
+            return 130
         size = (out / "images.npy").stat().st_size / 2**30
         print(
             f"{out}: {meta['count']} people from {meta['images']} images, "

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hfpose.training.crop_cache import ENCODED_IMAGES_FILE, CropCache
+from hfpose.training.crop_cache import ENCODED_IMAGES_FILE, CropCache, replace_folder
 
 
 def parse_part(text: str) -> tuple[int, int]:
@@ -76,8 +76,7 @@ def encode_cache(
         },
     }
     (tmp_dir / "meta.json").write_text(json.dumps(meta, indent=1))
-    shutil.rmtree(destination, ignore_errors=True)
-    tmp_dir.rename(destination)
+    replace_folder(tmp_dir, destination)
     return meta
 
 

@@ -3,13 +3,18 @@ fight the model for cores."""
 
 from __future__ import annotations
 
+import signal
+
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 
 def _worker_init(_worker_id: int) -> None:
-    """Workers do one sample at a time: extra torch threads only fight the model."""
+    """Workers do one sample at a time: extra torch threads only fight the model. Ctrl+C reaches
+    every process of the terminal's group; the main process alone acts on it (it saves, then
+    shuts its workers down), so no worker prints a traceback or fails the run by dying first."""
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
 

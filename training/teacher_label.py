@@ -262,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
             )
     except (ModelError, OSError, json.JSONDecodeError) as error:
         raise SystemExit(f"hfpose-teacher-label: {error}") from None
+    except KeyboardInterrupt:
+        print(f"hfpose-teacher-label: interrupted; nothing written to {args.output}",
+              file=sys.stderr)  # fmt: skip
+        return 130
     write_json(labelled, args.output)
     info = labelled["info"]["pseudo_labels"]
     summary = ("people", "images", "status_counts", "acceptance_rate", "seconds")

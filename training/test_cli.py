@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"hfpose-test: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("hfpose-test: interrupted; no scores were written", file=sys.stderr)
+        return 130
     finally:
         from hfpose.training.distributed import leave_process_group
 

@@ -2,15 +2,16 @@
 
 Trains one of the paper's configs (or any config file) with the authors' recipe. Runs as one
 process, or under ``torchrun --nproc_per_node=N`` as N DistributedDataParallel processes.
-Ctrl+C saves a checkpoint that ``--resume`` continues exactly.
+Ctrl+C or SIGTERM stops within seconds, saves a checkpoint that ``--resume`` continues exactly,
+says where, and exits with 130 (Ctrl+C) or 143 (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
+import os
+import shlex
 import sys
-import threading
 from pathlib import Path
 
 from hfpose.models.checkpoint import CheckpointError
@@ -49,19 +50,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _save_on_sigterm() -> None:
-    """A shutdown or a job scheduler stops with SIGTERM: save and exit as Ctrl+C does."""
-
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
+def resume_command(argv: list[str]) -> str:
+    """The command that continues this run: the same arguments plus ``--resume`` (under torchrun
+    on one machine, its launch with as many processes)."""
+    args = [a for a in argv if a != "--resume"] + ["--resume"]
+    local = os.environ.get("LOCAL_WORLD_SIZE")
+    if local and local != "1" and local == os.environ.get("WORLD_SIZE"):
+        launcher = ["torchrun", f"--nproc_per_node={local}", "-m", "hfpose.training.train_cli"]
+    else:
+        launcher = ["hfpose-train"]
+    return shlex.join(launcher + args)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    _save_on_sigterm()
+    from hfpose.training.stop_signals import StopRequested, StopSignals
+
+    # installed before anything slow, and left in place once a stop began: a further Ctrl+C
+    # while Python shuts down would otherwise end in a traceback instead of the exit status
+    signals = StopSignals()
+    signals.install()
+    started = False
     try:
         cfg = load_config(args.config, args.cfg_options)
         if args.load_from:
@@ -74,21 +84,28 @@ def main(argv: list[str] | None = None) -> int:
         try:
             trainer = Trainer(
                 cfg, work_dir, resume=args.resume, max_steps=args.max_steps,
-                progress=not args.no_progress,
+                progress=not args.no_progress, stop_signals=signals,
+                resume_command=resume_command(argv),
             )  # fmt: skip
-            trainer.train()
-        except KeyboardInterrupt:
-            return 130
+            started = True
+            trainer.train()  # a stop saves and says where before it raises
         except (DatasetError, TrainingError, CheckpointError, FileNotFoundError, ValueError) as exc:
             print(f"hfpose-train: {exc}", file=sys.stderr)
             return 1
     except ConfigError as exc:
         print(f"hfpose-train: {exc}", file=sys.stderr)
         return 2
+    except StopRequested as stop:
+        if not started:
+            print(f"hfpose-train: {stop.cause} while starting: nothing was trained or saved",
+                  file=sys.stderr)  # fmt: skip
+        return stop.exit_status
     finally:
         from hfpose.training.distributed import leave_process_group
 
         leave_process_group()
+        if signals.requested is None:
+            signals.uninstall()
     return 0
 
 

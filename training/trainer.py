@@ -57,13 +57,16 @@ from hfpose.training.run_config import TrainConfig
 from hfpose.training.run_log import ProgressBar, RunLog
 from hfpose.training.samplers import StepBatchSampler
 from hfpose.training.schedule import StepLrWithWarmup
+from hfpose.training.stop_signals import StopRequested, StopSignals
 
 
 class Trainer:
     """One training run of a loaded config into ``work_dir``.
 
     ``max_steps`` stops after that many optimiser steps in this invocation, saving a resumable
-    checkpoint exactly as Ctrl+C does (time-boxed sessions, smoke tests).
+    checkpoint exactly as Ctrl+C does (time-boxed sessions, smoke tests). ``stop_signals`` are
+    the handlers ``hfpose-train`` installed for the whole process (else :meth:`train` installs
+    its own); ``resume_command`` is named in the line that says where a stopped run was saved.
     """
 
     def __init__(
@@ -74,10 +77,14 @@ class Trainer:
         max_steps: int | None = None,
         progress: bool = True,
         log: Callable[[str], None] | None = None,
+        stop_signals: StopSignals | None = None,
+        resume_command: str | None = None,
     ) -> None:
         self.config = config = TrainConfig.from_config(cfg)
         self.work_dir = Path(work_dir)
         self.max_steps = max_steps
+        self.stop_signals = stop_signals or StopSignals()
+        self.resume_command = resume_command or "the same command with --resume"
         self.device = select_device(config.device)
         self.rank, self.world_size = init_distributed(self.device)
         self.is_main = self.rank == 0
@@ -148,11 +155,13 @@ class Trainer:
 
         self.position = RunPosition()
         self.last_loss = float("nan")
+        self._saved_at: tuple[int, int, int] | None = None  # the position latest.pth holds
         if resume:
             self.position = load_training_state(
                 latest, self.model, self.optimizer, self.scaler, self.device,
                 model_input_size(cfg), self.global_batch,
             )  # fmt: skip
+            self._saved_at = self._position_key()
         self.log.open_tables()
         self._announce()
 
@@ -206,9 +215,16 @@ class Trainer:
                 path, self.model, self._meta(), self.optimizer, self.scaler, self.device
             )
 
+    def _position_key(self) -> tuple[int, int, int]:
+        return self.position.epoch, self.position.global_step, self.position.epoch_step
+
+    def _save_latest(self) -> None:
+        self.save(self.work_dir / LATEST)
+        self._saved_at = self._position_key()
+
     def _save_epoch(self) -> None:
         if self.is_main:
-            self.save(self.work_dir / LATEST)
+            self._save_latest()
             keep_epoch(
                 self.work_dir, self.position.epoch, self.config.total_epochs, self.config.checkpoint
             )
@@ -228,6 +244,13 @@ class Trainer:
 
     def _step(self, micro_batches: list[dict[str, Any]], epoch: int) -> tuple[float, float]:
         """One optimiser step over ``accumulate`` micro-batches; returns (mean loss, acc_pose)."""
+        loss, accuracy = self._gradients(micro_batches, epoch)
+        with self.stop_signals.atomic():
+            self._update()
+        return loss, accuracy
+
+    def _gradients(self, micro_batches: list[dict[str, Any]], epoch: int) -> tuple[float, float]:
+        """Forward and backward (the part a stop may cut); returns (mean loss, acc_pose)."""
         lr = self.schedule.lr(epoch, self.position.global_step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -265,6 +288,10 @@ class Trainer:
                 f"epoch (global step {position.global_step + 1}); stopped without saving, the "
                 f"last good checkpoint is {self.work_dir / LATEST}"
             )
+        return value, accuracy
+
+    def _update(self) -> None:
+        """Apply the gradients and count the step: together or not at all (a stop waits)."""
         if self.config.step.grad_clip:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), **self.config.step.grad_clip)
@@ -272,7 +299,6 @@ class Trainer:
         self.scaler.update()
         self.position.global_step += 1
         self.position.epoch_step += 1
-        return value, accuracy
 
     # -- loop --------------------------------------------------------------------------------------
 
@@ -284,11 +310,20 @@ class Trainer:
         return train_loader(self.train_set, self.batch_sampler, workers, pin_memory)
 
     def train(self) -> dict[str, Any]:
-        """Run to ``total_epochs``; returns the last validation metrics (may be empty)."""
+        """Run to ``total_epochs``; returns the last validation metrics (may be empty).
+
+        Ctrl+C or SIGTERM stops it at once (a backward pass, one torch call, first returns),
+        saves ``latest.pth`` (unless it already holds this very position) and raises
+        :class:`StopRequested`."""
+        with self.stop_signals.installed_for():
+            return self._train()
+
+    def _train(self) -> dict[str, Any]:
         metrics: dict[str, float] = {}
         steps_this_run = 0
-        loader = self._train_loader()
+        bar: ProgressBar | None = None
         try:
+            loader = self._train_loader()
             while self.position.epoch < self.config.total_epochs:
                 epoch = self.position.epoch
                 self.batch_sampler.set_epoch(epoch, skip_steps=self.position.epoch_step)
@@ -302,43 +337,59 @@ class Trainer:
                     if len(micro) < self.accumulate:
                         continue
                     batch_samples = sum(len(b["img"]) for b in micro) * self.world_size
-                    loss, accuracy = self._step(micro, epoch)
+                    loss, accuracy = self._gradients(micro, epoch)
                     micro = []
-                    samples += batch_samples
-                    steps_this_run += 1
-                    self.last_loss = loss
-                    self._log_step(epoch, loss, accuracy, samples, started, bar)
+                    with self.stop_signals.atomic():  # the step and its log row, or neither
+                        self._update()
+                        samples += batch_samples
+                        steps_this_run += 1
+                        self.last_loss = loss
+                        self._log_step(epoch, loss, accuracy, samples, started, bar)
                     stop = self.max_steps is not None and steps_this_run >= self.max_steps
                     if stop and self.position.epoch_step < self.steps_per_epoch:
                         raise _MaxStepsReachedError
                 if bar is not None:
                     bar.close()
-                self.position.epoch += 1
-                self.position.epoch_step = 0
-                if self._validation_due():
-                    metrics = self.validate()
-                self._save_epoch()
+                # validated before the epoch counts as done: a stop during validation saves
+                # (epoch, last step), and --resume validates that epoch again
+                if self._validation_due(epoch + 1):
+                    metrics = self.validate(epoch + 1)
+                with self.stop_signals.atomic():
+                    self.position.epoch += 1
+                    self.position.epoch_step = 0
+                    self._save_epoch()
                 if self.max_steps is not None and steps_this_run >= self.max_steps:
                     self.log.message(f"stopped after --max-steps at the end of epoch "
-                                     f"{self.position.epoch}: continue with --resume")  # fmt: skip
+                                     f"{self.position.epoch}: continue with: "
+                                     f"{self.resume_command}")  # fmt: skip
                     break
-        except (KeyboardInterrupt, _MaxStepsReachedError) as stop:
-            self.save(self.work_dir / LATEST)
-            reason = (
-                "stopped after --max-steps"
-                if isinstance(stop, _MaxStepsReachedError)
-                else "interrupted"
-            )
-            position = self.position
-            self.log.message(
-                f"{reason} at epoch {position.epoch + 1}, step {position.epoch_step}: saved "
-                f"{self.work_dir / LATEST}; continue with --resume"
-            )
-            if isinstance(stop, KeyboardInterrupt):
+        except (StopRequested, _MaxStepsReachedError) as stop:
+            if bar is not None:
+                bar.close()  # the message below gets a line of its own
+            self._save_on_stop(stop)
+            if isinstance(stop, StopRequested):
                 raise
         finally:
             self.log.flush()
         return metrics
+
+    def _save_on_stop(self, stop: Exception) -> None:
+        """Save where the run stands, unless ``latest.pth`` holds that very position already,
+        and say where and how to continue."""
+        position = self.position
+        latest = self.work_dir / LATEST
+        saved = f"{latest} already holds this step"
+        if self._saved_at != self._position_key():
+            self._save_latest()
+            saved = f"saved {latest}"
+        if isinstance(stop, StopRequested):
+            reason = f"stopped by {stop.cause}"
+        else:
+            reason = "stopped after --max-steps"
+        self.log.message(
+            f"{reason} at epoch {position.epoch + 1}, step {position.epoch_step} of "
+            f"{self.steps_per_epoch}: {saved}; continue with: {self.resume_command}"
+        )
 
     def _progress_bar(self, epoch: int) -> ProgressBar | None:
         if not self.progress:
@@ -375,16 +426,16 @@ class Trainer:
 
     # -- validation --------------------------------------------------------------------------------
 
-    def _validation_due(self) -> bool:
+    def _validation_due(self, epoch: int) -> bool:
+        """Whether the end of (1-based) ``epoch`` is validated."""
         interval = self.config.evaluation.interval
         if not self.config.loader.has_val or not interval:
             return False
-        return (
-            self.position.epoch % interval == 0 or self.position.epoch == self.config.total_epochs
-        )
+        return epoch % interval == 0 or epoch == self.config.total_epochs
 
-    def validate(self) -> dict[str, float]:
-        """Score ``data.val`` with the config's metric (flip test as configured); keep the best."""
+    def validate(self, epoch: int) -> dict[str, float]:
+        """Score ``data.val`` at the end of (1-based) ``epoch`` with the config's metric (flip
+        test as configured); keep the best."""
         cfg = self.config.raw
         if self._val_set is None:
             self._val_set = build_dataset(cfg, "val", self.config.seed)
@@ -398,15 +449,16 @@ class Trainer:
             metrics = evaluate_dataset(
                 metric, predictions, self._val_set, self.layout, cfg["data_cfg"], self.work_dir
             )
-            self._record_validation(metrics)
+            with self.stop_signals.atomic():  # best.pth and the position's record of it
+                self._record_validation(epoch, metrics)
         if self.world_size > 1:
             shared = [metrics]
             dist.broadcast_object_list(shared, src=0)
             metrics = shared[0]
         return metrics
 
-    def _record_validation(self, metrics: dict[str, float]) -> None:
-        self.log.validation(self.position.epoch, self.position.global_step, metrics)
+    def _record_validation(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.log.validation(epoch, self.position.global_step, metrics)
         key = self.config.evaluation.save_best
         if not key:
             return
@@ -417,12 +469,13 @@ class Trainer:
             self.position.best = {
                 "metric": key,
                 "value": metrics[key],
-                "epoch": self.position.epoch,
+                "epoch": epoch,
             }
-            save_checkpoint(self.work_dir / BEST, self.model, self._meta())
+            # the epoch is validated before it counts as done: record it as done
+            meta = {**self._meta(), "epoch": epoch, "epoch_step": 0}
+            save_checkpoint(self.work_dir / BEST, self.model, meta)
             self.log.message(
-                f"new best {key} {metrics[key]:.4g} at epoch {self.position.epoch}: "
-                f"{self.work_dir / BEST}"
+                f"new best {key} {metrics[key]:.4g} at epoch {epoch}: {self.work_dir / BEST}"
             )
 
 

@@ -369,10 +369,20 @@ def rounded_keypoints(points: np.ndarray, score_digits: int = 0) -> list[float]:
     return flat
 
 
+def people_by_image(coco: dict, limit: int | None = None) -> dict[int, list[dict]]:
+    """The first ``limit`` annotations of a COCO dict grouped by image, in file order."""
+    annotations = coco["annotations"][:limit] if limit else coco["annotations"]
+    by_image: dict[int, list[dict]] = {}
+    for annotation in annotations:
+        by_image.setdefault(annotation["image_id"], []).append(annotation)
+    return by_image
+
+
 def annotated_images(
-    coco: dict, image_dir: Path, limit: int | None = None, progress: bool = True
+    coco: dict, image_dir: Path, limit: int | None = None, progress: bool = True, start: int = 0
 ) -> Iterator[tuple[np.ndarray, list[dict]]]:
-    """Each image of a COCO dict (BGR) with its annotations, the first ``limit`` of them.
+    """Each image of a COCO dict (BGR) with its annotations, the first ``limit`` of them, from
+    the ``start``-th image (a resumed run reads none of those already labelled).
 
     An image that cannot be read stops the labelling: a label file with people silently
     missing would look complete.
@@ -380,12 +390,14 @@ def annotated_images(
     from tqdm import tqdm
 
     images = {image["id"]: image for image in coco["images"]}
-    annotations = coco["annotations"][:limit] if limit else coco["annotations"]
-    by_image: dict[int, list[dict]] = {}
-    for annotation in annotations:
-        by_image.setdefault(annotation["image_id"], []).append(annotation)
+    by_image = list(people_by_image(coco, limit).items())
     for image_id, people in tqdm(
-        by_image.items(), disable=not progress, unit="img", mininterval=30
+        by_image[start:],
+        disable=not progress,
+        unit="img",
+        mininterval=30,
+        initial=start,
+        total=len(by_image),
     ):
         path = image_dir / images[image_id]["file_name"]
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)

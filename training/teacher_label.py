@@ -27,23 +27,31 @@ joints, whatever was kept: for distillation weighted by the scores), ``pseudo_ke
 (17 ints, 1 = the label is the teacher's) and ``pseudo_status``; ``info.pseudo_labels`` records
 the model and its sha256, the rule, the counts and the command. Thunder runs through the
 engine's MoveNet keypoint family (``hfpose.engine.pose``), the same code the app runs.
+
+A stopped run (Ctrl+C, SIGTERM) keeps the images it labelled beside the output and the same
+command continues it (``hfpose.training.label_progress``).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
+import shlex
 import sys
-import time
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from hfpose.engine.auto_backend import file_sha256
 from hfpose.models.processing import affine_points, get_affine_transform
 from hfpose.training.coco_files import extra_points_of, read_json, write_json
+from hfpose.training.label_progress import LabelProgress, progress_path
 from hfpose.training.pseudo_label import (
     FACE,
     HIPS,
@@ -54,9 +62,11 @@ from hfpose.training.pseudo_label import (
     annotated_images,
     checkable_torso,
     labelled_annotation,
+    people_by_image,
     rounded_keypoints,
     upright_rotation,
 )
+from hfpose.training.stop_signals import StopSignals
 from hfpose.training.teacher import THUNDER_ASSET, Teacher, header
 from hfpose.training.teacher_photos import PhotoRule, label_photos, read_manifest, shard_rows
 
@@ -145,15 +155,21 @@ def label_annotated_person(
 
 
 def label_annotated_set(
-    coco: dict, image_dir: Path, teacher: Teacher, rule: FaceRule, limit: int | None = None
+    coco: dict,
+    image_dir: Path,
+    teacher: Teacher,
+    rule: FaceRule,
+    limit: int | None = None,
+    progress: LabelProgress | None = None,
 ) -> dict:
-    """A copy of a limb-only COCO dict with Thunder's face labels, masks and header."""
-    started = time.perf_counter()
-    counts = dict.fromkeys(("accepted", "too_few_joints", "shoulders", "limbs", "head"), 0)
-    face_counts = dict.fromkeys(FACE, 0)
-    lr_swapped = 0
-    out_annotations = []
-    for image, people in annotated_images(coco, image_dir, limit):
+    """A copy of a limb-only COCO dict with Thunder's face labels, masks and header.
+
+    One ``progress`` record per image, its labelled annotations (verdicts included): the
+    counts are summed from them at the end, so a resumed run ends as an uninterrupted one."""
+    progress = progress or LabelProgress()
+    start = progress.begin(len(people_by_image(coco, limit)))
+    for image, people in annotated_images(coco, image_dir, limit, start=start):
+        record = []
         for annotation in people:
             result, predicted = label_annotated_person(
                 image,
@@ -162,21 +178,26 @@ def label_annotated_set(
                 teacher,
                 rule,
             )
-            counts[result.status] += 1
-            lr_swapped += result.lr_swapped
-            for joint in FACE:
-                face_counts[joint] += int(result.pseudo_mask[joint])
             labelled = labelled_annotation(annotation, result)
             if predicted is not None:
                 labelled["teacher_keypoints"] = rounded_keypoints(predicted, score_digits=3)
-            out_annotations.append(labelled)
+            record.append(labelled)
+        progress.add(record)
+    out_annotations = [annotation for record in progress.records for annotation in record]
+    counts = dict.fromkeys(("accepted", "too_few_joints", "shoulders", "limbs", "head"), 0)
+    face_counts = dict.fromkeys(FACE, 0)
+    for annotation in out_annotations:
+        counts[annotation["pseudo_status"]] += 1
+        for joint in FACE:
+            face_counts[joint] += annotation["pseudo_keypoints"][joint]
+    lr_swapped = sum(annotation["pseudo_lr_mirrored"] for annotation in out_annotations)
     from hfpose.models.metainfo import COCO
 
     people = len(out_annotations)
     info = header(
         teacher,
         rule,
-        started,
+        progress.started,
         crop=(
             "the image turned about the person so that the labelled hips-to-shoulders vector "
             f"points up; box = the labelled joints and head points x{LABEL_BOX_MARGIN}; the "
@@ -236,37 +257,74 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _prepare(args: argparse.Namespace, command: str) -> tuple[Callable[[], dict], LabelProgress]:
+    """The labelling to run on checked inputs, and its progress: an earlier stopped run of the
+    same command is picked up, one of other inputs or options refused."""
+    if args.source == "annotated":
+        if not args.annotations.is_file():
+            raise SystemExit(f"annotation file not found: {args.annotations}")
+        if not args.image_dir.is_dir():
+            raise SystemExit(f"image folder not found: {args.image_dir}")
+        labeller = partial(label_annotated_set, read_json(args.annotations))
+        inputs, images, rule_type = file_sha256(args.annotations), args.image_dir, FaceRule
+    else:
+        rows = shard_rows(read_manifest(args.manifest, args.repo), args.shard)
+        if not args.images_root.is_dir():
+            raise SystemExit(f"image folder not found: {args.images_root}")
+        labeller = partial(label_photos, rows)
+        inputs = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+        images, rule_type = args.images_root, PhotoRule
+    teacher, rule = Teacher(args.model, args.threads), _rule_from(args, rule_type)
+    fingerprint = {  # what the labels depend on; not --threads, only how fast they come
+        "source": args.source,
+        "input": inputs,
+        "image_folder": str(images.resolve()),
+        "model": file_sha256(teacher.model_path),
+        "rule": asdict(rule),
+        "limit": args.limit,
+    }
+    progress = LabelProgress(progress_path(args.output), fingerprint, command)
+    return partial(labeller, images, teacher, rule, args.limit, progress), progress
+
+
+def _stopped(
+    stop: KeyboardInterrupt, progress: LabelProgress | None, output: Path, command: str
+) -> str:
+    """The stop's one line: what was kept (saved now) and the command that continues."""
+    cause = f"stopped by {getattr(stop, 'cause', 'Ctrl+C')}"
+    if progress is None or not progress.done:
+        return f"{cause}; nothing labelled yet, nothing written to {output}"
+    try:
+        progress.save()
+    except OSError as error:
+        return f"{cause}; could not save the {progress.done:,} images labelled: {error}"
+    return (
+        f"{cause}; {progress.done:,} of {progress.total:,} images labelled, kept in "
+        f"{progress.path}; continue with: {command}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     from hfpose.engine.model_files import ModelError
 
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    command = shlex.join(["hfpose-teacher-label", *argv])
     cv2.setNumThreads(args.threads)
-    try:
-        if args.source == "annotated":
-            if not args.annotations.is_file():
-                raise SystemExit(f"annotation file not found: {args.annotations}")
-            if not args.image_dir.is_dir():
-                raise SystemExit(f"image folder not found: {args.image_dir}")
-            coco = read_json(args.annotations)
-            teacher = Teacher(args.model, args.threads)
-            labelled = label_annotated_set(
-                coco, args.image_dir, teacher, _rule_from(args, FaceRule), args.limit
-            )
-        else:
-            rows = shard_rows(read_manifest(args.manifest, args.repo), args.shard)
-            if not args.images_root.is_dir():
-                raise SystemExit(f"image folder not found: {args.images_root}")
-            teacher = Teacher(args.model, args.threads)
-            labelled = label_photos(
-                rows, args.images_root, teacher, _rule_from(args, PhotoRule), args.limit
-            )
-    except (ModelError, OSError, json.JSONDecodeError) as error:
-        raise SystemExit(f"hfpose-teacher-label: {error}") from None
-    except KeyboardInterrupt:
-        print(f"hfpose-teacher-label: interrupted; nothing written to {args.output}",
-              file=sys.stderr)  # fmt: skip
-        return 130
-    write_json(labelled, args.output)
+    signals = StopSignals("hfpose-teacher-label")  # also SIGTERM, and under nohup
+    progress = None
+    with signals.installed_for():  # through the stop's save: a second Ctrl+C does not cut it
+        try:
+            label, progress = _prepare(args, command)
+            labelled = label()
+            write_json(labelled, args.output)
+            progress.finish()
+        except (ModelError, OSError, json.JSONDecodeError) as error:
+            raise SystemExit(f"hfpose-teacher-label: {error}") from None
+        except KeyboardInterrupt as stop:
+            print(f"hfpose-teacher-label: {_stopped(stop, progress, args.output, command)}",
+                  file=sys.stderr)  # fmt: skip
+            return getattr(stop, "exit_status", 130)
     info = labelled["info"]["pseudo_labels"]
     summary = ("people", "images", "status_counts", "acceptance_rate", "seconds")
     print(json.dumps({key: info[key] for key in summary if key in info}))

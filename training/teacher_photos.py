@@ -25,16 +25,20 @@ in ``teacher_keypoints``.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+from hfpose.training.label_progress import LabelProgress
 from hfpose.training.pseudo_label import rounded_keypoints
 from hfpose.training.teacher import Teacher, header
+
+if TYPE_CHECKING:
+    from hfpose.engine.person_detector import PersonDetector
 
 MANIFEST_COLUMNS = ("repo", "commit", "path", "bytes", "width", "height", "sha256", "category")
 INSIDE_MARGIN = 1.1  # the box grows by this much for the "points inside the box" check
@@ -137,78 +141,36 @@ def label_photos(
     teacher: Teacher,
     rule: PhotoRule,
     limit: int | None = None,
+    progress: LabelProgress | None = None,
 ) -> dict:
-    """COCO dict of the accepted people in the rows' images (images without any left out)."""
+    """COCO dict of the accepted people in the rows' images (images without any left out).
+
+    One ``progress`` record per row (its counts, image and people): annotation ids and totals
+    come from the records at the end, so a resumed run ends as an uninterrupted one."""
     from tqdm import tqdm
 
     from hfpose.engine.detectors import create_detector
     from hfpose.models.metainfo import COCO
 
-    started = time.perf_counter()
+    progress = progress or LabelProgress()
     detector = create_detector("nanodet", backend="cpu", num_threads=teacher.num_threads)
     rows = rows[:limit] if limit else rows
+    start = progress.begin(len(rows))
+    pending = tqdm(rows[start:], unit="img", mininterval=30, initial=start, total=len(rows))
+    for image_id, row in enumerate(pending, start=start + 1):
+        progress.add(label_photo(row, image_id, images_root, detector, teacher, rule))
     counts: Counter[str] = Counter()
     images, annotations = [], []
-    for image_id, row in enumerate(tqdm(rows, unit="img", mininterval=30), start=1):
-        path = images_root / image_file_name(row)
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise SystemExit(f"cannot read image {path} (extract it with extract.py)")
-        boxes = detector.detect(frame)
-        counts["detected"] += len(boxes)
-        overlap = overlaps(boxes, rule)
-        candidates = []
-        for i, box in enumerate(boxes):
-            status = box_status(box, float(overlap[i]), rule)
-            if status == "candidate":
-                candidates.append(i)
-            else:
-                counts[status] += 1
-        if not candidates:
-            continue
-        poses = teacher(frame, boxes[candidates, :4])
-        kept = 0
-        for i, pose in zip(candidates, poses):
-            status = pose_status(boxes[i], pose, rule)
-            counts[status] += 1
-            if status != "accepted":
-                continue
-            kept += 1
-            x1, y1, x2, y2, score = (float(v) for v in boxes[i])
-            keypoints = pose.copy()
-            keypoints[:, 2] = np.where(pose[:, 2] >= rule.min_keypoint_score, 2, 0)
-            keypoints[keypoints[:, 2] == 0, :2] = 0
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": 1,
-                    "iscrowd": 0,
-                    "bbox": [round(v, 2) for v in (x1, y1, x2 - x1, y2 - y1)],
-                    "area": round((x2 - x1) * (y2 - y1), 2),
-                    "detection_score": round(score, 3),
-                    "keypoints": rounded_keypoints(keypoints),
-                    "num_keypoints": int((keypoints[:, 2] > 0).sum()),
-                    "teacher_keypoints": rounded_keypoints(pose, score_digits=3),
-                    "pseudo_keypoints": [int(v > 0) for v in keypoints[:, 2]],
-                    "pseudo_status": "accepted",
-                }
-            )
-        if kept:
-            images.append(
-                {
-                    "id": image_id,
-                    "file_name": image_file_name(row),
-                    "width": frame.shape[1],
-                    "height": frame.shape[0],
-                    **{key: row[key] for key in ("repo", "commit", "sha256", "category")},
-                    "licence": row.get("licence", ""),
-                }
-            )
+    for record in progress.records:
+        counts.update(record["counts"])
+        if record["image"] is not None:
+            images.append(record["image"])
+        for person in record["people"]:
+            annotations.append({"id": len(annotations) + 1, **person})
     info = header(
         teacher,
         rule,
-        started,
+        progress.started,
         detector=f"NanoDet-m (assets/detectors/{detector.model_path.name})",
         crop="the detector's box; the engine's MoveNet square crop around it",
         repo=rows[0]["repo"],
@@ -232,3 +194,66 @@ def label_photos(
             }
         ],
     }
+
+
+def label_photo(
+    row: dict[str, str],
+    image_id: int,
+    images_root: Path,
+    detector: PersonDetector,
+    teacher: Teacher,
+    rule: PhotoRule,
+) -> dict:
+    """One row's record: how many people met each verdict, its image entry (None without
+    anyone kept) and its kept people as annotations without ids."""
+    path = images_root / image_file_name(row)
+    frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if frame is None:
+        raise SystemExit(f"cannot read image {path} (extract it with extract.py)")
+    boxes = detector.detect(frame)
+    counts: Counter[str] = Counter(detected=len(boxes))
+    overlap = overlaps(boxes, rule)
+    candidates = []
+    for i, box in enumerate(boxes):
+        status = box_status(box, float(overlap[i]), rule)
+        if status == "candidate":
+            candidates.append(i)
+        else:
+            counts[status] += 1
+    people = []
+    poses = teacher(frame, boxes[candidates, :4]) if candidates else []
+    for i, pose in zip(candidates, poses):
+        status = pose_status(boxes[i], pose, rule)
+        counts[status] += 1
+        if status != "accepted":
+            continue
+        x1, y1, x2, y2, score = (float(v) for v in boxes[i])
+        keypoints = pose.copy()
+        keypoints[:, 2] = np.where(pose[:, 2] >= rule.min_keypoint_score, 2, 0)
+        keypoints[keypoints[:, 2] == 0, :2] = 0
+        people.append(
+            {
+                "image_id": image_id,
+                "category_id": 1,
+                "iscrowd": 0,
+                "bbox": [round(v, 2) for v in (x1, y1, x2 - x1, y2 - y1)],
+                "area": round((x2 - x1) * (y2 - y1), 2),
+                "detection_score": round(score, 3),
+                "keypoints": rounded_keypoints(keypoints),
+                "num_keypoints": int((keypoints[:, 2] > 0).sum()),
+                "teacher_keypoints": rounded_keypoints(pose, score_digits=3),
+                "pseudo_keypoints": [int(v > 0) for v in keypoints[:, 2]],
+                "pseudo_status": "accepted",
+            }
+        )
+    image = None
+    if people:
+        image = {
+            "id": image_id,
+            "file_name": image_file_name(row),
+            "width": frame.shape[1],
+            "height": frame.shape[0],
+            **{key: row[key] for key in ("repo", "commit", "sha256", "category")},
+            "licence": row.get("licence", ""),
+        }
+    return {"counts": dict(counts), "image": image, "people": people}

@@ -8,7 +8,10 @@ by humans) and the street/indoor frames of tests/data/frames.
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import shutil
+import signal
 
 import cv2
 import numpy as np
@@ -16,6 +19,7 @@ import pytest
 
 from hfpose.engine.model_files import ModelError, asset_path
 from hfpose.models.processing import affine_points
+from hfpose.training import label_progress
 from hfpose.training import teacher_label as tl
 from hfpose.training import teacher_photos as tp
 from hfpose.training.coco_files import read_json
@@ -161,10 +165,13 @@ def test_labels_of_nobody_there_leave_the_face_empty(thunder_path, data_dir) -> 
     assert not result.pseudo_mask.any() and (result.keypoints[:5] == 0).all()
 
 
-def test_photos_command_labels_the_people_it_can_trust(thunder_path, data_dir, tmp_path) -> None:
+PHOTO_REPO = "fixtures/tests-data"
+
+
+@pytest.fixture()
+def photo_repo(data_dir, tmp_path):
     """Three real pictures as a person_photos repository: a skier (COCO, all joints labelled),
-    a full-body person indoors and a street of small pedestrians."""
-    repo = "fixtures/tests-data"
+    a full-body person indoors and a street of small pedestrians; (manifest, images root)."""
     root = tmp_path / "photos"
     pictures = {
         "skier.jpg": data_dir / "coco" / "000000000785.jpg",
@@ -175,10 +182,18 @@ def test_photos_command_labels_the_people_it_can_trust(thunder_path, data_dir, t
     for name, source in pictures.items():
         (root / "fixtures+tests-data").mkdir(parents=True, exist_ok=True)
         shutil.copy(source, root / "fixtures+tests-data" / name)
-        lines.append(f"{repo}\t0\t{name}\t0\t0\t0\t0\ttest\ttests/data/README.md")
+        lines.append(f"{PHOTO_REPO}\t0\t{name}\t0\t0\t0\t0\ttest\ttests/data/README.md")
     lines.append("other/repo\t0\tnot_this.jpg\t0\t0\t0\t0\ttest\t-")
     manifest = tmp_path / "manifest.tsv"
     manifest.write_text("\n".join(lines) + "\n")
+    return manifest, root
+
+
+def test_photos_command_labels_the_people_it_can_trust(
+    thunder_path, photo_repo, data_dir, tmp_path
+) -> None:
+    manifest, root = photo_repo
+    repo = PHOTO_REPO
     output = tmp_path / "photos.json"
 
     assert tl.main(["photos", str(manifest), str(root), str(output), "--repo", repo]) == 0
@@ -240,3 +255,122 @@ def test_shards_split_a_repository_evenly_and_refuse_nonsense() -> None:
     for bad in ("3/3", "a/2", "1"):
         with pytest.raises(SystemExit):
             tp.shard_rows(rows, bad)
+
+
+REAL_TEACHER_CALL = tl.Teacher.__call__
+
+
+class _KilledError(Exception):
+    """Stands in for a kill no handler sees (SIGKILL, power): nothing runs on the way out."""
+
+
+def _teacher_stopping_at_call(monkeypatch, call: int, stop) -> list[int]:
+    """Thunder runs for real; at its ``call``-th run (counted in the list returned) ``stop()``
+    happens first: a real SIGINT to this process, or a ``_KilledError``."""
+    calls: list[int] = []
+
+    def counted(self, frame_bgr, boxes_xyxy):
+        calls.append(len(boxes_xyxy))
+        if len(calls) == call:
+            stop()
+        return REAL_TEACHER_CALL(self, frame_bgr, boxes_xyxy)
+
+    monkeypatch.setattr(tl.Teacher, "__call__", counted)
+    return calls
+
+
+def _sigint() -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def _kill() -> None:
+    raise _KilledError
+
+
+def _without_time(path) -> dict:
+    labelled = read_json(path)
+    del labelled["info"]["pseudo_labels"]["seconds"]  # the only part that differs run to run
+    return labelled
+
+
+def test_annotated_run_killed_then_sigint_from_a_patched_teacher_resumes_to_the_same_labels(
+    thunder_path, data_dir, tmp_path, monkeypatch, capsys
+) -> None:
+    """4 images, 14 people: killed after a save of every image, resumed and stopped by Ctrl+C,
+    resumed again; the end is what one uninterrupted run gives."""
+    from hfpose.training.teacher_face_check import limbs_only
+
+    coco = limbs_only(json.loads((data_dir / "coco" / "test_coco.json").read_text()))
+    annotations = tmp_path / "limbs_only.json"
+    annotations.write_text(json.dumps(coco))
+    command = ["annotated", str(annotations), str(data_dir / "coco")]
+    whole = tmp_path / "whole.json.gz"
+    assert tl.main([*command, str(whole)]) == 0
+    output = tmp_path / "out" / "faces.json.gz"
+    sidecar = label_progress.progress_path(output)
+
+    monkeypatch.setattr(label_progress, "SAVE_INTERVAL_S", 0.0)
+    _teacher_stopping_at_call(monkeypatch, 3, _kill)
+    with pytest.raises(_KilledError):
+        tl.main([*command, str(output)])
+    killed_at = len(read_json(sidecar)["records"])
+    assert 0 < killed_at < 4 and not output.exists()
+
+    monkeypatch.setattr(label_progress, "SAVE_INTERVAL_S", 3600.0)  # only the stop saves
+    _teacher_stopping_at_call(monkeypatch, 3, _sigint)
+    capsys.readouterr()
+    assert tl.main([*command, str(output)]) == 130
+    stopped_at = len(read_json(sidecar)["records"])
+    assert killed_at < stopped_at < 4 and not output.exists()
+    continue_with = shlex.join(["hfpose-teacher-label", *command, str(output)])
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"hfpose-teacher-label: stopped by Ctrl+C (SIGINT); {stopped_at} of 4 images labelled, "
+        f"kept in {sidecar}; continue with: {continue_with}"
+    )
+
+    calls = _teacher_stopping_at_call(monkeypatch, 0, _kill)
+    assert tl.main([*command, str(output)]) == 0
+    assert f"resuming: {stopped_at} of 4 images already labelled" in capsys.readouterr().err
+    assert 0 < sum(calls) < 14  # the people of the labelled images were not run again
+    assert _without_time(output) == _without_time(whole)
+    assert not sidecar.exists()
+
+
+def test_photos_run_sigint_from_a_patched_teacher_refuses_other_options_then_resumes(
+    thunder_path, photo_repo, tmp_path, monkeypatch, capsys
+) -> None:
+    manifest, root = photo_repo
+    command = ["photos", str(manifest), str(root)]
+    whole = tmp_path / "whole.json"
+    assert tl.main([*command, str(whole), "--repo", PHOTO_REPO]) == 0
+    output = tmp_path / "photos.json"
+    sidecar = label_progress.progress_path(output)
+    _teacher_stopping_at_call(monkeypatch, 2, _sigint)
+    assert tl.main([*command, str(output), "--repo", PHOTO_REPO]) == 130
+    saved = sidecar.read_bytes()
+    monkeypatch.undo()
+
+    with pytest.raises(SystemExit) as refused:
+        tl.main([*command, str(output), "--repo", PHOTO_REPO, "--min-mean-score", "0.6"])
+    message = str(refused.value)
+    assert f"{sidecar} holds 1 of 3 images labelled with a different rule" in message
+    assert shlex.join(["hfpose-teacher-label", *command, str(output), "--repo", PHOTO_REPO]) in (
+        message
+    )
+    assert sidecar.read_bytes() == saved and not output.exists()  # nothing lost, nothing mixed
+
+    capsys.readouterr()
+    assert tl.main([*command, str(output), "--repo", PHOTO_REPO]) == 0
+    assert "resuming: 1 of 3 images already labelled" in capsys.readouterr().err
+    assert _without_time(output) == _without_time(whole)
+    assert not sidecar.exists()
+
+
+def test_an_unreadable_progress_file_is_refused_not_overwritten(tmp_path) -> None:
+    sidecar = label_progress.progress_path(tmp_path / "labels.json.gz")
+    sidecar.write_text('{"records": [')  # e.g. edited by hand
+
+    with pytest.raises(SystemExit, match="cannot resume from .*: delete it to start over"):
+        label_progress.LabelProgress(sidecar, {"input": "x"}, "hfpose-teacher-label ...")
+
+    assert sidecar.read_text() == '{"records": ['

@@ -5,7 +5,7 @@
 
 Models: the shipped HF-HRNet-18, MoveNet SinglePose Thunder and Lightning (assets/, through the
 engine's keypoint families) and MediaPipe BlazePose-full (``pose_landmark_full.tflite`` of the
-mediapipe 0.10.21 wheel, run by ``hfpose.training.pseudo_label.BlazePoseLandmarker``: mediapipe's own
+mediapipe 0.10.21 wheel, run by ``hfpose.training.blazepose_landmarker.BlazePoseLandmarker``: mediapipe's own
 graph and decoding; its 33 landmarks mapped to COCO-17).
 
 Sets and metrics (the ``hfpose-test --model`` protocol: same GT boxes for every model):
@@ -127,11 +127,8 @@ def record_box_xyxy(record: dict[str, Any]) -> np.ndarray:
 
 def blazepose_predictions(dataset: Any) -> dict[str, np.ndarray]:
     """BlazePose-full's COCO-17 keypoints for every record of ``dataset`` (GT boxes)."""
-    from hfpose.training.pseudo_label import (
-        BLAZEPOSE_FOR_COCO,
-        BLAZEPOSE_INPUT,
-        BlazePoseLandmarker,
-    )
+    from hfpose.training.blazepose_landmarker import BLAZEPOSE_INPUT, BlazePoseLandmarker
+    from hfpose.training.pseudo_label import BLAZEPOSE_FOR_COCO
     from hfpose.training.transforms import read_image_rgb
 
     landmarker = BlazePoseLandmarker()

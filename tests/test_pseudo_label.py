@@ -11,6 +11,7 @@ import pytest
 
 from hfpose.models.processing import affine_points
 from hfpose.training import pseudo_label as pl
+from hfpose.training.blazepose_landmarker import BLAZEPOSE_INPUT, BlazePoseLandmarker
 from hfpose.training.coco_files import read_json
 
 SHOULDER_PAIR, HIP_PAIR = (5, 6), (11, 12)
@@ -49,10 +50,10 @@ def test_crop_rotates_any_torso_upright_and_holds_every_point(up_deg: float) -> 
     hips = in_crop[list(HIP_PAIR)].mean(axis=0)
     assert shoulders[1] < hips[1]
     assert shoulders[0] == pytest.approx(hips[0], abs=1e-3)  # float32 in cv2
-    assert hips == pytest.approx([pl.BLAZEPOSE_INPUT / 2] * 2, abs=1e-3)  # BlazePose's ROI centre
+    assert hips == pytest.approx([BLAZEPOSE_INPUT / 2] * 2, abs=1e-3)  # BlazePose's ROI centre
     head_in_crop = affine_points(head_top[:, :2], pl.crop_transform(center, side, rotation))
     labelled = np.concatenate([in_crop[keypoints[:, 2] > 0], head_in_crop])
-    assert labelled.min() >= 0 and labelled.max() <= pl.BLAZEPOSE_INPUT
+    assert labelled.min() >= 0 and labelled.max() <= BLAZEPOSE_INPUT
 
 
 def _blazepose_like(human: np.ndarray) -> np.ndarray:
@@ -94,7 +95,7 @@ def test_limb_check_accepts_agreement_and_refuses_mirrored_labels() -> None:
 @pytest.fixture(scope="module")
 def landmarker():
     pytest.importorskip("mediapipe")
-    model = pl.BlazePoseLandmarker()
+    model = BlazePoseLandmarker()
     yield model
     model.close()
 

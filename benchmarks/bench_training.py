@@ -212,6 +212,34 @@ def compare_amp(trainer, steps: int) -> dict[str, list[float]]:
     return seconds
 
 
+def compare_sizes(trainer, sizes: list[str], steps: int) -> dict[str, list[float]]:
+    """CPU seconds of one whole step at each input size (HxW), alternating on one batch: what
+    progressive resolution buys. The config's batch is resized, images and heatmaps alike."""
+    import torch.nn.functional as F
+
+    trainer.batch_sampler.set_epoch(0)
+    batch = next(iter(trainer._train_loader()))
+    stride = batch["img"].shape[-1] // batch["target"].shape[-1]
+    resized = {}
+    for size in sizes:
+        height, width = (int(side) for side in size.lower().split("x"))
+        resized[size] = {
+            **batch,
+            "img": F.interpolate(batch["img"], size=(height, width), mode="bilinear"),
+            "target": F.interpolate(
+                batch["target"], size=(height // stride, width // stride), mode="bilinear"
+            ),
+        }
+    seconds: dict[str, list[float]] = {size: [] for size in sizes}
+    for repeat in range(steps + 1):  # the first round warms up every size's kernels
+        for size, sized_batch in resized.items():
+            started = time.process_time()
+            trainer._step([sized_batch], 0)
+            if repeat:
+                seconds[size].append(round(time.process_time() - started, 3))
+    return seconds
+
+
 def breakdown(trainer, workers: list[int], steps: int, rounds: int) -> dict:
     """Where a training step's time goes, all measured in this one process."""
     trainer.batch_sampler.set_epoch(0)
@@ -253,6 +281,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with --breakdown: also CPU seconds per step, fp32 and bf16 alternating",
     )
+    parser.add_argument(
+        "--compare-sizes",
+        nargs="+",
+        metavar="HxW",
+        help="CPU seconds per step at these input sizes, alternating (e.g. 256x192 192x128; "
+        "instead of the plain measurements)",
+    )
     parser.add_argument("--cfg-options", nargs="+", default=[])
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
@@ -278,6 +313,16 @@ def main(argv: list[str] | None = None) -> int:
         "data_samples_per_s": {},
     }
     with tempfile.TemporaryDirectory() as work_dir:
+        if args.compare_sizes:
+            cfg = load_config(args.config, [*options, *args.cfg_options])
+            trainer = Trainer(cfg, Path(work_dir) / "s", progress=False, log=lambda m: None)
+            results.update(amp=amp_name(trainer.amp_dtype), torch_threads=torch.get_num_threads())
+            results["cpu_s_per_step"] = compare_sizes(trainer, args.compare_sizes, args.steps)
+            results["load_average_1min_end"] = os.getloadavg()[0]
+            print(json.dumps(results, indent=1))
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=2) + "\n")
+            return 0
         if args.breakdown:
             cfg = load_config(args.config, [*options, *args.cfg_options])
             trainer = Trainer(cfg, Path(work_dir) / "b", progress=False, log=lambda m: None)

@@ -117,23 +117,30 @@ def onnx_input_size(metadata: dict[str, str]) -> tuple[int, int] | None:
 
 
 def load_fused_onnx(
-    model: nn.Module, path: str | Path, input_wh: tuple[int, int], any_input_size: bool = False
+    model: nn.Module, path: str | Path, input_wh: tuple[int, int]
 ) -> dict[str, torch.Tensor]:
     """Load an exported ONNX's convs into ``model``; returns each BN's fused bias b'.
 
     After this call every BN adds exactly its b' in eval mode (running mean 0, var 1); the train
     mode statistics come from :func:`calibrate_batchnorm`. A file exported at another input size
-    is refused unless ``any_input_size``: the weights themselves fit any size, so a training run
-    may continue them at its own (progressive resolution, a 384x288 run from a 256x192 model).
+    is refused (:func:`load_initial_weights` alone takes any size: the weights fit every size,
+    so a training run may continue them at its own).
     """
     path = Path(path)
     convs, metadata = read_onnx_convs(path)
     exported = onnx_input_size(metadata)
-    if not any_input_size and exported is not None and exported != tuple(input_wh):
+    if exported is not None and exported != tuple(input_wh):
         raise CheckpointError(
             f"{path} was exported at {exported[0]}x{exported[1]} (WxH) but the config's input "
             f"is {input_wh[0]}x{input_wh[1]}: use the matching config"
         )
+    return _load_fused_convs(model, path, convs, input_wh)
+
+
+def _load_fused_convs(
+    model: nn.Module, path: Path, convs: list[dict[str, Any]], input_wh: tuple[int, int]
+) -> dict[str, torch.Tensor]:
+    """The body of :func:`load_fused_onnx`, on convs already read from ``path``."""
     order, pairs = _conv_bn_pairs(model, (input_wh[1], input_wh[0]))
     modules = dict(model.named_modules())
     if len(convs) != len(order):
@@ -258,8 +265,9 @@ def load_initial_weights(
     if not path.is_file():
         raise CheckpointError(f"load_from: {path} not found")
     if path.suffix.lower() == ".onnx":
-        fused_bias = load_fused_onnx(model, path, input_wh, any_input_size=True)
-        size_note = _size_note(onnx_input_size(read_onnx_convs(path)[1]), input_wh)
+        convs, metadata = read_onnx_convs(path)
+        fused_bias = _load_fused_convs(model, path, convs, input_wh)
+        size_note = _size_note(onnx_input_size(metadata), input_wh)
         if calibration is None:
             return f"weights from {path} (BatchNorm not calibrated{size_note})"
         seen = calibrate_batchnorm(model, fused_bias, calibration)

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -195,21 +196,31 @@ def interleaved_rates(trainer, steps: int, rounds: int, workers: list[int]) -> d
     return results
 
 
+def alternating_cpu_seconds(
+    trainer, variants: dict[str, tuple[dict, Any]], steps: int
+) -> dict[str, list[float]]:
+    """CPU seconds of one whole step per variant (a batch and an autocast dtype), alternating
+    so that the machine's load falls on every variant alike; the first round warms up."""
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    for repeat in range(steps + 1):
+        for name, (batch, amp_dtype) in variants.items():
+            trainer.amp_dtype = amp_dtype
+            started = time.process_time()
+            trainer._step([batch], 0)
+            if repeat:
+                seconds[name].append(round(time.process_time() - started, 3))
+    return seconds
+
+
 def compare_amp(trainer, steps: int) -> dict[str, list[float]]:
     """CPU seconds of one whole step on a fixed batch, fp32 and bf16 autocast alternating."""
     import torch
 
     trainer.batch_sampler.set_epoch(0)
     batch = next(iter(trainer._train_loader()))
-    seconds: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    for repeat in range(steps + 1):  # the first pair warms up both kernel sets
-        for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-            trainer.amp_dtype = dtype
-            started = time.process_time()
-            trainer._step([batch], 0)
-            if repeat:
-                seconds[name].append(round(time.process_time() - started, 3))
-    return seconds
+    return alternating_cpu_seconds(
+        trainer, {"fp32": (batch, None), "bf16": (batch, torch.bfloat16)}, steps
+    )
 
 
 def compare_sizes(trainer, sizes: list[str], steps: int) -> dict[str, list[float]]:
@@ -223,21 +234,15 @@ def compare_sizes(trainer, sizes: list[str], steps: int) -> dict[str, list[float
     resized = {}
     for size in sizes:
         height, width = (int(side) for side in size.lower().split("x"))
-        resized[size] = {
+        sized_batch = {
             **batch,
             "img": F.interpolate(batch["img"], size=(height, width), mode="bilinear"),
             "target": F.interpolate(
                 batch["target"], size=(height // stride, width // stride), mode="bilinear"
             ),
         }
-    seconds: dict[str, list[float]] = {size: [] for size in sizes}
-    for repeat in range(steps + 1):  # the first round warms up every size's kernels
-        for size, sized_batch in resized.items():
-            started = time.process_time()
-            trainer._step([sized_batch], 0)
-            if repeat:
-                seconds[size].append(round(time.process_time() - started, 3))
-    return seconds
+        resized[size] = (sized_batch, trainer.amp_dtype)
+    return alternating_cpu_seconds(trainer, resized, steps)
 
 
 def breakdown(trainer, workers: list[int], steps: int, rounds: int) -> dict:
@@ -253,6 +258,15 @@ def breakdown(trainer, workers: list[int], steps: int, rounds: int) -> dict:
         result["loader_start_s"][count] = round(loader_start_s(trainer, count), 2)
     result["samples_per_s"] = interleaved_rates(trainer, steps, rounds, workers)
     return result
+
+
+def report(results: dict, json_path: Path | None) -> int:
+    """Print the results as json (and write them to ``json_path``), with the closing load."""
+    results["load_average_1min_end"] = os.getloadavg()[0]
+    print(json.dumps(results, indent=1))
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -318,11 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             trainer = Trainer(cfg, Path(work_dir) / "s", progress=False, log=lambda m: None)
             results.update(amp=amp_name(trainer.amp_dtype), torch_threads=torch.get_num_threads())
             results["cpu_s_per_step"] = compare_sizes(trainer, args.compare_sizes, args.steps)
-            results["load_average_1min_end"] = os.getloadavg()[0]
-            print(json.dumps(results, indent=1))
-            if args.json:
-                args.json.write_text(json.dumps(results, indent=2) + "\n")
-            return 0
+            return report(results, args.json)
         if args.breakdown:
             cfg = load_config(args.config, [*options, *args.cfg_options])
             trainer = Trainer(cfg, Path(work_dir) / "b", progress=False, log=lambda m: None)
@@ -331,11 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             results["breakdown"] = breakdown(trainer, args.workers, args.steps, args.rounds)
             if args.compare_amp:
                 results["cpu_s_per_step"] = compare_amp(trainer, args.steps)
-            results["load_average_1min_end"] = os.getloadavg()[0]
-            print(json.dumps(results, indent=1))
-            if args.json:
-                args.json.write_text(json.dumps(results, indent=2) + "\n")
-            return 0
+            return report(results, args.json)
         for workers in args.workers:
             cfg = load_config(
                 args.config, [*options, f"data.workers_per_gpu={workers}", *args.cfg_options]

@@ -10,7 +10,7 @@ decoder.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
@@ -55,6 +55,18 @@ class EarlyEnd:
         }
 
 
+@dataclass(frozen=True)
+class SkippedEntry:
+    """An entry of the input that could not be read and was passed over (a bad photo in a
+    folder): the run goes on with the rest."""
+
+    name: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "reason": self.reason}
+
+
 @dataclass
 class SourceInfo:
     """What sinks and the UI need to know about a source.
@@ -82,6 +94,16 @@ class SourceInfo:
     # False when ``fps`` is a guess (the container, camera or stream gave no usable rate): the
     # detection cadence then assumes its own fallback (hfpose.engine.config.FALLBACK_FPS).
     fps_reported: bool = True
+    # Entries passed over because they could not be read (an image folder's bad photos).
+    skipped: list[SkippedEntry] = field(default_factory=list)
+    # Set when the source delivered its last frame: the input was read to its end (not
+    # stopped by the user, not ended by an error).
+    read_to_end: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """Every frame of the input was read: to its end, none skipped, nothing missing."""
+        return self.read_to_end and self.ended_early is None and not self.skipped
 
 
 class FrameSource:

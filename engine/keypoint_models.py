@@ -263,8 +263,11 @@ def _family_from_shapes(
     first = outputs[0]
     if first.shape[-1] == 3 and (first.ndim == 3 or (first.ndim == 4 and first.shape[1] == 1)):
         return "direct_keypoints", True
-    if first.ndim == 4 and first.shape[2] <= size_wh[1] and first.shape[3] <= size_wh[0]:
-        return "heatmaps", True
+    # Heatmaps are smaller than the crop and one per keypoint: a picture the input's size,
+    # or of 1, 3 or 4 channels, is an image-to-image model's output.
+    if first.ndim == 4 and first.shape[1] > 4:
+        if first.shape[2] < size_wh[1] and first.shape[3] < size_wh[0]:
+            return "heatmaps", True
     return "", True
 
 

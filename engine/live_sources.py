@@ -168,6 +168,28 @@ class CameraSource(LiveFrameSource):
         self._capture.release()
 
 
+def open_stream_container(url: str, timeout_s: float = 10.0):
+    """``url`` opened by PyAV, each network wait at most ``timeout_s``; :class:`SourceError`
+    with the reason (a server that never answers: after how long) when it cannot be."""
+    import av
+
+    options = {"timeout": str(int(timeout_s * 1_000_000))}
+    if url.lower().startswith(("rtsp://", "rtsps://")):
+        options["rtsp_transport"] = "tcp"  # UDP loses packets on busy networks
+    try:
+        container = av.open(url, options=options, timeout=timeout_s)
+    except (av.error.ExitError, TimeoutError) as exc:  # ExitError: PyAV's timeout fired
+        raise SourceError(
+            f"cannot open stream {url}: no answer in {timeout_s:g} s (timed out)"
+        ) from exc
+    except av.error.FFmpegError as exc:
+        raise SourceError(f"cannot open stream {url}: {exc.strerror or exc}") from exc
+    if not container.streams.video:
+        container.close()
+        raise SourceError(f"stream has no video: {url}")
+    return container
+
+
 class StreamSource(LiveFrameSource):
     """An RTSP/RTMP/HTTP stream decoded by PyAV, newest frame only.
 
@@ -183,12 +205,14 @@ class StreamSource(LiveFrameSource):
         open_timeout_s: float = 10.0,
         reconnect_tries: int = 3,
         reconnect_delay_s: float = 1.0,
+        container=None,
     ) -> None:
+        """``container``: ``url`` already opened by :func:`open_stream_container`."""
         self._url = url
         self._open_timeout_s = open_timeout_s
         self._reconnect_tries = reconnect_tries
         self._reconnect_delay_s = reconnect_delay_s
-        self._open()
+        self._open(container)
         stream = self._container.streams.video[0]
         reported = stream.average_rate or stream.guessed_rate
         rate = reported or Fraction(25)
@@ -211,19 +235,8 @@ class StreamSource(LiveFrameSource):
         super().__init__(info, read_timeout=patience)
         self.start()
 
-    def _open(self) -> None:
-        import av
-
-        options = {"timeout": str(int(self._open_timeout_s * 1_000_000))}
-        if self._url.lower().startswith(("rtsp://", "rtsps://")):
-            options["rtsp_transport"] = "tcp"  # UDP loses packets on busy networks
-        try:
-            self._container = av.open(self._url, options=options, timeout=self._open_timeout_s)
-        except av.error.FFmpegError as exc:
-            raise SourceError(f"cannot open stream {self._url}: {exc.strerror or exc}") from exc
-        if not self._container.streams.video:
-            self._container.close()
-            raise SourceError(f"stream has no video: {self._url}")
+    def _open(self, container=None) -> None:
+        self._container = container or open_stream_container(self._url, self._open_timeout_s)
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         self._frames = self._container.decode(stream)

@@ -182,6 +182,7 @@ class Pipeline:
         if self.source is not None:
             s.dropped_frames = self._dropped_frames()
             s.ended_early = self.source.info.ended_early
+            s.skipped = list(self.source.info.skipped)
         s.error = self._error
         return s
 

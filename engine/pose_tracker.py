@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import cv2
 import numpy as np
 
 from hfpose.engine.config import config_from_settings
@@ -67,6 +68,10 @@ class PoseTracker:
         return self.processor.dataset_info
 
     def __call__(self, image_bgr: np.ndarray, timestamp: float | None = None) -> list[Person]:
+        """The people in ``image_bgr``: ``(H, W, 3) uint8 BGR`` as OpenCV reads it; grayscale
+        ``(H, W)`` / ``(H, W, 1)`` and BGRA ``(H, W, 4)`` uint8 are converted, anything else
+        (floats, 16-bit, channels first, empty) is refused (:func:`as_bgr_image`)."""
+        image_bgr = as_bgr_image(image_bgr)
         if timestamp is None:
             timestamp = time.perf_counter() - self._t0
         frame = Frame(image_bgr, self._index, timestamp)
@@ -81,4 +86,43 @@ class PoseTracker:
 
     def draw(self, image_bgr: np.ndarray, people: Sequence[Person]) -> np.ndarray:
         """The frame with ``people`` drawn as the pipeline draws them (no HUD)."""
-        return self.processor.renderer.render(image_bgr, people, None)
+        return self.processor.renderer.render(as_bgr_image(image_bgr), people, None)
+
+
+EXPECTED_IMAGE = "(H, W, 3) uint8 BGR"
+
+
+def as_bgr_image(image: Any) -> np.ndarray:
+    """``image`` as the models take it, ``(H, W, 3) uint8 BGR``.
+
+    Grayscale and BGRA uint8 are converted: nothing is guessed. Floats and 16-bit images are
+    refused rather than scaled, because their range is not known (0..1 or 0..255; 16, 12 or
+    10 bits): a wrong guess finds nobody without a word. Anything else is refused too; every
+    refusal is one ``ValueError`` naming the expected layout and, where there is one, the
+    conversion to make.
+    """
+    if not isinstance(image, np.ndarray):
+        raise ValueError(
+            f"expected an image as a numpy array {EXPECTED_IMAGE}, got {type(image).__name__}"
+        )
+    shape = image.shape
+    if image.dtype != np.uint8:
+        hint = ""
+        if image.dtype.kind == "f":
+            hint = "; from floats in 0..1: (image * 255).round().astype(np.uint8)"
+        elif image.dtype == np.uint16:
+            hint = "; from 16 bits: (image >> 8).astype(np.uint8)"
+        raise ValueError(f"expected {EXPECTED_IMAGE}, got dtype {image.dtype}{hint}")
+    channels = shape[2] if image.ndim == 3 else (1 if image.ndim == 2 else 0)
+    if channels not in (1, 3, 4):
+        hint = ""
+        if image.ndim == 3 and shape[0] in (1, 3, 4):
+            hint = "; channels first? image.transpose(1, 2, 0)"
+        raise ValueError(f"expected {EXPECTED_IMAGE}, got shape {shape}{hint}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"expected {EXPECTED_IMAGE}, got an empty image of shape {shape}")
+    if channels == 1:
+        return cv2.cvtColor(image.reshape(shape[:2]), cv2.COLOR_GRAY2BGR)
+    if channels == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(image)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hfpose.engine.frame_source import EarlyEnd, SourceInfo
+from hfpose.engine.frame_source import EarlyEnd, SkippedEntry, SourceInfo
 
 if TYPE_CHECKING:  # sessions imports ONNX Runtime: this module stays numpy-only
     from hfpose.engine.sessions import RuntimeInfo
@@ -104,3 +104,4 @@ class RunSummary:
     interrupted: bool = False
     error: PipelineError | None = None
     ended_early: EarlyEnd | None = None  # the input stopped before its announced end
+    skipped: list[SkippedEntry] = field(default_factory=list)  # unreadable entries passed over

@@ -11,6 +11,7 @@ keyword arguments, and the engine validates with them: nothing restates a defaul
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from typing import Any, get_type_hints
@@ -61,6 +62,8 @@ class Setting:
             key = str(value).partition(":")[0].lower() if self.prefix_choice else value
             if key not in self.choices:
                 return f"unknown {self.name} {value!r}; choose one of {', '.join(self.choices)}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"must be a finite number, got {value}"
         if self.minimum is not None and self.maximum is not None:
             if not self.minimum <= value <= self.maximum:
                 return f"must be between {self.minimum:g} and {self.maximum:g}, got {value}"

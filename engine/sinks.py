@@ -29,6 +29,7 @@ import numpy as np
 
 from hfpose.engine.frame_source import SourceInfo
 from hfpose.engine.image_folder_source import list_images
+from hfpose.engine.output_files import OutputBusyError, OutputLock, temp_prefix, writes_through
 from hfpose.engine.results import FrameResult
 from hfpose.models.metainfo import COCO, DatasetInfo
 
@@ -62,7 +63,11 @@ class Sink:
         raise NotImplementedError
 
 
-def _check_writable_dir(path: Path) -> None:
+def _claim_output(path: Path) -> OutputLock | None:
+    """Check that ``path`` can be written and lock it for this run (``None``: a device or
+    FIFO, written through, needs no lock); raises :class:`SinkError` with the reason."""
+    if writes_through(path):
+        return None
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise SinkError(f"cannot write {path}: folder {folder} does not exist")
@@ -70,6 +75,21 @@ def _check_writable_dir(path: Path) -> None:
         raise SinkError(f"cannot write {path}: folder {folder} is not writable")
     if path.is_dir():
         raise SinkError(f"cannot write {path}: it is a folder")
+    lock = OutputLock(path)
+    try:
+        lock.acquire()
+    except OutputBusyError as exc:
+        raise SinkError(str(exc)) from None
+    except OSError as exc:
+        raise SinkError(f"cannot write {path}: {exc.strerror}") from exc
+    return lock
+
+
+def container_for(path: str | os.PathLike) -> str | None:
+    """The recording kind (a key of :data:`VIDEO_CONTAINERS`) a file name asks for by its
+    extension, ``None`` for one no recording can be."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    return suffix if suffix in VIDEO_CONTAINERS else None
 
 
 class VideoSink(Sink):
@@ -117,14 +137,21 @@ class VideoSink(Sink):
         self._time_base = Fraction(1, 30)
         self._audio_offset = 0.0
         self._closed = False
+        self._failed = False  # a write failed: the muxer must not be called again
+        self._lock: OutputLock | None = None
 
     def open(self, info: SourceInfo) -> None:
         import av
 
-        _check_writable_dir(self.path)
-        self._rate = info.rate or Fraction(info.fps).limit_denominator(1001)
         # 4:2:0 chroma needs even sizes; drop the odd last row/column rather than stretch.
         self._size = (info.width - info.width % 2, info.height - info.height % 2)
+        if min(self._size) < 2:
+            raise SinkError(
+                f"cannot write {self.path}: the frames ({info.width}x{info.height}) are too "
+                "small to encode (2x2 pixels at least)"
+            )
+        self._lock = _claim_output(self.path)
+        self._rate = info.rate or Fraction(info.fps).limit_denominator(1001)
         try:
             options = {"flush_packets": "1"}
             if self.container == "mp4":
@@ -136,8 +163,15 @@ class VideoSink(Sink):
                 options=options,
             )
         except av.error.FFmpegError as exc:
+            self._release_lock()
             raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
-        self._video = self._open_encoder()
+        try:
+            self._video = self._open_encoder()
+        except SinkError:
+            self._container.close()
+            self._container = None
+            self._release_lock()
+            raise
         if self.audio and info.has_audio and info.kind == "file":
             self._open_audio(info.uri)
 
@@ -247,6 +281,7 @@ class VideoSink(Sink):
             self._mux_video(self._video.encode(frame))
             self._copy_audio_until(result.timestamp + 1.0 / float(self._rate))
         except av.error.FFmpegError as exc:
+            self._failed = True
             raise SinkError(f"writing {self.path} failed: {exc.strerror or exc}") from exc
         self.frames_written += 1
 
@@ -259,16 +294,36 @@ class VideoSink(Sink):
             self._container.mux(packet)
 
     def close(self) -> None:
+        """Flush the encoder and finish the file. After a failed write (a full disk) nothing
+        more is muxed: FFmpeg's muxer crashes the process when written to after an error, so
+        the file is closed as it is and the first reason stands."""
+        import av
+
         if self._closed or self._container is None:
             return
         self._closed = True
         try:
-            self._mux_video(self._video.encode(None))
-            if self._first_time is not None and self._audio_packets is not None:
-                self._copy_audio_until(self._last_time + 1.0 / float(self._rate))
+            if not self._failed:
+                self._mux_video(self._video.encode(None))
+                if self._first_time is not None and self._audio_packets is not None:
+                    self._copy_audio_until(self._last_time + 1.0 / float(self._rate))
+        except av.error.FFmpegError as exc:
+            self._failed = True
+            raise SinkError(f"writing {self.path} failed: {exc.strerror or exc}") from exc
         finally:
             self._close_audio()
-            self._container.close()
+            try:
+                self._container.close()
+            except av.error.FFmpegError as exc:
+                if not self._failed:
+                    raise SinkError(f"writing {self.path} failed: {exc.strerror or exc}") from exc
+            finally:
+                self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 class _AtomicTextSink(Sink):
@@ -281,17 +336,22 @@ class _AtomicTextSink(Sink):
         self.dataset_info = dataset_info
         self._file = None
         self._temp_path: str | None = None
+        self._lock: OutputLock | None = None
 
     def open(self, info: SourceInfo) -> None:
-        _check_writable_dir(self.path)
+        self._lock = _claim_output(self.path)
         folder = self.path.parent if str(self.path.parent) else Path(".")
         try:
-            handle, self._temp_path = tempfile.mkstemp(
-                prefix=f".{self.path.name}.", suffix=self.suffix, dir=folder
-            )
+            if self._lock is None:  # a device or FIFO: written as it is
+                self._file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            else:
+                handle, self._temp_path = tempfile.mkstemp(
+                    prefix=temp_prefix(self.path), suffix=self.suffix, dir=folder
+                )
+                self._file = os.fdopen(handle, "w", encoding="utf-8", newline="")
         except OSError as exc:
+            self._release()
             raise SinkError(f"cannot write {self.path}: {exc.strerror}") from exc
-        self._file = os.fdopen(handle, "w", encoding="utf-8", newline="")
         self._begin(info)
 
     def _begin(self, info: SourceInfo) -> None:
@@ -306,13 +366,21 @@ class _AtomicTextSink(Sink):
         try:
             self._end()
             self._file.close()
-            os.replace(self._temp_path, self.path)
+            if self._temp_path is not None:
+                os.replace(self._temp_path, self.path)
         except OSError as exc:
             raise SinkError(f"cannot write {self.path}: {exc.strerror}") from exc
         finally:
             self._file = None
-            if self._temp_path and os.path.exists(self._temp_path):
-                os.unlink(self._temp_path)
+            self._release()
+
+    def _release(self) -> None:
+        if self._temp_path and os.path.exists(self._temp_path):
+            os.unlink(self._temp_path)
+        self._temp_path = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 class JsonKeypointSink(_AtomicTextSink):
@@ -348,9 +416,11 @@ class JsonKeypointSink(_AtomicTextSink):
         meta["source"] = info.uri
         meta["fps"] = info.fps
         meta["width"], meta["height"] = info.width, info.height
-        meta["input_complete"] = info.ended_early is None
+        meta["input_complete"] = info.complete
         if info.ended_early is not None:
             meta["ended_early"] = info.ended_early.to_dict()
+        if info.skipped:
+            meta["skipped"] = [entry.to_dict() for entry in info.skipped]
         self._file.write('\n], "meta_info": ' + json.dumps(meta) + "}\n")
 
 

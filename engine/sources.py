@@ -21,10 +21,13 @@ import cv2
 
 from hfpose.engine.frame_source import FrameSource
 from hfpose.engine.image_folder_source import ImageFolderSource, is_image_file
-from hfpose.engine.live_sources import CameraSource, StreamSource
+from hfpose.engine.live_sources import CameraSource, StreamSource, open_stream_container
 from hfpose.engine.video_file_source import VideoFileSource
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+# Schemes that serve files as well as live streams: a URL whose source announces a length is
+# read as a file (every frame, in order); RTSP, RTMP, UDP and TCP are always live.
+FILE_SCHEMES = ("http://", "https://")
 _WEBCAM_SPEC = re.compile(r"^(?:webcam|camera|cam):(\d+)$", re.IGNORECASE)
 
 
@@ -92,6 +95,17 @@ def is_live_spec(spec: str | int) -> bool:
     return str(spec).lower().startswith(STREAM_SCHEMES)
 
 
+def open_url(url: str) -> FrameSource:
+    """A network source: a file when the server's data announces a length (a video served
+    over HTTP: every frame, in order, a transfer cut short reported as for a local file),
+    else a live stream (newest frame only; HLS live, MJPEG cameras, RTSP...)."""
+    container = open_stream_container(url)
+    video = container.streams.video[0]
+    if url.lower().startswith(FILE_SCHEMES) and (container.duration or video.frames):
+        return VideoFileSource(url, container=container)
+    return StreamSource(url, container=container)
+
+
 def open_source(spec: str | int | os.PathLike, folder_fps: float = 30.0) -> FrameSource:
     """Open whatever the user typed: a video, an image, a folder of images, ``webcam:N`` or an
     RTSP/HTTP URL."""
@@ -100,7 +114,7 @@ def open_source(spec: str | int | os.PathLike, folder_fps: float = 30.0) -> Fram
         return CameraSource(camera)
     text = os.fspath(spec)
     if text.lower().startswith(STREAM_SCHEMES):
-        return StreamSource(text)
+        return open_url(text)
     if os.path.isdir(text) or is_image_file(text):
         return ImageFolderSource(text, fps=folder_fps)
     return VideoFileSource(text)

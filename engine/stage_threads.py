@@ -201,6 +201,7 @@ class StageThreads:
                 started = time.perf_counter()
                 frame = source.read()
                 if frame is None:
+                    source.info.read_to_end = not self.control.stopping
                     self._put("detect", _END)
                     return
                 meter.record(time.perf_counter() - started)

@@ -18,6 +18,10 @@ import cv2
 
 from hfpose.engine.frame_source import EarlyEnd, Frame, FrameSource, SourceError, SourceInfo
 
+# FFmpeg's decoders that draw a text file as pictures (its tty demuxer takes any text): a
+# README is not a video.
+TEXT_RENDERERS = ("ansi", "bintext", "xbin", "idf")
+
 # Display rotation (degrees counter-clockwise, as FFmpeg's display matrix gives it) -> the
 # OpenCV rotation that shows the picture upright.
 _ROTATE_CODES = {
@@ -28,25 +32,38 @@ _ROTATE_CODES = {
 
 
 class VideoFileSource(FrameSource):
-    """A video file decoded by PyAV (anything FFmpeg reads), frame by frame, none dropped."""
+    """A video file decoded by PyAV (anything FFmpeg reads), frame by frame, none dropped.
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    ``container``: a file served over the network, already opened
+    (:func:`hfpose.engine.live_sources.open_stream_container`); ``path`` is then its URL.
+    """
+
+    def __init__(self, path: str | os.PathLike, container=None) -> None:
         import av
 
         self._path = str(path)
-        if not os.path.exists(self._path):
+        self._remote = container is not None
+        if container is not None:
+            self._container = container
+        elif not os.path.exists(self._path):
             raise SourceError(f"input file not found: {self._path}")
-        if os.path.isdir(self._path):
+        elif os.path.isdir(self._path):
             raise SourceError(f"input is a folder, not a video file: {self._path}")
-        try:
-            self._container = av.open(self._path, mode="r")
-        except av.error.InvalidDataError as exc:
-            raise SourceError(f"not a video file (FFmpeg cannot read it): {self._path}") from exc
-        except av.error.FFmpegError as exc:
-            raise SourceError(f"cannot open video {self._path}: {exc.strerror or exc}") from exc
+        else:
+            try:
+                self._container = av.open(self._path, mode="r")
+            except av.error.InvalidDataError as exc:
+                raise SourceError(
+                    f"not a video file (FFmpeg cannot read it): {self._path}"
+                ) from exc
+            except av.error.FFmpegError as exc:
+                raise SourceError(f"cannot open video {self._path}: {exc.strerror or exc}") from exc
         if not self._container.streams.video:
             self._container.close()
             raise SourceError(f"not a video file (no video stream): {self._path}")
+        if self._container.streams.video[0].codec_context.name in TEXT_RENDERERS:
+            self._container.close()
+            raise SourceError(f"not a video file (FFmpeg would draw it as text): {self._path}")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"  # frame + slice threads: decode keeps up on 2 cores
         stream = self._stream
@@ -71,7 +88,7 @@ class VideoFileSource(FrameSource):
             duration=duration,
             has_audio=bool(self._container.streams.audio),
             is_live=False,
-            seekable=True,
+            seekable=not self._remote,  # a server need not take range requests
             rate=Fraction(rate),
         )
         self._frames = self._decode()
@@ -83,8 +100,14 @@ class VideoFileSource(FrameSource):
         # here, before any output is opened, and the size is the real decoded one.
         try:
             first = next(self._frames, None)
-        except SourceError:
+        except SourceError as error:
             self._container.close()
+            if self._remote and "mp4" in self._container.format.name:
+                raise SourceError(
+                    f"cannot read {self._path} over the network ({error.__cause__}): an MP4 "
+                    "with its index at the end needs a server that takes range requests; "
+                    "download it first"
+                ) from error
             raise
         if first is None:
             self._container.close()
@@ -159,7 +182,9 @@ class VideoFileSource(FrameSource):
                 decoded = next(self._frames, None)
             except SourceError as error:  # frames were delivered: keep them, say why it stopped
                 detail = getattr(error.__cause__, "strerror", None) or str(error)
-                self._ended(f"corrupt data (FFmpeg: {detail})")
+                self._ended(
+                    self._transfer_cut() if self._remote else f"corrupt data (FFmpeg: {detail})"
+                )
                 return None
             if decoded is None:
                 self._check_complete()
@@ -190,17 +215,30 @@ class VideoFileSource(FrameSource):
             return
         if self.info.duration and (self._last_time or 0.0) >= self.info.duration - 3 / fps:
             return
+        if self._remote:
+            self._ended(self._transfer_cut())
+            return
         size = os.path.getsize(self._path)
         if self._read_up_to >= size:
             self._ended(f"missing data (the file ends at byte {size:,}: cut short?)")
         else:
             self._ended(f"corrupt data (nothing decodes after byte {self._read_up_to:,})")
 
+    def _transfer_cut(self) -> str:
+        """Why a file read over the network stopped short: its transfer ended early."""
+        size = self._container.size
+        of = f" of the {size:,} announced" if size and size > 0 else ""
+        return (
+            f"missing data (the transfer stopped after byte {self._read_up_to:,}{of}: cut short?)"
+        )
+
     def _ended(self, reason: str) -> None:
         if self.info.ended_early is None:
             self.info.ended_early = EarlyEnd(self._next_index, self.info.frame_count, reason)
 
     def seek(self, seconds: float) -> None:
+        if self._remote:
+            raise SourceError(f"cannot seek in a file read over the network ({self._path})")
         seconds = max(0.0, float(seconds))
         if self.info.duration is not None:
             seconds = min(seconds, self.info.duration)

@@ -11,7 +11,12 @@ codes with a one-line reason:
   ``--allow-truncated`` was not given: everything decoded is written first;
 - 2: the command line itself is wrong (unknown option or device, bad value, an input or model
   path that does not exist);
-- 130: stopped with Ctrl+C (the video written so far is complete and playable).
+- 130: stopped with Ctrl+C, 143 with SIGTERM (``kill``, ``timeout``, a service manager):
+  every output is finished first (the video written so far is complete and playable).
+
+Every output (``--out`` and each ``--save-*`` option) is checked against the inputs and the
+other outputs before anything is opened: one that would overwrite an input or another output
+is a command-line mistake (exit 2).
 """
 
 from __future__ import annotations
@@ -19,15 +24,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from hfpose.app.setting_args import add_setting_arguments, cli_settings
 from hfpose.engine.config import config_from_settings
 from hfpose.engine.frame_source import SourceError
+from hfpose.engine.image_folder_source import list_images
 from hfpose.engine.keypoint_models import SHIPPED_MODELS
+from hfpose.engine.output_files import OutputConflictError, check_outputs, writes_through
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.results import FrameResult, PipelineError, RunSummary
 from hfpose.engine.sinks import (
@@ -36,16 +45,38 @@ from hfpose.engine.sinks import (
     JsonKeypointSink,
     SinkError,
     VideoSink,
+    container_for,
 )
-from hfpose.engine.sources import is_live_spec
+from hfpose.engine.sources import is_live_spec, parse_camera_index
 
 PROG = "hfpose-video"
 DEVICES = ("auto", "cpu", "gpu", "npu", "openvino", "torch")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# Every option that writes a file is --out or --save-*: the output-path check covers each one
+# by this rule, those added later included.
+OUTPUT_OPTION = re.compile(r"^(out|save_\w+)$")
 
 
 class UsageError(Exception):
     """The command line is wrong (exit 2)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stopped as Ctrl+C stops (every output finished), exit 128 + the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM stop the run the way Ctrl+C does, instead of killing it mid-write."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,15 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Detect, track and draw human poses with HF-HRNet on a video file, webcam "
         "(webcam:0), RTSP/HTTP stream or image folder.",
         epilog="Exit status: 0 done, 1 failure while opening or processing or an input that "
-        "ended early (see --allow-truncated), 2 bad command line, 130 stopped with Ctrl+C (the "
-        "video so far stays playable).",
+        "was not read completely (see --allow-truncated), 2 bad command line (an output that "
+        "would overwrite an input or another output included), 130 stopped with Ctrl+C, 143 "
+        "with SIGTERM (the outputs so far are finished, the video playable).",
     )
     parser.add_argument("input", help="video file, image folder, webcam:N or rtsp:// / http:// URL")
     parser.add_argument(
         "--out",
         metavar="OUT.mp4",
-        help="annotated video (H.264 MP4); default: INPUT_pose.mp4 in the current folder "
-        "when no other output is asked for",
+        help="annotated video (H.264 in .mp4, or .mkv); default: INPUT_pose.mp4 in the "
+        "current folder when no other output is asked for",
     )
     add_setting_arguments(parser)
     parser.add_argument("--save-json", metavar="F", help="per-frame keypoints, mmpose 1.x JSON")
@@ -73,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--allow-truncated",
         action="store_true",
-        help="exit 0 when the input ends before its announced end (cut-short file, dropped "
-        "stream); without it that exits 1, after writing everything decoded",
+        help="exit 0 when the input was not read completely (a cut-short file, a dropped "
+        "stream, unreadable images skipped in a folder); without it that exits 1, after "
+        "writing everything read",
     )
     return parser
 
@@ -86,9 +119,50 @@ def _has_display() -> bool:
 
 
 def _default_out(input_spec: str) -> Path:
-    if is_live_spec(input_spec):
+    if parse_camera_index(input_spec) is not None:
         return Path("webcam_pose.mp4")
-    return Path(f"{Path(input_spec.rstrip('/')).stem}_pose.mp4")
+    path = urlsplit(input_spec).path if is_live_spec(input_spec) else input_spec
+    return Path(f"{Path(path.rstrip('/')).stem or 'stream'}_pose.mp4")
+
+
+def _output_paths(args: argparse.Namespace) -> dict[str, str]:
+    """Every file the command line asks to write, by option (``OUTPUT_OPTION``)."""
+    return {
+        "--" + name.replace("_", "-"): value
+        for name, value in vars(args).items()
+        if OUTPUT_OPTION.match(name) and value
+    }
+
+
+def _input_paths(args: argparse.Namespace) -> dict[str, str]:
+    """Every file the command reads: the input (a folder's images), the models."""
+    inputs: dict[str, str] = {}
+    if not is_live_spec(args.input):
+        inputs["the input"] = args.input
+        if os.path.isdir(args.input):
+            inputs.update({f"the input image {p}": p for p in list_images(args.input)})
+    for option, value in (
+        ("--model", args.model),
+        ("--model-config", args.model_config),
+        ("--detector", args.detector),
+    ):
+        if value and os.path.exists(value):
+            inputs[option] = value
+    return inputs
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Outputs that would overwrite an input or one another, or a recording of an unknown
+    kind, are refused before anything is opened."""
+    try:
+        check_outputs(_output_paths(args), _input_paths(args))
+    except OutputConflictError as error:
+        raise UsageError(str(error)) from None
+    if args.out and not writes_through(args.out) and container_for(args.out) is None:
+        raise UsageError(
+            f"--out {args.out}: unknown video file kind {Path(args.out).suffix or '(none)'!r}; "
+            "name it .mp4 or .mkv"
+        )
 
 
 def _check_paths(args: argparse.Namespace) -> None:
@@ -108,7 +182,8 @@ def _check_paths(args: argparse.Namespace) -> None:
 def _make_sinks(args: argparse.Namespace) -> list:
     sinks: list = []
     if args.out:
-        sinks.append(VideoSink(args.out, audio=not args.no_audio))
+        container = container_for(args.out) or "mp4"  # a device or FIFO: MP4
+        sinks.append(VideoSink(args.out, audio=not args.no_audio, container=container))
     if args.save_json:
         sinks.append(JsonKeypointSink(args.save_json))
     if args.save_csv:
@@ -130,10 +205,22 @@ def _summary_line(summary: RunSummary, sinks: list) -> str:
         text += f", {summary.dropped_frames} live frames skipped"
     if summary.ended_early is not None:
         text += f"; input incomplete, {summary.ended_early.message}"
-    written = [str(s.path) for s in sinks]
+    if summary.skipped:
+        text += f"; {_skipped_words(summary)}: " + ", ".join(
+            f"{Path(s.name).name} ({s.reason})" for s in summary.skipped
+        )
+    written = [str(s.path) for s in sinks if os.path.exists(s.path)]
     if written:
         text += "; wrote " + ", ".join(written)
+    missing = [str(s.path) for s in sinks if not os.path.exists(s.path)]
+    if missing:
+        text += "; not written: " + ", ".join(missing)
     return text
+
+
+def _skipped_words(summary: RunSummary) -> str:
+    count = len(summary.skipped)
+    return f"{count} unreadable {'entry' if count == 1 else 'entries'} skipped"
 
 
 class _Display:
@@ -162,10 +249,18 @@ class _Display:
         return key not in (ord("q"), 27) and not closed
 
 
+def _restore_sigterm(previous: object) -> None:
+    """Give SIGTERM back to whoever called :func:`main` (a script, the tests), unless the
+    run is finishing its files and still needs it held."""
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main and signal.getsignal(signal.SIGTERM) is _raise_terminated:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _finish_despite_more_ctrl_c() -> None:
-    """A second Ctrl+C while the files are being closed would kill the engine's threads
-    half-way (keypoint files never moved into place): say we are on it instead. The handler
-    stays until the command exits, which it is about to do."""
+    """A second Ctrl+C or SIGTERM while the files are being closed would kill the engine's
+    threads half-way (keypoint files never moved into place): say we are on it instead. The
+    handler stays until the command exits, which it is about to do."""
     if threading.current_thread() is not threading.main_thread():
         return
 
@@ -173,6 +268,14 @@ def _finish_despite_more_ctrl_c() -> None:
         print(f"{PROG}: finishing the files, one moment", file=sys.stderr)
 
     signal.signal(signal.SIGINT, patience)
+    signal.signal(signal.SIGTERM, patience)
+
+
+def _stopped_status(stop: KeyboardInterrupt) -> tuple[int, str]:
+    """Exit status and the words for a stop by Ctrl+C or a signal."""
+    if isinstance(stop, Terminated):
+        return 128 + stop.signum, f"stopped by {signal.Signals(stop.signum).name}"
+    return EXIT_INTERRUPTED, "interrupted"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -180,8 +283,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     _check_paths(args)
-    if not (args.out or args.save_json or args.save_csv or args.save_coco or args.show):
+    if not (_output_paths(args) or args.show):
         args.out = str(_default_out(args.input))
+    _check_outputs(args)
     config = config_from_settings(cli_settings(args), source=args.input)
     sinks = _make_sinks(args)
     display = _Display() if args.show else None
@@ -203,13 +307,13 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         dynamic_ncols=True,
     )
-    interrupted = False
+    stopped: KeyboardInterrupt | None = None
     try:
         while not pipeline.wait(0.03 if display else 0.2):
             if display is not None and not display.show():
                 break
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as stop:
+        stopped = stop
         _finish_despite_more_ctrl_c()
     finally:
         pipeline.stop()
@@ -220,17 +324,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: {summary.error}", file=sys.stderr)
         return EXIT_FAILED
     print(f"{PROG}: {_summary_line(summary, sinks)}", file=sys.stderr)
-    if interrupted:
-        print(f"{PROG}: interrupted; the files written so far are complete", file=sys.stderr)
+    if stopped is not None:
+        status, words = _stopped_status(stopped)
+        print(f"{PROG}: {words}; the files written so far are complete", file=sys.stderr)
         # Python puts SIGINT back to its default action while it shuts down: one more Ctrl+C
         # then would end the process by the signal instead of with status 130.
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-        return EXIT_INTERRUPTED
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return status
     if summary.ended_early is not None and not args.allow_truncated:
         print(
             f"{PROG}: error: the input ended early ({summary.ended_early.message}); the "
             f"{summary.frames} frames decoded were written (--allow-truncated accepts this)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if summary.skipped and not args.allow_truncated:
+        print(
+            f"{PROG}: error: {_skipped_words(summary)} (listed above); the {summary.frames} "
+            "others were written (--allow-truncated accepts this)",
             file=sys.stderr,
         )
         return EXIT_FAILED
@@ -241,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: warning: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 with a one-line reason on a bad command line
+    previous = signal.getsignal(signal.SIGTERM)
+    _stop_on_sigterm()
     try:
         return run(args)
     except UsageError as error:
@@ -249,13 +364,16 @@ def main(argv: list[str] | None = None) -> int:
     except (SourceError, SinkError, PipelineError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:  # before the run started: nothing was written
+        status, words = _stopped_status(stop)
+        print(f"{PROG}: {words}", file=sys.stderr)
+        return status
     except Exception as error:  # noqa: BLE001 - ModelError, DetectorError, ValueError ...
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        _restore_sigterm(previous)
 
 
 if __name__ == "__main__":

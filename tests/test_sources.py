@@ -173,20 +173,23 @@ def http_videos():
     server.server_close()
 
 
-def test_http_stream_is_live_and_skips_to_the_newest_frame(http_videos):
-    with open_source(f"{http_videos}/{WALK.name}") as stream:
-        assert (stream.info.kind, stream.info.is_live, stream.info.seekable) == (
-            "stream",
-            True,
+def test_video_file_over_http_is_read_as_a_file_every_frame_in_order(http_videos):
+    """A plain http.server (no range requests) announces the clip's length: a file, not live."""
+    with open_source(WALK) as local:
+        expected = [frame.image for frame in local]
+    with open_source(f"{http_videos}/{WALK.name}") as remote:
+        assert (remote.info.kind, remote.info.is_live, remote.info.frame_count) == (
+            "file",
             False,
+            45,
         )
-        first = stream.read()
-        assert first.image.shape == (480, 640, 3)
-        time.sleep(0.5)  # the whole clip arrives meanwhile: only the newest frame is kept
-        rest = list(stream)
-        assert len(rest) <= 2 and stream.dropped_frames >= 40
+        time.sleep(0.5)  # a live source would drop frames meanwhile; a file waits
+        frames = list(remote)
         with pytest.raises(SourceError, match="cannot seek"):
-            stream.seek(1.0)
+            remote.seek(1.0)
+    assert [f.index for f in frames] == list(range(45))
+    assert all(np.array_equal(f.image, e) for f, e in zip(frames, expected))
+    assert remote.info.ended_early is None
 
 
 def test_unreachable_stream_is_a_clear_error(http_videos):

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import subprocess
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -124,3 +127,34 @@ def fake_frame_number(image: np.ndarray) -> int:
     """The number (1, 2, ...) a clip-less :class:`FakeCamera` wrote into its frame."""
     high, low = image[0, 0, :2]
     return 256 * int(high) + int(low)
+
+
+def start_until_progress(command: list[str], done: int, total: int) -> tuple[subprocess.Popen, str]:
+    """Start ``hfpose-video``'s ``command`` and return once its progress bar says ``done`` of
+    ``total`` frames are through: the process, and what it has written to stderr so far."""
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    seen = ""
+    through = 0
+    while through < done:
+        chunk = process.stderr.read(1)
+        assert chunk, f"hfpose-video ended early: {seen}"
+        seen += chunk
+        counts = re.findall(rf"(\d+)/{total}", seen)
+        through = int(counts[-1]) if counts else 0
+    return process, seen
+
+
+def image_folder_of(video: Path, folder: Path, count: int) -> Path:
+    """``count`` JPEG stills in ``folder`` made from ``video``'s frames (looped)."""
+    folder.mkdir()
+    with open_source(video) as source:
+        frames = [f.image for f in source]
+    for i in range(count):
+        cv2.imwrite(str(folder / f"{i:04d}.jpg"), frames[i % len(frames)])
+    return folder

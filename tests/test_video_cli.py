@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import cv2
 import pytest
 
 from hfpose.app.video_cli import main
-from hfpose.engine.sources import open_source
+from tests.helpers import image_folder_of, start_until_progress
 from tests.test_sinks import probe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +58,8 @@ def test_no_audio_flag(tmp_path, pose_model):
         (["--backend", "tpu"], "unknown backend 'tpu'"),
         (["--device", "tpu"], "unknown backend 'tpu'"),  # the deprecated name checks the same
         (["--det-interval-s", "-1"], "must be 0 or more"),
+        (["--det-interval-s", "nan"], "must be a finite number, got nan"),
+        (["--det-interval-s", "inf"], "must be a finite number, got inf"),
         (["--det-interval", "5"], "is now --det-interval-s SECONDS"),  # frames: no longer
         (["--kpt-thr", "2"], "between 0 and 1"),
         (["--smooth", "wobble"], "invalid choice"),
@@ -71,6 +69,8 @@ def test_no_audio_flag(tmp_path, pose_model):
         "unknown-backend",
         "unknown-backend-by-old-name",
         "det-interval-s",
+        "det-interval-s-nan",
+        "det-interval-s-inf",
         "det-interval-in-frames",
         "kpt-thr",
         "smooth",
@@ -152,31 +152,12 @@ def test_file_that_is_not_a_model_exits_1(tmp_path, capsys):
 @pytest.mark.slow
 def test_ctrl_c_half_way_leaves_a_playable_video(tmp_path, pose_model):
     """SIGINT (twice) while a 150-frame image folder is processed: exit 130, files complete."""
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    with open_source(WALK) as source:
-        frames = [f.image for f in source]
-    for i in range(150):
-        cv2.imwrite(str(folder / f"{i:04d}.jpg"), frames[i % len(frames)])
+    folder = image_folder_of(WALK, tmp_path / "frames", 150)
     out, keypoints = tmp_path / "interrupted.mp4", tmp_path / "interrupted.json"
     command = [sys.executable, "-m", "hfpose.app.video_cli", str(folder), "--out", str(out),
                "--save-json", str(keypoints), "--model", pose_model, "--backend", "cpu",
                "--max-persons", "1"]  # fmt: skip
-    process = subprocess.Popen(
-        command,
-        cwd=REPO_ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "80"},
-    )
-    seen = ""
-    done = 0
-    while done < 10:  # tqdm's progress line says how many frames are through
-        chunk = process.stderr.read(1)
-        assert chunk, f"hfpose-video ended early: {seen}"
-        seen += chunk
-        counts = re.findall(r"(\d+)/150", seen)
-        done = int(counts[-1]) if counts else 0
+    process, seen = start_until_progress(command, 10, 150)
     process.send_signal(signal.SIGINT)
     time.sleep(0.05)
     process.send_signal(signal.SIGINT)  # an impatient second Ctrl+C must not lose the files
@@ -185,7 +166,9 @@ def test_ctrl_c_half_way_leaves_a_playable_video(tmp_path, pose_model):
     assert "interrupted" in rest
     written = probe(out)["frames"]
     assert 10 <= written < 150
-    assert len(json.loads(keypoints.read_text())["instance_info"]) == written
+    saved = json.loads(keypoints.read_text())
+    assert len(saved["instance_info"]) == written
+    assert saved["meta_info"]["input_complete"] is False  # stopped: not every frame was read
 
 
 @pytest.mark.slow

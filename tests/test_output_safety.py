@@ -1,0 +1,235 @@
+"""Outputs never destroy inputs or each other; a full disk, SIGTERM and a second run on the
+same output end with every other output finished. Real files, links, devices, FIFOs, a real
+second process holding the lock and real signals to a real ``hfpose-video`` process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from hfpose.app.video_cli import _check_outputs, build_parser, main
+from hfpose.engine.output_files import NAME_MAX, OutputLock
+from tests.helpers import REPO_ROOT, image_folder_of, start_until_progress
+from tests.test_sinks import probe
+
+VIDEOS = REPO_ROOT / "tests" / "data" / "videos"
+WALK = VIDEOS / "intel_asl_walk_1s5.mp4"
+PHOTO = REPO_ROOT / "tests" / "data" / "frames" / "intel_asl_book_f30.jpg"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _last_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    return lines[-1]
+
+
+def _leftovers(folder: Path) -> list[str]:
+    """Hidden files a run left beside its outputs (temporary files, locks)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda d, v, p: ["--out", str(v)], "--out {v} is the same file as the input"),
+        (lambda d, v, p: [p.name, "--out", p.name], "is the same file as the input"),
+        (
+            lambda d, v, p: ["--out", str(_link(d / "link.mp4", v, symbolic=True))],
+            "is the same file as the input",
+        ),
+        (
+            lambda d, v, p: ["--save-json", str(_link(d / "hard.json", v, symbolic=False))],
+            "is the same file as the input",
+        ),
+        (
+            lambda d, v, p: ["--out", str(d / "o.mp4"), "--save-json", str(d / "o.mp4")],
+            "is the same file as --out",
+        ),
+        (
+            lambda d, v, p: ["--save-json", str(d / "k"), "--save-csv", str(d / "." / "k")],
+            "is the same file as --save-json",
+        ),
+        (lambda d, v, p: ["--save-csv", str(d / "model.onnx")], "is the same file as --model"),
+        (lambda d, v, p: ["--save-json", str(d)], "is a folder, not a file"),
+        (lambda d, v, p: ["--out", str(d / "o.avi")], "unknown video file kind '.avi'"),
+    ],
+    ids=[
+        "out-is-input",
+        "photo-out-is-itself",
+        "out-symlink-to-input",
+        "json-hard-link-to-input",
+        "json-is-out",
+        "csv-is-json",
+        "csv-is-model",
+        "json-is-a-folder",
+        "out-unknown-extension",
+    ],
+)
+def test_an_output_that_would_destroy_an_input_or_output_exits_2(
+    tmp_path, pose_model, capsys, monkeypatch, make, reason
+):
+    video = tmp_path / WALK.name
+    shutil.copy(WALK, video)
+    photo = tmp_path / PHOTO.name
+    shutil.copy(PHOTO, photo)
+    model = tmp_path / "model.onnx"
+    shutil.copy(pose_model, model)
+    before = {p: _digest(p) for p in (video, photo, model)}
+    monkeypatch.chdir(tmp_path)
+    args = make(tmp_path, video, photo)
+    if args[0] != photo.name:
+        args = [str(video), *args]
+    assert main([*args, "--model", str(model), "--backend", "cpu"]) == 2
+    line = _last_line(capsys)
+    assert line.startswith("hfpose-video: error: ")
+    assert reason.format(v=video) in line
+    assert {p: _digest(p) for p in before} == before  # nothing was opened for writing
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def _link(path: Path, target: Path, symbolic: bool) -> Path:
+    if symbolic:
+        path.symlink_to(target)
+    else:
+        os.link(target, path)
+    return path
+
+
+def test_an_output_option_added_later_is_checked_too(tmp_path):
+    """Every --save-* option is an output by its name: one added by another feature (here
+    --save-angles) is checked against the inputs without being listed anywhere."""
+    parser = build_parser()
+    parser.add_argument("--save-angles", metavar="F")
+    args = parser.parse_args([str(WALK), "--save-angles", str(WALK)])
+    with pytest.raises(Exception, match="--save-angles .* is the same file as the input"):
+        _check_outputs(args)
+
+
+def _run_photo(tmp_path: Path, pose_model: str, *outputs: str) -> list[str]:
+    return [sys.executable, "-m", "hfpose.app.video_cli", str(PHOTO), *outputs,
+            "--model", pose_model, "--backend", "cpu"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_fifo_is_written_through_not_replaced(tmp_path, pose_model):
+    fifo = tmp_path / "keypoints.pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    done = subprocess.run(_run_photo(tmp_path, pose_model, "--save-json", str(fifo)),
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    reader.join(10)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still the pipe, not a regular file
+    assert len(json.loads(received[0])["instance_info"]) == 1
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0 if hasattr(os, "geteuid") else True, reason="mknod: root")
+def test_a_character_device_is_written_through_not_replaced(tmp_path, pose_model):
+    """A copy of the null device (the real one would be replaced system-wide)."""
+    device = tmp_path / "null"
+    os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    done = subprocess.run(_run_photo(tmp_path, pose_model, "--save-json", str(device)),
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert stat.S_ISCHR(device.stat().st_mode)
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_a_legal_250_character_name_works(tmp_path, pose_model):
+    name = "k" * (250 - len(".json")) + ".json"
+    assert len(name) <= NAME_MAX
+    out = tmp_path / name
+    done = subprocess.run(_run_photo(tmp_path, pose_model, "--save-json", str(out)),
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(out.read_text())["instance_info"]) == 1
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_a_second_run_on_the_same_output_stops_before_touching_it(tmp_path, pose_model):
+    """Another process (a real one) writes out.mp4: this run says so, exits 1, and the file
+    keeps the other run's bytes; its other output is not left half-made either."""
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"the other run's video")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from hfpose.engine.output_files import OutputLock; "
+         "lock = OutputLock(sys.argv[1]); lock.acquire(); print('held', flush=True); "
+         "sys.stdin.read(); lock.release()", str(out)],
+        cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        done = subprocess.run(
+            _run_photo(tmp_path, pose_model, "--out", str(out), "--save-json",
+                       str(tmp_path / "k.json")),
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        holder.communicate("", timeout=10)
+    assert done.returncode == 1
+    line = done.stderr.strip().splitlines()[-1]
+    assert "out.mp4 is being written by another run (process" in line
+    assert out.read_bytes() == b"the other run's video"
+    assert _leftovers(tmp_path) == []  # the holder removed its lock; this run left none
+    lock = OutputLock(out)
+    lock.acquire()  # free again once the other run finished
+    lock.release()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_full_disk_is_exit_1_with_the_reason_and_the_other_outputs_finished(tmp_path, pose_model):
+    keypoints = tmp_path / "j.json"
+    command = [sys.executable, "-m", "hfpose.app.video_cli", str(WALK), "--out", "/dev/full",
+               "--save-json", str(keypoints), "--model", pose_model, "--backend", "cpu"]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr  # was a segmentation fault (139)
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("hfpose-video: error: ") and "No space left on device" in line
+    saved = json.loads(keypoints.read_text())
+    assert 0 < len(saved["instance_info"]) < 45
+    assert saved["meta_info"]["input_complete"] is False
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_every_output_and_exits_143(tmp_path, pose_model):
+    folder = image_folder_of(WALK, tmp_path / "frames", 150)
+    out, keypoints, table = tmp_path / "t.mp4", tmp_path / "t.json", tmp_path / "t.csv"
+    command = [sys.executable, "-m", "hfpose.app.video_cli", str(folder), "--out", str(out),
+               "--save-json", str(keypoints), "--save-csv", str(table), "--model", pose_model,
+               "--backend", "cpu", "--max-persons", "1"]  # fmt: skip
+    process, seen = start_until_progress(command, 10, 150)
+    process.send_signal(signal.SIGTERM)
+    rest = process.communicate(timeout=60)[1]
+    assert process.returncode == 143, seen + rest
+    assert rest.strip().splitlines()[-1] == (
+        "hfpose-video: stopped by SIGTERM; the files written so far are complete"
+    )
+    written = probe(out)["frames"]
+    assert 10 <= written < 150
+    saved = json.loads(keypoints.read_text())
+    assert len(saved["instance_info"]) == written
+    assert saved["meta_info"]["input_complete"] is False
+    rows = table.read_text().splitlines()
+    assert len(rows) > 1 and rows[0].startswith("frame,")
+    assert _leftovers(tmp_path) == []

@@ -105,7 +105,21 @@ def _load(path: str) -> tuple[np.ndarray | None, str]:
     """The image at ``path``, or ``None`` and why it cannot be read."""
     if os.path.isdir(path):
         return None, "a folder, not an image"
+    if _jpeg_cut_short(path):  # checked first: the decoder would print its own warning
+        return None, "a JPEG cut short (its end is missing)"
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
         return None, "not a readable image (damaged, or not an image file)"
     return image, ""
+
+
+def _jpeg_cut_short(path: str) -> bool:
+    """True for a JPEG whose last scan has no end marker after it: the decoder fills the
+    missing part with grey and only warns, so the file itself is checked. (Scan data cannot
+    contain the end marker, and makers' trailers come after it.)"""
+    with open(path, "rb") as file:
+        data = file.read()
+    if not data.startswith(b"\xff\xd8"):
+        return False
+    last_scan = data.rfind(b"\xff\xda")
+    return last_scan < 0 or data.find(b"\xff\xd9", last_scan) < 0

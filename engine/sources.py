@@ -95,11 +95,11 @@ def is_live_spec(spec: str | int) -> bool:
     return str(spec).lower().startswith(STREAM_SCHEMES)
 
 
-def open_url(url: str) -> FrameSource:
+def open_url(url: str, timeout_s: float = 10.0) -> FrameSource:
     """A network source: a file when the server's data announces a length (a video served
     over HTTP: every frame, in order, a transfer cut short reported as for a local file),
     else a live stream (newest frame only; HLS live, MJPEG cameras, RTSP...)."""
-    container = open_stream_container(url)
+    container = open_stream_container(url, timeout_s)
     video = container.streams.video[0]
     if url.lower().startswith(FILE_SCHEMES) and (container.duration or video.frames):
         return VideoFileSource(url, container=container)

@@ -471,7 +471,8 @@ class MainWindow(WindowChrome):
             self.play_action.setIcon(self._play_icon)
         self.stop_action.setEnabled(has_source)
         self.step_action.setEnabled(seekable)
-        self.seek_slider.setEnabled(seekable)
+        # a file over HTTP plays as a file but cannot jump (servers need not take ranges)
+        self.seek_slider.setEnabled(seekable and self.source_info.seekable)
         self.time_label.setVisible(has_source)
 
     # ------------------------------------------------------------------------------ closing

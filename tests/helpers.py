@@ -158,3 +158,16 @@ def image_folder_of(video: Path, folder: Path, count: int) -> Path:
     for i in range(count):
         cv2.imwrite(str(folder / f"{i:04d}.jpg"), frames[i % len(frames)])
     return folder
+
+
+def encode_frames(out, stream, images: list[np.ndarray]) -> None:
+    """Encode BGR ``images`` one per frame tick into PyAV ``stream`` and flush the encoder."""
+    import av
+
+    for i, image in enumerate(images):
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame.pts = i
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)

@@ -21,8 +21,8 @@ import pytest
 from hfpose.app.video_cli import main
 from hfpose.engine.frame_source import SourceError
 from hfpose.engine.pose_tracker import PoseTracker
-from hfpose.engine.sources import open_url
-from tests.helpers import REPO_ROOT
+from hfpose.engine.sources import open_source, open_url
+from tests.helpers import REPO_ROOT, encode_frames
 from tests.test_sinks import probe
 
 VIDEOS = REPO_ROOT / "tests" / "data" / "videos"
@@ -151,14 +151,8 @@ def _moov_at_end_mp4(path: Path, frames: int = 90) -> None:
         stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
         stream.options = {"crf": "1", "preset": "ultrafast"}
         rng = np.random.default_rng(0)
-        for i in range(frames):
-            noise = rng.integers(0, 255, (480, 640, 3), np.uint8)
-            frame = av.VideoFrame.from_ndarray(noise, format="bgr24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+        noise = [rng.integers(0, 255, (480, 640, 3), np.uint8) for _ in range(frames)]
+        encode_frames(out, stream, noise)
 
 
 @pytest.mark.slow
@@ -183,20 +177,13 @@ def cut_short_server(tmp_path):
     import socketserver
 
     clip = tmp_path / "faststart.mp4"
-    with (
-        av.open(str(WALK)) as source,
-        av.open(str(clip), "w", options={"movflags": "faststart"}) as out,
-    ):
+    with open_source(WALK) as source:
+        images = [frame.image for frame in source]
+    with av.open(str(clip), "w", options={"movflags": "faststart"}) as out:
         stream = out.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
         stream.options = {"g": "5", "bf": "0"}
-        for index, frame in enumerate(source.decode(video=0)):
-            picture = av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), "bgr24")
-            picture.pts = index
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+        encode_frames(out, stream, images)
     data = clip.read_bytes()
 
     class CutShort(http.server.BaseHTTPRequestHandler):
@@ -332,13 +319,7 @@ def test_a_1x1_video_says_its_frames_are_too_small_to_encode(tmp_path, pose_mode
     with av.open(str(tiny), "w") as out:
         stream = out.add_stream("ffv1", rate=30)
         stream.width, stream.height, stream.pix_fmt = 1, 1, "bgr0"
-        for index in range(5):
-            frame = av.VideoFrame.from_ndarray(np.full((1, 1, 3), 99, np.uint8), "bgr24")
-            frame.pts = index
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+        encode_frames(out, stream, [np.full((1, 1, 3), 99, np.uint8)] * 5)
     out_path = tmp_path / "o.mp4"
     assert main([str(tiny), "--out", str(out_path), "--model", pose_model,
                  "--backend", "cpu"]) == 1  # fmt: skip

@@ -25,6 +25,7 @@ from hfpose.engine.results import Person
 from hfpose.engine.sinks import JsonKeypointSink, VideoSink
 from hfpose.engine.sources import open_source
 from hfpose.engine.video_file_source import VideoFileSource
+from tests.helpers import encode_frames
 from tests.test_sinks import probe
 
 VIDEOS = Path(__file__).parent / "data" / "videos"
@@ -44,18 +45,7 @@ def _write_b_frame_avi(path: Path, images: list[np.ndarray]) -> None:
         stream.height, stream.width = images[0].shape[:2]
         stream.pix_fmt = "yuv420p"
         stream.options = {"bf": "3", "crf": "20"}
-        _encode(out, stream, images)
-
-
-def _encode(out: av.container.OutputContainer, stream, images: list[np.ndarray]) -> None:
-    """Encode ``images`` one per frame tick into ``stream`` and flush the encoder."""
-    for i, image in enumerate(images):
-        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-        frame.pts = i
-        for packet in stream.encode(frame):
-            out.mux(packet)
-    for packet in stream.encode(None):
-        out.mux(packet)
+        encode_frames(out, stream, images)
 
 
 def _packet_times(path: Path) -> list[float]:
@@ -278,7 +268,7 @@ def dropping_stream():
         stream = out.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
         stream.options = {"g": "5", "bf": "0"}
-        _encode(out, stream, _clip_frames(WALK))
+        encode_frames(out, stream, _clip_frames(WALK))
     half = buffer.getvalue()[: len(buffer.getvalue()) // 2]
     connections = [2]
 

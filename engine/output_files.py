@@ -110,7 +110,10 @@ class OutputLock:
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             if not _try_lock(fd):
-                holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "?"
+                try:
+                    holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "?"
+                except OSError:  # Windows: the locked byte cannot be read
+                    holder = "?"
                 os.close(fd)
                 raise OutputBusyError(
                     f"{self.output} is being written by another run ({holder}): wait for it "

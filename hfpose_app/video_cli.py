@@ -130,7 +130,7 @@ def _output_paths(args: argparse.Namespace) -> dict[str, str]:
     return {
         "--" + name.replace("_", "-"): value
         for name, value in vars(args).items()
-        if OUTPUT_OPTION.match(name) and value
+        if OUTPUT_OPTION.match(name) and isinstance(value, str) and value
     }
 
 

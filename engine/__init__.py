@@ -22,12 +22,16 @@ Sources (``hfpose.engine.sources``: opening and cameras; ``.frame_source``: the 
     ``open_source(spec)``, ``VideoFileSource``, ``CameraSource``, ``StreamSource``,
     ``ImageFolderSource``, ``LiveFrameSource``, ``FrameSource``, ``Frame``, ``SourceInfo``
     (``stills``: photos, nothing carried between them; ``ended_early``: an ``EarlyEnd`` with
-    where and why the input stopped short, also in ``RunSummary.ended_early``),
-    ``SourceError``, ``list_cameras() -> list[CameraInfo]``, ``is_live_spec``.
+    where and why the input stopped short, also in ``RunSummary.ended_early``; ``skipped``:
+    unreadable entries passed over, also in ``RunSummary.skipped``; ``complete``),
+    ``SourceError``, ``list_cameras() -> list[CameraInfo]``, ``is_live_spec``, ``open_url``
+    (an http(s) URL that announces a length is a file, else live).
 Sinks (``hfpose.engine.sinks``)
     ``VideoSink(path, audio=True, codecs=VIDEO_CODECS, container="mp4")``,
     ``JsonKeypointSink``, ``CsvKeypointSink``, ``CocoResultsSink``, ``Sink``, ``SinkError``,
-    ``VIDEO_CODECS``, ``VIDEO_CONTAINERS``.
+    ``VIDEO_CODECS``, ``VIDEO_CONTAINERS``, ``container_for(path)``; what outputs may be
+    (never an input or another output, devices written through, one run per output):
+    ``hfpose.engine.output_files``.
 Tracking, smoothing, rendering
     ``Tracker``; ``SmoothingConfig``, ``TrackSmoother``, ``OneEuroFilter``,
     ``KalmanPointFilter``, ``SMOOTHING_METHODS``; ``Renderer``, ``RenderOptions``, ``HudInfo``,
@@ -68,7 +72,13 @@ _EXPORTS = {
     "hfpose.engine.video_file_source": ("VideoFileSource",),
     "hfpose.engine.image_folder_source": ("ImageFolderSource",),
     "hfpose.engine.live_sources": ("CameraSource", "LiveFrameSource", "StreamSource"),
-    "hfpose.engine.sources": ("CameraInfo", "is_live_spec", "list_cameras", "open_source"),
+    "hfpose.engine.sources": (
+        "CameraInfo",
+        "is_live_spec",
+        "list_cameras",
+        "open_source",
+        "open_url",
+    ),
     "hfpose.engine.sinks": (
         "CocoResultsSink",
         "CsvKeypointSink",

@@ -49,7 +49,7 @@ from hfpose.engine.results import Person
 
 HISTORY_S = 120.0  # seconds of angles kept per track
 DEFAULT_WINDOW_S = 10.0
-DEFAULT_PLOTTED = ("left_knee", "right_knee", "left_hip", "right_hip")
+DEFAULT_PLOTTED = ("left_knee", "right_knee", "left_elbow", "right_elbow")
 _PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
             "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3",
             "#808000", "#000075", "#a9a9a9")  # fmt: skip
@@ -379,9 +379,10 @@ class AnglePlotDock(QDockWidget):
         times, values = self.plot_data()
         for name, curve in self.curves.items():
             curve.setData(times, values[name], connect="finite")
-        if times.size:
+        if times.size:  # the window's span, from the first sample while there are fewer
             end = self.latest_time
-            self.plot.setXRange(end - self.window_spin.value(), end, padding=0)
+            start = max(end - self.window_spin.value(), min(times[0], end - 1.0))
+            self.plot.setXRange(start, end, padding=0)
         if self.selected is not None:
             r, g, b = reversed(track_color(self.selected))
             self.plot.setTitle(f"#{self.selected}", color=(r, g, b))

@@ -5,6 +5,7 @@ data saved, the history restarted by a seek back."""
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,11 @@ from PySide6.QtGui import QImage
 
 pytest.importorskip("pytestqt")
 
+from hfpose.app.angle_dock import AnglePlotDock  # noqa: E402
+from hfpose.app.keypoint_export import KeptFrame  # noqa: E402
 from hfpose.app.main_window import MainWindow  # noqa: E402
 from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
+from tests.helpers import make_person  # noqa: E402
 
 CLIP = "mmpose_demo_street.mp4"  # 5 frames, 960x540, several pedestrians (tests/data/README.md)
 FRAMES = 5
@@ -98,3 +102,37 @@ def test_dock_fed_every_frame_selects_by_click_and_saves(qtbot, window, data_dir
     window.worker.seek(0.0)
     qtbot.waitUntil(lambda: dock.frames_fed > fed, timeout=RUN_TIMEOUT_MS)
     assert all(min(h.times) <= 0.25 for h in dock.histories.values() if h.times)
+
+
+def _frames(values: list[float], track_id: int = 3, start_s: float = 0.0) -> list[KeptFrame]:
+    """Frames of one synthetic person whose right knee takes ``values``, 30 fps."""
+    frames = []
+    for i, value in enumerate(values):
+        person = make_person(200, 200)
+        person.track_id = track_id
+        person.angles = {"right_knee": value, "left_knee": math.nan}
+        frames.append(KeptFrame(i, start_s + i / 30, [person]))
+    return frames
+
+
+def test_dock_counts_repetitions_and_refuses_thresholds_out_of_order(qtbot, tmp_path) -> None:
+    dock = AnglePlotDock(AppSettings().replace(reps_angle="right_knee", reps_low=30.0))
+    qtbot.addWidget(dock)
+    dock.show()
+    squat = [10.0] * 5 + [50.0, 90.0, 100.0, 90.0, 50.0] + [10.0] * 5
+    dock.feed(_frames(squat * 2))
+    assert dock.selected == 3 and dock.counters[3].count == 2
+    assert "Repetitions: 2" in dock.reps_label.text() and "90° range" in dock.reps_label.text()
+    edited = []
+    dock.settings_edited.connect(edited.append)
+    dock.reps_low.setValue(95.0)  # above reps_high (80): refused, the count stays
+    assert "must be under" in dock.reps_label.text() and not edited
+    assert dock.settings.reps_low == 30.0
+    dock.reps_low.setValue(20.0)
+    assert edited[-1].reps_low == 20.0 and dock.counters[3].count == 2  # counted again
+    # a seek back: the history restarts at the earlier time
+    dock.feed(_frames([10.0, 10.0], start_s=0.0))
+    assert list(dock.histories[3].times) == [0.0, 1 / 30]
+    assert not dock.save_png(str(tmp_path / "missing" / "plot.png"))
+    with pytest.raises(OSError):
+        dock.save_csv(str(tmp_path / "missing" / "plot.csv"))

@@ -4,11 +4,18 @@ series with gaps whose true repetitions are known."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hfpose.engine.angles import ANGLES, angle_table, attach_angles, compute_angles
+from hfpose.engine.angles import (
+    ANGLES,
+    angle_table,
+    attach_angles,
+    compute_angles,
+    definitions_markdown,
+)
 from hfpose.engine.repetitions import RepetitionConfig, RepetitionCounter, count_repetitions
 from hfpose.engine.results import Person
 from hfpose.models.metainfo import COCO
@@ -209,3 +216,8 @@ def test_thresholds_must_be_in_order() -> None:
         RepetitionConfig(low=90.0, high=80.0)
     with pytest.raises(ValueError, match="unknown reps_angle"):
         RepetitionConfig(angle="left_tail")
+
+
+def test_the_readme_shows_the_table_the_engine_uses() -> None:
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    assert definitions_markdown() in readme.read_text(encoding="utf-8")

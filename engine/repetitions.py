@@ -14,9 +14,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from hfpose.engine.angles import ANGLES
 from hfpose.engine.settings import check_declared, setting
+
+
+def _threshold(default: float, name: str, help: str) -> Any:  # noqa: A002 - argparse's word
+    """A threshold in degrees, anywhere an angle can be."""
+    return setting(default, help, name=name, minimum=-180.0, maximum=180.0, step=5.0,
+                   decimals=1, metavar="DEG")  # fmt: skip
 
 
 @dataclass
@@ -29,26 +36,14 @@ class RepetitionConfig:
         choices=tuple(a.name for a in ANGLES),
         name="reps_angle",
     )
-    low: float = setting(
+    low: float = _threshold(
         30.0,
+        "reps_low",
         "a repetition starts when the angle leaves the rest zone, at or under this (degrees), "
         "and ends when it is back in it",
-        name="reps_low",
-        minimum=-180.0,
-        maximum=180.0,
-        step=5.0,
-        decimals=1,
-        metavar="DEG",
     )
-    high: float = setting(
-        80.0,
-        "the angle a repetition must reach (degrees, above reps_low)",
-        name="reps_high",
-        minimum=-180.0,
-        maximum=180.0,
-        step=5.0,
-        decimals=1,
-        metavar="DEG",
+    high: float = _threshold(
+        80.0, "reps_high", "the angle a repetition must reach (degrees, above reps_low)"
     )
     max_gap_s: float = 1.0  # longer without a value: the repetition under way is forgotten
 

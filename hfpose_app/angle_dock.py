@@ -74,7 +74,8 @@ class TrackHistory:
         times = np.fromiter(self.times, float, len(self.times))
         first = int(np.searchsorted(times, start_s))
         rows = list(self.rows)[first:]
-        return times[first:], np.array(rows, float).reshape(len(rows), -1)
+        width = len(self.rows[0]) if self.rows else 0
+        return times[first:], np.array(rows, float).reshape(len(rows), width)
 
 
 class AnglePlotDock(QDockWidget):

@@ -14,11 +14,12 @@ from PySide6.QtGui import QImage
 
 pytest.importorskip("pytestqt")
 
+from hfpose.app import worker as worker_module  # noqa: E402
 from hfpose.app.angle_dock import AnglePlotDock  # noqa: E402
 from hfpose.app.keypoint_export import KeptFrame  # noqa: E402
 from hfpose.app.main_window import MainWindow  # noqa: E402
 from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
-from tests.helpers import make_person  # noqa: E402
+from tests.helpers import FakeCamera, make_person  # noqa: E402
 
 CLIP = "mmpose_demo_street.mp4"  # 5 frames, 960x540, several pedestrians (tests/data/README.md)
 FRAMES = 5
@@ -136,3 +137,21 @@ def test_dock_counts_repetitions_and_refuses_thresholds_out_of_order(qtbot, tmp_
     assert not dock.save_png(str(tmp_path / "missing" / "plot.png"))
     with pytest.raises(OSError):
         dock.save_csv(str(tmp_path / "missing" / "plot.csv"))
+
+
+@pytest.mark.slow
+def test_dock_plots_a_live_camera_fake_camera(qtbot, window, data_dir, monkeypatch) -> None:
+    """The machine has no webcam: a fake one on the real live-source machinery loops the
+    street clip at 30 fps; the dock plots the frames the engine delivers as they come."""
+    clip = data_dir / "videos" / CLIP
+    monkeypatch.setattr(worker_module, "open_source", lambda spec: FakeCamera(clip))
+    dock = window.angle_dock
+    window.open_source("webcam:7")
+
+    qtbot.waitUntil(
+        lambda: dock.frames_fed >= 3 and dock.selected is not None, timeout=RUN_TIMEOUT_MS
+    )
+    times, _ = dock.plot_data()
+    assert len(times) >= 1 and list(times) == sorted(times)
+    x, _ = next(iter(dock.curves.values())).getData()
+    assert len(x) == len(times)

@@ -194,10 +194,9 @@ def attach_angles(
         person.angles = dict(zip(table.names, row))
 
 
-def definitions_markdown(keypoint_names: tuple[str, ...] | None = None) -> str:
-    """The table of definitions as Markdown (the README's copy is made with this)."""
+def definitions_markdown() -> str:
+    """The table of definitions as Markdown (the README shows this; a test keeps them equal)."""
     rows = ["| angle | kind | range (°) | definition |", "|---|---|---|---|"]
-    available = angle_table(keypoint_names).definitions if keypoint_names else ANGLES
-    for d in available:
+    for d in ANGLES:
         rows.append(f"| `{d.name}` | {d.kind} | {d.low:g} to {d.high:g} | {d.meaning} |")
     return "\n".join(rows)

@@ -73,7 +73,7 @@ class TrackHistory:
         """Times (n,) and values (n, angles) from ``start_s`` on."""
         times = np.fromiter(self.times, float, len(self.times))
         first = int(np.searchsorted(times, start_s))
-        rows = list(self.rows)[first:]
+        rows = [self.rows[i] for i in range(first, len(self.rows))]
         width = len(self.rows[0]) if self.rows else 0
         return times[first:], np.array(rows, float).reshape(len(rows), width)
 
@@ -96,6 +96,8 @@ class AnglePlotDock(QDockWidget):
         self.frames_fed = 0
         self.redraws = 0
         self.curves: dict[str, pg.PlotDataItem] = {}
+        self._listed: tuple | None = None  # what the track list shows
+        self._titled: int | None = None  # whose number the plot's title shows
         self._build()
 
     # ------------------------------------------------------------------------------- widgets
@@ -247,8 +249,13 @@ class AnglePlotDock(QDockWidget):
             self.select(int(track_id))
 
     def _fill_person_combo(self) -> None:
+        """The track list, rebuilt only when who is in view or selected changed (rebuilding
+        a combo box every frame costs the GUI thread more than the plot)."""
         present = sorted({p.track_id for p in self.latest_people if p.track_id >= 0})
         ids = sorted(set(present) | ({self.selected} if self.selected is not None else set()))
+        if (present, ids, self.selected) == self._listed:
+            return
+        self._listed = (present, ids, self.selected)
         combo = self.person_combo
         combo.blockSignals(True)
         combo.clear()
@@ -355,14 +362,12 @@ class AnglePlotDock(QDockWidget):
 
     def _show_reps(self) -> None:
         counter = self.counters.get(self.selected) if self.selected is not None else None
-        if counter is None:
-            self.reps_label.setText("Repetitions: 0")
-            return
-        text = f"Repetitions: {counter.count}"
-        last = counter.last
+        text = f"Repetitions: {counter.count if counter else 0}"
+        last = counter.last if counter else None
         if last is not None:
             text += f"   last: {last.range_deg:.0f}° range in {last.duration_s:.1f} s"
-        self.reps_label.setText(text)
+        if text != self.reps_label.text():
+            self.reps_label.setText(text)
 
     def plot_data(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """What the plot shows: the selected person's times over the window, and the values
@@ -384,9 +389,14 @@ class AnglePlotDock(QDockWidget):
             end = self.latest_time
             start = max(end - self.window_spin.value(), min(times[0], end - 1.0))
             self.plot.setXRange(start, end, padding=0)
-        if self.selected is not None:
-            r, g, b = reversed(track_color(self.selected))
-            self.plot.setTitle(f"#{self.selected}", color=(r, g, b))
+        if self.selected != self._titled:  # a new title lays the plot out again: only then
+            self._titled = self.selected
+            r, g, b = (
+                reversed(track_color(self.selected)) if self.selected is not None else (0,) * 3
+            )
+            self.plot.setTitle(
+                "" if self.selected is None else f"#{self.selected}", color=(r, g, b)
+            )
         self.redraws += 1
 
     # ------------------------------------------------------------------------------ saving

@@ -7,8 +7,10 @@
 For every clip, in one run and on the same frames:
 
 1. each stage alone, one after the other on the decoded frames: decode, detect, pose (on the
-   boxes the detector found), track + smooth, render, encode (H.264 to a temporary file);
-2. the whole :class:`hfpose.engine.pipeline.Pipeline` on the clip, writing an annotated video.
+   boxes the detector found), track + smooth, angles, render, encode (H.264 to a temporary
+   file);
+2. the whole :class:`hfpose.engine.pipeline.Pipeline` on the clip, writing an annotated video
+   (with ``--compare-angles``, also with the joint angles off, interleaved in the same run).
 
 It prints the end-to-end FPS next to the FPS the *sum* of the stage costs allows (what a
 single-threaded loop would reach) and the FPS of the *slowest* stage (the ceiling of a perfect
@@ -36,6 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from hfpose.engine.angles import attach_angles
 from hfpose.engine.config import SETTINGS, PipelineConfig, available_cores
 from hfpose.engine.model_files import ModelError, asset_path
 from hfpose.engine.pipeline import Pipeline
@@ -97,6 +100,7 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
     sink = VideoSink(folder / "alone.mp4", audio=False)
     sink.open(info)
     people_seen = 0
+    names = processor.dataset_info.keypoint_names
     cpu_started = time.process_time()
 
     def track_and_smooth(people: list[Person], timestamp: float) -> list[Person]:
@@ -114,6 +118,7 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
             people_seen += len(work.people)
             people = work.people
             people = timed("track+smooth", track_and_smooth, people, frame.timestamp)
+            timed("angles", attach_angles, people, names, args.kpt_thr)
             hud = HudInfo(fps=25.0, stage_ms={"pose": 10.0}, people=len(people), backend="cpu")
             image = timed("render", renderer.render, frame.image, people, hud)
             result = FrameResult(frame.index, frame.timestamp, image, frame.image, people)
@@ -135,7 +140,9 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
     }
 
 
-def pipeline_config(clip: Path, model: Path, args: argparse.Namespace) -> PipelineConfig:
+def pipeline_config(
+    clip: Path, model: Path, args: argparse.Namespace, angles: bool = True
+) -> PipelineConfig:
     return PipelineConfig(
         source=str(clip),
         model=str(model),
@@ -146,11 +153,14 @@ def pipeline_config(clip: Path, model: Path, args: argparse.Namespace) -> Pipeli
         kpt_thr=args.kpt_thr,
         smoothing=SmoothingConfig(args.smooth),
         model_threads=args.model_threads,
+        joint_angles=angles,
     )
 
 
-def end_to_end(clip: Path, model: Path, args: argparse.Namespace, folder: Path) -> dict:
-    config = pipeline_config(clip, model, args)
+def end_to_end(
+    clip: Path, model: Path, args: argparse.Namespace, folder: Path, angles: bool = True
+) -> dict:
+    config = pipeline_config(clip, model, args, angles)
     frames = people = 0
     done_at = done_cpu = 0.0
 
@@ -179,11 +189,13 @@ def end_to_end(clip: Path, model: Path, args: argparse.Namespace, folder: Path) 
 
 
 def bench_clip(clip: Path, model: Path, args: argparse.Namespace) -> dict:
-    alone_runs, e2e_runs = [], []
+    alone_runs, e2e_runs, no_angle_runs = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for _ in range(args.repeats):
             alone_runs.append(stages_alone(clip, model, args, folder))
+            if args.compare_angles:
+                no_angle_runs.append(end_to_end(clip, model, args, folder, angles=False))
             e2e_runs.append(end_to_end(clip, model, args, folder))
     names = list(alone_runs[0]["ms_per_frame"])
     ms = {n: statistics.median(r["ms_per_frame"][n] for r in alone_runs) for n in names}
@@ -191,6 +203,13 @@ def bench_clip(clip: Path, model: Path, args: argparse.Namespace) -> dict:
     slowest = max(ms, key=ms.get)
     e2e_fps = statistics.median(r["fps"] for r in e2e_runs)
     slowest_fps = 1000.0 / ms[slowest]
+    no_angles = {}
+    if no_angle_runs:
+        no_angle_fps = statistics.median(r["fps"] for r in no_angle_runs)
+        no_angles = {
+            "end_to_end_fps_no_angles": round(no_angle_fps, 2),
+            "end_to_end_fps_no_angles_runs": [round(r["fps"], 2) for r in no_angle_runs],
+        }
     return {
         "clip": clip.name,
         "size": alone_runs[0]["size"],
@@ -213,6 +232,7 @@ def bench_clip(clip: Path, model: Path, args: argparse.Namespace) -> dict:
         "threads_per_model": alone_runs[0]["threads_per_model"],
         "stage_ms_in_pipeline": e2e_runs[-1]["stage_ms_in_pipeline"],
         "runtime": e2e_runs[-1]["runtime"],
+        **no_angles,
     }
 
 
@@ -240,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         help="intra-op threads of each model, alone and in the pipeline (default: the "
         "pipeline's rule, half the cores each; 0: every core)",
     )
+    parser.add_argument(
+        "--compare-angles",
+        action="store_true",
+        help="also run the pipeline with the joint angles off (interleaved, same run)",
+    )
     parser.add_argument("--max-frames", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -262,6 +287,11 @@ def main(argv: list[str] | None = None) -> int:
             f"sum of stages {r['sum_fps']:.1f} FPS; slowest stage ({r['slowest_stage']}) "
             f"{r['slowest_fps']:.1f} FPS; end to end / slowest = {r['ratio_to_slowest']:.0%}"
         )
+        if "end_to_end_fps_no_angles" in r:
+            print(
+                f"  end to end without angles {r['end_to_end_fps_no_angles']:.1f} FPS (runs "
+                f"{r['end_to_end_fps_no_angles_runs']}), with {r['end_to_end_fps']:.1f} FPS"
+            )
         print(f"  stage ms inside the pipeline: {r['stage_ms_in_pipeline']}")
         print(
             f"  CPU ms per frame: stages alone {r['cpu_ms_alone']:.1f}, pipeline "

@@ -16,6 +16,7 @@ from hfpose.engine.frame_source import FrameSource
 from hfpose.engine.keypoint_models import SHIPPED_MODELS
 from hfpose.engine.plausibility import DEFAULT_MIN_POSE_SCORE
 from hfpose.engine.rendering import RenderOptions
+from hfpose.engine.repetitions import RepetitionConfig
 from hfpose.engine.runtimes import PRECISIONS
 from hfpose.engine.settings import Setting, check_declared, declared_fields, setting
 from hfpose.engine.smoothing import SmoothingConfig
@@ -121,8 +122,14 @@ class PipelineConfig:
         decimals=2,
         metavar="S",
     )
+    joint_angles: bool = setting(
+        True,
+        "work out joint and segment angles from the smoothed keypoints (hfpose.engine.angles)",
+        flag="--no-angles",
+    )
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     render: RenderOptions = field(default_factory=RenderOptions)
+    repetitions: RepetitionConfig = field(default_factory=RepetitionConfig)
     track_max_lost_s: float = 1.0
     queue_size: int = 4
     folder_fps: float = 30.0
@@ -172,7 +179,11 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
-NESTED = {"smoothing": SmoothingConfig, "render": RenderOptions}
+NESTED = {
+    "smoothing": SmoothingConfig,
+    "render": RenderOptions,
+    "repetitions": RepetitionConfig,
+}
 
 
 def _declare_all() -> dict[str, Setting]:

@@ -240,6 +240,10 @@ class Pipeline:
         (``False``); each stage reads it at its next hand-over."""
         self.config.keep_real_time = bool(keep)
 
+    def set_joint_angles(self, enabled: bool) -> None:
+        """Work out each person's angles (``Person.angles``) from the next frame on, or not."""
+        self._request("smooth", joint_angles=bool(enabled))
+
     def set_smoothing(self, smoothing: SmoothingConfig) -> None:
         self._request("smooth", smoothing=smoothing)
 
@@ -267,6 +271,7 @@ class Pipeline:
             "max_persons": self.set_max_persons,
             "kpt_thr": self.set_kpt_thr,
             "min_pose_score": self.set_min_pose_score,
+            "joint_angles": self.set_joint_angles,
         }
         for name, setter in setters.items():
             if name in values:
@@ -276,6 +281,8 @@ class Pipeline:
             self.set_smoothing(wanted.smoothing)
         if "render" in groups:
             self.set_render_options(wanted.render)
+        if "repetitions" in groups:  # no stage counts: the readers take it from the config
+            self.config.repetitions = wanted.repetitions
 
     def add_sink(self, sink: Sink) -> None:
         """Open ``sink`` for this source and start feeding it from the next frame.

@@ -30,7 +30,9 @@ class PoseTracker:
     default to the wall clock; pass the frame's own time for video files. With ``stills``
     every call is an unrelated photo: no tracking, smoothing or box carried between calls.
     ``fps``, the video's frame rate, turns ``det_interval_s`` into frames (None: the
-    fallback rate, :data:`hfpose.engine.config.FALLBACK_FPS`).
+    fallback rate, :data:`hfpose.engine.config.FALLBACK_FPS`). Each person carries their
+    joint and segment angles, ``person.angles`` (name -> degrees, :mod:`hfpose.engine.angles`),
+    unless ``joint_angles=False``.
     """
 
     # A script that names nothing gets the model's raw keypoints: unlike the app's and the

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from hfpose.engine.angles import attach_angles
 from hfpose.engine.config import FALLBACK_FPS, PipelineConfig, detection_frames
 from hfpose.engine.frame_source import Frame
 from hfpose.engine.plausibility import birth_score, is_plausible
@@ -159,6 +160,7 @@ class PoseProcessor:
             min_birth_score=birth_score(config.min_pose_score),
         )
         self.smoother = TrackSmoother(config.smoothing)
+        self._angle_keypoints = self.dataset_info.keypoint_names  # the smooth step's copy
         self.renderer = Renderer(replace(config.render, kpt_thr=config.kpt_thr), self.dataset_info)
         self._pending: dict[str, dict[str, Any]] = {s: {} for s in STAGES}
         self._pending_lock = threading.Lock()
@@ -280,8 +282,8 @@ class PoseProcessor:
             if self.estimator.dataset_info != self.dataset_info:
                 # Another keypoint layout (e.g. MPII): tracking and drawing follow it.
                 self.dataset_info = self.estimator.dataset_info
-                self.request("track", dataset_info=self.dataset_info)
-                self.request("render", dataset_info=self.dataset_info)
+                for stage in ("track", "smooth", "render"):
+                    self.request(stage, dataset_info=self.dataset_info)
         if "max_persons" in changes:
             self.config.max_persons = changes["max_persons"]
         if "kpt_thr" in changes:
@@ -374,15 +376,22 @@ class PoseProcessor:
         work.people = self.tracker.update(work.people, work.frame.timestamp)
 
     def smooth_step(self, work: FrameWork) -> None:
+        """Smooth the keypoints, then work out the angles from the smoothed keypoints."""
         changes = self._take("smooth")
         if "smoothing" in changes:
             self.smoother.configure(changes["smoothing"])
             self.config.smoothing = changes["smoothing"]
         elif "reset" in changes:
             self.smoother.reset()
-        if work.still:
-            return
-        work.people = self.smoother(work.people, work.frame.timestamp)
+        if "joint_angles" in changes:
+            self.config.joint_angles = changes["joint_angles"]
+        if "dataset_info" in changes:
+            self._angle_keypoints = changes["dataset_info"].keypoint_names
+        if not work.still:
+            work.people = self.smoother(work.people, work.frame.timestamp)
+        if self.config.joint_angles:
+            # kpt_thr: the pose stage's copy, set a frame ahead of this one
+            attach_angles(work.people, self._angle_keypoints, self.config.kpt_thr)
 
     def render_step(self, work: FrameWork, hud: HudInfo | None) -> None:
         changes = self._take("render")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from hfpose.engine.angles import JOINT_FLEXION, JOINT_OPENING, LEAN, angle_table
 from hfpose.engine.results import Person
 from hfpose.engine.settings import check_declared, setting
 from hfpose.models.metainfo import COCO, DatasetInfo
@@ -196,6 +197,34 @@ class TrackIdAnnotator:
         return image
 
 
+class AngleAnnotator:
+    """Each person's joint angles and trunk lean as numbers beside their joints (segment
+    angles have no joint of their own: they stay in the exports and the plot)."""
+
+    KINDS = (JOINT_FLEXION, JOINT_OPENING, LEAN)
+
+    def __init__(self, dataset_info: DatasetInfo = COCO) -> None:
+        self.keypoint_names = dataset_info.keypoint_names
+
+    def annotate(self, image: np.ndarray, people: Sequence[Person]) -> np.ndarray:
+        table = angle_table(self.keypoint_names)
+        shown = [i for i, kind in enumerate(table.kinds) if kind in self.KINDS]
+        font_scale = max(0.3, 0.45 * frame_scale(image))
+        offset = max(3, round(8 * frame_scale(image)))
+        for person in people:
+            if not person.angles:
+                continue
+            points = table.point_weights @ person.keypoints.astype(np.float64)
+            for i in shown:
+                value = person.angles.get(table.names[i], np.nan)
+                if np.isnan(value):
+                    continue
+                x, y = points[table.anchors[i]]
+                _text_box(image, [f"{value:.0f}"], (int(x) + offset, int(y) - offset),
+                          font_scale, (255, 255, 255), (40, 40, 40), 0.6)  # fmt: skip
+        return image
+
+
 @dataclass
 class HudInfo:
     """What the heads-up display shows: speed, stage costs, people, the backend running."""
@@ -233,6 +262,9 @@ class RenderOptions:
     draw_skeleton: bool = True
     draw_boxes: bool = setting(True, "draw person boxes", name="show_boxes", flag="-")
     draw_track_ids: bool = setting(True, "draw track IDs", name="show_ids", flag="-")
+    draw_angles: bool = setting(
+        False, "joint angles (degrees) beside the joints", name="show_angles", flag="--show-angles"
+    )
     draw_hud: bool = setting(
         True, "the FPS/backend panel on the video", name="show_hud", flag="--no-hud"
     )
@@ -272,6 +304,7 @@ class Renderer:
         self.skeleton = SkeletonAnnotator(
             self.dataset_info, options.style, options.kpt_thr, options.radius, options.thickness
         )
+        self.angles = AngleAnnotator(self.dataset_info)
 
     def render(
         self, image: np.ndarray, people: Sequence[Person], hud: HudInfo | None = None
@@ -284,6 +317,8 @@ class Renderer:
             self.skeleton.annotate(out, people)
         if o.draw_track_ids:
             self.track_ids.annotate(out, people)
+        if o.draw_angles:
+            self.angles.annotate(out, people)
         if o.draw_hud and hud is not None:
             self.hud.annotate(out, hud)
         return out

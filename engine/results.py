@@ -6,6 +6,7 @@ and the GUI all share one definition without importing the pipeline.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,9 @@ if TYPE_CHECKING:  # sessions imports ONNX Runtime: this module stays numpy-only
 class Person:
     """One person in one frame; coordinates are image pixels of the source frame.
 
-    ``track_id`` is -1 until the tracker has assigned one.
+    ``track_id`` is -1 until the tracker has assigned one. ``angles`` are the joint and
+    segment angles in degrees by name (:mod:`hfpose.engine.angles`; NaN where a keypoint they
+    need is under the threshold), empty when they are not worked out.
     """
 
     keypoints: np.ndarray  # (K, 2) float32 x, y
@@ -29,16 +32,24 @@ class Person:
     bbox: np.ndarray  # (4,) float32 x1, y1, x2, y2
     bbox_score: float = 1.0
     track_id: int = -1
+    angles: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """JSON-ready mmpose 1.x instance (bbox as a list of one box, as mmpose writes it)."""
-        return {
+        """JSON-ready mmpose 1.x instance (bbox as a list of one box, as mmpose writes it),
+        with the angles (null where missing) when there are any."""
+        entry = {
             "track_id": int(self.track_id),
             "keypoints": np.round(self.keypoints.astype(float), 2).tolist(),
             "keypoint_scores": np.round(self.keypoint_scores.astype(float), 4).tolist(),
             "bbox": [np.round(self.bbox.astype(float), 2).tolist()],
             "bbox_score": round(float(self.bbox_score), 4),
         }
+        if self.angles:
+            entry["angles"] = {
+                name: None if math.isnan(value) else round(value, 2)
+                for name, value in self.angles.items()
+            }
+        return entry
 
 
 @dataclass

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
 )
 
+from hfpose.app.keypoint_export import ANGLES_SUFFIX
 from hfpose.app.settings import AppSettings, SettingsStore
 from hfpose.app.settings_dialog import SettingsDialog
 from hfpose.app.source_names import describe_source, source_stem, source_title
@@ -42,6 +43,8 @@ from hfpose.engine.sources import CameraInfo
 VIDEO_FILTER = (
     "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v *.mpg *.mpeg *.wmv *.flv *.ts);;All files (*)"
 )
+# JSON carries keypoints and angles; the CSVs are one row per keypoint, or per person (angles).
+EXPORT_FILTER = "JSON (*.json);;CSV (*.csv);;Angles CSV (*_angles.csv)"
 SEEK_STEPS_PER_SECOND = 10  # the slider's resolution: a tenth of a second
 
 
@@ -74,6 +77,7 @@ class MainWindow(WindowChrome):
         self._build_toolbar()
         self._build_central()
         self._build_status_bar()
+        self._build_angle_dock()
         self._connect_worker()
         self._update_controls()
         self._show_playback()
@@ -85,6 +89,12 @@ class MainWindow(WindowChrome):
             self.resize(1100, 740)
         if state is not None:
             self.restoreState(state)
+
+    @Slot(object)
+    def _angle_dock_edited(self, settings: AppSettings) -> None:
+        self.apply_settings(settings)
+        if self.settings_dialog is not None:
+            self.settings_dialog.set_settings(self.settings)
 
     def _connect_worker(self) -> None:
         w = self.worker
@@ -280,10 +290,12 @@ class MainWindow(WindowChrome):
         stem = source_stem(self.source_info) if self.source_info else "keypoints"
         suggested = str(Path(self.settings.record_dir) / f"hfpose_{stem}_keypoints.json")
         path, chosen = QFileDialog.getSaveFileName(
-            self, "Export keypoints", suggested, "JSON (*.json);;CSV (*.csv)"
+            self, "Export keypoints", suggested, EXPORT_FILTER
         )
         if path:
-            if not Path(path).suffix:
+            if chosen.startswith("Angles") and not path.lower().endswith(ANGLES_SUFFIX):
+                path = str(Path(path).with_suffix("")) + ANGLES_SUFFIX
+            elif not Path(path).suffix:
                 path += ".csv" if "CSV" in chosen else ".json"
             self.export_keypoints(path)
 
@@ -321,6 +333,7 @@ class MainWindow(WindowChrome):
         self.settings = settings
         self.store.save(settings)
         self.worker.apply_settings(settings)
+        self.angle_dock.set_settings(settings)
         self._show_playback()
 
     def set_playback(self, mode: str) -> None:
@@ -385,6 +398,7 @@ class MainWindow(WindowChrome):
     @Slot()
     def _on_frame(self) -> None:
         update = self.worker.take_frame()
+        self.angle_dock.feed(self.worker.take_people())
         if update is None:
             return
         self.last_update = update
@@ -408,6 +422,7 @@ class MainWindow(WindowChrome):
     @Slot(object)
     def _on_opened(self, info: SourceInfo) -> None:
         self.source_info = info
+        self.angle_dock.clear()
         self.source_label.setText(describe_source(info, self._title(info.uri)))
         self.setWindowTitle(f"{self._title(info.uri)} — hfpose")
         duration = info.duration or 0.0

@@ -1,6 +1,7 @@
-"""Render the README's screenshots of the app: the main window playing a clip, the settings.
+"""Render the README's screenshots of the app: the main window playing a clip, the settings,
+and (``--angles``) the angle plot beside a clip with the angle values drawn on the video.
 
-``python -m hfpose.app.screenshots [--clip VIDEO] [--model MODEL.onnx] [--out docs]``
+``python -m hfpose.app.screenshots [--clip VIDEO] [--model MODEL.onnx] [--out docs] [--angles]``
 
 Runs offscreen (no display needed) on the real window and the real pipeline, with settings kept
 in a temporary file so a user's own settings are never touched. The keypoint model defaults to
@@ -53,7 +54,30 @@ def _save(image, path: Path, palette_colours: bool) -> None:
     print(f"wrote {path} ({image.width()}x{image.height()}, {path.stat().st_size // 1024} KiB)")
 
 
-def render(clip: Path, model: str | None, out_dir: Path, shown_frames: int) -> int:
+def render_angles(window, app, clip: Path, out_dir: Path, shown_frames: int) -> int:
+    """The window with the angle plot open and the angle values on the video, after the
+    plot has taken ``shown_frames`` frames of ``clip``."""
+    from PySide6.QtCore import Qt
+
+    window.apply_settings(window.settings.replace(show_angles=True))
+    dock = window.angle_dock
+    dock.show()
+    window.resizeDocks([dock], [500], Qt.Orientation.Horizontal)
+    window.open_source(str(clip))
+    if not _wait(app, lambda: dock.frames_fed >= shown_frames, 600):
+        print(f"screenshots: {dock.frames_fed} of {shown_frames} frames in 600 s", file=sys.stderr)
+        window.close()
+        return 1
+    window.worker.pause()
+    _wait(app, lambda: False, 0.5)
+    _save(window.grab().toImage(), out_dir / "screenshot_angles.png", palette_colours=True)
+    window.close()
+    return 0
+
+
+def render(
+    clip: Path, model: str | None, out_dir: Path, shown_frames: int, angles: bool = False
+) -> int:
     from PySide6.QtCore import QSettings
 
     from hfpose.app.app import create_application
@@ -73,6 +97,8 @@ def render(clip: Path, model: str | None, out_dir: Path, shown_frames: int) -> i
         window = MainWindow(store)
         window.resize(*WINDOW_SIZE)
         window.show()
+        if angles:
+            return render_angles(window, app, clip, out_dir, shown_frames)
         errors: list[str] = []
         window.worker.failed.connect(errors.append)
         window.open_source(str(clip))
@@ -111,12 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--frames", type=int, default=2, help="frames to play before the picture is taken"
     )
+    parser.add_argument(
+        "--angles",
+        action="store_true",
+        help="the angle plot's screenshot instead (play 100+ frames)",
+    )
     args = parser.parse_args(argv)
     if not args.clip.is_file():
         parser.error(f"clip not found: {args.clip}")
     if "DISPLAY" not in os.environ and "WAYLAND_DISPLAY" not in os.environ:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    return render(args.clip, args.model, args.out, args.frames)
+    return render(args.clip, args.model, args.out, args.frames, args.angles)
 
 
 if __name__ == "__main__":

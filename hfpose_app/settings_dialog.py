@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from hfpose.app.settings import AppSettings
+from hfpose.engine.angles import ANGLES
 from hfpose.engine.backend_discovery import BackendStatus
 from hfpose.engine.config import SETTINGS
 from hfpose.engine.keypoint_models import DEFAULT_SHIPPED_MODEL, SHIPPED_MODEL_NOTES
@@ -94,8 +95,11 @@ CHOICE_TITLES = {
     "precision": PRECISION_TITLES,
     "smoothing": SMOOTHING_TITLES,
     "draw_style": STYLE_TITLES,
+    "reps_angle": {a.name: a.name.replace("_", " ") for a in ANGLES},
 }
 CHECKBOX_TITLES = {
+    "joint_angles": "Work out joint and segment angles (exports, angle plot)",
+    "show_angles": "Joint angles beside the joints",
     "show_boxes": "Person boxes",
     "show_ids": "Track IDs",
     "show_hud": "HUD (frames per second, stage times, backend)",
@@ -207,6 +211,7 @@ class SettingsDialog(QDialog):
         tabs.addTab(self._inference_tab(), "Inference")
         tabs.addTab(self._smoothing_tab(), "Smoothing")
         tabs.addTab(self._drawing_tab(), "Drawing")
+        tabs.addTab(self._angles_tab(), "Angles")
         tabs.addTab(self._recording_tab(), "Recording")
         self.tabs = tabs
 
@@ -376,6 +381,21 @@ class SettingsDialog(QDialog):
         form.addRow(self.show_boxes)
         form.addRow(self.show_ids)
         form.addRow(self.show_hud)
+        return page
+
+    def _angles_tab(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        for name in ("joint_angles", "show_angles", "reps_angle", "reps_low", "reps_high"):
+            self._field(name)
+        for spin in (self.reps_low, self.reps_high):
+            spin.setSuffix("°")
+        form.addRow(self.joint_angles)
+        form.addRow(self.show_angles)
+        form.addRow("Count repetitions of", self.reps_angle)
+        form.addRow("Rest at or under", self.reps_low)
+        form.addRow("Reaching at least", self.reps_high)
+        form.addRow(_hint("View > Angle plot shows the angles and repetitions live."))
         return page
 
     def _recording_tab(self) -> QWidget:

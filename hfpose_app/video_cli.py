@@ -32,7 +32,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from hfpose.app.setting_args import add_setting_arguments, cli_settings
-from hfpose.engine.config import config_from_settings
+from hfpose.engine.angle_sinks import AngleCsvSink, RepetitionCsvSink
+from hfpose.engine.config import PipelineConfig, config_from_settings
 from hfpose.engine.frame_source import SourceError
 from hfpose.engine.image_folder_source import list_images
 from hfpose.engine.keypoint_models import SHIPPED_MODELS
@@ -100,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-json", metavar="F", help="per-frame keypoints, mmpose 1.x JSON")
     parser.add_argument("--save-csv", metavar="F", help="one row per keypoint")
     parser.add_argument("--save-coco", metavar="F", help="COCO keypoint results (image folders)")
+    parser.add_argument(
+        "--save-angles", metavar="F", help="joint and segment angles, one row per frame and person"
+    )
+    parser.add_argument(
+        "--save-reps", metavar="F", help="repetitions of --reps-angle, one row per repetition"
+    )
     parser.add_argument("--no-audio", action="store_true", help="do not copy the input's sound")
     parser.add_argument("--show", action="store_true", help="show the annotated frames (q quits)")
     parser.add_argument(
@@ -175,11 +182,15 @@ def _check_paths(args: argparse.Namespace) -> None:
     detector = args.detector
     if detector.lower() not in ("nanodet", "blazepose") and not Path(detector).exists():
         raise UsageError(f"detector not found: {detector} (use nanodet, blazepose or a file)")
+    if not args.joint_angles and (args.save_angles or args.save_reps):
+        raise UsageError("--save-angles and --save-reps need the angles: leave out --no-angles")
+    if args.reps_low >= args.reps_high:
+        raise UsageError(f"--reps-low ({args.reps_low:g}) must be under --reps-high")
     if args.show and not _has_display():
         raise UsageError("--show needs a display (none found: DISPLAY/WAYLAND_DISPLAY unset)")
 
 
-def _make_sinks(args: argparse.Namespace) -> list:
+def _make_sinks(args: argparse.Namespace, config: PipelineConfig) -> list:
     sinks: list = []
     if args.out:
         container = container_for(args.out) or "mp4"  # a device or FIFO: MP4
@@ -190,6 +201,10 @@ def _make_sinks(args: argparse.Namespace) -> list:
         sinks.append(CsvKeypointSink(args.save_csv))
     if args.save_coco:
         sinks.append(CocoResultsSink(args.save_coco))
+    if args.save_angles:
+        sinks.append(AngleCsvSink(args.save_angles))
+    if args.save_reps:
+        sinks.append(RepetitionCsvSink(args.save_reps, config.repetitions))
     return sinks
 
 
@@ -287,7 +302,7 @@ def run(args: argparse.Namespace) -> int:
         args.out = str(_default_out(args.input))
     _check_outputs(args)
     config = config_from_settings(cli_settings(args), source=args.input)
-    sinks = _make_sinks(args)
+    sinks = _make_sinks(args, config)
     display = _Display() if args.show else None
     progress: tqdm | None = None
 

@@ -36,6 +36,7 @@ class VideoView(QWidget):
     """Paints the newest frame only; the GUI never queues frames, so it cannot fall behind."""
 
     double_clicked = Signal()  # players toggle full screen on a double click
+    clicked = Signal(float, float)  # a left click on the frame, in the frame's pixels
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,6 +65,16 @@ class VideoView(QWidget):
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
         if event.button() == Qt.MouseButton.LeftButton:
             self.double_clicked.emit()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        target = self.image_rect()
+        if event.button() != Qt.MouseButton.LeftButton or target.isEmpty():
+            return
+        point = event.position()
+        scale = self._image.width() / target.width()
+        x, y = (point.x() - target.x()) * scale, (point.y() - target.y()) * scale
+        if 0 <= x < self._image.width() and 0 <= y < self._image.height():
+            self.clicked.emit(x, y)
 
     def image_rect(self) -> QRect:
         """Where the frame is drawn in widget (logical) pixels."""

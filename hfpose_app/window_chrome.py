@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from hfpose.app.angle_dock import AnglePlotDock
 from hfpose.app.widgets import (
     SeekSlider,
     camera_icon,
@@ -149,7 +150,8 @@ class WindowChrome(QMainWindow):
         _fill(bar.addMenu("&Record"), record_actions)
         playback_modes = [self.every_frame_action, self.real_time_action]
         view_actions = [self.full_screen_action, None, *playback_modes, None, self.settings_action]
-        _fill(bar.addMenu("&View"), view_actions)
+        self.view_menu = bar.addMenu("&View")
+        _fill(self.view_menu, view_actions)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction("&About hfpose", self.show_about)
 
@@ -215,6 +217,17 @@ class WindowChrome(QMainWindow):
         column.addWidget(transport)
         self.setCentralWidget(central)
         self.view.setFocus()
+
+    def _build_angle_dock(self) -> None:
+        """The angle plot, beside the video; the View menu shows and hides it."""
+        self.angle_dock = AnglePlotDock(self.settings, self)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.angle_dock)
+        self.angle_dock.settings_edited.connect(self._angle_dock_edited)
+        self.view.clicked.connect(self.angle_dock.select_at)
+        self.angle_dock.hide()  # View > Angle plot opens it (the saved layout may too)
+        toggle = self.angle_dock.toggleViewAction()
+        toggle.setText("&Angle plot")
+        self.view_menu.insertAction(self.view_menu.actions()[0], toggle)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()

@@ -32,7 +32,7 @@ from PySide6.QtGui import QImage
 
 from hfpose.app.control_thread import ControlThread
 from hfpose.app.frame_mailbox import FrameMailbox, FrameUpdate
-from hfpose.app.keypoint_export import KeptKeypoints, write_keypoints
+from hfpose.app.keypoint_export import KeptFrame, KeptKeypoints, PeopleFeed, write_keypoints
 from hfpose.app.paced_source import PacedSource
 from hfpose.app.recording import RecordingSink, video_sink
 from hfpose.app.settings import AppSettings
@@ -112,6 +112,7 @@ class PipelineWorker(QObject):
         self._dataset_info: DatasetInfo = COCO
         self._mailbox = FrameMailbox()
         self._kept = KeptKeypoints()
+        self._feed = PeopleFeed()  # every frame's people until the GUI takes them
         self.last_time_s = 0.0
         self._started.connect(self._on_started)
         self._run_finished.connect(self._on_run_finished)
@@ -140,6 +141,10 @@ class PipelineWorker(QObject):
             self.last_time_s = update.time_s
         return update
 
+    def take_people(self) -> list[KeptFrame]:
+        """Every frame's people since the last call (the angle plot's input), oldest first."""
+        return self._feed.take()
+
     # ----------------------------------------------------------------------------- sources
     def open(
         self,
@@ -160,6 +165,7 @@ class PipelineWorker(QObject):
         self._set_playing(False)
         self._runtime_label = ""  # the new run's first frame announces (and explains) its own
         self._kept.clear()
+        self._feed.clear()
         self._mailbox.clear()
 
         def task() -> None:
@@ -257,6 +263,7 @@ class PipelineWorker(QObject):
             arrived=time.perf_counter(),
         )
         self._kept.add(result.index, result.timestamp, result.people)
+        self._feed.add(result.index, result.timestamp, result.people)
         if self._mailbox.post(update):
             self.frame_ready.emit()
         if label != self._runtime_label:

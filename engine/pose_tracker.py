@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -30,6 +31,12 @@ class PoseTracker:
     every call is an unrelated photo: no tracking, smoothing or box carried between calls.
     ``fps``, the video's frame rate, turns ``det_interval_s`` into frames (None: the
     fallback rate, :data:`hfpose.engine.config.FALLBACK_FPS`).
+
+    Threads: one tracker may be called from several threads; the calls take turns, each
+    frame whole (detect, keypoints, track, smooth) before the next starts, in the order the
+    calls arrive, so nothing is mixed up or lost. Frames of one video must still come in
+    order: a tracker follows one stream; give each stream (each camera) a tracker of its own,
+    which then run side by side.
     """
 
     # A script that names nothing gets the model's raw keypoints: unlike the app's and the
@@ -55,6 +62,7 @@ class PoseTracker:
             self.config.smoothing = smoothing
         self.processor = PoseProcessor(self.config, fps)
         self.stills = stills
+        self._turns = threading.Lock()
         self._index = 0
         self._t0 = time.perf_counter()
 
@@ -67,18 +75,20 @@ class PoseTracker:
         return self.processor.dataset_info
 
     def __call__(self, image_bgr: np.ndarray, timestamp: float | None = None) -> list[Person]:
-        if timestamp is None:
-            timestamp = time.perf_counter() - self._t0
-        frame = Frame(image_bgr, self._index, timestamp)
-        work = FrameWork(frame, epoch=0, born=time.perf_counter(), still=self.stills)
-        self._index += 1
-        p = self.processor
-        p.detect_step(work)
-        p.pose_step(work)
-        p.track_step(work)
-        p.smooth_step(work)
-        return work.people
+        with self._turns:
+            if timestamp is None:
+                timestamp = time.perf_counter() - self._t0
+            frame = Frame(image_bgr, self._index, timestamp)
+            work = FrameWork(frame, epoch=0, born=time.perf_counter(), still=self.stills)
+            self._index += 1
+            p = self.processor
+            p.detect_step(work)
+            p.pose_step(work)
+            p.track_step(work)
+            p.smooth_step(work)
+            return work.people
 
     def draw(self, image_bgr: np.ndarray, people: Sequence[Person]) -> np.ndarray:
         """The frame with ``people`` drawn as the pipeline draws them (no HUD)."""
-        return self.processor.renderer.render(image_bgr, people, None)
+        with self._turns:
+            return self.processor.renderer.render(image_bgr, people, None)

@@ -83,7 +83,7 @@ def _photo_folder(data_dir: Path, folder: Path) -> Path:
     once (one person leaves a core idle) and splits a crowd's crops over its workers."""
     folder.mkdir()
     photos = sorted((data_dir / "coco").glob("*.jpg")) + sorted((data_dir / "frames").glob("*"))
-    for number, photo in enumerate(photos * 2):  # each twice: consecutive frames of equal size
+    for number, photo in enumerate(photos):
         (folder / f"{number:03d}{photo.suffix}").write_bytes(photo.read_bytes())
     return folder
 

@@ -3,7 +3,8 @@ from many threads at once give exactly what each call gives alone, the pipeline 
 in the keypoint stage gives what one frame at a time gives, and one ``PoseTracker`` called from
 several threads gives what it gives called from one.
 
-Every backend installed here is covered; one this machine cannot run (OpenVINO or LiteRT not
+Every backend installed here is covered (PyTorch on a random-weight checkpoint, as none
+ships); one this machine cannot run (OpenVINO or LiteRT not
 installed, OpenVINO bf16 on a CPU without native bf16) is skipped with the reason, so the test
 report says what went uncovered.
 """
@@ -55,11 +56,9 @@ def _session(runtime: str) -> InferenceSession:
     return session
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("runtime", list(RUNTIMES))
-def test_calls_from_many_threads_equal_the_same_calls_alone(runtime, data_dir) -> None:
-    session = _session(runtime)
-    crops = real_crops(MODEL, data_dir, count=4)
+def _assert_many_threads_equal_alone(session: InferenceSession, crops: np.ndarray) -> None:
+    """``THREADS`` threads x ``CALLS_PER_THREAD`` calls of different batch sizes on
+    ``session``, each equal to the same call alone."""
     batches = [crops[np.arange(size) % len(crops)][::-1].copy() for size in BATCH_SIZES]
     alone = [session.run(batch)[0] for batch in batches]
     jobs = [i % len(batches) for i in range(THREADS * CALLS_PER_THREAD)]
@@ -76,6 +75,29 @@ def test_calls_from_many_threads_equal_the_same_calls_alone(runtime, data_dir) -
         expected = alone[job]
         assert heatmaps.shape == expected.shape
         np.testing.assert_allclose(heatmaps, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", list(RUNTIMES))
+def test_calls_from_many_threads_equal_the_same_calls_alone(runtime, data_dir) -> None:
+    _assert_many_threads_equal_alone(_session(runtime), real_crops(MODEL, data_dir, count=4))
+
+
+@pytest.mark.slow
+def test_pytorch_calls_from_many_threads_take_turns(data_dir, tmp_path) -> None:
+    """No checkpoint ships: a random-weight HF-HRNet-18 ``.pth`` of the shipped model's
+    input size."""
+    pytest.importorskip("torch", reason="torch not installed: PyTorch sessions not covered")
+    from hfpose.models.checkpoint import save_checkpoint
+    from hfpose.models.config import load_config
+    from hfpose.models.hf_hrnet import build_model
+
+    config = load_config("hf_hrnet_18_coco_256x192")
+    checkpoint = tmp_path / "random.pth"
+    save_checkpoint(checkpoint, build_model(config), {"config_name": config["config_name"]})
+    session = create_session(checkpoint, "torch", num_threads=1)
+    assert session.runtime_info.backend == "torch" and not session.concurrent_calls
+    _assert_many_threads_equal_alone(session, real_crops(MODEL, data_dir, count=4))
 
 
 def _photo_folder(data_dir: Path, folder: Path) -> Path:

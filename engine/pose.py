@@ -18,7 +18,8 @@ Public API (stable):
   x2, y2[, score] in frame pixels. ``PoseResult`` (a NamedTuple, unpack as
   ``keypoints, scores = ...``): ``keypoints`` (N, K, 2) float32 x, y in frame pixels and
   ``scores`` (N, K) float32 (heatmap peak values; the model's own score for MoveNet), row i
-  for box i. ``flip_test`` applies to heatmap and SimCC models; ``use_dark`` to heatmap
+  for box i. Safe from several threads at once (the pipeline's frames in flight): every
+  session is. ``flip_test`` applies to heatmap and SimCC models; ``use_dark`` to heatmap
   models (DARK sub-pixel decoding: on the shipped model's held-out people +0.6 MPII PCKh and
   +0.9 coco_found AP, -0.2 LSPET PCK, for well under a millisecond per person).
 - ``PoseEstimator.set_backend(backend)`` / ``set_model(model, config_path=None)``: build

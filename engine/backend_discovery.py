@@ -8,6 +8,7 @@ fallback rules in :mod:`hfpose.engine.runtimes` can ask cheaply and often.
 from __future__ import annotations
 
 import importlib.util
+import os
 import platform
 from dataclasses import dataclass
 from functools import lru_cache
@@ -49,6 +50,13 @@ class BackendStatus:
 
 
 @lru_cache(maxsize=1)
+def available_cores() -> int:
+    """Cores this process may run on (its affinity, where the OS reports one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def cpu_name() -> str:
     """The CPU's marketing name (for the HUD), without importing a runtime."""
     try:

@@ -6,12 +6,11 @@ Shared by the threaded :class:`hfpose.engine.pipeline.Pipeline`, the synchronous
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hfpose.engine.backend_discovery import BACKENDS
+from hfpose.engine.backend_discovery import BACKENDS, available_cores
 from hfpose.engine.frame_source import FrameSource
 from hfpose.engine.keypoint_models import SHIPPED_MODELS
 from hfpose.engine.plausibility import DEFAULT_MIN_POSE_SCORE
@@ -170,13 +169,6 @@ class PipelineConfig:
         threads cost more CPU time than they save on a small model). A second frame in flight
         can, at the price of following people by their keypoints two frames back."""
         return 2 if available_cores() >= 2 else 1
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its affinity, where the OS reports one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 NESTED = {

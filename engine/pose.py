@@ -8,8 +8,9 @@ Public API (stable):
 - ``PoseEstimator(model, backend="auto", config_path=None, flip_test=False,
   use_dark=True, batch_mode="auto", num_threads=0, crop_workers=1, precision="fast")``
   (``precision``: ``hfpose.engine.runtimes.PRECISIONS``; ``num_threads`` 0: the
-  runtime uses every core; ``crop_workers`` N runs up to N crops at once when crops go one per
-  call on a runtime that allows concurrent calls); ``model`` is a file or the name of a
+  runtime uses every core; ``crop_workers`` N runs a frame's crops in up to N calls at once
+  (one crop per call, or a batch cut in N parts) on a runtime whose session runs calls side
+  by side, ``InferenceSession.concurrent_calls``); ``model`` is a file or the name of a
   shipped model (``hf-hrnet``, ``movenet-lightning``, ``movenet-thunder``).
 - ``create_pose_estimator(model=None, backend="auto", **options) -> PoseEstimator``: ``None``
   is the shipped model (``assets/`` + ``DEFAULT_MODEL``); a ``.pth`` needs ``config_path``.
@@ -17,7 +18,8 @@ Public API (stable):
   x2, y2[, score] in frame pixels. ``PoseResult`` (a NamedTuple, unpack as
   ``keypoints, scores = ...``): ``keypoints`` (N, K, 2) float32 x, y in frame pixels and
   ``scores`` (N, K) float32 (heatmap peak values; the model's own score for MoveNet), row i
-  for box i. ``flip_test`` applies to heatmap and SimCC models; ``use_dark`` to heatmap
+  for box i. Safe from several threads at once (the pipeline's frames in flight): every
+  session is. ``flip_test`` applies to heatmap and SimCC models; ``use_dark`` to heatmap
   models (DARK sub-pixel decoding: on the shipped model's held-out people +0.6 MPII PCKh and
   +0.9 coco_found AP, -0.2 LSPET PCK, for well under a millisecond per person).
 - ``PoseEstimator.set_backend(backend)`` / ``set_model(model, config_path=None)``: build
@@ -153,6 +155,7 @@ class PoseEstimator:
         self._model = _load(model, backend, config_path, num_threads, precision)
         # Crops of a frame run one per worker at once where the runtime allows concurrent
         # calls: one-thread sessions keep as many cores busy as there are workers.
+        self._crop_workers = crop_workers
         self._crop_pool = started_pool(crop_workers) if crop_workers > 1 else None
 
     # ---------------------------------------------------------------- what runs, and swaps
@@ -224,14 +227,23 @@ class PoseEstimator:
         return PoseResult(keypoints.astype(np.float32), scores.astype(np.float32))
 
     def _infer(self, session: InferenceSession, batch: np.ndarray) -> list[np.ndarray]:
-        if len(batch) == 1 or self.batched():
-            return session.run(batch)
-        crops = [batch[i : i + 1] for i in range(len(batch))]
-        if self._crop_pool is not None and session.concurrent_calls:
-            parts = list(self._crop_pool.map(session.run, crops))
+        """The model on a frame's crops: in one call or one per crop (:meth:`batched`), spread
+        over the crop workers where the session runs calls side by side (a batched call is
+        cut into one part per worker: a crowd's crops then use the cores the detector leaves
+        idle instead of one)."""
+        side_by_side = self._crop_pool is not None and session.concurrent_calls
+        if self.batched():
+            parts = min(len(batch), self._crop_workers) if side_by_side else 1
         else:
-            parts = [session.run(crop) for crop in crops]
-        return [np.concatenate(outputs) for outputs in zip(*parts, strict=True)]
+            parts = len(batch)
+        if parts == 1:
+            return session.run(batch)
+        chunks = np.array_split(batch, parts)
+        if side_by_side:
+            outputs = list(self._crop_pool.map(session.run, chunks))
+        else:
+            outputs = [session.run(chunk) for chunk in chunks]
+        return [np.concatenate(part) for part in zip(*outputs, strict=True)]
 
 
 def create_pose_estimator(

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -33,6 +34,12 @@ class PoseTracker:
     fallback rate, :data:`hfpose.engine.config.FALLBACK_FPS`). Each person carries their
     joint and segment angles, ``person.angles`` (name -> degrees, :mod:`hfpose.engine.angles`),
     unless ``joint_angles=False``.
+
+    Threads: one tracker may be called from several threads; the calls take turns, each
+    frame whole (detect, keypoints, track, smooth) before the next starts, in the order the
+    calls arrive, so nothing is mixed up or lost. Frames of one video must still come in
+    order: a tracker follows one stream; give each stream (each camera) a tracker of its own,
+    which then run side by side.
     """
 
     # A script that names nothing gets the model's raw keypoints: unlike the app's and the
@@ -58,6 +65,7 @@ class PoseTracker:
             self.config.smoothing = smoothing
         self.processor = PoseProcessor(self.config, fps)
         self.stills = stills
+        self._turns = threading.Lock()
         self._index = 0
         self._t0 = time.perf_counter()
 
@@ -74,21 +82,24 @@ class PoseTracker:
         ``(H, W)`` / ``(H, W, 1)`` and BGRA ``(H, W, 4)`` uint8 are converted, anything else
         (floats, 16-bit, channels first, empty) is refused (:func:`as_bgr_image`)."""
         image_bgr = as_bgr_image(image_bgr)
-        if timestamp is None:
-            timestamp = time.perf_counter() - self._t0
-        frame = Frame(image_bgr, self._index, timestamp)
-        work = FrameWork(frame, epoch=0, born=time.perf_counter(), still=self.stills)
-        self._index += 1
-        p = self.processor
-        p.detect_step(work)
-        p.pose_step(work)
-        p.track_step(work)
-        p.smooth_step(work)
-        return work.people
+        with self._turns:
+            if timestamp is None:
+                timestamp = time.perf_counter() - self._t0
+            frame = Frame(image_bgr, self._index, timestamp)
+            work = FrameWork(frame, epoch=0, born=time.perf_counter(), still=self.stills)
+            self._index += 1
+            p = self.processor
+            p.detect_step(work)
+            p.pose_step(work)
+            p.track_step(work)
+            p.smooth_step(work)
+            return work.people
 
     def draw(self, image_bgr: np.ndarray, people: Sequence[Person]) -> np.ndarray:
         """The frame with ``people`` drawn as the pipeline draws them (no HUD)."""
-        return self.processor.renderer.render(as_bgr_image(image_bgr), people, None)
+        image_bgr = as_bgr_image(image_bgr)
+        with self._turns:
+            return self.processor.renderer.render(image_bgr, people, None)
 
 
 EXPECTED_IMAGE = "(H, W, 3) uint8 BGR"

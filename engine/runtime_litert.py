@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import queue
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from hfpose.engine.backend_discovery import cpu_name
-from hfpose.engine.sessions import InferenceSession, RuntimeInfo
+from hfpose.engine.sessions import InferenceSession, PerCallerPool, RuntimeInfo
 
 
 def litert_installed() -> bool:
@@ -72,10 +71,11 @@ class LiteRtSession(InferenceSession):
     def __init__(
         self, tflite: Path, metadata: dict[str, Any], requested: str, num_threads: int = 0
     ) -> None:
+        super().__init__()
         self._path = tflite
         self._threads = num_threads or os.cpu_count() or 1
-        self._idle: queue.SimpleQueue = queue.SimpleQueue()
-        first = self._interpreter()
+        self._interpreters = PerCallerPool(self._interpreter)
+        first = self._interpreters.first
         detail = first.get_input_details()[0]
         shape = tuple(int(d) for d in detail["shape"])
         self._input_index = detail["index"]
@@ -87,7 +87,6 @@ class LiteRtSession(InferenceSession):
         self.output_names = [str(d["name"]) for d in first.get_output_details()]
         self.metadata = metadata
         self.runtime_info = RuntimeInfo(requested, "litert", "LiteRT XNNPACK", cpu_name())
-        self._idle.put(first)
 
     def _interpreter(self) -> Any:
         from ai_edge_litert.interpreter import Interpreter
@@ -98,14 +97,8 @@ class LiteRtSession(InferenceSession):
 
     def _run(self, crop: np.ndarray) -> list[np.ndarray]:
         """One (1, C, H, W) float32 crop."""
-        try:
-            interpreter = self._idle.get_nowait()
-        except queue.Empty:
-            interpreter = self._interpreter()
-        try:
+        with self._interpreters.borrowed() as interpreter:
             item = crop.transpose(0, 2, 3, 1) if self._channels_last else crop
             interpreter.set_tensor(self._input_index, np.ascontiguousarray(item, np.float32))
             interpreter.invoke()
             return [interpreter.get_tensor(i).copy() for i in self._output_indices]
-        finally:
-            self._idle.put(interpreter)

@@ -9,7 +9,10 @@ load, and OpenVINO may place a model elsewhere than asked; the fallback rules
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,12 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from hfpose.engine.backend_discovery import cpu_name, openvino_core, openvino_device_name
+from hfpose.engine.backend_discovery import (
+    available_cores,
+    cpu_name,
+    openvino_core,
+    openvino_device_name,
+)
 from hfpose.engine.model_files import ModelError, decode_metadata, read_onnx_metadata
 
 
@@ -48,14 +56,23 @@ class RuntimeInfo:
 
 
 class InferenceSession:
-    """A model ready to run on one backend, with one calling convention for all of them."""
+    """A model ready to run on one backend, with one calling convention for all of them.
+
+    ``run`` is safe from any number of threads. ``concurrent_calls`` says whether calls from
+    several threads really run side by side (each on its own request or interpreter, or on a
+    runtime that is thread-safe itself); where it is False they take turns on a lock, so a
+    caller that spreads work over threads gains nothing there and should not.
+    """
 
     input_name: str
     input_shape: tuple[int | None, ...]
     output_names: list[str]
     metadata: dict[str, Any]
     runtime_info: RuntimeInfo
-    concurrent_calls: bool = False  # may run() be called from several threads at once?
+    concurrent_calls: bool = False  # do run() calls from several threads run side by side?
+
+    def __init__(self) -> None:
+        self._turns = threading.Lock()  # serialises run() where calls cannot run side by side
 
     @property
     def dynamic_batch(self) -> bool:
@@ -63,6 +80,12 @@ class InferenceSession:
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         """Run (N, ...) float32 input; a fixed-batch model is run item by item."""
+        if self.concurrent_calls:
+            return self._run_batch(batch)
+        with self._turns:
+            return self._run_batch(batch)
+
+    def _run_batch(self, batch: np.ndarray) -> list[np.ndarray]:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         fixed = self.input_shape[0]
         if self.dynamic_batch or fixed == len(batch):
@@ -74,6 +97,29 @@ class InferenceSession:
 
     def _run(self, batch: np.ndarray) -> list[np.ndarray]:
         raise NotImplementedError
+
+
+class PerCallerPool:
+    """Objects that run one call at a time (an OpenVINO request, a LiteRT interpreter), one
+    lent to each concurrent caller: idle ones are reused, a new one is made when all are busy,
+    so there are never more than the most callers ever seen at once."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()
+        self.first = make()
+        self._idle.put(self.first)
+
+    @contextmanager
+    def borrowed(self) -> Iterator[Any]:
+        try:
+            item = self._idle.get_nowait()
+        except queue.Empty:
+            item = self._make()
+        try:
+            yield item
+        finally:
+            self._idle.put(item)
 
 
 def _shape(dims: Sequence[Any]) -> tuple[int | None, ...]:
@@ -93,6 +139,7 @@ class OrtSession(InferenceSession):
         metadata_source: Path,
         num_threads: int = 0,
     ) -> None:
+        super().__init__()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = num_threads
@@ -123,7 +170,13 @@ class OrtSession(InferenceSession):
 
 
 class OpenVinoSession(InferenceSession):
-    """The OpenVINO runtime on one device, compiled for latency (frames come one at a time)."""
+    """The OpenVINO runtime on one device, compiled for latency (frames come one at a time).
+
+    An ``InferRequest`` runs one call at a time (a second one at once fails with "Infer Request
+    is busy", or hands one caller the other's outputs): each concurrent caller borrows its own.
+    """
+
+    concurrent_calls = True
 
     def __init__(
         self,
@@ -134,6 +187,7 @@ class OpenVinoSession(InferenceSession):
         num_threads: int = 0,
         precision: str = "fast",
     ) -> None:
+        super().__init__()
         core = openvino_core()
         try:
             model = core.read_model(str(path))
@@ -147,7 +201,12 @@ class OpenVinoSession(InferenceSession):
         if device.startswith("CPU"):
             config["CPU_DENORMALS_OPTIMIZATION"] = True  # same reason as in OrtSession
             if num_threads:
-                config["INFERENCE_NUM_THREADS"] = num_threads
+                # A stream runs one request at a time (its graph is locked while it runs), so
+                # two requests on one stream take turns: one stream of ``num_threads`` threads
+                # per caller the cores can run side by side (a crowd's crops cut in parts).
+                streams = max(1, available_cores() // num_threads)
+                config["NUM_STREAMS"] = streams
+                config["INFERENCE_NUM_THREADS"] = num_threads * streams
                 # Pinned, two one-thread models in one process land on the same core and
                 # take turns (bench_pipeline, one person, auto: 25.6 FPS pinned, 38.9 not).
                 config["ENABLE_CPU_PINNING"] = False
@@ -159,7 +218,7 @@ class OpenVinoSession(InferenceSession):
         )
         self.output_names = [o.get_any_name() for o in compiled.outputs]
         self.metadata = read_onnx_metadata(path) if path.suffix == ".onnx" else {}
-        self._request = compiled.create_infer_request()
+        self._requests = PerCallerPool(compiled.create_infer_request)
         devices = list(compiled.get_property("EXECUTION_DEVICES"))
         hint = compiled.get_property("INFERENCE_PRECISION_HINT")
         precision = hint.to_string() if hasattr(hint, "to_string") else str(hint).lower()
@@ -173,22 +232,23 @@ class OpenVinoSession(InferenceSession):
         )
 
     def _run(self, batch: np.ndarray) -> list[np.ndarray]:
-        self._request.infer({0: batch})
-        return [
-            self._request.get_output_tensor(i).data.copy() for i in range(len(self.output_names))
-        ]
+        with self._requests.borrowed() as request:
+            request.infer({0: batch})
+            return [request.get_output_tensor(i).data.copy() for i in range(len(self.output_names))]
 
 
 class TorchSession(InferenceSession):
     """A ``.pth`` checkpoint in PyTorch, for checkpoints not yet exported to ONNX.
 
     The config comes from ``config_path`` or, failing that, the checkpoint's
-    ``meta["config_name"]`` (written by our trainer).
+    ``meta["config_name"]`` (written by our trainer). Calls take turns: the network's
+    intra-op threads already use the cores a second caller would want.
     """
 
     def __init__(
         self, checkpoint: Path, config_path: str | None, requested: str, num_threads: int = 0
     ) -> None:
+        super().__init__()
         import torch
 
         from hfpose.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint

@@ -10,6 +10,7 @@ sources, so later runs reuse it until the network code changes.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -53,6 +54,27 @@ def pose_model_path(cache_dir: Path) -> Path:
         pytest.fail(f"hfpose-export {POSE_CONFIG} failed")
     os.replace(partial, target)
     return target
+
+
+def real_crops(model: Path, data_dir: Path, count: int = 4) -> np.ndarray:
+    """People of mmpose's COCO test images, cut and normalised as the engine cuts them for
+    ``model``."""
+    import cv2
+
+    from hfpose.engine.pose import PoseEstimator
+
+    labels = json.loads((data_dir / "coco" / "test_coco.json").read_text())
+    decoder = PoseEstimator(model, "cpu", num_threads=1).decoder
+    crops = []
+    for image in labels["images"]:
+        boxes = np.array(
+            [a["bbox"] for a in labels["annotations"] if a["image_id"] == image["id"]], np.float32
+        )
+        if len(boxes):
+            boxes[:, 2:] += boxes[:, :2]
+            frame = cv2.imread(str(data_dir / "coco" / image["file_name"]))
+            crops.append(decoder.prepare(frame, boxes).batch)
+    return np.concatenate(crops)[:count]
 
 
 # A standing person, 1 unit tall, origin at the hips' midpoint (x right, y down).

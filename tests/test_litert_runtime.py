@@ -19,6 +19,7 @@ from hfpose.engine.model_files import asset_path
 from hfpose.engine.pose import DEFAULT_MODEL
 from hfpose.engine.runtime_litert import record_path, tflite_path
 from hfpose.engine.runtimes import create_session
+from tests.helpers import real_crops
 
 pytest.importorskip("ai_edge_litert", reason="the litert extra is not installed")
 
@@ -36,32 +37,12 @@ def model_with_copy(tmp_path) -> Path:
     return folder / MODEL.name
 
 
-def _real_crops(data_dir: Path, count: int = 4) -> np.ndarray:
-    """People of mmpose's COCO test images, cut and normalised as the engine cuts them."""
-    import cv2
-
-    from hfpose.engine.pose import PoseEstimator
-
-    labels = json.loads((data_dir / "coco" / "test_coco.json").read_text())
-    decoder = PoseEstimator(MODEL, "cpu", num_threads=1).decoder
-    crops = []
-    for image in labels["images"]:
-        boxes = np.array(
-            [a["bbox"] for a in labels["annotations"] if a["image_id"] == image["id"]], np.float32
-        )
-        if len(boxes):
-            boxes[:, 2:] += boxes[:, :2]
-            frame = cv2.imread(str(data_dir / "coco" / image["file_name"]))
-            crops.append(decoder.prepare(frame, boxes).batch)
-    return np.concatenate(crops)[:count]
-
-
 def test_shipped_copy_computes_the_onnx_files_heatmaps(data_dir) -> None:
     session = create_session(MODEL, "litert", num_threads=1)
     info = session.runtime_info
     assert (info.backend, info.provider, info.fallback_reason) == ("litert", "LiteRT XNNPACK", None)
     assert session.metadata["keypoint_names"][0] == "nose"  # read from the ONNX file
-    crops = _real_crops(data_dir)
+    crops = real_crops(MODEL, data_dir)
     expected = create_session(MODEL, "cpu", num_threads=1, precision="fp32").run(crops)[0]
     heatmaps = session.run(crops)[0]  # a batch of 4 through a batch-1 model
     assert heatmaps.shape == expected.shape == (len(crops), 17, 64, 48)
@@ -70,7 +51,7 @@ def test_shipped_copy_computes_the_onnx_files_heatmaps(data_dir) -> None:
 
 def test_crops_run_side_by_side_each_on_its_own_interpreter(data_dir) -> None:
     session = create_session(MODEL, "litert", num_threads=1)
-    crops = [crop[None] for crop in _real_crops(data_dir)]
+    crops = [crop[None] for crop in real_crops(MODEL, data_dir)]
     one_by_one = [session.run(crop)[0] for crop in crops]
     with ThreadPoolExecutor(4) as pool:
         side_by_side = [out[0] for out in pool.map(session.run, crops)]

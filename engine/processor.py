@@ -17,7 +17,7 @@ import numpy as np
 
 from hfpose.engine.config import FALLBACK_FPS, PipelineConfig, detection_frames
 from hfpose.engine.frame_source import Frame
-from hfpose.engine.plausibility import birth_score, is_plausible
+from hfpose.engine.plausibility import TRACK_CONFIRM_FRAMES, birth_score, is_plausible
 from hfpose.engine.rendering import HudInfo, Renderer
 from hfpose.engine.results import Person, PipelineError
 from hfpose.engine.sessions import RuntimeInfo
@@ -157,6 +157,7 @@ class PoseProcessor:
             config.track_max_lost_s,
             kpt_thr=config.kpt_thr,
             min_birth_score=birth_score(config.min_pose_score),
+            confirm_frames=TRACK_CONFIRM_FRAMES,
         )
         self.smoother = TrackSmoother(config.smoothing)
         self.renderer = Renderer(replace(config.render, kpt_thr=config.kpt_thr), self.dataset_info)
@@ -359,6 +360,7 @@ class PoseProcessor:
                 self.config.track_max_lost_s,
                 kpt_thr=self.tracker.kpt_thr,
                 min_birth_score=self.tracker.min_birth_score,
+                confirm_frames=self.tracker.confirm_frames,
             )
         if "kpt_thr" in changes:
             self.tracker.kpt_thr = changes["kpt_thr"]

@@ -17,6 +17,7 @@ import pytest
 from hfpose.engine.config import PipelineConfig, available_cores
 from hfpose.engine.frame_source import Frame, FrameSource, SourceError
 from hfpose.engine.pipeline import Pipeline
+from hfpose.engine.plausibility import TRACK_CONFIRM_FRAMES
 from hfpose.engine.pose_tracker import PoseTracker
 from hfpose.engine.processor import (
     BOX_COLUMNS,
@@ -342,7 +343,8 @@ def test_det_interval_follows_people_between_detections(pose_model):
     pipeline = c.pipeline(config)
     pipeline.run()
     assert [r.detected for r in c.results] == [i % 4 == 0 for i in range(17)]
-    assert all(r.people for r in c.results)  # followed by keypoints in between
+    # followed by keypoints in between (shown once their track is confirmed)
+    assert all(r.people for r in c.results[TRACK_CONFIRM_FRAMES - 1 :])
 
 
 def test_boxes_between_detections_follow_the_body_and_never_shrink():

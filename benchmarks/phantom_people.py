@@ -24,7 +24,10 @@ rule) and the script reports:
 - real people lost: tracks of the unfiltered run (threshold 0) that last a second or more, are
   mostly real boxes, and of which no real box is shown any more;
 - real person-frames dropped: real boxes not shown (someone entering, turning away, half hidden:
-  their skeleton appears a few frames later or comes back).
+  their skeleton appears a few frames later or comes back);
+- track IDs created per minute of video, and the longest time a track ID is shown on a
+  phantom region (first to last frame), for the engine's tracker and, in the same run, for the
+  tracker as it was before new tracks needed confirming (``BEFORE``: IDs at once, 1 s memory).
 
 ``DEFAULT_MIN_POSE_SCORE`` and ``TRACK_BIRTH_FACTOR`` in engine/plausibility.py were chosen from
 this table (docs/reliability.md has the figures and the reasons).
@@ -42,11 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
+from hfpose.engine.config import PipelineConfig
 from hfpose.engine.detectors import create_detector
 from hfpose.engine.model_files import asset_path
 from hfpose.engine.plausibility import (
     DEFAULT_MIN_POSE_SCORE,
     TRACK_BIRTH_FACTOR,
+    TRACK_CONFIRM_FRAMES,
     birth_score,
     plausible_people,
     pose_score,
@@ -63,6 +68,9 @@ LABELS = REPO / "benchmarks" / "data" / "phantom_labels.json"
 SAME_BOX_IOU = 0.9  # the same detector box (tolerates float noise between CPUs)
 STATIC_IOU = 0.5  # a box in a labelled region: the static object, not a person walking past
 MIN_TRACK_S = 1.0  # a real person is lost when a track this long is never shown
+# The tracker's settings: the engine's, and those before tracks needed confirming.
+ENGINE = {"confirm_frames": TRACK_CONFIRM_FRAMES, "max_lost_s": PipelineConfig().track_max_lost_s}
+BEFORE = {"confirm_frames": 1, "max_lost_s": 1.0}
 
 
 @dataclass
@@ -123,18 +131,22 @@ def run_models(clip: Path, model: Path, cache_dir: Path, threads: int) -> ClipRe
 
 
 def track(
-    results: ClipResults, min_pose_score: float, birth_factor: float | None = None
+    results: ClipResults,
+    min_pose_score: float,
+    birth_factor: float | None = None,
+    tracker_settings: dict | None = None,
 ) -> list[list[Person]]:
     """The engine's filter and tracker over the clip: the people shown on each frame.
 
-    ``birth_factor`` replaces the engine's ``TRACK_BIRTH_FACTOR`` (to compare others).
+    ``birth_factor`` replaces the engine's ``TRACK_BIRTH_FACTOR`` (to compare others);
+    ``tracker_settings`` the engine's confirmation and memory (:data:`ENGINE`).
     """
     birth = (
         birth_score(min_pose_score)
         if birth_factor is None
         else min(1.0, birth_factor * min_pose_score)
     )
-    tracker = Tracker(COCO.sigmas, min_birth_score=birth)
+    tracker = Tracker(COCO.sigmas, min_birth_score=birth, **(tracker_settings or ENGINE))
     shown = []
     for timestamp, people in zip(results.timestamps, results.people):
         fresh = [Person(p.keypoints, p.keypoint_scores, p.bbox, p.bbox_score) for p in people]
@@ -153,16 +165,35 @@ def same_box(a: Person, b: Person) -> bool:
     return float(box_iou(a.bbox[None], b.bbox[None])[0, 0]) >= SAME_BOX_IOU
 
 
+def id_figures(
+    results: ClipResults, shown: list[list[Person]], phantoms: list[list[float]]
+) -> dict:
+    """Track IDs created per minute, and the longest an ID is shown on a phantom region."""
+    seconds = max(results.timestamps[-1] - results.timestamps[0], 1e-9) if results.timestamps else 1
+    on_phantom: dict[int, list[float]] = {}
+    for timestamp, people in zip(results.timestamps, shown):
+        for person, is_phantom in zip(people, in_regions(people, phantoms)):
+            if is_phantom:
+                on_phantom.setdefault(person.track_id, []).append(timestamp)
+    spans = [times[-1] - times[0] for times in on_phantom.values()]
+    return {
+        "ids_per_minute": len({p.track_id for people in shown for p in people}) * 60 / seconds,
+        "phantom_id_longest_s": max(spans, default=0.0),
+        "phantom_ids_1s_or_more": sum(span >= 1.0 for span in spans),
+    }
+
+
 def evaluate(
     results: ClipResults,
     labels: dict,
     threshold: float,
     birth_factor: float | None = None,
+    tracker_settings: dict | None = None,
 ) -> dict:
     """Phantoms per frame and real people lost at ``threshold`` against the raw tracks."""
     phantoms, ignored = labels.get("phantom_regions", []), labels.get("ignore_regions", [])
-    raw = track(results, 0.0)
-    shown = track(results, threshold, birth_factor)
+    raw = track(results, 0.0, tracker_settings=BEFORE)
+    shown = track(results, threshold, birth_factor, tracker_settings)
     phantom_raw = phantom_shown = real_frames = real_dropped = 0
     real_tracks: dict[int, list[float]] = {}  # raw track -> times it was seen on a real box
     real_seen: dict[int, bool] = {}  # raw track -> a real box of it shown at least once
@@ -196,6 +227,7 @@ def evaluate(
         "real_person_frames": real_frames,
         "real_person_frames_dropped": real_dropped,
         "tracks_started": len({p.track_id for people in shown for p in people}),
+        **id_figures(results, shown, phantoms),
     }
 
 
@@ -261,22 +293,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: boxes on 40 frames or more")
             static_boxes(results, clip, args.static_boxes.with_stem(f"{clip.stem}_static"))
         clip_labels = labels.get(name, {})
-        for threshold, factor in itertools.product(args.thresholds, args.birth_factors):
+        settings = itertools.product(
+            args.thresholds, args.birth_factors, (("before", BEFORE), ("engine", ENGINE))
+        )
+        for threshold, factor, (tracker_name, tracker_settings) in settings:
             factor = TRACK_BIRTH_FACTOR if factor is None else factor
             row = {
                 "clip": name,
                 "threshold": threshold,
                 "birth_factor": factor,
-                **evaluate(results, clip_labels, threshold, factor),
+                "tracker": tracker_name,
+                **evaluate(results, clip_labels, threshold, factor, tracker_settings),
             }
             table.append(row)
             print(
-                f"{name[:32]:32s} thr {threshold:4.2f} x{factor:3.1f}  phantoms/frame "
-                f"{row['phantoms_per_frame_raw']:4.2f} -> {row['phantoms_per_frame']:4.2f}  "
-                f"real people lost {len(row['real_people_lost'])}/{row['real_people']} "
-                f"{row['real_people_lost']}  real person-frames dropped "
-                f"{row['real_person_frames_dropped']}/{row['real_person_frames']}  "
-                f"tracks started {row['tracks_started']}"
+                f"{name[:24]:24s} {tracker_name:6s} thr {threshold:4.2f} x{factor:3.1f}  "
+                f"phantoms/frame {row['phantoms_per_frame_raw']:4.2f} -> "
+                f"{row['phantoms_per_frame']:4.2f}  real people lost "
+                f"{len(row['real_people_lost'])}/{row['real_people']} {row['real_people_lost']}  "
+                f"real person-frames dropped {row['real_person_frames_dropped']}/"
+                f"{row['real_person_frames']}  IDs {row['tracks_started']} "
+                f"({row['ids_per_minute']:.0f}/min)  phantom IDs >= 1 s "
+                f"{row['phantom_ids_1s_or_more']} (longest {row['phantom_id_longest_s']:.1f} s)"
             )
     if args.json:
         args.json.write_text(json.dumps(table, indent=1) + "\n")

@@ -11,6 +11,8 @@ evidence. Two thresholds on it work as a hysteresis, as trackers use on detectio
 - a new track is born only from a pose scoring at least :func:`birth_score` (the minimum times
   ``TRACK_BIRTH_FACTOR``); a person already tracked keeps the track down to the minimum. One weak
   frame therefore never starts an ID, while someone who turns away or is half hidden keeps theirs.
+- a new track gets its ID, and is drawn, once it has matched on ``TRACK_CONFIRM_FRAMES``
+  frames in a row: a box that flickers onto an object for a frame or two uses up no ID.
 
 ``benchmarks/phantom_people.py`` measures both on the clips in ``../shared/datasets/videos``
 (phantoms per frame, real people lost) and says why the default is what it is.
@@ -33,6 +35,9 @@ from hfpose.engine.results import Person
 DEFAULT_MIN_POSE_SCORE = 0.1
 # A new track needs a pose this many times the minimum.
 TRACK_BIRTH_FACTOR = 1.3
+# ... and then to match on this many frames in a row before it gets an ID and is drawn
+# (hfpose.engine.tracking.Tracker's confirm_frames; benchmarks/phantom_people.py measures it).
+TRACK_CONFIRM_FRAMES = 3
 
 
 def pose_score(person: Person) -> float:

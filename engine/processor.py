@@ -18,7 +18,7 @@ import numpy as np
 from hfpose.engine.angles import attach_angles
 from hfpose.engine.config import FALLBACK_FPS, PipelineConfig, detection_frames
 from hfpose.engine.frame_source import Frame
-from hfpose.engine.plausibility import birth_score, is_plausible
+from hfpose.engine.plausibility import TRACK_CONFIRM_FRAMES, birth_score, is_plausible
 from hfpose.engine.rendering import HudInfo, Renderer
 from hfpose.engine.results import Person, PipelineError
 from hfpose.engine.sessions import RuntimeInfo
@@ -158,6 +158,7 @@ class PoseProcessor:
             config.track_max_lost_s,
             kpt_thr=config.kpt_thr,
             min_birth_score=birth_score(config.min_pose_score),
+            confirm_frames=TRACK_CONFIRM_FRAMES,
         )
         self.smoother = TrackSmoother(config.smoothing)
         self._angle_keypoints = self.dataset_info.keypoint_names  # the smooth step's copy
@@ -361,6 +362,7 @@ class PoseProcessor:
                 self.config.track_max_lost_s,
                 kpt_thr=self.tracker.kpt_thr,
                 min_birth_score=self.tracker.min_birth_score,
+                confirm_frames=self.tracker.confirm_frames,
             )
         if "kpt_thr" in changes:
             self.tracker.kpt_thr = changes["kpt_thr"]

@@ -147,6 +147,34 @@ def _ascii(text: str) -> str:
     return text.replace("\u00b7", "-").encode("ascii", "replace").decode("ascii")
 
 
+@dataclass
+class _TextLayout:
+    lines: list[str]
+    thickness: int
+    sizes: list[tuple[tuple[int, int], int]]  # cv2.getTextSize per line
+    line_height: int
+    pad: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        width = max(w for (w, _), _ in self.sizes)
+        return width + 2 * self.pad, self.line_height * len(self.lines) + self.pad
+
+
+def _text_layout(lines: Sequence[str], font_scale: float) -> _TextLayout:
+    ascii_lines = [_ascii(line) for line in lines]
+    thickness = max(1, round(font_scale * 2))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    sizes = [cv2.getTextSize(line, font, font_scale, thickness) for line in ascii_lines]
+    line_height = max(h + base for (_, h), base in sizes) + max(2, round(4 * font_scale))
+    return _TextLayout(ascii_lines, thickness, sizes, line_height, max(2, round(6 * font_scale)))
+
+
+def text_box_size(lines: Sequence[str], font_scale: float) -> tuple[int, int]:
+    """Width and height in pixels of the panel :func:`_text_box` draws for ``lines``."""
+    return _text_layout(lines, font_scale).size
+
+
 def _text_box(
     image: np.ndarray,
     lines: Sequence[str],
@@ -157,17 +185,12 @@ def _text_box(
     alpha: float,
 ) -> None:
     """Lines of text on a filled (optionally translucent) rectangle whose top-left is origin."""
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    lines = [_ascii(line) for line in lines]
-    thickness = max(1, round(font_scale * 2))
-    sizes = [cv2.getTextSize(line, font, font_scale, thickness) for line in lines]
-    line_height = max(h + base for (_, h), base in sizes) + max(2, round(4 * font_scale))
-    width = max(w for (w, _), _ in sizes)
-    pad = max(2, round(6 * font_scale))
+    layout = _text_layout(lines, font_scale)
+    box_width, box_height = layout.size
     x0, y0 = origin
     h_img, w_img = image.shape[:2]
-    x1 = min(w_img, x0 + width + 2 * pad)
-    y1 = min(h_img, y0 + line_height * len(lines) + pad)
+    x1 = min(w_img, x0 + box_width)
+    y1 = min(h_img, y0 + box_height)
     x0, y0 = max(0, x0), max(0, y0)
     if x1 <= x0 or y1 <= y0:
         return
@@ -176,10 +199,11 @@ def _text_box(
         region[:] = background
     else:
         region[:] = (region * (1.0 - alpha) + np.asarray(background) * alpha).astype(np.uint8)
-    for i, line in enumerate(lines):
-        baseline_y = y0 + pad + line_height * i + sizes[i][0][1]
-        cv2.putText(image, line, (x0 + pad, baseline_y), font, font_scale, color, thickness,
-                    cv2.LINE_AA)  # fmt: skip
+    pad, font = layout.pad, cv2.FONT_HERSHEY_SIMPLEX
+    for i, line in enumerate(layout.lines):
+        baseline_y = y0 + pad + layout.line_height * i + layout.sizes[i][0][1]
+        cv2.putText(image, line, (x0 + pad, baseline_y), font, font_scale, color,
+                    layout.thickness, cv2.LINE_AA)  # fmt: skip
 
 
 class TrackIdAnnotator:
@@ -236,9 +260,19 @@ class HudInfo:
 
 
 class HudAnnotator:
-    """A translucent panel in the top-left corner with the :class:`HudInfo` figures."""
+    """A translucent panel with the :class:`HudInfo` figures, in a corner clear of people.
 
-    def annotate(self, image: np.ndarray, hud: HudInfo) -> np.ndarray:
+    It starts top left and stays in its corner while that covers nobody; once it would cover a
+    person's box it moves to the corner that covers the least of them (the first in reading
+    order on a tie), so it neither hides people nor hops about the frame.
+    """
+
+    def __init__(self) -> None:
+        self.corner = 0  # HUD_CORNERS index
+
+    def annotate(
+        self, image: np.ndarray, hud: HudInfo, people: Sequence[Person] = ()
+    ) -> np.ndarray:
         lines = [f"{hud.fps:5.1f} FPS   people: {hud.people}"]
         if hud.backend:
             # OpenCV's Hershey fonts draw ASCII only: RuntimeInfo.label's "·" came out as "??".
@@ -247,8 +281,37 @@ class HudAnnotator:
             lines.append("  ".join(f"{name} {ms:.1f}" for name, ms in hud.stage_ms.items()) + " ms")
         font_scale = max(0.35, 0.55 * frame_scale(image))
         margin = max(4, round(10 * frame_scale(image)))
-        _text_box(image, lines, (margin, margin), font_scale, (255, 255, 255), (0, 0, 0), 0.55)
+        size = text_box_size(lines, font_scale)
+        origins = _corner_origins(image.shape[:2], size, margin)
+        covered = [_covered_area(origin, size, people) for origin in origins]
+        if covered[self.corner] > 0:
+            self.corner = int(np.argmin(covered))
+        origin = origins[self.corner]
+        _text_box(image, lines, origin, font_scale, (255, 255, 255), (0, 0, 0), 0.55)
         return image
+
+
+def _corner_origins(
+    frame_hw: tuple[int, int], size: tuple[int, int], margin: int
+) -> list[tuple[int, int]]:
+    """Top-left points of a panel of ``size`` in the four corners: TL, TR, BL, BR."""
+    height, width = frame_hw
+    right = max(margin, width - margin - size[0])
+    bottom = max(margin, height - margin - size[1])
+    return [(margin, margin), (right, margin), (margin, bottom), (right, bottom)]
+
+
+def _covered_area(
+    origin: tuple[int, int], size: tuple[int, int], people: Sequence[Person]
+) -> float:
+    """Pixels of people's boxes a panel at ``origin`` would cover."""
+    x0, y0 = origin
+    x1, y1 = x0 + size[0], y0 + size[1]
+    area = 0.0
+    for person in people:
+        bx0, by0, bx1, by1 = (float(v) for v in person.bbox[:4])
+        area += max(0.0, min(x1, bx1) - max(x0, bx0)) * max(0.0, min(y1, by1) - max(y0, by0))
+    return area
 
 
 @dataclass
@@ -320,5 +383,5 @@ class Renderer:
         if o.draw_angles:
             self.angles.annotate(out, people)
         if o.draw_hud and hud is not None:
-            self.hud.annotate(out, hud)
+            self.hud.annotate(out, hud, people)
         return out

@@ -7,6 +7,9 @@ keep their identities. A track that finds no match stays alive for ``max_lost_s`
 real time, so a person who is briefly occluded gets the same ID back. A person who matches no
 track starts one only with a pose score of at least ``min_birth_score``; otherwise they are left
 out of the frame's result (see :mod:`hfpose.engine.plausibility`: one weak frame starts no ID).
+A new track is *tentative* until it has matched on ``confirm_frames`` frames in a row: it has no
+ID, is not in the result and is dropped at its first miss, so a box that flickers onto a cone
+for a frame or two uses up no ID and is never drawn (ByteTrack's and SORT's confirmation).
 """
 
 from __future__ import annotations
@@ -71,6 +74,11 @@ class _Track:
     last_seen: float
     velocity_kpts: np.ndarray  # px/s per keypoint
     velocity_box: np.ndarray  # px/s per box corner coordinate
+    hits: int = 1  # frames matched in a row while tentative
+
+    @property
+    def confirmed(self) -> bool:
+        return self.track_id > 0
 
     def predicted(self, timestamp: float, max_extrapolation_s: float) -> tuple:
         dt = min(max(timestamp - self.last_seen, 0.0), max_extrapolation_s)
@@ -82,7 +90,8 @@ class Tracker:
 
     ``oks_weight`` balances keypoint similarity against box IoU (1 = keypoints only);
     pairs whose combined similarity is below ``min_similarity`` never match; an unmatched
-    person with a pose score under ``min_birth_score`` gets no track and is left out.
+    person with a pose score under ``min_birth_score`` gets no track and is left out; a new
+    track gets its ID once matched on ``confirm_frames`` frames in a row (1: at once).
     """
 
     def __init__(
@@ -94,6 +103,7 @@ class Tracker:
         kpt_thr: float = 0.3,
         max_extrapolation_s: float = 0.5,
         min_birth_score: float = 0.0,
+        confirm_frames: int = 1,
     ) -> None:
         self.sigmas = tuple(float(s) for s in sigmas)
         self.max_lost_s = float(max_lost_s)
@@ -102,6 +112,7 @@ class Tracker:
         self.kpt_thr = float(kpt_thr)
         self.max_extrapolation_s = float(max_extrapolation_s)
         self.min_birth_score = float(min_birth_score)
+        self.confirm_frames = max(1, int(confirm_frames))
         self._tracks: list[_Track] = []
         self._next_id = 1
 
@@ -112,16 +123,20 @@ class Tracker:
     @property
     def active_track_ids(self) -> list[int]:
         """IDs of tracks alive now (seen recently or within their lost-time allowance)."""
-        return [t.track_id for t in self._tracks]
+        return [t.track_id for t in self._tracks if t.confirmed]
 
-    def similarity(self, people: Sequence[Person], timestamp: float) -> np.ndarray:
-        """Similarity matrix (people, tracks) against the tracks' predicted poses."""
-        if not people or not self._tracks:
-            return np.zeros((len(people), len(self._tracks)))
-        predictions = [t.predicted(timestamp, self.max_extrapolation_s) for t in self._tracks]
+    def similarity(
+        self, people: Sequence[Person], timestamp: float, tracks: Sequence[_Track] | None = None
+    ) -> np.ndarray:
+        """Similarity matrix (people, tracks) against the tracks' predicted poses (all tracks
+        unless ``tracks`` is given)."""
+        tracks = self._tracks if tracks is None else tracks
+        if not people or not tracks:
+            return np.zeros((len(people), len(tracks)))
+        predictions = [t.predicted(timestamp, self.max_extrapolation_s) for t in tracks]
         track_kpts = np.stack([p[0] for p in predictions])
         track_boxes = np.stack([p[1] for p in predictions])
-        track_scores = np.stack([t.scores for t in self._tracks])
+        track_scores = np.stack([t.scores for t in tracks])
         areas = (track_boxes[:, 2] - track_boxes[:, 0]) * (track_boxes[:, 3] - track_boxes[:, 1])
         kpts = np.stack([p.keypoints for p in people])
         scores = np.stack([p.keypoint_scores for p in people])
@@ -132,44 +147,75 @@ class Tracker:
 
     def update(self, people: Sequence[Person], timestamp: float) -> list[Person]:
         """Set ``track_id`` on the people tracked (in place) and return them, in their order:
-        those matching a track and those strong enough to start one.
+        those matching a confirmed track or confirming a tentative one, and, where tracks are
+        confirmed at once, those strong enough to start one.
 
         A timestamp earlier than the last one (a seek backwards) starts over.
         """
         if self._tracks and timestamp < max(t.last_seen for t in self._tracks):
             self.reset()
         self._tracks = [t for t in self._tracks if timestamp - t.last_seen <= self.max_lost_s]
-        similarity = self.similarity(people, timestamp)
-        matched_people: set[int] = set()
+        confirmed = [t for t in self._tracks if t.confirmed]
+        tentative = [t for t in self._tracks if not t.confirmed]
+        # Confirmed tracks choose first: a tentative one never takes a known person's box.
+        matches = self._match(people, range(len(people)), confirmed, timestamp)
+        unmatched = [i for i in range(len(people)) if i not in matches]
+        matches.update(self._match(people, unmatched, tentative, timestamp))
+        tracked = []
+        kept = {id(t) for t in matches.values()}
+        for i, person in enumerate(people):
+            track = matches.get(i)
+            if track is None:
+                if pose_score(person) < self.min_birth_score:
+                    continue
+                track = self._start(person, timestamp)
+                kept.add(id(track))
+            elif not track.confirmed:
+                track.hits += 1
+            if not track.confirmed and track.hits >= self.confirm_frames:
+                track.track_id = self._next_id
+                self._next_id += 1
+            if track.confirmed:
+                person.track_id = track.track_id
+                tracked.append(person)
+        # A tentative track that missed this frame is dropped: only a run of frames confirms.
+        self._tracks = [t for t in self._tracks if t.confirmed or id(t) in kept]
+        return tracked
+
+    def _match(
+        self,
+        people: Sequence[Person],
+        candidates: Sequence[int],
+        tracks: list[_Track],
+        timestamp: float,
+    ) -> dict[int, _Track]:
+        """Optimal assignment of ``people[candidates]`` to ``tracks``, refreshing each track
+        matched; returns person index -> track."""
+        chosen = [people[i] for i in candidates]
+        similarity = self.similarity(chosen, timestamp, tracks)
+        matches: dict[int, _Track] = {}
         if similarity.size:
             rows, cols = linear_sum_assignment(-similarity)
             for row, col in zip(rows, cols):
                 if similarity[row, col] < self.min_similarity:
                     continue
-                self._refresh(self._tracks[col], people[row], timestamp)
-                people[row].track_id = self._tracks[col].track_id
-                matched_people.add(row)
-        tracked = []
-        for i, person in enumerate(people):
-            if i in matched_people:
-                tracked.append(person)
-                continue
-            if pose_score(person) < self.min_birth_score:
-                continue
-            track = _Track(
-                track_id=self._next_id,
-                keypoints=person.keypoints.astype(np.float64),
-                scores=person.keypoint_scores.astype(np.float64),
-                bbox=person.bbox.astype(np.float64),
-                last_seen=timestamp,
-                velocity_kpts=np.zeros_like(person.keypoints, dtype=np.float64),
-                velocity_box=np.zeros(4),
-            )
-            self._next_id += 1
-            self._tracks.append(track)
-            person.track_id = track.track_id
-            tracked.append(person)
-        return tracked
+                self._refresh(tracks[col], chosen[row], timestamp)
+                matches[candidates[row]] = tracks[col]
+        return matches
+
+    def _start(self, person: Person, timestamp: float) -> _Track:
+        """A tentative track (ID 0) from an unmatched person."""
+        track = _Track(
+            track_id=0,
+            keypoints=person.keypoints.astype(np.float64),
+            scores=person.keypoint_scores.astype(np.float64),
+            bbox=person.bbox.astype(np.float64),
+            last_seen=timestamp,
+            velocity_kpts=np.zeros_like(person.keypoints, dtype=np.float64),
+            velocity_box=np.zeros(4),
+        )
+        self._tracks.append(track)
+        return track
 
     @staticmethod
     def _refresh(track: _Track, person: Person, timestamp: float) -> None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from hfpose.app.binding_check import binding_problem
 from hfpose.app.platform_check import display_problem
 from hfpose.app.setting_args import add_deprecated_device_alias
 from hfpose.engine.config import SETTINGS
@@ -102,7 +103,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    problem = display_problem()
+    problem = display_problem() or binding_problem()
     if problem:
         print(problem, file=sys.stderr)
         return 1

@@ -109,9 +109,7 @@ class MainWindow(WindowChrome):
         w.recording_stopped.connect(self._on_recording_stopped)
         w.snapshot_saved.connect(self._on_snapshot_saved)
         w.cameras_found.connect(self._on_cameras_found)
-        w.exported.connect(
-            lambda path: self.statusBar().showMessage(f"Keypoints saved: {path}", 8000)
-        )
+        w.exported.connect(lambda path: self._say_saved("Keypoints", path))
 
     # ------------------------------------------------------------------------------ sources
     @Slot()
@@ -460,7 +458,7 @@ class MainWindow(WindowChrome):
 
     @Slot(str)
     def _on_snapshot_saved(self, path: str) -> None:
-        self.statusBar().showMessage(f"Snapshot saved: {path}", 5000)
+        self._say_saved("Snapshot", path)
 
     @Slot(str)
     def _on_recording_started(self, path: str) -> None:
@@ -473,7 +471,16 @@ class MainWindow(WindowChrome):
         self.record_action.setChecked(False)
         self.record_indicator.stop()
         if path:
-            self.statusBar().showMessage(f"Recording saved: {path}", 8000)
+            self._say_saved("Recording", path)
+
+    def _say_saved(self, what: str, path: str) -> None:
+        """The whole path (the status bar's fields cut a long one) and a way to its folder."""
+        folder = QUrl.fromLocalFile(str(Path(path).parent))
+        self.banner.show_message(
+            f"{what} saved: {path}",
+            "info",
+            ("Open folder", lambda: QDesktopServices.openUrl(folder)),
+        )
 
     def _update_controls(self) -> None:
         has_source = self.source_info is not None

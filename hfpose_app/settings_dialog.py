@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QResizeEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -188,6 +189,44 @@ class PathField(QWidget):
             self.changed.emit(chosen)
 
 
+class WrappedLabel(QLabel):
+    """Selectable text that wraps, and keeps the height of all its lines at any width the
+    dialog allows.
+
+    Qt lays the dialog out from its widgets' size hints and never asks a wrapped label how tall
+    it gets at the width it is given (a tab page does not pass height-for-width on): the second
+    and third lines of the backends' reasons were cut. So the label says how narrow it may
+    get (about 55 characters), and asks for the height its text needs at that width, then at
+    each width it is given.
+    """
+
+    MIN_CHARS = 55
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__()
+        self.setWordWrap(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(text)
+        self._reserve_lines()
+
+    def setFont(self, font: QFont) -> None:  # noqa: N802 (Qt's name)
+        super().setFont(font)
+        self._reserve_lines()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self.setMinimumHeight(self.heightForWidth(self.width()))
+
+    def _reserve_lines(self) -> None:
+        width = self.fontMetrics().averageCharWidth() * self.MIN_CHARS
+        self.setMinimumWidth(width)
+        self.setMinimumHeight(self.heightForWidth(max(width, self.width())))
+
+
 class SettingsDialog(QDialog):
     """Edits :class:`AppSettings`; ``settings_changed`` fires on each edit (live apply)."""
 
@@ -228,8 +267,6 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(tabs)
         layout.addWidget(buttons)
-        # Wide enough that the backends' reasons wrap onto two lines, not five.
-        self.setMinimumWidth(620)
         self.set_settings(settings)
         self._connect_edits()
 
@@ -256,18 +293,14 @@ class SettingsDialog(QDialog):
                 continue
             button = QRadioButton(title)
             button.setEnabled(status.available)
-            detail = QLabel(status.maps_to if status.available else status.reason)
-            detail.setWordWrap(True)
+            detail = WrappedLabel(status.maps_to if status.available else status.reason)
             detail.setEnabled(status.available)
-            detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             row = grid.rowCount()
             grid.addWidget(button, row, 0, Qt.AlignmentFlag.AlignTop)
             grid.addWidget(detail, row, 1)
             self.backend_group.addButton(button)
             self.backend_buttons[name] = button
-        self.running_label = QLabel("Running now: nothing (no source open)")
-        self.running_label.setWordWrap(True)
-        self.running_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.running_label = WrappedLabel("Running now: nothing (no source open)")
         font = self.running_label.font()
         font.setBold(True)
         self.running_label.setFont(font)

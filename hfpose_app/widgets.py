@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QElapsedTimer, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QMouseEvent, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QSlider,
     QStyle,
     QStyleOptionSlider,
@@ -161,7 +164,9 @@ class MessageBanner(QFrame):
     """A dismissable strip above the video: errors in red, notices in amber.
 
     Errors go here instead of modal boxes, so a camera unplugged mid-recording never blocks the
-    window and the user still sees the last frame and every control.
+    window and the user still sees the last frame and every control. Saved files are said here
+    too, with their whole path (it wraps; the status bar's fields cut it) and a button to open
+    their folder.
     """
 
     STYLES = {
@@ -178,6 +183,11 @@ class MessageBanner(QFrame):
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.action_button = QPushButton()
+        self.action_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.action_button.clicked.connect(self._run_action)
+        self.action_button.hide()
+        self._action: Callable[[], None] | None = None
         close = QToolButton()
         close.setText("✕")
         close.setAutoRaise(True)
@@ -187,15 +197,29 @@ class MessageBanner(QFrame):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 6, 6, 6)
         layout.addWidget(self.label, 1)
+        layout.addWidget(self.action_button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
         self.hide()
 
-    def show_message(self, text: str, level: str = "error") -> None:
+    def show_message(
+        self,
+        text: str,
+        level: str = "error",
+        action: tuple[str, Callable[[], None]] | None = None,
+    ) -> None:
+        """Show ``text``; ``action``: a button's title and what it does."""
         self.level = level
+        self._action = action[1] if action else None
+        self.action_button.setText(action[0] if action else "")
+        self.action_button.setVisible(action is not None)
         self.setStyleSheet(f"MessageBanner {{{self.STYLES[level]} border-radius:4px;}}")
         self.label.setStyleSheet(f"color:{self.STYLES[level].split('color:')[1].split(';')[0]};")
         self.label.setText(text)
         self.show()
+
+    def _run_action(self) -> None:
+        if self._action is not None:
+            self._action()
 
     def text(self) -> str:
         return self.label.text() if self.isVisible() else ""

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import av
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtCore import QMimeData, QObject, QPoint, QPointF, QSettings, Qt, QUrl, Slot
+from PySide6.QtGui import QDesktopServices, QDropEvent
 
 pytest.importorskip("pytestqt")
 
@@ -113,6 +113,33 @@ def test_plays_a_clip_to_the_end_then_records_it_whole(qtbot, window, clip, tmp_
     assert (frames, rate) == (45, 30.0)
     assert duration == pytest.approx(1.5, abs=1e-3)
     assert not window.record_indicator.isVisible()
+    # the whole path, however long (the status bar's fields cut it), and a way to its folder
+    assert window.banner.text() == f"Recording saved: {recording}"
+    assert window.banner.action_button.text() == "Open folder"
+    assert opened_by_the_desktop(window.banner.action_button.click) == [recording.parent]
+
+
+class _UrlCatcher(QObject):
+    """Takes the file URLs the app asks the desktop to open (no file manager here)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[Path] = []
+
+    @Slot(QUrl)
+    def open_url(self, url: QUrl) -> None:
+        self.paths.append(Path(url.toLocalFile()))
+
+
+def opened_by_the_desktop(action) -> list[Path]:
+    """The local paths ``action`` asks the desktop to open, caught by Qt's own URL hook."""
+    catcher = _UrlCatcher()
+    QDesktopServices.setUrlHandler("file", catcher, "open_url")
+    try:
+        action()
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+    return catcher.paths
 
 
 @pytest.mark.slow
@@ -508,3 +535,26 @@ def test_a_one_image_folder_plays_and_ends(qtbot, window, clip, tmp_path) -> Non
         window.open_source(str(folder))
     qtbot.waitUntil(lambda: window.frames_shown == 1, timeout=10_000)
     assert not window.worker.playing and window.play_action.text() == "&Play"
+
+
+@pytest.mark.slow
+def test_the_screenshots_script_renders_the_window_and_the_dialog_of_today(
+    qtbot, tmp_path, pose_model, data_dir
+) -> None:
+    from PySide6.QtGui import QImage
+
+    from hfpose.app import screenshots
+    from hfpose.app.settings_dialog import SettingsDialog
+    from hfpose.engine.backend_discovery import available_backends
+
+    clip = data_dir / "videos" / "mmpose_demo_street.mp4"
+    assert screenshots.render(clip, pose_model, tmp_path, shown_frames=1) == 0
+    main = QImage(str(tmp_path / "screenshot_main.png"))
+    assert (main.width(), main.height()) == screenshots.WINDOW_SIZE
+    dialog = SettingsDialog(AppSettings(), available_backends())
+    qtbot.addWidget(dialog)
+    settings = QImage(str(tmp_path / "screenshot_settings.png"))
+    assert (settings.width(), settings.height()) == (
+        dialog.sizeHint().width(),
+        dialog.sizeHint().height(),
+    )

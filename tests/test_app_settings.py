@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QLabel
 
 pytest.importorskip("pytestqt")
 
@@ -93,7 +94,7 @@ def test_dialog_disables_unavailable_backends_with_their_reason(qtbot) -> None:
     qtbot.addWidget(dialog)
     assert not dialog.backend_buttons["gpu"].isEnabled()
     assert dialog.backend_buttons["cpu"].isChecked()  # the stored choice cannot run here
-    texts = [label.text() for label in dialog.findChildren(type(dialog.running_label))]
+    texts = [label.text() for label in dialog.findChildren(QLabel)]
     assert "not available: onnxruntime-gpu is not installed" in texts
 
 
@@ -101,7 +102,7 @@ def test_dialog_lists_the_shipped_models_and_accepts_a_file(qtbot, tmp_path: Pat
     dialog = SettingsDialog(AppSettings().replace(model="movenet-lightning"), [])
     qtbot.addWidget(dialog)
     assert dialog.model_buttons["movenet-lightning"].isChecked()
-    texts = [label.text() for label in dialog.findChildren(type(dialog.running_label))]
+    texts = [label.text() for label in dialog.findChildren(QLabel)]
     assert any("Apache-2.0" in t and "ms/person" in t for t in texts)  # one line per model
     seen: list[AppSettings] = []
     dialog.settings_changed.connect(seen.append)
@@ -212,3 +213,22 @@ def test_video_view_is_pixel_exact_on_a_hidpi_screen() -> None:
         [sys.executable, "-c", HIDPI_PROBE], env=env, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.split("\n")[0] == "2.0 [255, 0, 255, 0, 255, 0]", out.stderr
+
+
+def test_dialog_shows_every_line_of_the_backends_descriptions_at_its_smallest(qtbot) -> None:
+    """The machine's real backends (their reasons run to two or three lines), the dialog made
+    as small as it lets itself be."""
+    from hfpose.app.settings_dialog import WrappedLabel
+
+    dialog = SettingsDialog(AppSettings(), available_backends())
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    dialog.resize(1, 1)
+    qtbot.wait(50)
+    labels = dialog.findChildren(WrappedLabel)
+    assert len(labels) >= 7 and any(
+        label.heightForWidth(label.width()) > 2 * label.fontMetrics().height() for label in labels
+    ), "no description wraps: the dialog is not at its smallest"
+    for label in labels:
+        assert label.height() >= label.heightForWidth(label.width()), label.text()

@@ -15,6 +15,7 @@ from hfpose.engine import PoseTracker
 from hfpose.engine.config import FALLBACK_FPS, SETTINGS, PipelineConfig, detection_frames
 from hfpose.engine.frame_source import Frame, FrameSource
 from hfpose.engine.pipeline import Pipeline
+from hfpose.engine.plausibility import TRACK_CONFIRM_FRAMES
 from hfpose.engine.results import FrameResult
 from hfpose.engine.sources import open_source
 
@@ -116,12 +117,14 @@ def test_pose_tracker_counts_frames_at_the_rate_it_is_given(pose_model):
 
 def test_an_empty_scene_is_searched_on_every_frame_and_a_newcomer_found_at_once(pose_model):
     """Nobody to follow: the detector runs on every frame, so a person walking into an empty
-    view is found on the first frame they are in, not a detection interval later."""
+    view is found on the first frame they are in, not a detection interval later (and shown
+    once their track is confirmed, TRACK_CONFIRM_FRAMES frames in)."""
     person = _frames(WALK, 6)
     empty = np.full_like(person[0], 128)
     tracker = PoseTracker(model=pose_model, backend="cpu", fps=30.0)
     counts = [len(tracker(image, i / 30.0)) for i, image in enumerate([empty] * 7 + person)]
-    assert counts == [0] * 7 + [1] * 6
+    confirming = TRACK_CONFIRM_FRAMES - 1
+    assert counts == [0] * (7 + confirming) + [1] * (6 - confirming)
 
 
 def test_a_second_person_entering_is_found_at_the_next_detection(pose_model):
@@ -136,9 +139,10 @@ def test_a_second_person_entering_is_found_at_the_next_detection(pose_model):
     ]
     tracker = PoseTracker(model=pose_model, backend="cpu", fps=30.0)
     counts = [len(tracker(image, i / 30.0)) for i, image in enumerate(images)]
-    assert counts[:enters] == [1] * enters
+    confirming = TRACK_CONFIRM_FRAMES - 1  # frames before a new track is shown
+    assert counts[:enters] == [0] * confirming + [1] * (enters - confirming)
     found = next(i for i, count in enumerate(counts) if count == 2)
-    assert enters <= found < enters + N_AT_30
+    assert enters + confirming <= found < enters + N_AT_30 + confirming
     assert counts[found:] == [2] * (len(images) - found)
 
 

@@ -20,6 +20,7 @@ from hfpose.engine.config import PipelineConfig
 from hfpose.engine.keypoint_models import SHIPPED_MODELS, resolve_model
 from hfpose.engine.model_files import ModelError
 from hfpose.engine.pipeline import Pipeline
+from hfpose.engine.plausibility import TRACK_CONFIRM_FRAMES
 from hfpose.engine.pose import PoseEstimator, create_pose_estimator
 from hfpose.engine.pose_tracker import PoseTracker
 from hfpose.engine.sources import open_source
@@ -104,10 +105,11 @@ def test_shipped_names_resolve_and_an_unknown_name_is_one_line() -> None:
 def test_pose_tracker_runs_movenet_by_name_and_says_so() -> None:
     tracker = PoseTracker(model="movenet-thunder", backend="cpu", det_interval_s=0.17)
     with open_source(WALK) as source:
-        frames = [source.read() for _ in range(3)]
+        frames = [source.read() for _ in range(TRACK_CONFIRM_FRAMES + 1)]
     results = [tracker(frame.image, frame.timestamp) for frame in frames]
     assert tracker.runtime_info.label.endswith("· movenet-thunder")
-    assert all(people and people[0].keypoints.shape == (17, 2) for people in results)
+    shown = results[TRACK_CONFIRM_FRAMES - 1 :]  # once the person's track is confirmed
+    assert all(people and people[0].keypoints.shape == (17, 2) for people in shown)
 
 
 @pytest.mark.slow

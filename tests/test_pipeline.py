@@ -17,6 +17,7 @@ import pytest
 from hfpose.engine.config import PipelineConfig, available_cores
 from hfpose.engine.frame_source import Frame, FrameSource, SourceError
 from hfpose.engine.pipeline import Pipeline
+from hfpose.engine.plausibility import TRACK_CONFIRM_FRAMES
 from hfpose.engine.pose_tracker import PoseTracker
 from hfpose.engine.processor import (
     BOX_COLUMNS,
@@ -342,7 +343,8 @@ def test_det_interval_follows_people_between_detections(pose_model):
     pipeline = c.pipeline(config)
     pipeline.run()
     assert [r.detected for r in c.results] == [i % 4 == 0 for i in range(17)]
-    assert all(r.people for r in c.results)  # followed by keypoints in between
+    # followed by keypoints in between (shown once their track is confirmed)
+    assert all(r.people for r in c.results[TRACK_CONFIRM_FRAMES - 1 :])
 
 
 def test_boxes_between_detections_follow_the_body_and_never_shrink():
@@ -372,14 +374,16 @@ def test_boxes_between_detections_follow_the_body_and_never_shrink():
 def test_pose_tracker_synchronous_api(pose_model):
     tracker = PoseTracker(model=pose_model, backend="cpu", smoothing="one-euro")
     with open_source(WALK) as source:
-        frames = [source.read() for _ in range(3)]
+        frames = [source.read() for _ in range(TRACK_CONFIRM_FRAMES + 2)]
     results = [tracker(f.image, f.timestamp) for f in frames]
     assert tracker.runtime_info.backend == "cpu"
-    for people in results:
+    first = TRACK_CONFIRM_FRAMES - 1  # the person's track is confirmed and shown from here
+    assert not any(results[:first])
+    for people in results[first:]:
         assert people and all(p.keypoints.shape == (17, 2) for p in people)
-    assert results[0][0].track_id == results[2][0].track_id
-    drawn = tracker.draw(frames[0].image, results[0])
-    assert drawn.shape == frames[0].image.shape and not np.array_equal(drawn, frames[0].image)
+    assert results[first][0].track_id == results[-1][0].track_id
+    drawn = tracker.draw(frames[first].image, results[first])
+    assert drawn.shape == frames[0].image.shape and not np.array_equal(drawn, frames[first].image)
 
 
 def test_start_failures_raise_in_the_caller_and_leave_nothing_open(tmp_path, pose_model):

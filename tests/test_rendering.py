@@ -88,3 +88,25 @@ def test_renderer_draws_on_a_copy_with_boxes_ids_and_hud():
     assert out[y1 - 25 : y1, x1 : x1 + 30].any()  # "#7" label above the box
     bare = Renderer(RenderOptions(draw_hud=False, draw_boxes=False, draw_track_ids=False))
     assert not bare.render(frame, [person], hud)[10:60, 10:200].any()
+
+
+def test_the_hud_moves_off_a_person_at_the_top_left_and_stays_put(data_dir) -> None:
+    import cv2
+
+    capture = cv2.VideoCapture(str(data_dir / "videos" / "intel_asl_walk_1s5.mp4"))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    hud = HudInfo(fps=24.5, stage_ms={"detect": 12.0, "pose": 20.0}, people=1, backend="cpu")
+    renderer = Renderer(RenderOptions(draw_skeleton=False, draw_boxes=False, draw_track_ids=False))
+    top_left, top_right = (slice(10, 50), slice(10, 150)), (slice(10, 50), slice(490, 630))
+
+    def panel_at(out: np.ndarray) -> tuple[bool, bool]:
+        return (out[top_left] != frame[top_left]).any(), (out[top_right] != frame[top_right]).any()
+
+    assert panel_at(renderer.render(frame, [], hud)) == (True, False)
+    person = make_person(80, 200, height=380)  # head and shoulders under the panel
+    assert person.bbox[1] < 20 and person.bbox[0] < 40
+    assert panel_at(renderer.render(frame, [person], hud)) == (False, True)
+    # once moved, it stays in its corner while that is clear: no hopping back and forth
+    assert panel_at(renderer.render(frame, [], hud)) == (False, True)

@@ -94,3 +94,21 @@ def test_time_going_backwards_starts_over():
     tracker.update([b], 1.0)  # a seek back: the old track must not continue
     assert b.track_id != a.track_id
     assert tracker.active_track_ids == [b.track_id]
+
+
+def test_a_flicker_uses_no_id_and_a_person_gets_one_on_the_confirming_frame():
+    tracker = Tracker(COCO.sigmas, confirm_frames=3)
+    cone = make_person(600, 300, height=60, score=0.4)  # a box that comes and goes
+    shown = []
+    for i in range(12):
+        person = make_person(100 + 4 * i, 300)  # someone walking in from frame 0
+        people = [person, cone] if i % 3 else [person]  # the cone: 2 frames on, 1 off
+        shown.append(tracker.update(people, i / FPS))
+    assert [len(frame) for frame in shown[:2]] == [0, 0]  # tentative: no ID, not shown
+    assert all(len(frame) == 1 for frame in shown[2:])  # the person alone, from frame 3
+    assert {p.track_id for frame in shown for p in frame} == {1}
+    assert tracker.active_track_ids == [1]
+    # a new person tracked the same way gets the next ID: the flicker used none
+    for i in range(3):
+        latest = tracker.update([make_person(900, 300), make_person(1200, 300)], (20 + i) / FPS)
+    assert sorted(p.track_id for p in latest) == [2, 3]

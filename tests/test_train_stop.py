@@ -41,6 +41,44 @@ def test_a_stop_waits_for_the_atomic_section_and_a_repeat_only_says_so(capfd) ->
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
+LATE_CTRL_C = """
+import os, signal, sys
+from hfpose.training import train_cli
+
+class LateCtrlC:
+    def __del__(self):  # runs as Python tears down __main__, after it reset its signal handlers
+        os.kill(os.getpid(), signal.SIGINT)
+
+late_ctrl_c = LateCtrlC()
+load_config = train_cli.load_config
+
+def ctrl_c_while_loading(*args):
+    signal.raise_signal(signal.SIGINT)
+    return load_config(*args)
+
+train_cli.load_config = ctrl_c_while_loading
+sys.exit(train_cli.main(["hf_hrnet_18_coco_256x192"]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sigint_ignored", [True, False], ids=["inherited-ignored", "default"])
+def test_a_ctrl_c_while_python_shuts_down_after_a_stop_keeps_exit_130(
+    sigint_ignored: bool,
+) -> None:
+    """The second Ctrl+C of the test below lands, on a fast CPU, after the save, while Python
+    tears down its modules: placed there on purpose, whatever the CPU."""
+    command = [sys.executable, "-c", LATE_CTRL_C]
+    if sigint_ignored:
+        command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    stopped = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert stopped.returncode == 130, stopped.stderr[-2000:]
+    assert "Ctrl+C (SIGINT) while starting: nothing was trained or saved" in stopped.stderr
+
+
 def _start(work_dir: Path, sigint_ignored: bool) -> subprocess.Popen:
     options = small_options(
         COCO_JSON, total_epochs=1000, cpu_threads=1, **{"data.workers_per_gpu": 1}

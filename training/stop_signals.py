@@ -11,6 +11,11 @@ Why the trainer installs its own handlers instead of relying on Python's Keyboar
   in the middle of writing the checkpoint: no checkpoint, a traceback, status 1.
 - An exception raised at an arbitrary point could land between the optimiser's in-place update
   and the step counter, saving weights one step ahead of the position they claim.
+- Once a stop is saved and its exit status chosen, a further Ctrl+C must not change it. Python
+  puts SIG_DFL back in place of every Python-level handler as it shuts down, *before* it tears
+  down the modules (torch, the DataLoader's workers), so an impatient second Ctrl+C landing in
+  that teardown killed the process by SIGINT (exit -2 instead of 130). A fast CPU saves within
+  0.1 s of the first Ctrl+C and meets it there; :meth:`StopSignals.ignore_until_exit` closes it.
 """
 
 from __future__ import annotations
@@ -87,6 +92,15 @@ class StopSignals:
     def uninstall(self) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+        self._previous = {}
+
+    def ignore_until_exit(self) -> None:
+        """The process is exiting with its stop's status: ignore SIGINT and SIGTERM from here
+        to its end. SIG_IGN, unlike a Python handler, survives the interpreter's shutdown."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
         self._previous = {}
 
     @contextlib.contextmanager

@@ -324,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt as stop:
             print(f"hfpose-teacher-label: {_stopped(stop, progress, args.output, command)}",
                   file=sys.stderr)  # fmt: skip
+            signals.ignore_until_exit()  # the status is chosen: a late Ctrl+C cannot change it
             return getattr(stop, "exit_status", 130)
     info = labelled["info"]["pseudo_labels"]
     summary = ("people", "images", "status_counts", "acceptance_rate", "seconds")

@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from hfpose.training.stop_signals import StopRequested, StopSignals
 
-    # installed before anything slow, and left in place once a stop began: a further Ctrl+C
-    # while Python shuts down would otherwise end in a traceback instead of the exit status
+    # installed before anything slow; once a stop began, stop signals are ignored to the end: a
+    # further Ctrl+C while Python shuts down would otherwise end in a traceback or kill the process
     signals = StopSignals()
     signals.install()
     started = False
@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         leave_process_group()
         if signals.requested is None:
             signals.uninstall()
+        else:
+            signals.ignore_until_exit()
     return 0
 
 

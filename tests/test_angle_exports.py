@@ -129,7 +129,8 @@ def test_angle_outputs_without_angles_exit_2(tmp_path, capsys) -> None:
 def test_pose_tracker_gives_each_person_their_angles(pose_model, data_dir) -> None:
     from hfpose.engine import PoseTracker
 
-    tracker = PoseTracker(model=pose_model, backend="cpu")
+    # one frame as a still: a video's newcomers are confirmed over three frames first
+    tracker = PoseTracker(model=pose_model, backend="cpu", stills=True)
     with av.open(str(data_dir / "videos" / "mmpose_demo_street.mp4")) as container:
         frame = next(container.decode(video=0)).to_ndarray(format="bgr24")
     people = tracker(frame, 0.0)
@@ -138,5 +139,8 @@ def test_pose_tracker_gives_each_person_their_angles(pose_model, data_dir) -> No
     assert all(tuple(person.angles) == names for person in people)
     assert any(math.isfinite(v) for person in people for v in person.angles.values())
     assert (
-        PoseTracker(model=pose_model, backend="cpu", joint_angles=False)(frame, 0.0)[0].angles == {}
+        PoseTracker(model=pose_model, backend="cpu", stills=True, joint_angles=False)(frame, 0.0)[
+            0
+        ].angles
+        == {}
     )

@@ -138,9 +138,5 @@ def test_pose_tracker_gives_each_person_their_angles(pose_model, data_dir) -> No
     names = angle_table(COCO.keypoint_names).names
     assert all(tuple(person.angles) == names for person in people)
     assert any(math.isfinite(v) for person in people for v in person.angles.values())
-    assert (
-        PoseTracker(model=pose_model, backend="cpu", stills=True, joint_angles=False)(frame, 0.0)[
-            0
-        ].angles
-        == {}
-    )
+    without = PoseTracker(model=pose_model, backend="cpu", stills=True, joint_angles=False)
+    assert without(frame, 0.0)[0].angles == {}

@@ -20,7 +20,7 @@ Targets (issue 3, HF-HRNet-18 256x192 on ``cpu``, these 2 cores): the single-per
 clip at >= 25 FPS end to end, and end-to-end >= 85% of the slowest stage's own throughput.
 
 Without ``--model`` the shipped model is used, or (until one ships) a randomly initialised
-HF-HRNet-18 exported with ``hfpose.models.export`` into a temporary folder (needs torch); random
+HF-HRNet-18 exported with ``hfpose.training.export.export_cli`` into a temporary folder (needs torch); random
 weights run at the trained model's speed. Their keypoint scores are ~0, so with
 ``--det-interval-s`` longer than a frame pass ``--kpt-thr 0`` (the people-per-frame figures
 show it worked).
@@ -60,7 +60,7 @@ def keypoint_model(folder: Path) -> Path:
     try:
         return asset_path(DEFAULT_MODEL)
     except ModelError:
-        from hfpose.models.export import main as export_main
+        from hfpose.training.export.export_cli import main as export_main
 
         out = folder / "hf_hrnet_18_random.onnx"
         export_main(["hf_hrnet_18_coco_256x192", "--out", str(out)])

@@ -19,6 +19,8 @@ import onnxruntime as ort
 
 from hfpose.engine.backend_discovery import cpu_name, openvino_core, openvino_device_name
 from hfpose.engine.model_files import ModelError, decode_metadata, read_onnx_metadata
+from hfpose.models.config import ConfigError, load_config, model_input_size
+from hfpose.models.onnx_metadata import onnx_metadata
 
 
 @dataclass(frozen=True)
@@ -192,8 +194,6 @@ class TorchSession(InferenceSession):
         import torch
 
         from hfpose.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
-        from hfpose.models.config import ConfigError, load_config, model_input_size
-        from hfpose.models.export import onnx_metadata
         from hfpose.models.hf_hrnet import build_model
 
         try:

@@ -1,7 +1,7 @@
 """The two detectors that ship in ``assets/detectors/``, each with the decoding of its outputs.
 
 - ``NanoDetDetector``: NanoDet-m, COCO, 416x416 (assets/detectors/nanodet_416.onnx, converted
-  by models/convert/nanodet_tfjs_to_onnx.py). Outputs per stride 8/16/32 the 80 class scores
+  by training/export/convert/nanodet_tfjs_to_onnx.py). Outputs per stride 8/16/32 the 80 class scores
   (sigmoid applied) and the GFL box: 4 sides x 11 bins, the distance being the softmax mean
   of the bins times the stride, measured from the cell centre. The frame is letterboxed
   (aspect kept) to 416 on its long side, the short side padded to a multiple of 32 only, fed

@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 POSE_CONFIG = "hf_hrnet_18_coco_256x192"
 _POSE_MODEL_SOURCES = (
     "models/hf_hrnet.py",
-    "models/export.py",
+    "training/export/export_cli.py",
     "models/configs/hf_hrnet_18_coco_256x192.yaml",
 )
 
@@ -34,6 +34,7 @@ _POSE_MODEL_SOURCES = (
 def pose_model_path(cache_dir: Path) -> Path:
     """The shipped HF-HRNet-18 ONNX, else a random-weight export cached in ``cache_dir``."""
     shipped = REPO_ROOT / "assets" / f"{POSE_CONFIG}.onnx"
+    "models/onnx_metadata.py",
     if shipped.is_file():
         return shipped
     digest = hashlib.sha256()
@@ -43,7 +44,7 @@ def pose_model_path(cache_dir: Path) -> Path:
     if target.is_file():
         return target
     pytest.importorskip("torch", reason="exporting the test model needs torch")
-    from hfpose.models.export import main as export_main
+    from hfpose.training.export.export_cli import main as export_main
 
     partial = target.with_suffix(f".{os.getpid()}.part.onnx")
     if export_main([POSE_CONFIG, "--out", str(partial)]) not in (0, None):

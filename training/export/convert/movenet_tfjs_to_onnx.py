@@ -24,10 +24,10 @@ distillation; it is not shipped.
 
 Run it in the throwaway conversion venv (README.md)::
 
-    /work/convenv/bin/python models/convert/movenet_tfjs_to_onnx.py --variant thunder \
+    /work/convenv/bin/python training/export/convert/movenet_tfjs_to_onnx.py --variant thunder \
         --out assets/movenet_singlepose_thunder.onnx \
         --teacher-out /work/scratch/movenet/movenet_thunder_teacher.onnx
-    /work/convenv/bin/python models/convert/movenet_tfjs_to_onnx.py --variant lightning \
+    /work/convenv/bin/python training/export/convert/movenet_tfjs_to_onnx.py --variant lightning \
         --out assets/movenet_singlepose_lightning.onnx
 """
 

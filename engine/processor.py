@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from hfpose.engine.config import FALLBACK_FPS, PipelineConfig, detection_frames
+from hfpose.engine.detectors import create_detector
 from hfpose.engine.frame_source import Frame
 from hfpose.engine.plausibility import birth_score, is_plausible
+from hfpose.engine.pose import create_pose_estimator
 from hfpose.engine.rendering import HudInfo, Renderer
 from hfpose.engine.results import Person, PipelineError
 from hfpose.engine.sessions import RuntimeInfo
@@ -138,9 +140,6 @@ class PoseProcessor:
     """
 
     def __init__(self, config: PipelineConfig, fps: float | None = None) -> None:
-        from hfpose.engine.detectors import create_detector
-        from hfpose.engine.pose import create_pose_estimator
-
         self.config = config
         self.estimator = create_pose_estimator(
             config.model,
@@ -218,8 +217,6 @@ class PoseProcessor:
     def detect_step(self, work: FrameWork) -> None:
         changes = self._take("detect")
         if "detector" in changes or "backend" in changes:
-            from hfpose.engine.detectors import create_detector
-
             name = changes.get("detector", self.config.detector)
             backend = changes.get("backend", self.config.backend)
             try:
@@ -257,9 +254,7 @@ class PoseProcessor:
         """The keypoint stage's part that runs in frame order before the model: live changes,
         then the boxes (:meth:`pose_boxes`)."""
         changes = self._take("pose")
-        if "model" in changes or "backend" in changes or "precision" in changes:
-            from hfpose.engine.pose import create_pose_estimator
-
+        if changes.keys() & {"model", "model_config", "backend", "precision"}:
             model = changes.get("model", self.config.model)
             model_config = changes.get("model_config", self.config.model_config)
             backend = changes.get("backend", self.config.backend)

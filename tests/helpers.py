@@ -1,5 +1,6 @@
 """What several test modules share: the keypoint model the engine tests run, synthetic people,
-and the fake webcam. Fixtures built on them are in ``tests/conftest.py``.
+the fake webcam, a pipeline's collected output, written clips' probes, and the small-HF-HRNet
+training options. Fixtures built on them are in ``tests/conftest.py``.
 
 The keypoint model is the shipped one, else an exported random HF-HRNet-18. Random weights give
 meaningless keypoints, so tests using it check structure, counts and files, never accuracy. The
@@ -11,22 +12,29 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
+from hfpose.engine.config import SETTINGS, PipelineConfig
 from hfpose.engine.frame_source import SourceError, SourceInfo
 from hfpose.engine.live_sources import LiveFrameSource
-from hfpose.engine.results import Person
+from hfpose.engine.pipeline import Pipeline
+from hfpose.engine.results import FrameResult, Person, PipelineError
 from hfpose.engine.sources import open_source
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POSE_CONFIG = "hf_hrnet_18_coco_256x192"
+KPT_THR = SETTINGS["kpt_thr"].default  # what the stages are given unless a test says otherwise
 _POSE_MODEL_SOURCES = (
     "models/hf_hrnet.py",
     "training/export/export_cli.py",
+    "models/onnx_metadata.py",
     "models/configs/hf_hrnet_18_coco_256x192.yaml",
 )
 
@@ -34,7 +42,6 @@ _POSE_MODEL_SOURCES = (
 def pose_model_path(cache_dir: Path) -> Path:
     """The shipped HF-HRNet-18 ONNX, else a random-weight export cached in ``cache_dir``."""
     shipped = REPO_ROOT / "assets" / f"{POSE_CONFIG}.onnx"
-    "models/onnx_metadata.py",
     if shipped.is_file():
         return shipped
     digest = hashlib.sha256()
@@ -125,3 +132,66 @@ def fake_frame_number(image: np.ndarray) -> int:
     """The number (1, 2, ...) a clip-less :class:`FakeCamera` wrote into its frame."""
     high, low = image[0, 0, :2]
     return 256 * int(high) + int(low)
+
+
+class Collector:
+    """What a pipeline hands its callbacks: results, errors, the summary once finished."""
+
+    def __init__(self) -> None:
+        self.results: list[FrameResult] = []
+        self.errors: list[PipelineError] = []
+        self.finished = threading.Event()
+        self.summary = None
+
+    def on_result(self, result: FrameResult) -> None:
+        self.results.append(result)
+
+    def on_error(self, error: PipelineError) -> None:
+        self.errors.append(error)
+
+    def on_finished(self, summary) -> None:
+        self.summary = summary
+        self.finished.set()
+
+    def pipeline(self, config: PipelineConfig, sinks=()) -> Pipeline:
+        return Pipeline(config, sinks, self.on_result, self.on_error, self.on_finished)
+
+
+def wait_until(condition, timeout: float = 60.0, what: str = "") -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out {what}".strip()
+        time.sleep(0.01)
+
+
+def probe(path: Path) -> dict:
+    """Decoded frame count, frame rate, duration and audio of a written file."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        rate = float(video.average_rate)
+        duration = float(video.duration * video.time_base) if video.duration else None
+        frames = sum(1 for _ in container.decode(video=0))
+    with av.open(str(path)) as container:
+        audio_seconds = None
+        if container.streams.audio:
+            stream = container.streams.audio[0]
+            samples = sum(f.samples for f in container.decode(audio=0))
+            audio_seconds = samples / stream.rate
+    return {"frames": frames, "fps": rate, "duration": duration, "audio_s": audio_seconds}
+
+
+def write_vfr_clip(path: Path, times: list[float]) -> None:
+    """An H.264 clip whose frames sit at the given (irregular) times, 1 ms time base."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 20, np.uint8), "bgr24")
+            frame.pts = round(t * 1000)
+            frame.time_base = Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)

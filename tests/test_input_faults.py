@@ -25,7 +25,7 @@ from hfpose.engine.results import Person
 from hfpose.engine.sinks import JsonKeypointSink, VideoSink
 from hfpose.engine.sources import open_source
 from hfpose.engine.video_file_source import VideoFileSource
-from tests.test_sinks import probe
+from tests.helpers import probe
 
 VIDEOS = Path(__file__).parent / "data" / "videos"
 WALK = VIDEOS / "intel_asl_walk_1s5.mp4"  # 45 frames, 30 fps

@@ -17,7 +17,7 @@ import pytest
 
 from hfpose.app.video_cli import main
 from hfpose.engine.sources import open_source
-from tests.test_sinks import probe
+from tests.helpers import probe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = REPO_ROOT / "tests" / "data" / "videos"

@@ -91,9 +91,9 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
     config = pipeline_config(clip, model, args)
     # the models exactly as the pipeline builds them, detecting at the clip's frame rate
     processor = PoseProcessor(config, info.fps if info.fps_reported else None)
-    tracker = Tracker(processor.dataset_info.sigmas)
+    tracker = Tracker(processor.dataset_info.sigmas, kpt_thr=config.kpt_thr)
     smoother = TrackSmoother(SmoothingConfig(args.smooth))
-    renderer = Renderer()
+    renderer = Renderer(kpt_thr=config.kpt_thr)
     sink = VideoSink(folder / "alone.mp4", audio=False)
     sink.open(info)
     people_seen = 0

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hfpose.engine.config import SETTINGS
 from hfpose.engine.detectors import create_detector
 from hfpose.engine.model_files import asset_path
 from hfpose.engine.plausibility import (
@@ -134,7 +135,7 @@ def track(
         if birth_factor is None
         else min(1.0, birth_factor * min_pose_score)
     )
-    tracker = Tracker(COCO.sigmas, min_birth_score=birth)
+    tracker = Tracker(COCO.sigmas, kpt_thr=SETTINGS["kpt_thr"].default, min_birth_score=birth)
     shown = []
     for timestamp, people in zip(results.timestamps, results.people):
         fresh = [Person(p.keypoints, p.keypoint_scores, p.bbox, p.bbox_score) for p in people]

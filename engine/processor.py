@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -158,7 +158,7 @@ class PoseProcessor:
             min_birth_score=birth_score(config.min_pose_score),
         )
         self.smoother = TrackSmoother(config.smoothing)
-        self.renderer = Renderer(replace(config.render, kpt_thr=config.kpt_thr), self.dataset_info)
+        self.renderer = Renderer(config.render, self.dataset_info, kpt_thr=config.kpt_thr)
         self._pending: dict[str, dict[str, Any]] = {s: {} for s in STAGES}
         self._pending_lock = threading.Lock()
         self.fps = fps
@@ -383,8 +383,6 @@ class PoseProcessor:
         changes = self._take("render")
         if changes:
             options = changes.get("render", self.renderer.options)
-            if "kpt_thr" in changes:
-                options = replace(options, kpt_thr=changes["kpt_thr"])
-            self.renderer.configure(options, changes.get("dataset_info"))
+            self.renderer.configure(options, changes.get("dataset_info"), changes.get("kpt_thr"))
             self.config.render = options
         work.image = self.renderer.render(work.frame.image, work.people, hud)

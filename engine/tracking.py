@@ -43,7 +43,7 @@ def keypoint_oks(
     scores_b: np.ndarray,
     areas_b: np.ndarray,
     sigmas: Sequence[float],
-    kpt_thr: float = 0.3,
+    kpt_thr: float,
 ) -> np.ndarray:
     """OKS matrix (A, B) between people A and references B (COCO formula, B's box area).
 
@@ -82,7 +82,8 @@ class Tracker:
 
     ``oks_weight`` balances keypoint similarity against box IoU (1 = keypoints only);
     pairs whose combined similarity is below ``min_similarity`` never match; an unmatched
-    person with a pose score under ``min_birth_score`` gets no track and is left out.
+    person with a pose score under ``min_birth_score`` gets no track and is left out; only
+    keypoints scoring over ``kpt_thr`` (``PipelineConfig.kpt_thr``) are compared.
     """
 
     def __init__(
@@ -91,7 +92,8 @@ class Tracker:
         max_lost_s: float = 1.0,
         oks_weight: float = 0.6,
         min_similarity: float = 0.2,
-        kpt_thr: float = 0.3,
+        *,
+        kpt_thr: float,
         max_extrapolation_s: float = 0.5,
         min_birth_score: float = 0.0,
     ) -> None:

@@ -19,13 +19,14 @@ from typing import Any
 from PySide6.QtCore import QSettings, QStandardPaths
 
 from hfpose.engine.config import SETTINGS, declared_settings
+from hfpose.engine.detectors import DETECTOR_NAMES
 
 ORGANISATION = "hfpose"
 APPLICATION = "hfpose"
 MAX_RECENT_FILES = 10
 
 # The detector setting as the dialog offers it: the shipped ones or "custom" (detector_path).
-DETECTORS = ("nanodet", "blazepose", "custom")
+DETECTORS = (*DETECTOR_NAMES, "custom")
 CONTAINERS = ("mp4", "mkv")
 CODECS = ("h264", "mpeg4")
 # Files slower to process than their frame rate: show every frame (the video slows down) or

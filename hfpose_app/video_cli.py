@@ -26,6 +26,7 @@ from pathlib import Path
 
 from hfpose.app.setting_args import add_setting_arguments, cli_settings
 from hfpose.engine.config import config_from_settings
+from hfpose.engine.detectors import DETECTOR_NAMES
 from hfpose.engine.frame_source import SourceError
 from hfpose.engine.keypoint_models import SHIPPED_MODELS
 from hfpose.engine.pipeline import Pipeline
@@ -40,7 +41,6 @@ from hfpose.engine.sinks import (
 from hfpose.engine.sources import is_live_spec
 
 PROG = "hfpose-video"
-DEVICES = ("auto", "cpu", "gpu", "npu", "openvino", "torch")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -99,8 +99,9 @@ def _check_paths(args: argparse.Namespace) -> None:
     if args.model_config and not Path(args.model_config).exists():
         raise UsageError(f"model config not found: {args.model_config}")
     detector = args.detector
-    if detector.lower() not in ("nanodet", "blazepose") and not Path(detector).exists():
-        raise UsageError(f"detector not found: {detector} (use nanodet, blazepose or a file)")
+    if detector.lower() not in DETECTOR_NAMES and not Path(detector).exists():
+        names = ", ".join(DETECTOR_NAMES)
+        raise UsageError(f"detector not found: {detector} (use {names} or a file)")
     if args.show and not _has_display():
         raise UsageError("--show needs a display (none found: DISPLAY/WAYLAND_DISPLAY unset)")
 

@@ -138,7 +138,8 @@ def test_drawing_settings_reach_the_renderer() -> None:
     frame = np.zeros((480, 640, 3), np.uint8)
 
     def painted_width(settings: AppSettings) -> int:
-        image = Renderer(pipeline_config("", settings).render).render(frame, [person])
+        config = pipeline_config("", settings)
+        image = Renderer(config.render, kpt_thr=config.kpt_thr).render(frame, [person])
         return int(np.count_nonzero(image[100, :, :].any(axis=1)))
 
     plain = AppSettings().replace(show_boxes=False, show_ids=False, show_hud=False)

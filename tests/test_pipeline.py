@@ -202,10 +202,10 @@ def test_live_changes_take_effect_without_restarting(tmp_path, pose_model):
     assert pipeline.wait(5)
     assert probe(tmp_path / "clip.mp4")["frames"] == written
     assert pipeline.processor.config.smoothing.method == "none"
-    assert pipeline.processor.detector.name == "blazepose"
     assert not pipeline.processor.renderer.options.draw_hud
     assert not pipeline.processor.renderer.options.draw_boxes
     assert source.closed
+    assert pipeline.processor.detector.name == "blazepose"
 
 
 @pytest.mark.slow

@@ -7,7 +7,8 @@ Public API (stable):
   nms_threshold=None) -> PersonDetector``; names: ``nanodet`` (default, shipped),
   ``blazepose`` (shipped), or a path to a user's YOLOX / RTMDet / YOLOv8-style ONNX model.
 - ``PersonDetector.detect(frame_bgr) -> np.ndarray (N, 5)`` float32, frame pixels, best first.
-- ``PersonDetector.runtime_info`` (what really runs), ``.name``, ``.set_backend(backend)``.
+- ``PersonDetector.runtime_info`` (what really runs), ``.name``; another backend is another
+  detector (``create_detector``).
 - ``DETECTOR_NAMES``; ``DetectorError`` (:mod:`hfpose.engine.person_detector`) for a model
   whose outputs we cannot interpret.
 

@@ -16,6 +16,7 @@ import pytest
 
 from hfpose.engine.config import PipelineConfig, available_cores
 from hfpose.engine.frame_source import Frame, FrameSource, SourceError
+from hfpose.engine.model_files import ModelError
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.pose_tracker import PoseTracker
 from hfpose.engine.processor import (
@@ -204,8 +205,8 @@ def test_live_changes_take_effect_without_restarting(tmp_path, pose_model):
     assert pipeline.processor.config.smoothing.method == "none"
     assert not pipeline.processor.renderer.options.draw_hud
     assert not pipeline.processor.renderer.options.draw_boxes
-    assert source.closed
     assert pipeline.processor.detector.name == "blazepose"
+    assert source.closed
 
 
 @pytest.mark.slow
@@ -360,7 +361,7 @@ def test_start_failures_raise_in_the_caller_and_leave_nothing_open(tmp_path, pos
     source = _ClipPart(WALK, 5)
     bad_model = tmp_path / "model.onnx"
     bad_model.write_text("not a model")
-    with pytest.raises(Exception, match="model"):
+    with pytest.raises(ModelError, match="model"):
         Pipeline(PipelineConfig(source=source, model=str(bad_model), backend="cpu")).start()
 
 

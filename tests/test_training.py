@@ -516,7 +516,9 @@ def test_overfits_four_people_to_pck_005_above_09(tmp_path: Path, four_people: P
                           *options])  # fmt: skip
         assert code == 0
         scores[flag] = json.loads(out.read_text())
-    assert "ONNX Runtime" in scores["--model"]["runtime"] or "CPU" in scores["--model"]["runtime"]
+    # the checkpoint ran in torch; the ONNX file in the engine, on hfpose-test's default backend
+    assert scores["--checkpoint"]["runtime"].startswith("torch ")
+    assert scores["--model"]["runtime"].startswith("cpu · CPUExecutionProvider")
     assert scores["--model"]["metrics"]["PCK"] == scores["--checkpoint"]["metrics"]["PCK"] > 90
 
 

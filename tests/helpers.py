@@ -195,3 +195,42 @@ def write_vfr_clip(path: Path, times: list[float]) -> None:
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+
+
+# Training: the mmpose fixture set and HF-HRNet made small enough to train in a test.
+REPO = REPO_ROOT
+FIXTURE = REPO / "tests" / "data"
+COCO_JSON = FIXTURE / "coco" / "test_coco.json"
+COCO_IMAGES = FIXTURE / "coco"
+# one well-labelled person in each of the 4 fixture images
+FOUR_PEOPLE = {442619, 230195, 1724673, 437295}
+NO_AUGMENTATION = [
+    {"type": "LoadImageFromFile"},
+    {"type": "TopDownGetBboxCenterScale", "padding": 1.25},
+    {"type": "TopDownAffine"},
+    {"type": "ToTensor"},
+    {"type": "NormalizeTensor", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+    {"type": "TopDownGenerateTarget", "sigma": 2},
+]
+
+
+def small_options(ann: Path, **extra: object) -> list[str]:
+    """--cfg-options making HF-HRNet-18 small enough for a test on 2 shared cores."""
+    options = {
+        "data_cfg.image_size": "[64,128]",
+        "data_cfg.heatmap_size": "[16,32]",
+        "model.backbone.extra.stages_spec.num_modules": "[1,1,1]",
+        "data.samples_per_gpu": 2,
+        "data.workers_per_gpu": 0,
+        "data.train.ann_file": ann,
+        "data.train.img_prefix": COCO_IMAGES,
+        "data.val.ann_file": ann,
+        "data.val.img_prefix": COCO_IMAGES,
+        "data_cfg.use_gt_bbox": "true",
+        "evaluation.interval": 0,
+        "log_config.interval": 1,
+        "lr_config.warmup_iters": 2,
+        "amp": "none",
+        **extra,
+    }
+    return [f"{key}={value}" for key, value in options.items()]

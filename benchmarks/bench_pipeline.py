@@ -18,11 +18,11 @@ pipeline), and the ratio end-to-end / slowest stage. The machine is shared: both
 are repeated ``--repeats`` times, interleaved, and medians reported, so load drifts hit both
 sides of the ratio alike.
 
-Targets (issue 3, HF-HRNet-18 256x192 on ``cpu``, these 2 cores): the single-person 640x480
+Targets (HF-HRNet-18 256x192 on ``cpu``, these 2 cores): the single-person 640x480
 clip at >= 25 FPS end to end, and end-to-end >= 85% of the slowest stage's own throughput.
 
 Without ``--model`` the shipped model is used, or (until one ships) a randomly initialised
-HF-HRNet-18 exported with ``hfpose.models.export`` into a temporary folder (needs torch); random
+HF-HRNet-18 exported with ``hfpose.training.export.export_cli`` into a temporary folder (needs torch); random
 weights run at the trained model's speed. Their keypoint scores are ~0, so with
 ``--det-interval-s`` longer than a frame pass ``--kpt-thr 0`` (the people-per-frame figures
 show it worked).
@@ -63,7 +63,7 @@ def keypoint_model(folder: Path) -> Path:
     try:
         return asset_path(DEFAULT_MODEL)
     except ModelError:
-        from hfpose.models.export import main as export_main
+        from hfpose.training.export.export_cli import main as export_main
 
         out = folder / "hf_hrnet_18_random.onnx"
         export_main(["hf_hrnet_18_coco_256x192", "--out", str(out)])
@@ -94,9 +94,9 @@ def stages_alone(clip: Path, model: Path, args: argparse.Namespace, folder: Path
     config = pipeline_config(clip, model, args)
     # the models exactly as the pipeline builds them, detecting at the clip's frame rate
     processor = PoseProcessor(config, info.fps if info.fps_reported else None)
-    tracker = Tracker(processor.dataset_info.sigmas)
+    tracker = Tracker(processor.dataset_info.sigmas, kpt_thr=config.kpt_thr)
     smoother = TrackSmoother(SmoothingConfig(args.smooth))
-    renderer = Renderer()
+    renderer = Renderer(kpt_thr=config.kpt_thr)
     sink = VideoSink(folder / "alone.mp4", audio=False)
     sink.open(info)
     people_seen = 0

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hfpose.engine.config import PipelineConfig
+from hfpose.engine.config import SETTINGS, PipelineConfig
 from hfpose.engine.detectors import create_detector
 from hfpose.engine.model_files import asset_path
 from hfpose.engine.plausibility import (
@@ -146,7 +146,12 @@ def track(
         if birth_factor is None
         else min(1.0, birth_factor * min_pose_score)
     )
-    tracker = Tracker(COCO.sigmas, min_birth_score=birth, **(tracker_settings or ENGINE))
+    tracker = Tracker(
+        COCO.sigmas,
+        kpt_thr=SETTINGS["kpt_thr"].default,
+        min_birth_score=birth,
+        **(tracker_settings or ENGINE),
+    )
     shown = []
     for timestamp, people in zip(results.timestamps, results.people):
         fresh = [Person(p.keypoints, p.keypoint_scores, p.bbox, p.bbox_score) for p in people]

@@ -7,7 +7,7 @@
 Each run records an annotated MP4 and the keypoints JSON (into ``--out-dir``, a temporary
 folder by default) and samples, every ``--block`` frames: resident memory, the mean
 capture-to-result latency and the throughput of the block, the process's threads (the OS's
-count: ONNX Runtime's and FFmpeg's pools included) and its open file handles. Goals (issue 12):
+count: ONNX Runtime's and FFmpeg's pools included) and its open file handles. Goals:
 
 - memory: resident set at the end within 5% of the one after warm-up;
 - latency: the last block's mean within 10% of the first block after warm-up;
@@ -175,7 +175,7 @@ class SoakReport:
             found.append(f"handles changed while running: {sorted(handles)}")
         # A leak climbs: the count never falls and ends higher. Native pools (the runtimes',
         # OpenCV's) start and retire workers as the load moves, so a count that rises and
-        # falls back (26 Nov, detection every 5th frame: 39, 40, 44, 40, 38) is not one; what
+        # falls back (detection every 5th frame: 39, 40, 44, 40, 38) is not one; what
         # outlives the run is checked below.
         threads = [s.threads for s in steady]
         pairs = list(zip(threads, threads[1:]))

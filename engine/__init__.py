@@ -7,10 +7,8 @@ Pipeline (``hfpose.engine.pipeline``: the threaded runner; ``.config``: ``Pipeli
     ``Pipeline(config, sinks=(), on_result=None, on_error=None, on_finished=None)``:
     ``start()``, ``stop()``, ``wait(timeout)``, ``run() -> RunSummary``, ``running``,
     ``stats() -> {stage: StageStats}``, ``summary()``, ``runtime_info``, ``source_info``,
-    ``error``; live: ``change_settings({name: value})``, ``set_backend``, ``set_model``,
-    ``set_detector``, ``set_det_interval_s``, ``set_max_persons``, ``set_kpt_thr``,
-    ``set_smoothing``, ``set_render_options``,
-    ``add_sink``, ``remove_sink``, ``pause``, ``resume``, ``step``, ``seek(seconds)``.
+    ``error``; live: ``change_settings({name: value})`` (each setting reaches the stages its
+    declaration names), ``set_keep_real_time``, ``add_sink``, ``remove_sink``, ``pause``, ``resume``, ``step``, ``seek(seconds)``.
     ``PipelineConfig``, ``STAGES``; ``PoseTracker(...)(frame) -> list[Person]`` for scripts.
 Results (``hfpose.engine.results``)
     ``FrameResult`` (index, timestamp, image, frame, people, stats, runtime, source_info,

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hfpose.engine.model_files import read_onnx_metadata
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +68,6 @@ def _cpu_identity() -> str:
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        import platform
-
         return platform.processor() or platform.machine()
     fields = {}
     for line in text.splitlines():
@@ -202,8 +203,6 @@ def fast_variant_path(fp32_model: Path) -> Path:
 def fast_variant(fp32_model: Path, warn: Callable[[str], None]) -> Path:
     """The int8 copy of ``fp32_model`` when one lies beside it, was made from this very file
     (its ``fp32_sha256``) and passed its parity check; else ``fp32_model`` (warning once)."""
-    from hfpose.engine.model_files import read_onnx_metadata
-
     variant = fast_variant_path(fp32_model)
     if fp32_model.name.endswith(FAST_VARIANT_SUFFIX) or not variant.is_file():
         return fp32_model

@@ -95,6 +95,10 @@ def openvino_device_name(device: str) -> str:
         return device
 
 
+def litert_installed() -> bool:
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
 def ort_providers() -> list[str]:
     """The execution providers this ONNX Runtime build has."""
     return list(ort.get_available_providers())
@@ -167,8 +171,6 @@ def available_backends() -> list[BackendStatus]:
     else:
         reason = "not available: openvino is not installed"
         rows.append(BackendStatus("openvino", False, "", reason))
-
-    from hfpose.engine.runtime_litert import litert_installed
 
     if litert_installed():
         text = f"LiteRT XNNPACK on {cpu_name()}, for a model converted by hfpose-export --tflite"

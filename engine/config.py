@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hfpose.engine.backend_discovery import BACKENDS, available_cores
+from hfpose.engine.detectors import DETECTOR_NAMES
 from hfpose.engine.frame_source import FrameSource
 from hfpose.engine.keypoint_models import SHIPPED_MODELS
 from hfpose.engine.plausibility import DEFAULT_MIN_POSE_SCORE
@@ -39,11 +40,11 @@ def detection_frames(seconds: float, fps: float | None) -> int:
 
 @dataclass
 class PipelineConfig:
-    """Everything a run needs; the live setters change the running copy.
+    """Everything a run needs; ``Pipeline.change_settings`` changes the running copy.
 
     The user-facing settings are declared here, each once, with :func:`setting` (help text,
-    choices, range, live or not), and on the nested :class:`SmoothingConfig` and
-    :class:`RenderOptions`; :func:`declared_settings` lists them all for the CLI, the app and
+    choices, range, the stages a live change reaches), and on the nested
+    :class:`SmoothingConfig` and :class:`RenderOptions`; :func:`declared_settings` lists them all for the CLI, the app and
     ``PoseTracker``. The other fields are the engine's own:
 
     ``source`` is what :func:`hfpose.engine.sources.open_source` accepts (a path,
@@ -61,9 +62,10 @@ class PipelineConfig:
         f"keypoint model: {', '.join(SHIPPED_MODELS)} (hf-hrnet is the default), or a file "
         "(.onnx of the heatmap, SimCC or MoveNet kind, or .pth with torch)",
         metavar="NAME|PATH",
+        stages=("pose",),
     )
     model_config: str | None = setting(
-        None, "config of a .pth checkpoint (ONNX carries its own)", metavar="YAML"
+        None, "config of a .pth checkpoint (ONNX carries its own)", metavar="YAML", stages=("pose",)
     )
     backend: str = setting(
         "auto",
@@ -71,6 +73,7 @@ class PipelineConfig:
         "fastest here",
         choices=BACKENDS,
         prefix_choice=True,
+        stages=("detect", "pose"),
     )
     # "fast" lets the keypoint model run in bf16 where the CPU has it natively, or as its
     # checked int8 copy; "fp32" runs it exactly as trained.
@@ -79,9 +82,12 @@ class PipelineConfig:
         "fast: bf16 where the CPU has it natively, or the model's checked int8 copy, whichever "
         "the machine runs faster; fp32: exactly as trained",
         choices=PRECISIONS,
+        stages=("pose",),
     )
     detector: str = setting(
-        "nanodet", "person detector: nanodet, blazepose, or a path to an ONNX detector"
+        DETECTOR_NAMES[0],
+        f"person detector: {', '.join(DETECTOR_NAMES)}, or a path to an ONNX detector",
+        stages=("detect",),
     )
     det_interval_s: float = setting(
         0.17,
@@ -94,6 +100,7 @@ class PipelineConfig:
         step=0.05,
         decimals=2,
         metavar="S",
+        stages=("detect",),
     )
     max_persons: int = setting(
         0,
@@ -102,6 +109,7 @@ class PipelineConfig:
         zero_means="no limit",
         ui_range=(0, 100),
         metavar="N",
+        stages=("pose",),
     )
     kpt_thr: float = setting(
         0.3,
@@ -110,6 +118,7 @@ class PipelineConfig:
         maximum=1.0,
         step=0.05,
         decimals=2,
+        stages=("pose", "track", "render"),
     )
     min_pose_score: float = setting(
         DEFAULT_MIN_POSE_SCORE,
@@ -120,11 +129,13 @@ class PipelineConfig:
         step=0.01,
         decimals=2,
         metavar="S",
+        stages=("pose", "track"),
     )
     joint_angles: bool = setting(
         True,
         "work out joint and segment angles from the smoothed keypoints (hfpose.engine.angles)",
         flag="--no-angles",
+        stages=("smooth",),
     )
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     render: RenderOptions = field(default_factory=RenderOptions)
@@ -179,12 +190,18 @@ NESTED = {
     "render": RenderOptions,
     "repetitions": RepetitionConfig,
 }
+# the stage each nested config belongs to: a change of any of its fields reaches that stage
+# (repetitions are counted where the results are consumed: the sinks and the app's angle dock)
+NESTED_STAGES = {"smoothing": ("smooth",), "render": ("render",), "repetitions": ("sink",)}
 
 
 def _declare_all() -> dict[str, Setting]:
     found = list(declared_fields(PipelineConfig))
     for field_name, nested in NESTED.items():
-        found += [replace(s, path=(field_name, *s.path)) for s in declared_fields(nested)]
+        found += [
+            replace(s, path=(field_name, *s.path), stages=NESTED_STAGES[field_name])
+            for s in declared_fields(nested)
+        ]
     return {s.name: s for s in found}
 
 
@@ -209,8 +226,6 @@ def config_from_settings(values: Mapping[str, Any], **engine_fields: Any) -> Pip
             top[spec.path[0]] = value
         else:
             nested[spec.path[0]][spec.path[1]] = value
-    kpt_thr = top.get("kpt_thr", SETTINGS["kpt_thr"].default)
-    nested["render"]["kpt_thr"] = kpt_thr  # the renderer hides what the pipeline ignores
     return PipelineConfig(
         **top, **{name: NESTED[name](**kwargs) for name, kwargs in nested.items()}
     )

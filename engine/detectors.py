@@ -7,7 +7,8 @@ Public API (stable):
   nms_threshold=None) -> PersonDetector``; names: ``nanodet`` (default, shipped),
   ``blazepose`` (shipped), or a path to a user's YOLOX / RTMDet / YOLOv8-style ONNX model.
 - ``PersonDetector.detect(frame_bgr) -> np.ndarray (N, 5)`` float32, frame pixels, best first.
-- ``PersonDetector.runtime_info`` (what really runs), ``.name``, ``.set_backend(backend)``.
+- ``PersonDetector.runtime_info`` (what really runs), ``.name``; another backend is another
+  detector (``create_detector``).
 - ``DETECTOR_NAMES``; ``DetectorError`` (:mod:`hfpose.engine.person_detector`) for a model
   whose outputs we cannot interpret.
 
@@ -29,11 +30,12 @@ from hfpose.engine.onnx_person_detector import OnnxPersonDetector
 from hfpose.engine.person_detector import PersonDetector
 from hfpose.engine.shipped_detectors import BlazePoseDetector, NanoDetDetector
 
-DETECTOR_NAMES = ("nanodet", "blazepose")
+# The shipped detectors by the name users give; the first is the default.
+DETECTOR_NAMES = (NanoDetDetector.name, BlazePoseDetector.name)
 
 
 def create_detector(
-    name_or_path: str | Path = "nanodet",
+    name_or_path: str | Path = DETECTOR_NAMES[0],
     backend: str = "auto",
     score_threshold: float | None = None,
     nms_threshold: float | None = None,
@@ -52,9 +54,9 @@ def create_detector(
         "num_threads": num_threads,
     }
     name = str(name_or_path)
-    if name.lower() == "nanodet":
+    if name.lower() == NanoDetDetector.name:
         return NanoDetDetector(None, backend, **options)
-    if name.lower() == "blazepose":
+    if name.lower() == BlazePoseDetector.name:
         return BlazePoseDetector(None, backend, **options)
     path = Path(name_or_path)
     if path.suffix.lower() != ".onnx" and not path.exists():

@@ -15,7 +15,7 @@ names and shapes; a file that fits none is refused with one line naming what was
 family states its input (``CropSpec``) so the crop matches what the model was trained on:
 metadata values win, the family's defaults fill the gaps (ImageNet mean/std on RGB and a 1.25
 box padding for mmpose-style models; for a MoveNet file without metadata a square crop 1.1x the
-box, see models/convert/movenet_tfjs_to_onnx.py for the measurement).
+box, see training/export/convert/movenet_tfjs_to_onnx.py for the measurement).
 """
 
 from __future__ import annotations

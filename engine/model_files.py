@@ -8,10 +8,11 @@ one-line failure of every path that loads a model.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
+
+from hfpose.models.package_data import package_folders
 
 
 class ModelError(RuntimeError):
@@ -31,10 +32,10 @@ def asset_path(relative: str) -> Path:
 
 
 def _asset_folders() -> list[Path]:
-    spec = importlib.util.find_spec("hfpose.assets")
-    if spec is None or spec.submodule_search_locations is None:
+    folders = package_folders("hfpose.assets")
+    if not folders:
         raise ModelError("the hfpose.assets package data is not installed (pip install -e .)")
-    return [Path(folder) for folder in spec.submodule_search_locations]
+    return folders
 
 
 def check_model_file(path: Path) -> None:

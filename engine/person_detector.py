@@ -47,13 +47,6 @@ class PersonDetector:
     def runtime_info(self) -> RuntimeInfo:
         return self.session.runtime_info
 
-    def set_backend(self, backend: str) -> None:
-        """Rebuild the session on another backend (the old one keeps working if this fails)."""
-        session = create_session(self.model_path, backend, None, self.num_threads)
-        self._check_session(session)
-        self.session = session
-        self._warm_up()
-
     def _warm_up(self) -> None:
         """One blank frame, so the runtime's first-call set-up does not delay the first frame."""
         self.detect(np.zeros((480, 640, 3), np.uint8))

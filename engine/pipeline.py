@@ -10,10 +10,8 @@ thread within a second, closes every sink (so the video is playable), and an err
 once through ``on_error`` as a :class:`PipelineError` naming the stage and the frame.
 
 Settings change live and take effect at the next frame without reopening the source:
-``change_settings({name: value})`` for any declared setting (``hfpose.engine.config``), or
-``set_backend``, ``set_model``, ``set_detector``, ``set_smoothing``, ``set_render_options``,
-``set_max_persons``, ``set_kpt_thr``, ``set_min_pose_score``, ``set_det_interval_s``,
-``set_keep_real_time``; sinks can be added and removed while running (recording start/stop);
+``change_settings({name: value})`` for any declared setting (``hfpose.engine.config``: its
+declaration names the stages it reaches), and ``set_keep_real_time`` for a file's pacing; sinks can be added and removed while running (recording start/stop);
 files can be paused, stepped and seeked (:class:`hfpose.engine.run_control.RunControl`).
 
 The per-frame work itself is :class:`hfpose.engine.processor.PoseProcessor`; its configuration
@@ -32,12 +30,10 @@ from typing import Any
 from hfpose.engine.config import SETTINGS, PipelineConfig, config_from_settings, settings_of
 from hfpose.engine.frame_source import FrameSource, SourceInfo
 from hfpose.engine.processor import FrameWork, PoseProcessor
-from hfpose.engine.rendering import RenderOptions
 from hfpose.engine.results import FrameResult, PipelineError, RunSummary, StageStats
 from hfpose.engine.run_control import RunControl
 from hfpose.engine.sessions import RuntimeInfo
 from hfpose.engine.sinks import Sink
-from hfpose.engine.smoothing import SmoothingConfig
 from hfpose.engine.sources import open_source
 from hfpose.engine.stage_threads import StageThreads
 
@@ -194,95 +190,30 @@ class Pipeline:
     # Each takes effect at the next frame the stage concerned handles; called before start()
     # they change the configuration the run starts with.
 
-    def set_backend(self, backend: str) -> None:
-        """Move the keypoint model and the detector to another backend at the next frame."""
-        self._request("detect", backend=backend)
-        self._request("pose", backend=backend)
-
-    def set_precision(self, precision: str) -> None:
-        """Run the keypoint model in ``precision`` (``PipelineConfig.precision``) from the next
-        frame on."""
-        self._request("pose", precision=precision)
-
-    def set_model(self, model: str | None, model_config: str | None = None) -> None:
-        """Load another keypoint model (``None``: the shipped one) at the next frame;
-        ``model_config`` is the config a ``.pth`` checkpoint needs."""
-        self._request("pose", model=model, model_config=model_config)
-
-    def set_detector(self, detector: str) -> None:
-        """``nanodet``, ``blazepose`` or a path to an ONNX person detector, at the next frame."""
-        self._request("detect", detector=detector)
-
-    def set_det_interval_s(self, seconds: float) -> None:
-        """The longest time between detections, turned into frames at the source's rate."""
-        SETTINGS["det_interval_s"].check(seconds)
-        self._request("detect", det_interval_s=seconds)
-
-    def set_max_persons(self, count: int) -> None:
-        """At most ``count`` people (highest detector scores first); 0 = no limit."""
-        SETTINGS["max_persons"].check(count)
-        self._request("pose", max_persons=count)
-
-    def set_kpt_thr(self, threshold: float) -> None:
-        """Keypoints below ``threshold`` are not drawn nor used for box following/tracking."""
-        SETTINGS["kpt_thr"].check(threshold)
-        for stage in ("pose", "track", "render"):
-            self._request(stage, kpt_thr=threshold)
-
-    def set_min_pose_score(self, threshold: float) -> None:
-        """People whose mean keypoint score is under ``threshold`` are dropped as phantoms."""
-        SETTINGS["min_pose_score"].check(threshold)
-        for stage in ("pose", "track"):
-            self._request(stage, min_pose_score=threshold)
-
     def set_keep_real_time(self, keep: bool) -> None:
         """Files: skip the frames the stages have no time for (``True``) or take every frame
         (``False``); each stage reads it at its next hand-over."""
         self.config.keep_real_time = bool(keep)
 
-    def set_joint_angles(self, enabled: bool) -> None:
-        """Work out each person's angles (``Person.angles``) from the next frame on, or not."""
-        self._request("smooth", joint_angles=bool(enabled))
-
-    def set_smoothing(self, smoothing: SmoothingConfig) -> None:
-        self._request("smooth", smoothing=smoothing)
-
-    def set_render_options(self, options: RenderOptions) -> None:
-        self._request("render", render=options)
-
     def change_settings(self, values: Mapping[str, Any]) -> None:
-        """Apply settings given by their user-facing names (``declared_settings``) at the next
-        frame; every declared setting is live. Smoothing and drawing parameters are rebuilt
-        from all the values asked for so far, so quick successive edits never undo each other.
-        Raises ValueError, before changing anything, for a value the declaration refuses."""
+        """Apply settings given by their user-facing names (``declared_settings``), each in the
+        stages its declaration names (``Setting.stages``), at their next frame. A nested
+        config (smoothing, drawing) is rebuilt from all the values asked for so far, so quick
+        successive edits never undo each other. Raises ValueError, before changing anything,
+        for a value the declaration refuses."""
         for name, value in values.items():
             if name not in SETTINGS:
                 raise TypeError(f"unknown setting {name!r}")
             SETTINGS[name].check(value)
         self._wanted.update(values)
-        groups = {SETTINGS[name].path[0] for name in values if len(SETTINGS[name].path) > 1}
-        if "model" in values or "model_config" in values:
-            self.set_model(self._wanted["model"], self._wanted["model_config"])
-        setters = {
-            "backend": self.set_backend,
-            "precision": self.set_precision,
-            "detector": self.set_detector,
-            "det_interval_s": self.set_det_interval_s,
-            "max_persons": self.set_max_persons,
-            "kpt_thr": self.set_kpt_thr,
-            "min_pose_score": self.set_min_pose_score,
-            "joint_angles": self.set_joint_angles,
-        }
-        for name, setter in setters.items():
-            if name in values:
-                setter(values[name])
         wanted = config_from_settings(self._wanted, source="")
-        if "smoothing" in groups:
-            self.set_smoothing(wanted.smoothing)
-        if "render" in groups:
-            self.set_render_options(wanted.render)
-        if "repetitions" in groups:  # no stage counts: the readers take it from the config
-            self.config.repetitions = wanted.repetitions
+        changes: dict[str, dict[str, Any]] = {}
+        for name in values:
+            field_name = SETTINGS[name].path[0]
+            for stage in SETTINGS[name].stages:
+                changes.setdefault(stage, {})[field_name] = getattr(wanted, field_name)
+        for stage, fields in changes.items():
+            self._request(stage, **fields)
 
     def add_sink(self, sink: Sink) -> None:
         """Open ``sink`` for this source and start feeding it from the next frame.
@@ -336,9 +267,11 @@ class Pipeline:
     def _request(self, stage: str, **changes: Any) -> None:
         """Hand a live change to the stage that owns it; before start() it simply becomes
         part of the configuration (the keys are PipelineConfig field names)."""
-        if self.processor is not None:
+        if self.processor is not None and stage != "sink":
             self.processor.request(stage, **changes)
             return
+        # before start(), and for what the consumers of results read (the sinks, the app's
+        # angle dock): the configuration itself, which they read at each frame
         for field_name, value in changes.items():
             setattr(self.config, field_name, value)
 

@@ -22,10 +22,6 @@ Public API (stable):
   session is. ``flip_test`` applies to heatmap and SimCC models; ``use_dark`` to heatmap
   models (DARK sub-pixel decoding: on the shipped model's held-out people +0.6 MPII PCKh and
   +0.9 coco_found AP, -0.2 LSPET PCK, for well under a millisecond per person).
-- ``PoseEstimator.set_backend(backend)`` / ``set_model(model, config_path=None)``: build
-  the new session first, swap it in at once; the next ``estimate`` call uses it (safe to call
-  from another thread, e.g. the GUI's settings dialog while the pipeline runs). A failure
-  raises and leaves the running model untouched.
 - ``runtime_info`` (what really runs), ``dataset_info`` (``hfpose.models.metainfo.DatasetInfo``: names,
   flip pairs, skeleton), ``input_size_wh``, ``model_path``, ``model_name``, ``decoder``
   (``family`` and ``crop``: the input it is fed).
@@ -86,11 +82,10 @@ class PoseResult(NamedTuple):
 
 @dataclass(frozen=True)
 class _LoadedModel:
-    """A session with the decoder that feeds and reads it; swapped as one object between frames."""
+    """A session with the decoder that feeds and reads it."""
 
     session: InferenceSession
     model_path: Path
-    config_path: str | None
     decoder: KeypointDecoder
 
 
@@ -106,7 +101,6 @@ def _load(
     return _LoadedModel(
         session=session,
         model_path=model_path,
-        config_path=str(config_path) if config_path else None,
         decoder=identify(model_path, session),
     )
 
@@ -148,17 +142,13 @@ class PoseEstimator:
         self.flip_test = flip_test
         self.use_dark = use_dark
         self.batch_mode = batch_mode
-        self._backend = backend
-        self._num_threads = num_threads
-        self._precision = precision  # hfpose.engine.runtimes.PRECISIONS
-        self._swap_lock = threading.Lock()
         self._model = _load(model, backend, config_path, num_threads, precision)
         # Crops of a frame run one per worker at once where the runtime allows concurrent
         # calls: one-thread sessions keep as many cores busy as there are workers.
         self._crop_workers = crop_workers
         self._crop_pool = started_pool(crop_workers) if crop_workers > 1 else None
 
-    # ---------------------------------------------------------------- what runs, and swaps
+    # ---------------------------------------------------------------------- what runs
 
     @property
     def runtime_info(self) -> RuntimeInfo:
@@ -184,25 +174,6 @@ class PoseEstimator:
     def model_path(self) -> Path:
         return self._model.model_path
 
-    def set_backend(self, backend: str) -> RuntimeInfo:
-        """Run the same model on ``backend`` from the next frame on; returns what really runs."""
-        with self._swap_lock:
-            current = self._model
-            self._model = _load(
-                current.model_path, backend, current.config_path, self._num_threads, self._precision
-            )
-            self._backend = backend
-        return self.runtime_info
-
-    def set_model(self, model: str | Path, config_path: str | Path | None = None) -> RuntimeInfo:
-        """Run another model (ONNX, .pth with its config, or a shipped model's name) on the
-        current backend."""
-        with self._swap_lock:
-            self._model = _load(
-                model, self._backend, config_path, self._num_threads, self._precision
-            )
-        return self.runtime_info
-
     # ------------------------------------------------------------------------- inference
 
     def batched(self) -> bool:
@@ -213,7 +184,7 @@ class PoseEstimator:
 
     def estimate(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> PoseResult:
         """Keypoints for every box (extra columns such as a score are ignored)."""
-        model = self._model  # one reference for the whole frame, even if a swap happens now
+        model = self._model
         count = model.decoder.dataset_info.num_keypoints
         boxes = np.asarray(boxes, dtype=np.float32)
         if boxes.size == 0:

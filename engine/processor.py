@@ -10,15 +10,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from hfpose.engine.angles import attach_angles
 from hfpose.engine.config import FALLBACK_FPS, PipelineConfig, detection_frames
+from hfpose.engine.detectors import create_detector
 from hfpose.engine.frame_source import Frame
 from hfpose.engine.plausibility import TRACK_CONFIRM_FRAMES, birth_score, is_plausible
+from hfpose.engine.pose import create_pose_estimator
 from hfpose.engine.rendering import HudInfo, Renderer
 from hfpose.engine.results import Person, PipelineError
 from hfpose.engine.sessions import RuntimeInfo
@@ -139,9 +141,6 @@ class PoseProcessor:
     """
 
     def __init__(self, config: PipelineConfig, fps: float | None = None) -> None:
-        from hfpose.engine.detectors import create_detector
-        from hfpose.engine.pose import create_pose_estimator
-
         self.config = config
         self.estimator = create_pose_estimator(
             config.model,
@@ -162,7 +161,7 @@ class PoseProcessor:
         )
         self.smoother = TrackSmoother(config.smoothing)
         self._angle_keypoints = self.dataset_info.keypoint_names  # the smooth step's copy
-        self.renderer = Renderer(replace(config.render, kpt_thr=config.kpt_thr), self.dataset_info)
+        self.renderer = Renderer(config.render, self.dataset_info, kpt_thr=config.kpt_thr)
         self._pending: dict[str, dict[str, Any]] = {s: {} for s in STAGES}
         self._pending_lock = threading.Lock()
         self.fps = fps
@@ -221,8 +220,6 @@ class PoseProcessor:
     def detect_step(self, work: FrameWork) -> None:
         changes = self._take("detect")
         if "detector" in changes or "backend" in changes:
-            from hfpose.engine.detectors import create_detector
-
             name = changes.get("detector", self.config.detector)
             backend = changes.get("backend", self.config.backend)
             try:
@@ -260,9 +257,7 @@ class PoseProcessor:
         """The keypoint stage's part that runs in frame order before the model: live changes,
         then the boxes (:meth:`pose_boxes`)."""
         changes = self._take("pose")
-        if "model" in changes or "backend" in changes or "precision" in changes:
-            from hfpose.engine.pose import create_pose_estimator
-
+        if changes.keys() & {"model", "model_config", "backend", "precision"}:
             model = changes.get("model", self.config.model)
             model_config = changes.get("model_config", self.config.model_config)
             backend = changes.get("backend", self.config.backend)
@@ -399,8 +394,6 @@ class PoseProcessor:
         changes = self._take("render")
         if changes:
             options = changes.get("render", self.renderer.options)
-            if "kpt_thr" in changes:
-                options = replace(options, kpt_thr=changes["kpt_thr"])
-            self.renderer.configure(options, changes.get("dataset_info"))
+            self.renderer.configure(options, changes.get("dataset_info"), changes.get("kpt_thr"))
             self.config.render = options
         work.image = self.renderer.render(work.frame.image, work.people, hud)

@@ -75,7 +75,8 @@ class SkeletonAnnotator:
         self,
         dataset_info: DatasetInfo = COCO,
         style: str = "mmpose",
-        kpt_thr: float = 0.3,
+        *,
+        kpt_thr: float,
         radius: float = 0.0,
         thickness: int = 0,
     ) -> None:
@@ -321,7 +322,6 @@ class RenderOptions:
     style: str = setting(
         "mmpose", "skeleton colours", choices=RENDER_STYLES, name="draw_style", flag="--style"
     )
-    kpt_thr: float = 0.3  # PipelineConfig.kpt_thr's copy: the pipeline keeps them equal
     draw_skeleton: bool = True
     draw_boxes: bool = setting(True, "draw person boxes", name="show_boxes", flag="-")
     draw_track_ids: bool = setting(True, "draw track IDs", name="show_ids", flag="-")
@@ -351,21 +351,42 @@ class RenderOptions:
 
 
 class Renderer:
-    """Draws people (and the HUD) on a copy of the frame according to :class:`RenderOptions`."""
+    """Draws people (and the HUD) on a copy of the frame according to :class:`RenderOptions`;
+    keypoints scoring ``kpt_thr`` or less are left out (``PipelineConfig.kpt_thr``)."""
 
-    def __init__(self, options: RenderOptions | None = None, dataset_info: DatasetInfo = COCO):
+    def __init__(
+        self,
+        options: RenderOptions | None = None,
+        dataset_info: DatasetInfo = COCO,
+        *,
+        kpt_thr: float,
+    ) -> None:
         self.dataset_info = dataset_info
+        self.kpt_thr = kpt_thr
         self.boxes = BoxAnnotator()
         self.track_ids = TrackIdAnnotator()
         self.hud = HudAnnotator()
         self.configure(options or RenderOptions())
 
-    def configure(self, options: RenderOptions, dataset_info: DatasetInfo | None = None) -> None:
+    def configure(
+        self,
+        options: RenderOptions,
+        dataset_info: DatasetInfo | None = None,
+        kpt_thr: float | None = None,
+    ) -> None:
+        """Draw with ``options`` from now on; a ``dataset_info`` or ``kpt_thr`` given replaces
+        the one in use."""
         self.options = options
         if dataset_info is not None:
             self.dataset_info = dataset_info
+        if kpt_thr is not None:
+            self.kpt_thr = kpt_thr
         self.skeleton = SkeletonAnnotator(
-            self.dataset_info, options.style, options.kpt_thr, options.radius, options.thickness
+            self.dataset_info,
+            options.style,
+            kpt_thr=self.kpt_thr,
+            radius=options.radius,
+            thickness=options.thickness,
         )
         self.angles = AngleAnnotator(self.dataset_info)
 

@@ -12,7 +12,6 @@ the keypoint metadata (names, input size, flip pairs) is read from the ONNX file
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from collections.abc import Callable
@@ -21,12 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from hfpose.engine.auto_backend import derived_copy_is_usable
 from hfpose.engine.backend_discovery import cpu_name
 from hfpose.engine.sessions import InferenceSession, PerCallerPool, RuntimeInfo
-
-
-def litert_installed() -> bool:
-    return importlib.util.find_spec("ai_edge_litert") is not None
 
 
 def tflite_path(onnx_model: Path, precision: str = "fp32") -> Path:
@@ -42,8 +38,6 @@ def record_path(tflite: Path) -> Path:
 def checked_tflite(onnx_model: Path, warn: Callable[[str], None]) -> Path | None:
     """The LiteRT copy of ``onnx_model`` if one lies beside it, was converted from this very file
     and kept its heatmap peaks; else None (warning once when a copy is there but unusable)."""
-    from hfpose.engine.auto_backend import derived_copy_is_usable
-
     tflite = tflite_path(onnx_model)
     if onnx_model.suffix != ".onnx" or not tflite.is_file():
         return None

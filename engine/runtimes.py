@@ -33,6 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from hfpose.engine.auto_backend import fast_variant, fastest, file_sha256
 from hfpose.engine.backend_discovery import (
     GPU_PROVIDERS,
     ORT_CPU,
@@ -40,6 +41,7 @@ from hfpose.engine.backend_discovery import (
     best_npu,
     cpu_name,
     gpu_missing_reason,
+    litert_installed,
     npu_missing_reason,
     openvino_default_device,
     openvino_devices,
@@ -47,6 +49,7 @@ from hfpose.engine.backend_discovery import (
     split_backend,
 )
 from hfpose.engine.model_files import ModelError, check_model_file, read_onnx_metadata
+from hfpose.engine.runtime_litert import LiteRtSession, checked_tflite, tflite_path
 from hfpose.engine.sessions import (
     InferenceSession,
     OpenVinoSession,
@@ -91,9 +94,6 @@ def _resolve_auto(model: Path, precision: str, num_threads: int) -> str:
     """
     if best_gpu() is not None:
         return "gpu"
-    from hfpose.engine.auto_backend import fastest, file_sha256
-    from hfpose.engine.runtime_litert import checked_tflite, litert_installed
-
     backends = ["cpu"]
     if "CPU" in openvino_devices():
         backends.append("openvino")
@@ -118,7 +118,6 @@ def _faster_of_fp32_and_int8(
     """``fast`` with a checked int8 copy: whichever file runs faster on ``backend`` here (int8
     saves arithmetic, but its quantize/dequantize steps can cost more than a memory-bound
     network saves: HF-HRNet-18 was no faster in int8 on an AVX-512 EPYC)."""
-    from hfpose.engine.auto_backend import fastest
 
     def build(path: Path) -> InferenceSession:
         session = _session_for_file(path, backend, None, num_threads, "fast")
@@ -215,8 +214,6 @@ def create_session(
         raise ValueError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     check_model_file(path)
     if precision == "fast" and path.suffix == ".onnx":
-        from hfpose.engine.auto_backend import fast_variant
-
         variant = fast_variant(path, warn_once)
         if variant != path:
             return _faster_of_fp32_and_int8(path, variant, backend, num_threads)
@@ -301,13 +298,6 @@ def _session_for_file(
 def _litert_or_cpu(path: Path, requested: str, num_threads: int) -> InferenceSession:
     """The model's checked LiteRT copy on XNNPACK; without one (or without LiteRT), ORT on the
     CPU with the reason."""
-    from hfpose.engine.runtime_litert import (
-        LiteRtSession,
-        checked_tflite,
-        litert_installed,
-        tflite_path,
-    )
-
     if not litert_installed():
         return _cpu_session(path, requested, "ai-edge-litert is not installed", num_threads)
     tflite = checked_tflite(path, warn_once)

@@ -27,6 +27,8 @@ from hfpose.engine.backend_discovery import (
     openvino_device_name,
 )
 from hfpose.engine.model_files import ModelError, decode_metadata, read_onnx_metadata
+from hfpose.models.config import ConfigError, load_config, model_input_size
+from hfpose.models.onnx_metadata import onnx_metadata
 
 
 @dataclass(frozen=True)
@@ -252,8 +254,6 @@ class TorchSession(InferenceSession):
         import torch
 
         from hfpose.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
-        from hfpose.models.config import ConfigError, load_config, model_input_size
-        from hfpose.models.export import onnx_metadata
         from hfpose.models.hf_hrnet import build_model
 
         try:

@@ -3,7 +3,7 @@
 A field made with :func:`setting` carries everything the shells need: its name (the field's,
 or ``name=`` for a field of a nested config such as ``SmoothingConfig.min_cutoff``, known to
 users as ``one_euro_min_cutoff``), its type (the field's annotation), default, choices, range,
-help text and whether a running pipeline takes it live. ``hfpose-video`` builds its flags
+help text and the pipeline stages a live change of it reaches. ``hfpose-video`` builds its flags
 from these declarations, the app its stored settings and dialog fields, ``PoseTracker`` its
 keyword arguments, and the engine validates with them: nothing restates a default by hand.
 :func:`hfpose.engine.config.declared_settings` lists them all.
@@ -28,7 +28,9 @@ class Setting:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
-    live: bool = True  # a running Pipeline applies it at the next frame
+    # the pipeline stages (hfpose.engine.processor.STAGES) a change reaches, each at its next
+    # frame; a nested config's fields reach its stage (hfpose.engine.config.NESTED)
+    stages: tuple[str, ...] = ()
     zero_means: str = ""  # what 0 stands for ("no limit", "auto"): the CLI and dialog say it
     prefix_choice: bool = False  # "gpu:1", "openvino:GPU": only the part before ":" is a choice
     flag: str = ""  # the CLI option when it is not --name ("--smooth"); "-": not on the CLI

@@ -1,7 +1,7 @@
 """The two detectors that ship in ``assets/detectors/``, each with the decoding of its outputs.
 
 - ``NanoDetDetector``: NanoDet-m, COCO, 416x416 (assets/detectors/nanodet_416.onnx, converted
-  by models/convert/nanodet_tfjs_to_onnx.py). Outputs per stride 8/16/32 the 80 class scores
+  by training/export/convert/nanodet_tfjs_to_onnx.py). Outputs per stride 8/16/32 the 80 class scores
   (sigmoid applied) and the GFL box: 4 sides x 11 bins, the distance being the softmax mean
   of the bins times the stride, measured from the cell centre. The frame is letterboxed
   (aspect kept) to 416 on its long side, the short side padded to a multiple of 32 only, fed
@@ -175,7 +175,6 @@ class BlazePoseDetector(PersonDetector):
             model_path or asset_path("detectors/blazepose_detector.onnx"), backend, **kw
         )
         self._anchors = ssd_anchor_centers(self.input_size)
-        self.last_keypoints = np.zeros((0, self.num_keypoints, 2), np.float32)
         self._warm_up()
 
     def _check_session(self, session: InferenceSession) -> None:
@@ -185,6 +184,12 @@ class BlazePoseDetector(PersonDetector):
             raise DetectorError(f"{self.model_path} is not the converted BlazePose detector")
 
     def detect(self, frame_bgr: np.ndarray) -> np.ndarray:
+        return self.detect_with_keypoints(frame_bgr)[0]
+
+    def detect_with_keypoints(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The boxes (N, 5) and the keypoints (N, 4, 2, frame pixels) they were placed from, in
+        MediaPipe's order: the hips' midpoint and the point above the head that sets the body
+        circle (the box's two), then the shoulders' midpoint and the upper body's circle point."""
         image, scale, (pad_x, pad_y) = letterbox(
             frame_bgr, (self.input_size, self.input_size), center=True
         )
@@ -196,8 +201,7 @@ class BlazePoseDetector(PersonDetector):
         scores = (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
         keep = np.nonzero(scores > self.score_threshold)[0]
         if len(keep) == 0:
-            self.last_keypoints = np.zeros((0, self.num_keypoints, 2), np.float32)
-            return empty_boxes()
+            return empty_boxes(), np.zeros((0, self.num_keypoints, 2), np.float32)
         # Offsets are in input pixels relative to the anchor centre (anchor size fixed to 1).
         anchors = self._anchors[keep] * self.input_size
         raw = raw[keep]
@@ -210,8 +214,7 @@ class BlazePoseDetector(PersonDetector):
         )
         keypoints = merged.reshape(-1, self.num_keypoints, 2)
         keypoints = (keypoints - np.array([pad_x, pad_y], np.float32)) / scale
-        self.last_keypoints = keypoints
         person_boxes = body_circle_to_box(keypoints[:, 0], keypoints[:, 1])
         height, width = frame_bgr.shape[:2]
         np.clip(person_boxes, 0, [width, height, width, height], out=person_boxes)
-        return np.column_stack([person_boxes, merged_scores]).astype(np.float32)
+        return np.column_stack([person_boxes, merged_scores]).astype(np.float32), keypoints

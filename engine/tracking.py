@@ -46,7 +46,7 @@ def keypoint_oks(
     scores_b: np.ndarray,
     areas_b: np.ndarray,
     sigmas: Sequence[float],
-    kpt_thr: float = 0.3,
+    kpt_thr: float,
 ) -> np.ndarray:
     """OKS matrix (A, B) between people A and references B (COCO formula, B's box area).
 
@@ -91,7 +91,8 @@ class Tracker:
     ``oks_weight`` balances keypoint similarity against box IoU (1 = keypoints only);
     pairs whose combined similarity is below ``min_similarity`` never match; an unmatched
     person with a pose score under ``min_birth_score`` gets no track and is left out; a new
-    track gets its ID once matched on ``confirm_frames`` frames in a row (1: at once).
+    track gets its ID once matched on ``confirm_frames`` frames in a row (1: at once); only
+    keypoints scoring over ``kpt_thr`` (``PipelineConfig.kpt_thr``) are compared.
     """
 
     def __init__(
@@ -100,7 +101,8 @@ class Tracker:
         max_lost_s: float = 1.0,
         oks_weight: float = 0.6,
         min_similarity: float = 0.2,
-        kpt_thr: float = 0.3,
+        *,
+        kpt_thr: float,
         max_extrapolation_s: float = 0.5,
         min_birth_score: float = 0.0,
         confirm_frames: int = 1,

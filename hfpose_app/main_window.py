@@ -10,7 +10,7 @@ import importlib.metadata
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QUrl, Slot
+from PySide6.QtCore import Qt, QUrl, Slot
 from PySide6.QtGui import (
     QCloseEvent,
     QDesktopServices,
@@ -506,8 +506,3 @@ class MainWindow(WindowChrome):
         self.store.save_window_state(self.saveGeometry(), self.saveState())
         self.worker.shutdown(timeout_s=1.0)
         super().closeEvent(event)
-
-
-def settings_store_at(path: str) -> SettingsStore:
-    """A store backed by one INI file (tests and portable installs)."""
-    return SettingsStore(QSettings(path, QSettings.Format.IniFormat))

@@ -16,6 +16,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 DEFAULT_ANGLES = ("left_knee", "right_knee", "left_hip", "right_hip")
 COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4")
 
@@ -41,7 +43,6 @@ def read_track(path: Path, track: int | None) -> tuple[int, list[float], dict[st
 def plot(
     path: Path, out: Path, track: int | None, angles: list[str], size: tuple[int, int]
 ) -> None:
-    import numpy as np
     import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication
 

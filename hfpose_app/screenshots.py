@@ -19,8 +19,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CLIP = REPO_ROOT / "tests" / "data" / "videos" / "mmpose_demo_street.mp4"
+from hfpose.models.package_data import checkout_root
+
+# A source checkout's clip and docs folder; from a wheel --clip and --out are needed.
+REPO_ROOT = checkout_root()
+DEFAULT_CLIP = (
+    REPO_ROOT / "tests" / "data" / "videos" / "mmpose_demo_street.mp4" if REPO_ROOT else None
+)
 WINDOW_SIZE = (1180, 760)
 # Written at this width: sharp enough for a README, small enough for git.
 MAX_WIDTH = 1180
@@ -133,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hfpose.app.screenshots", description=__doc__)
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="video to play")
     parser.add_argument("--model", help="keypoint model (default: the shipped one)")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs", help="output folder")
+    default_out = REPO_ROOT / "docs" if REPO_ROOT else None
+    parser.add_argument("--out", type=Path, default=default_out, help="output folder")
     parser.add_argument(
         "--frames", type=int, default=2, help="frames to play before the picture is taken"
     )
@@ -143,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         help="the angle plot's screenshot instead (play 100+ frames)",
     )
     args = parser.parse_args(argv)
+    if args.clip is None or args.out is None:
+        parser.error("outside a source checkout, give --clip and --out")
     if not args.clip.is_file():
         parser.error(f"clip not found: {args.clip}")
     if "DISPLAY" not in os.environ and "WAYLAND_DISPLAY" not in os.environ:

@@ -1,8 +1,8 @@
 """The app's user settings: one typed dataclass, persisted with QSettings.
 
-The engine's settings are not restated here: :class:`AppSettings` takes a field for each of
-:func:`hfpose.engine.config.declared_settings` (its name, type and default), and adds only what
-the app alone has (a custom detector's file, playback, recording). QSettings stores everything
+The engine's defaults are not restated here: :class:`AppSettings` has a typed field for each of
+:func:`hfpose.engine.config.declared_settings`, its default read from the declaration, and adds
+only what the app alone has (a custom detector's file, playback, recording). QSettings stores everything
 as strings in INI files on Linux, so values are read back by their declared type: a typo in the
 file or a value from an older version falls back to the default instead of crashing the app at
 start-up.
@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import field, fields, make_dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from PySide6.QtCore import QSettings, QStandardPaths
 
-from hfpose.engine.config import SETTINGS, declared_settings
+from hfpose.engine.config import SETTINGS
+from hfpose.engine.detectors import DETECTOR_NAMES
 
 ORGANISATION = "hfpose"
 APPLICATION = "hfpose"
 MAX_RECENT_FILES = 10
 
 # The detector setting as the dialog offers it: the shipped ones or "custom" (detector_path).
-DETECTORS = ("nanodet", "blazepose", "custom")
+DETECTORS = (*DETECTOR_NAMES, "custom")
 CONTAINERS = ("mp4", "mkv")
 CODECS = ("h264", "mpeg4")
 # Files slower to process than their frame rate: show every frame (the video slows down) or
@@ -34,7 +35,7 @@ PLAYBACK_MODES = ("every-frame", "real-time")
 
 
 def _frames_to_seconds(frames: str) -> float:
-    """det_interval (frames, before 26 Nov) as det_interval_s: N frames at the 30 fps it was
+    """det_interval (frames, in older versions) as det_interval_s: N frames at the 30 fps it was
     tuned for are N/30 s, and 1 (every frame) is 0 (every frame at any rate)."""
     count = int(frames)
     return 0.0 if count <= 1 else count / 30
@@ -55,14 +56,6 @@ def default_record_dir() -> str:
     return str(base / "hfpose")
 
 
-_APP_FIELDS: list[tuple[str, Any, Any]] = [
-    ("detector_path", str, field(default="")),  # the user's own ONNX detector ("custom")
-    ("playback", str, field(default="every-frame")),
-    ("record_dir", str, field(default_factory=default_record_dir)),
-    ("container", str, field(default="mp4")),
-    ("codec", str, field(default="h264")),
-    ("keep_audio", bool, field(default=True)),
-]
 # What the app's own fields accept; the engine's come from their declarations.
 APP_CHOICES: dict[str, tuple[str, ...]] = {
     "detector": DETECTORS,
@@ -72,29 +65,62 @@ APP_CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _replace(self: Any, **changes: object) -> Any:
-    return dataclasses.replace(self, **changes)
+def _declared(name: str) -> Any:
+    """A field holding the engine setting ``name``, its default taken from its declaration."""
+    return field(default=SETTINGS[name].default)
 
 
-def _engine_settings(self: Any) -> dict[str, Any]:
-    """The engine's settings by name, as ``config_from_settings`` takes them: the custom
-    detector's file (or the default detector, before one is chosen) for "custom"."""
-    values = {name: getattr(self, name) for name in SETTINGS}
-    if self.detector == "custom":
-        values["detector"] = self.detector_path or SETTINGS["detector"].default
-    return values
+@dataclass
+class AppSettings:
+    """Everything the settings dialog edits; field names are the QSettings keys.
 
+    First a field per :func:`hfpose.engine.config.declared_settings`, in their order, with the
+    declared default (``tests/test_app_settings.py`` checks that they match the declarations,
+    types included), then what the app alone has."""
 
-AppSettings = make_dataclass(
-    "AppSettings",
-    [(s.name, s.type, field(default=s.default)) for s in declared_settings()] + _APP_FIELDS,
-    namespace={
-        "__doc__": "Everything the settings dialog edits; field names are the QSettings keys.",
-        "__module__": __name__,
-        "replace": _replace,
-        "engine_settings": _engine_settings,
-    },
-)
+    model: str | None = _declared("model")
+    model_config: str | None = _declared("model_config")
+    backend: str = _declared("backend")
+    precision: str = _declared("precision")
+    detector: str = _declared("detector")
+    det_interval_s: float = _declared("det_interval_s")
+    max_persons: int = _declared("max_persons")
+    kpt_thr: float = _declared("kpt_thr")
+    min_pose_score: float = _declared("min_pose_score")
+    joint_angles: bool = _declared("joint_angles")
+    smoothing: str = _declared("smoothing")
+    one_euro_min_cutoff: float = _declared("one_euro_min_cutoff")
+    one_euro_beta: float = _declared("one_euro_beta")
+    one_euro_d_cutoff: float = _declared("one_euro_d_cutoff")
+    kalman_process_noise: float = _declared("kalman_process_noise")
+    kalman_measurement_noise: float = _declared("kalman_measurement_noise")
+    draw_style: str = _declared("draw_style")
+    show_boxes: bool = _declared("show_boxes")
+    show_ids: bool = _declared("show_ids")
+    show_angles: bool = _declared("show_angles")
+    show_hud: bool = _declared("show_hud")
+    radius: int = _declared("radius")
+    thickness: int = _declared("thickness")
+    reps_angle: str = _declared("reps_angle")
+    reps_low: float = _declared("reps_low")
+    reps_high: float = _declared("reps_high")
+    detector_path: str = ""  # the user's own ONNX detector ("custom")
+    playback: str = "every-frame"
+    record_dir: str = field(default_factory=default_record_dir)
+    container: str = "mp4"
+    codec: str = "h264"
+    keep_audio: bool = True
+
+    def replace(self, **changes: object) -> AppSettings:
+        return dataclasses.replace(self, **changes)
+
+    def engine_settings(self) -> dict[str, Any]:
+        """The engine's settings by name, as ``config_from_settings`` takes them: the custom
+        detector's file (or the default detector, before one is chosen) for "custom"."""
+        values = {name: getattr(self, name) for name in SETTINGS}
+        if self.detector == "custom":
+            values["detector"] = self.detector_path or SETTINGS["detector"].default
+        return values
 
 
 def choices_of(name: str) -> tuple[str, ...]:
@@ -151,6 +177,7 @@ class SettingsStore:
 
     def load(self) -> AppSettings:
         defaults = AppSettings()
+        types = get_type_hints(AppSettings)
         values = {}
         self.qsettings.beginGroup("settings")
         for f in fields(AppSettings):
@@ -158,7 +185,7 @@ class SettingsStore:
             raw = self.qsettings.value(f.name)
             if raw is None and f.name in LEGACY_KEYS:
                 raw = _legacy_value(self.qsettings, *LEGACY_KEYS[f.name])
-            value = _coerce(raw, f.type, default)
+            value = _coerce(raw, types[f.name], default)
             spec = SETTINGS.get(f.name)
             if value not in choices_of(f.name) and choices_of(f.name):
                 value = default

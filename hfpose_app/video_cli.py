@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from hfpose.app.setting_args import add_setting_arguments, cli_settings
 from hfpose.engine.angle_sinks import AngleCsvSink, RepetitionCsvSink
 from hfpose.engine.config import PipelineConfig, config_from_settings
+from hfpose.engine.detectors import DETECTOR_NAMES
 from hfpose.engine.frame_source import SourceError
 from hfpose.engine.image_folder_source import list_images
 from hfpose.engine.keypoint_models import SHIPPED_MODELS
@@ -51,7 +52,6 @@ from hfpose.engine.sinks import (
 from hfpose.engine.sources import is_live_spec, parse_camera_index
 
 PROG = "hfpose-video"
-DEVICES = ("auto", "cpu", "gpu", "npu", "openvino", "torch")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Every option that writes a file is --out or --save-*: the output-path check covers each one
 # by this rule, those added later included.
@@ -180,8 +180,9 @@ def _check_paths(args: argparse.Namespace) -> None:
     if args.model_config and not Path(args.model_config).exists():
         raise UsageError(f"model config not found: {args.model_config}")
     detector = args.detector
-    if detector.lower() not in ("nanodet", "blazepose") and not Path(detector).exists():
-        raise UsageError(f"detector not found: {detector} (use nanodet, blazepose or a file)")
+    if detector.lower() not in DETECTOR_NAMES and not Path(detector).exists():
+        names = ", ".join(DETECTOR_NAMES)
+        raise UsageError(f"detector not found: {detector} (use {names} or a file)")
     if not args.joint_angles and (args.save_angles or args.save_reps):
         raise UsageError("--save-angles and --save-reps need the angles: leave out --no-angles")
     if args.reps_low >= args.reps_high:

@@ -1,9 +1,10 @@
-"""HF-HRNet (Zhang et al., IEEE TCSVT 2024) with its top-down heatmap head.
+"""HF-HRNet ("HF-HRNet: A Simple Hardware Friendly High-Resolution Network", Zhang et al.,
+IEEE TCSVT 2024, doi 10.1109/TCSVT.2024.3377365) with its top-down heatmap head.
 
 Module and parameter names follow the authors' released mmpose implementation
 (``backbone.stem.conv2.dwonsample.0.weight`` ... ``keypoint_head.final_layer.bias``), so their
 checkpoints load without a conversion table, and the forward pass reproduces theirs, quirks
-included (see ``../shared/spec/hf_hrnet.md`` and the comments below).
+included (see the comments below).
 
 Two deliberate departures from the released code change no number but make the model export
 with the TorchScript ONNX exporter: pooling to the lowest branch uses a fixed kernel equal to the

@@ -5,13 +5,14 @@ Shared helpers that are not fixtures (the fake webcam, synthetic people) are in 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import pose_model_path
+from tests.helpers import COCO_JSON, FOUR_PEOPLE, pose_model_path
 
 # Qt widgets are real in the tests but there is no display on CI machines.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -50,3 +51,26 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("HFPOSE_CACHE_DIR", str(folder))
     return folder / auto_backend.CACHE_FILE
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """One intra-op thread: on 2 cores shared with other jobs, two OpenMP threads spin-waiting
+    for each other made a step of the small model 10x slower (1.7 s against 0.15 s). The
+    trainer flushes subnormals process-wide on the CPU: leave other tests as found."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(False)
+
+
+@pytest.fixture(scope="session")
+def four_people(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture set cut to one well-labelled person in each of its four images."""
+    data = json.loads(COCO_JSON.read_text())
+    data["annotations"] = [a for a in data["annotations"] if a["id"] in FOUR_PEOPLE]
+    path = tmp_path_factory.mktemp("ann") / "four_people.json"
+    path.write_text(json.dumps(data))
+    return path

@@ -1,5 +1,6 @@
 """What several test modules share: the keypoint model the engine tests run, synthetic people,
-and the fake webcam. Fixtures built on them are in ``tests/conftest.py``.
+the fake webcam, a pipeline's collected output, written clips' probes, and the small-HF-HRNet
+training options. Fixtures built on them are in ``tests/conftest.py``.
 
 The keypoint model is the shipped one, else an exported random HF-HRNet-18. Random weights give
 meaningless keypoints, so tests using it check structure, counts and files, never accuracy. The
@@ -14,23 +15,30 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
 
+from hfpose.engine.config import SETTINGS, PipelineConfig
 from hfpose.engine.frame_source import SourceError, SourceInfo
 from hfpose.engine.live_sources import LiveFrameSource
-from hfpose.engine.results import Person
+from hfpose.engine.pipeline import Pipeline
+from hfpose.engine.results import FrameResult, Person, PipelineError
 from hfpose.engine.sources import open_source
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POSE_CONFIG = "hf_hrnet_18_coco_256x192"
+KPT_THR = SETTINGS["kpt_thr"].default  # what the stages are given unless a test says otherwise
 _POSE_MODEL_SOURCES = (
     "models/hf_hrnet.py",
-    "models/export.py",
+    "training/export/export_cli.py",
+    "models/onnx_metadata.py",
     "models/configs/hf_hrnet_18_coco_256x192.yaml",
 )
 
@@ -47,7 +55,7 @@ def pose_model_path(cache_dir: Path) -> Path:
     if target.is_file():
         return target
     pytest.importorskip("torch", reason="exporting the test model needs torch")
-    from hfpose.models.export import main as export_main
+    from hfpose.training.export.export_cli import main as export_main
 
     partial = target.with_suffix(f".{os.getpid()}.part.onnx")
     if export_main([POSE_CONFIG, "--out", str(partial)]) not in (0, None):
@@ -184,8 +192,6 @@ def image_folder_of(video: Path, folder: Path, count: int) -> Path:
 
 def encode_frames(out, stream, images: list[np.ndarray]) -> None:
     """Encode BGR ``images`` one per frame tick into PyAV ``stream`` and flush the encoder."""
-    import av
-
     for i, image in enumerate(images):
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         frame.pts = i
@@ -193,3 +199,105 @@ def encode_frames(out, stream, images: list[np.ndarray]) -> None:
             out.mux(packet)
     for packet in stream.encode(None):
         out.mux(packet)
+
+
+class Collector:
+    """What a pipeline hands its callbacks: results, errors, the summary once finished."""
+
+    def __init__(self) -> None:
+        self.results: list[FrameResult] = []
+        self.errors: list[PipelineError] = []
+        self.finished = threading.Event()
+        self.summary = None
+
+    def on_result(self, result: FrameResult) -> None:
+        self.results.append(result)
+
+    def on_error(self, error: PipelineError) -> None:
+        self.errors.append(error)
+
+    def on_finished(self, summary) -> None:
+        self.summary = summary
+        self.finished.set()
+
+    def pipeline(self, config: PipelineConfig, sinks=()) -> Pipeline:
+        return Pipeline(config, sinks, self.on_result, self.on_error, self.on_finished)
+
+
+def wait_until(condition, timeout: float = 60.0, what: str = "") -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out {what}".strip()
+        time.sleep(0.01)
+
+
+def probe(path: Path) -> dict:
+    """Decoded frame count, frame rate, duration and audio of a written file."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        rate = float(video.average_rate)
+        duration = float(video.duration * video.time_base) if video.duration else None
+        frames = sum(1 for _ in container.decode(video=0))
+    with av.open(str(path)) as container:
+        audio_seconds = None
+        if container.streams.audio:
+            stream = container.streams.audio[0]
+            samples = sum(f.samples for f in container.decode(audio=0))
+            audio_seconds = samples / stream.rate
+    return {"frames": frames, "fps": rate, "duration": duration, "audio_s": audio_seconds}
+
+
+def write_vfr_clip(path: Path, times: list[float]) -> None:
+    """An H.264 clip whose frames sit at the given (irregular) times, 1 ms time base."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 20, np.uint8), "bgr24")
+            frame.pts = round(t * 1000)
+            frame.time_base = Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+# Training: the mmpose fixture set and HF-HRNet made small enough to train in a test.
+REPO = REPO_ROOT
+FIXTURE = REPO / "tests" / "data"
+COCO_JSON = FIXTURE / "coco" / "test_coco.json"
+COCO_IMAGES = FIXTURE / "coco"
+# one well-labelled person in each of the 4 fixture images
+FOUR_PEOPLE = {442619, 230195, 1724673, 437295}
+NO_AUGMENTATION = [
+    {"type": "LoadImageFromFile"},
+    {"type": "TopDownGetBboxCenterScale", "padding": 1.25},
+    {"type": "TopDownAffine"},
+    {"type": "ToTensor"},
+    {"type": "NormalizeTensor", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+    {"type": "TopDownGenerateTarget", "sigma": 2},
+]
+
+
+def small_options(ann: Path, **extra: object) -> list[str]:
+    """--cfg-options making HF-HRNet-18 small enough for a test on 2 shared cores."""
+    options = {
+        "data_cfg.image_size": "[64,128]",
+        "data_cfg.heatmap_size": "[16,32]",
+        "model.backbone.extra.stages_spec.num_modules": "[1,1,1]",
+        "data.samples_per_gpu": 2,
+        "data.workers_per_gpu": 0,
+        "data.train.ann_file": ann,
+        "data.train.img_prefix": COCO_IMAGES,
+        "data.val.ann_file": ann,
+        "data.val.img_prefix": COCO_IMAGES,
+        "data_cfg.use_gt_bbox": "true",
+        "evaluation.interval": 0,
+        "log_config.interval": 1,
+        "lr_config.warmup_iters": 2,
+        "amp": "none",
+        **extra,
+    }
+    return [f"{key}={value}" for key, value in options.items()]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 from PySide6.QtCore import QSettings
@@ -14,10 +16,21 @@ pytest.importorskip("pytestqt")
 from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
 from hfpose.app.settings_dialog import SettingsDialog  # noqa: E402
 from hfpose.engine.backend_discovery import BackendStatus, available_backends  # noqa: E402
+from hfpose.engine.config import SETTINGS, declared_settings  # noqa: E402
 
 
 def store_at(path: Path) -> SettingsStore:
     return SettingsStore(QSettings(str(path), QSettings.Format.IniFormat))
+
+
+def test_app_settings_hold_every_declared_setting_with_its_type_and_default() -> None:
+    """AppSettings spells its fields out for type checkers; they must stay the declarations'."""
+    types = get_type_hints(AppSettings)
+    engine_fields = [f for f in fields(AppSettings) if f.name in SETTINGS]
+    assert [f.name for f in engine_fields] == [s.name for s in declared_settings()]
+    for spec in declared_settings():
+        assert types[spec.name] == spec.type, spec.name
+        assert getattr(AppSettings(), spec.name) == spec.default, spec.name
 
 
 def test_settings_survive_a_restart(tmp_path: Path) -> None:
@@ -139,7 +152,8 @@ def test_drawing_settings_reach_the_renderer() -> None:
     frame = np.zeros((480, 640, 3), np.uint8)
 
     def painted_width(settings: AppSettings) -> int:
-        image = Renderer(pipeline_config("", settings).render).render(frame, [person])
+        config = pipeline_config("", settings)
+        image = Renderer(config.render, kpt_thr=config.kpt_thr).render(frame, [person])
         return int(np.count_nonzero(image[100, :, :].any(axis=1)))
 
     plain = AppSettings().replace(show_boxes=False, show_ids=False, show_hud=False)

@@ -204,7 +204,7 @@ def test_int8_copy_from_training_crops_keeps_the_peaks_and_is_accepted(
     """A real quantization, small: 24 calibration and 24 check crops from the training images
     (cut by the engine's crop code), depthwise convolutions kept in float."""
     from hfpose.engine.model_files import read_onnx_metadata
-    from hfpose.models.quantize import (
+    from hfpose.training.export.quantize import (
         Preprocessing,
         calibration_and_check_sets,
         int8_path_for,

@@ -22,8 +22,7 @@ from hfpose.app.video_cli import main
 from hfpose.engine.frame_source import SourceError
 from hfpose.engine.pose_tracker import PoseTracker
 from hfpose.engine.sources import open_source, open_url
-from tests.helpers import REPO_ROOT, encode_frames
-from tests.test_sinks import probe
+from tests.helpers import REPO_ROOT, encode_frames, probe
 
 VIDEOS = REPO_ROOT / "tests" / "data" / "videos"
 WALK = VIDEOS / "intel_asl_walk_1s5.mp4"

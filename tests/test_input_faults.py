@@ -1,4 +1,4 @@
-"""Real-world input faults (issue 12): decode-order frame times in AVI, input that ends early
+"""Real-world input faults: decode-order frame times in AVI, input that ends early
 (cut-short file, live stream that drops), photos taken for video frames.
 
 The B-frame AVI and the cut-short MP4 are made by the tests from the repository's clips with
@@ -25,8 +25,7 @@ from hfpose.engine.results import Person
 from hfpose.engine.sinks import JsonKeypointSink, VideoSink
 from hfpose.engine.sources import open_source
 from hfpose.engine.video_file_source import VideoFileSource
-from tests.helpers import encode_frames
-from tests.test_sinks import probe
+from tests.helpers import encode_frames, probe
 
 VIDEOS = Path(__file__).parent / "data" / "videos"
 WALK = VIDEOS / "intel_asl_walk_1s5.mp4"  # 45 frames, 30 fps

@@ -5,7 +5,6 @@ one-line refusal of a file that fits no family."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import cv2
@@ -24,7 +23,7 @@ from hfpose.engine.plausibility import TRACK_CONFIRM_FRAMES
 from hfpose.engine.pose import PoseEstimator, create_pose_estimator
 from hfpose.engine.pose_tracker import PoseTracker
 from hfpose.engine.sources import open_source
-from tests.helpers import FakeCamera
+from tests.helpers import FakeCamera, wait_until
 
 DATA = Path(__file__).parent / "data"
 WALK = DATA / "videos" / "intel_asl_walk_1s5.mp4"
@@ -114,7 +113,7 @@ def test_pose_tracker_runs_movenet_by_name_and_says_so() -> None:
 
 @pytest.mark.slow
 def test_switching_model_live_keeps_frames_coming_and_names_the_new_model() -> None:
-    """The app's live switch (Pipeline.set_model) from HF-HRNet to MoveNet and back to the
+    """The app's live switch (``change_settings({"model": ...})``) from HF-HRNet to MoveNet and back to the
     default, on a looped clip standing in for a webcam (the test machines have none)."""
     results = []
     source = FakeCamera(WALK, period=0.03)
@@ -124,10 +123,10 @@ def test_switching_model_live_keeps_frames_coming_and_names_the_new_model() -> N
     try:
         for model, name in (("movenet-lightning", "movenet-lightning"), (None, "hf-hrnet")):
             mark = len(results)
-            pipeline.set_model(model)
-            _wait_until(lambda n=name: results[-1].runtime.model == n if results else False)
+            pipeline.change_settings({"model": model})
+            wait_until(lambda n=name: results[-1].runtime.model == n if results else False)
             switched = len(results)
-            _wait_until(lambda s=switched: len(results) >= s + 5)  # frames keep coming
+            wait_until(lambda s=switched: len(results) >= s + 5)  # frames keep coming
             assert len(results) > mark and results[-1].people
     finally:
         pipeline.stop()
@@ -144,13 +143,6 @@ def test_hfpose_video_runs_a_shipped_model_by_name(tmp_path, capsys) -> None:
     assert "movenet-lightning" in err
     assert "people detected every 5 frames (det_interval_s 0.17 at 30 fps): on " in err
     assert len(json.loads(keypoints.read_text())["instance_info"]) == 45
-
-
-def _wait_until(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 # ---------------------------------------------------------- families written by the tests

@@ -114,7 +114,10 @@ def test_converter_rewrites_compute_the_same_network(integer) -> None:
     torch = pytest.importorskip("torch")
     import torch.nn.functional as F
 
-    from hfpose.models.convert.onnx_to_tflite import network_from_onnx, xnnpack_friendly_network
+    from hfpose.training.export.convert.onnx_to_tflite import (
+        network_from_onnx,
+        xnnpack_friendly_network,
+    )
 
     network, (width, height) = network_from_onnx(MODEL)
     sample = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0))
@@ -130,7 +133,7 @@ def test_converter_rewrites_compute_the_same_network(integer) -> None:
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_export_without_a_converter_says_how_to_get_one(monkeypatch, capsys, precision) -> None:
-    from hfpose.models.export import main
+    from hfpose.training.export.export_cli import main
 
     monkeypatch.delenv("HFPOSE_CONVERTER_PYTHON", raising=False)
     assert main(["--tflite", str(MODEL), "--tflite-precision", precision]) == 2
@@ -149,7 +152,7 @@ def test_int8_search_groups_every_operator_by_the_resolution_it_works_at() -> No
     quantizer may quantize is in exactly one."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from hfpose.models.convert.tflite_int8 import FLOAT_OPERATORS, resolution_groups
+    from hfpose.training.export.convert.tflite_int8 import FLOAT_OPERATORS, resolution_groups
 
     model = SHIPPED_TFLITE.read_bytes()
     groups = resolution_groups(model)

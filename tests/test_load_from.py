@@ -1,6 +1,6 @@
 """``load_from``: weights from a checkpoint or read back from an exported (BN-folded) ONNX.
 
-Real components: the real HF-HRNet (small, as in test_training.py), models/export.py's ONNX
+Real components: the real HF-HRNet (small, as in test_trainer.py), training/export/export_cli.py's ONNX
 export, ONNX Runtime, real augmented crops of the mmpose fixture images.
 """
 
@@ -15,9 +15,9 @@ import torch
 
 from hfpose.models.checkpoint import CheckpointError, save_checkpoint
 from hfpose.models.config import load_config, model_input_size
-from hfpose.models.export import export_onnx
 from hfpose.models.hf_hrnet import build_model
 from hfpose.training.dataset_builder import build_dataset
+from hfpose.training.export.export_cli import export_onnx
 from hfpose.training.load_from import (
     calibrate_batchnorm,
     calibration_batches,

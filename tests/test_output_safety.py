@@ -19,8 +19,7 @@ import pytest
 
 from hfpose.app.video_cli import UsageError, _check_outputs, build_parser, main
 from hfpose.engine.output_files import NAME_MAX, OutputLock
-from tests.helpers import REPO_ROOT, image_folder_of, start_until_progress
-from tests.test_sinks import probe
+from tests.helpers import REPO_ROOT, image_folder_of, probe, start_until_progress
 
 VIDEOS = REPO_ROOT / "tests" / "data" / "videos"
 WALK = VIDEOS / "intel_asl_walk_1s5.mp4"

@@ -25,7 +25,7 @@ from hfpose.engine.plausibility import (
 from hfpose.engine.results import FrameResult
 from hfpose.engine.tracking import Tracker
 from hfpose.models.metainfo import COCO
-from tests.helpers import make_person
+from tests.helpers import KPT_THR, make_person
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WALK = REPO_ROOT / "tests" / "data" / "videos" / "intel_asl_walk_1s5.mp4"
@@ -46,7 +46,7 @@ def test_plausible_people_drops_weak_poses_and_keeps_the_order() -> None:
 
 def test_one_weak_frame_starts_no_track_but_a_tracked_person_keeps_it_when_weak() -> None:
     threshold = 0.1
-    tracker = Tracker(COCO.sigmas, min_birth_score=birth_score(threshold))
+    tracker = Tracker(COCO.sigmas, kpt_thr=KPT_THR, min_birth_score=birth_score(threshold))
     # Someone only ever half-seen (score 0.12: above the minimum, under the birth score).
     assert tracker.update([make_person(100, 300, score=0.12)], 0.0) == []
     assert tracker.active_track_ids == []

@@ -16,6 +16,7 @@ import pytest
 
 from hfpose.engine.config import PipelineConfig, available_cores
 from hfpose.engine.frame_source import Frame, FrameSource, SourceError
+from hfpose.engine.model_files import ModelError
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.plausibility import TRACK_CONFIRM_FRAMES
 from hfpose.engine.pose_tracker import PoseTracker
@@ -25,13 +26,11 @@ from hfpose.engine.processor import (
     boxes_from_keypoints,
     keypoint_centre,
 )
-from hfpose.engine.rendering import RenderOptions
-from hfpose.engine.results import FrameResult, Person, PipelineError
+from hfpose.engine.results import FrameResult, Person
 from hfpose.engine.sinks import JsonKeypointSink, Sink, VideoSink
 from hfpose.engine.smoothing import SmoothingConfig
 from hfpose.engine.sources import open_source
-from tests.helpers import FakeCamera
-from tests.test_sinks import probe
+from tests.helpers import Collector, FakeCamera, probe, wait_until
 
 VIDEOS = Path(__file__).parent / "data" / "videos"
 TONE = VIDEOS / "intel_asl_please_1s5_tone.mp4"
@@ -43,38 +42,10 @@ def _config(pose_model: str, source, **kw) -> PipelineConfig:
     return PipelineConfig(source=source, model=pose_model, backend="cpu", **kw)
 
 
-class _Collector:
-    def __init__(self) -> None:
-        self.results: list[FrameResult] = []
-        self.errors: list[PipelineError] = []
-        self.finished = threading.Event()
-        self.summary = None
-
-    def on_result(self, result: FrameResult) -> None:
-        self.results.append(result)
-
-    def on_error(self, error: PipelineError) -> None:
-        self.errors.append(error)
-
-    def on_finished(self, summary) -> None:
-        self.summary = summary
-        self.finished.set()
-
-    def pipeline(self, config: PipelineConfig, sinks=()) -> Pipeline:
-        return Pipeline(config, sinks, self.on_result, self.on_error, self.on_finished)
-
-
-def _wait_until(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 @pytest.mark.slow
 def test_file_run_end_to_end_keeps_every_frame_timing_and_audio(tmp_path, pose_model):
     video, keypoints = tmp_path / "out.mp4", tmp_path / "out.json"
-    c = _Collector()
+    c = Collector()
     pipeline = c.pipeline(
         _config(pose_model, str(TONE)), [VideoSink(video), JsonKeypointSink(keypoints)]
     )
@@ -123,7 +94,7 @@ class _ClipPart(FrameSource):
 
 def test_source_error_stops_everything_names_stage_and_frame(tmp_path, pose_model):
     video = tmp_path / "partial.mp4"
-    c = _Collector()
+    c = Collector()
     pipeline = c.pipeline(_config(pose_model, _ClipPart(WALK, 8, fail=True)), [VideoSink(video)])
     pipeline.start()
     assert pipeline.wait(60)
@@ -157,7 +128,7 @@ class _BrokenSink(Sink):
 def test_sink_error_is_reported_and_other_sinks_are_finalised(tmp_path, pose_model):
     video = tmp_path / "kept.mp4"
     broken = _BrokenSink(fail_at=5)
-    c = _Collector()
+    c = Collector()
     pipeline = c.pipeline(_config(pose_model, _ClipPart(WALK, 10)), [VideoSink(video), broken])
     pipeline.start()
     assert pipeline.wait(60)
@@ -170,10 +141,10 @@ def test_sink_error_is_reported_and_other_sinks_are_finalised(tmp_path, pose_mod
 @pytest.mark.slow
 def test_stop_mid_file_ends_within_a_second_and_video_plays(tmp_path, pose_model):
     video = tmp_path / "stopped.mp4"
-    c = _Collector()
+    c = Collector()
     pipeline = c.pipeline(_config(pose_model, str(WALK)), [VideoSink(video)])
     pipeline.start()
-    _wait_until(lambda: len(c.results) >= 10)
+    wait_until(lambda: len(c.results) >= 10)
     stopped_at = time.monotonic()
     pipeline.stop()
     assert pipeline.wait(5)
@@ -185,22 +156,22 @@ def test_stop_mid_file_ends_within_a_second_and_video_plays(tmp_path, pose_model
 
 @pytest.mark.slow
 def test_pause_step_seek_and_resume(pose_model):
-    c = _Collector()
+    c = Collector()
     pipeline = c.pipeline(_config(pose_model, str(WALK), queue_size=1))
     pipeline.start()
-    _wait_until(lambda: len(c.results) >= 1)
+    wait_until(lambda: len(c.results) >= 1)
     pipeline.pause()
     # Frames read before the pause finish their way through the stages.
-    _wait_until(lambda: pipeline.stats()["source"].frames == len(c.results))
+    wait_until(lambda: pipeline.stats()["source"].frames == len(c.results))
     settled = len(c.results)
     time.sleep(0.5)
     assert len(c.results) == settled < 45  # paused: nothing new
     pipeline.step()
-    _wait_until(lambda: len(c.results) == settled + 1)
+    wait_until(lambda: len(c.results) == settled + 1)
     time.sleep(0.3)
     assert pipeline.stats()["source"].frames == len(c.results) == settled + 1  # one per step
     pipeline.seek(1.2)
-    _wait_until(lambda: any(abs(r.timestamp - 1.2) < 0.02 for r in c.results))
+    wait_until(lambda: any(abs(r.timestamp - 1.2) < 0.02 for r in c.results))
     pipeline.resume()
     assert pipeline.wait(60)
     indices = [r.index for r in c.results]
@@ -211,30 +182,30 @@ def test_pause_step_seek_and_resume(pose_model):
 def test_live_changes_take_effect_without_restarting(tmp_path, pose_model):
     """max_persons, smoothing, drawing, detector, bad model (kept running), sink added and
     removed."""
-    c = _Collector()
+    c = Collector()
     source = FakeCamera(STREET, period=0.05)
     pipeline = c.pipeline(_config(pose_model, source, smoothing=SmoothingConfig("kalman")))
     pipeline.start()
-    _wait_until(lambda: len(c.results) >= 2 and max(len(r.people) for r in c.results) >= 2)
-    pipeline.set_max_persons(1)
-    pipeline.set_smoothing(SmoothingConfig("none"))
-    pipeline.set_render_options(RenderOptions(draw_hud=False, draw_boxes=False))
-    pipeline.set_model(str(tmp_path / "no_such_model.onnx"))
-    pipeline.set_detector("blazepose")
+    wait_until(lambda: len(c.results) >= 2 and max(len(r.people) for r in c.results) >= 2)
+    pipeline.change_settings({"max_persons": 1, "smoothing": "none", "show_hud": False})
+    pipeline.change_settings({"show_boxes": False, "detector": "blazepose"})
+    pipeline.change_settings({"model": str(tmp_path / "no_such_model.onnx")})
     mark = len(c.results)
-    _wait_until(lambda: len(c.results) >= mark + 8)
+    wait_until(lambda: len(c.results) >= mark + 8)
     # Frames already past the pose stage when the change was made may still show everyone.
     assert all(len(r.people) <= 1 for r in c.results[mark + 6 :])
     assert [e.stage for e in c.errors] == ["pose"] and not c.errors[0].fatal
     recording = VideoSink(tmp_path / "clip.mp4")
     pipeline.add_sink(recording)
-    _wait_until(lambda: recording.frames_written >= 5)
+    wait_until(lambda: recording.frames_written >= 5)
     pipeline.remove_sink(recording)
     written = recording.frames_written
     pipeline.stop()
     assert pipeline.wait(5)
     assert probe(tmp_path / "clip.mp4")["frames"] == written
     assert pipeline.processor.config.smoothing.method == "none"
+    assert not pipeline.processor.renderer.options.draw_hud
+    assert not pipeline.processor.renderer.options.draw_boxes
     assert pipeline.processor.detector.name == "blazepose"
     assert source.closed
 
@@ -242,7 +213,7 @@ def test_live_changes_take_effect_without_restarting(tmp_path, pose_model):
 @pytest.mark.slow
 def test_live_source_faster_than_pipeline_queue_never_grows_fake_camera(pose_model):
     camera = FakeCamera(WALK, period=0.002)  # 500 frames/s: far more than we process
-    c = _Collector()
+    c = Collector()
     pipeline = c.pipeline(_config(pose_model, camera))
     pipeline.start()
     depths = []
@@ -281,12 +252,12 @@ def _run_with_display_stuck_on_first_frame(pose_model: str, keep_real_time: bool
     pipeline.pause()
     pipeline.start()
     pipeline.step()
-    _wait_until(lambda: len(shown) == 1)
+    wait_until(lambda: len(shown) == 1)
     queued = []
     for rendered in range(2, steps + 2):
         pipeline.step()
         if keep_real_time:  # nothing blocks: each stepped frame gets through to the display
-            _wait_until(lambda n=rendered: pipeline.stats()["render"].frames == n)
+            wait_until(lambda n=rendered: pipeline.stats()["render"].frames == n)
             queued.append(max(s.queue_size for s in pipeline.stats().values()))
     return pipeline, shown, display_free, queued
 
@@ -301,7 +272,7 @@ def test_real_time_replaces_frames_waiting_between_stages_instead_of_queueing(po
     )
     assert max(queued) == 1  # one frame waits at a hand-over, never the engine's queue_size 4
     display_free.set()
-    _wait_until(lambda: len(shown) == 2)
+    wait_until(lambda: len(shown) == 2)
     pipeline.stop()
     assert pipeline.wait(5)
     assert [r.index for r in shown] == [0, steps]  # frames 1..7 replaced before the display
@@ -314,7 +285,7 @@ def test_every_frame_mode_queues_behind_a_busy_stage_and_loses_nothing(pose_mode
         pose_model, keep_real_time=False, steps=steps
     )
     display_free.set()
-    _wait_until(lambda: len(shown) == steps + 1)
+    wait_until(lambda: len(shown) == steps + 1)
     pipeline.stop()
     assert pipeline.wait(5)
     assert [r.index for r in shown] == list(range(steps + 1))
@@ -336,7 +307,7 @@ def test_a_replaced_frame_hands_its_detections_to_the_newer_one():
 
 
 def test_det_interval_follows_people_between_detections(pose_model):
-    c = _Collector()
+    c = Collector()
     # Random weights score every keypoint ~0: a zero threshold lets them define the boxes.
     # WALK is 30 fps: 4 frames between detections.
     config = _config(pose_model, _ClipPart(WALK, 17), det_interval_s=4 / 30, kpt_thr=0.0)
@@ -394,22 +365,24 @@ def test_start_failures_raise_in_the_caller_and_leave_nothing_open(tmp_path, pos
     source = _ClipPart(WALK, 5)
     bad_model = tmp_path / "model.onnx"
     bad_model.write_text("not a model")
-    with pytest.raises(Exception, match="model"):
+    with pytest.raises(ModelError, match="model"):
         Pipeline(PipelineConfig(source=source, model=str(bad_model), backend="cpu")).start()
 
 
 @pytest.mark.slow
 def test_backend_switch_takes_effect_without_reopening_the_source(pose_model):
     camera = FakeCamera(WALK, period=0.03)
-    c = _Collector()
+    c = Collector()
     pipeline = c.pipeline(_config(pose_model, camera))
     pipeline.start()
-    _wait_until(lambda: len(c.results) >= 2)
+    wait_until(lambda: len(c.results) >= 2)
     assert c.results[-1].runtime.requested == "cpu"
-    pipeline.set_backend("openvino")  # falls back to the CPU, saying so, where it is missing
-    _wait_until(lambda: c.results[-1].runtime.requested == "openvino", timeout=120)
+    pipeline.change_settings(
+        {"backend": "openvino"}
+    )  # falls back to the CPU, saying so, where it is missing
+    wait_until(lambda: c.results[-1].runtime.requested == "openvino", timeout=120)
     switched_at = len(c.results)
-    _wait_until(lambda: len(c.results) >= switched_at + 3)
+    wait_until(lambda: len(c.results) >= switched_at + 3)
     pipeline.stop()
     assert pipeline.wait(5)
     assert not c.errors and pipeline.source is camera and camera.closed
@@ -420,7 +393,7 @@ def test_backend_switch_takes_effect_without_reopening_the_source(pose_model):
 
 def test_stop_while_models_load_ends_the_run_cleanly(pose_model):
     """The GUI may stop a run from its thread while start() is still building the models."""
-    c = _Collector()
+    c = Collector()
     camera = FakeCamera(WALK, period=0.03)
     pipeline = c.pipeline(_config(pose_model, camera))
     starter = threading.Thread(target=pipeline.start)
@@ -433,16 +406,14 @@ def test_stop_while_models_load_ends_the_run_cleanly(pose_model):
 
 def test_settings_changed_before_start_become_the_configuration():
     pipeline = Pipeline(PipelineConfig(source=str(WALK)))
-    pipeline.set_max_persons(2)
-    pipeline.set_kpt_thr(0.5)
-    pipeline.set_smoothing(SmoothingConfig("kalman"))
-    pipeline.set_backend("openvino")
-    pipeline.set_detector("blazepose")
+    pipeline.change_settings({"max_persons": 2, "kpt_thr": 0.5, "smoothing": "kalman"})
+    pipeline.change_settings({"backend": "openvino", "detector": "blazepose"})
     config = pipeline.config
     assert (config.max_persons, config.kpt_thr, config.smoothing.method) == (2, 0.5, "kalman")
     assert (config.backend, config.detector) == ("openvino", "blazepose")
     with pytest.raises(ValueError, match="max_persons"):
-        pipeline.set_max_persons(-1)
+        pipeline.change_settings({"max_persons": -1})
+    assert config.max_persons == 2
 
 
 def test_detector_and_keypoint_model_share_the_cores_they_run_beside():
@@ -464,7 +435,7 @@ def test_detector_and_keypoint_model_share_the_cores_they_run_beside():
 
 def test_unplugged_camera_ends_the_run_with_a_clear_error_fake_camera(tmp_path, pose_model):
     recording = tmp_path / "until_unplugged.mp4"
-    c = _Collector()
+    c = Collector()
     camera = FakeCamera(WALK, period=0.05, unplug_after=12)
     pipeline = c.pipeline(_config(pose_model, camera), [VideoSink(recording)])
     pipeline.start()

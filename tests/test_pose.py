@@ -105,14 +105,13 @@ def test_no_boxes_gives_empty_arrays(spot_model) -> None:
     assert keypoints.shape == (0, 17, 2) and scores.shape == (0, 17)
 
 
-def test_backend_switch_falls_back_and_a_bad_model_keeps_the_old_one(spot_model, tmp_path) -> None:
-    estimator = PoseEstimator(spot_model, "cpu")
-    info = estimator.set_backend("gpu")
-    assert info.backend in ("cpu", "gpu") and estimator.runtime_info == info
+def test_missing_gpu_falls_back_and_a_bad_model_is_refused(spot_model, tmp_path) -> None:
+    estimator = PoseEstimator(spot_model, "gpu")  # the test machines have no GPU: the CPU
+    assert estimator.runtime_info.backend in ("cpu", "gpu")
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
     with pytest.raises(ModelError):
-        estimator.set_model(broken)
+        PoseEstimator(broken, "cpu")
     assert estimator.model_path == spot_model
     spots = [(300, 250)]
     keypoints, _ = estimator.estimate(_frame_with_spots(spots), [[240, 120, 360, 380]])
@@ -151,8 +150,8 @@ def hf_hrnet_files(tmp_path_factory) -> tuple[Path, Path]:
     pytest.importorskip("torch")
     from hfpose.models.checkpoint import save_checkpoint
     from hfpose.models.config import load_config
-    from hfpose.models.export import export_onnx
     from hfpose.models.hf_hrnet import build_model
+    from hfpose.training.export.export_cli import export_onnx
 
     folder = tmp_path_factory.mktemp("hf_hrnet")
     cfg = load_config("hf_hrnet_18_coco_256x192")

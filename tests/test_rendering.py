@@ -14,7 +14,7 @@ from hfpose.engine.rendering import (
     RenderOptions,
     SkeletonAnnotator,
 )
-from tests.helpers import make_person
+from tests.helpers import KPT_THR, make_person
 
 
 def _closest_color(pixel: np.ndarray) -> tuple[int, int, int]:
@@ -30,7 +30,7 @@ def _midpoint(person, a: int, b: int) -> tuple[int, int]:
 def test_mmpose_colours_left_green_right_orange_centre_blue():
     image = np.zeros((480, 640, 3), np.uint8)
     person = make_person(320, 240, height=400)
-    SkeletonAnnotator(style="mmpose").annotate(image, [person])
+    SkeletonAnnotator(style="mmpose", kpt_thr=KPT_THR).annotate(image, [person])
     # Person's left is image right here; colours follow the body's side, not the image's.
     assert _closest_color(image[_midpoint(person, 13, 15)]) == LEFT_COLOR  # left shin
     assert _closest_color(image[_midpoint(person, 14, 16)]) == RIGHT_COLOR  # right shin
@@ -53,11 +53,11 @@ def test_keypoints_below_threshold_are_not_drawn():
 def test_openpose_style_uses_other_colours():
     person = make_person(320, 240, height=400)
     a, b = np.zeros((480, 640, 3), np.uint8), np.zeros((480, 640, 3), np.uint8)
-    SkeletonAnnotator(style="mmpose").annotate(a, [person])
-    SkeletonAnnotator(style="openpose").annotate(b, [person])
+    SkeletonAnnotator(style="mmpose", kpt_thr=KPT_THR).annotate(a, [person])
+    SkeletonAnnotator(style="openpose", kpt_thr=KPT_THR).annotate(b, [person])
     assert b.any() and not np.array_equal(a, b)
     with pytest.raises(ValueError, match="unknown render style"):
-        SkeletonAnnotator(style="cartoon")
+        SkeletonAnnotator(style="cartoon", kpt_thr=KPT_THR)
 
 
 def test_drawing_is_antialiased_and_scales_with_the_frame():
@@ -65,7 +65,7 @@ def test_drawing_is_antialiased_and_scales_with_the_frame():
         """Inked pixels across the middle of the (vertical) left shin."""
         image = np.zeros((size, size, 3), np.uint8)
         person = make_person(size / 2, size / 2, height=size * 0.8)
-        SkeletonAnnotator().annotate(image, [person])
+        SkeletonAnnotator(kpt_thr=KPT_THR).annotate(image, [person])
         assert len(np.unique(image.max(axis=2))) > 10  # anti-aliased: many in-between levels
         row, column = _midpoint(person, 13, 15)
         band = image[row, column - 40 : column + 40].max(axis=1)
@@ -81,12 +81,14 @@ def test_renderer_draws_on_a_copy_with_boxes_ids_and_hud():
     person = make_person(400, 260, height=300)
     person.track_id = 7
     hud = HudInfo(fps=24.5, stage_ms={"detect": 12.0, "pose": 20.0}, people=1, backend="cpu")
-    out = Renderer(RenderOptions()).render(frame, [person], hud)
+    out = Renderer(RenderOptions(), kpt_thr=KPT_THR).render(frame, [person], hud)
     assert not frame.any()  # the source frame is left alone
     assert out[10:60, 10:200].any()  # HUD panel top-left
     x1, y1 = person.bbox[:2].astype(int)
     assert out[y1 - 25 : y1, x1 : x1 + 30].any()  # "#7" label above the box
-    bare = Renderer(RenderOptions(draw_hud=False, draw_boxes=False, draw_track_ids=False))
+    bare = Renderer(
+        RenderOptions(draw_hud=False, draw_boxes=False, draw_track_ids=False), kpt_thr=KPT_THR
+    )
     assert not bare.render(frame, [person], hud)[10:60, 10:200].any()
 
 
@@ -98,7 +100,8 @@ def test_the_hud_moves_off_a_person_at_the_top_left_and_stays_put(data_dir) -> N
     capture.release()
     assert ok
     hud = HudInfo(fps=24.5, stage_ms={"detect": 12.0, "pose": 20.0}, people=1, backend="cpu")
-    renderer = Renderer(RenderOptions(draw_skeleton=False, draw_boxes=False, draw_track_ids=False))
+    options = RenderOptions(draw_skeleton=False, draw_boxes=False, draw_track_ids=False)
+    renderer = Renderer(options, kpt_thr=KPT_THR)
     top_left, top_right = (slice(10, 50), slice(10, 150)), (slice(10, 50), slice(490, 630))
 
     def panel_at(out: np.ndarray) -> tuple[bool, bool]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QSettings
 
@@ -19,8 +20,14 @@ from hfpose.engine.config import (
     settings_of,
 )
 from hfpose.engine.pipeline import Pipeline
+from hfpose.engine.plausibility import birth_score
 from hfpose.engine.pose_tracker import PoseTracker
+from hfpose.engine.processor import STAGES, PoseProcessor
+from hfpose.engine.results import FrameResult
 from hfpose.engine.settings import Setting
+from tests.helpers import Collector, FakeCamera, wait_until
+
+WALK = Path(__file__).parent / "data" / "videos" / "intel_asl_walk_1s5.mp4"
 
 # Edited in the dialog by their own widgets (radio buttons, file fields), not a generic field.
 DIALOG_SPECIAL = {"backend", "model", "model_config", "detector"}
@@ -124,19 +131,89 @@ def test_a_model_stored_by_an_older_version_is_read(tmp_path: Path) -> None:
 def test_a_detection_interval_stored_in_frames_is_read_as_seconds(
     tmp_path: Path, frames: str, seconds: float
 ) -> None:
-    """Before 26 Nov the interval counted frames (tuned at 30 fps); an unreadable one: default."""
+    """Older versions counted the interval in frames (tuned at 30 fps); an unreadable one: default."""
     qsettings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     qsettings.setValue("settings/det_interval", frames)
     assert SettingsStore(qsettings).load().det_interval_s == pytest.approx(seconds)
 
 
-def test_every_declared_setting_applies_live() -> None:
+def test_every_setting_names_the_stages_it_reaches_and_applies_before_start() -> None:
     for spec in declared_settings():
-        assert spec.live, spec.name
+        assert spec.stages and set(spec.stages) <= set(STAGES), spec.name
         pipeline = Pipeline(PipelineConfig(source="unused"))  # not started: lands in config
         value = other_value(spec)
         pipeline.change_settings({spec.name: value})
         assert settings_of(pipeline.config)[spec.name] == value, spec.name
+
+
+def _as_stage_runs_it(stage: str, spec: Setting, processor: PoseProcessor) -> object:
+    """The value of ``spec`` that ``stage`` runs with now, read from the stage's own objects
+    (the detector, the tracker, the renderer...) where it keeps one."""
+    if stage == "detect" and spec.name in ("detector", "backend"):
+        detector = processor.detector
+        return detector.name if spec.name == "detector" else detector.runtime_info.requested
+    if stage == "pose" and spec.name == "backend":
+        return processor.runtime_info.requested
+    if stage == "track":
+        tracker = processor.tracker
+        return tracker.kpt_thr if spec.name == "kpt_thr" else tracker.min_birth_score
+    if stage == "render":
+        renderer = processor.renderer
+        return (
+            renderer.kpt_thr if spec.name == "kpt_thr" else getattr(renderer.options, spec.path[1])
+        )
+    return settings_of(processor.config)[spec.name]
+
+
+# Values the running test changes to where other_value's would change nothing visible here:
+# the run starts on the CPU with the test model.
+LIVE_VALUES = {"backend": "openvino", "model": "movenet-lightning"}
+
+
+@pytest.mark.slow
+def test_every_setting_changed_on_a_running_pipeline_reaches_its_stages(pose_model) -> None:
+    """Each declared setting changed while frames flow (a looped clip standing in for a
+    webcam, the test machines have none) reaches every stage its declaration names; those a
+    user watches show in the output: the backend in runtime_info, the model in what the HUD
+    prints, the keypoint threshold in what is drawn and what the tracker compares."""
+    c = Collector()
+    camera = FakeCamera(WALK, period=0.03)
+    pipeline = c.pipeline(PipelineConfig(source=camera, model=pose_model, backend="cpu"))
+    pipeline.start()
+    try:
+        wait_until(lambda: len(c.results) >= 2)
+        for spec in declared_settings():
+            value = LIVE_VALUES.get(spec.name, other_value(spec))
+            expected = {stage: value for stage in spec.stages}
+            if spec.name == "min_pose_score":
+                expected["track"] = birth_score(value)  # new tracks need more
+            pipeline.change_settings({spec.name: value})
+            wait_until(
+                lambda s=spec, e=expected: all(
+                    _as_stage_runs_it(stage, s, pipeline.processor) == want
+                    for stage, want in e.items()
+                ),
+                timeout=120,
+                what=f"applying {spec.name}={value!r}: {c.errors[-1:]}",
+            )
+            if spec.name == "backend":  # OpenVINO where installed, else the CPU, saying so
+                wait_until(lambda: c.results[-1].runtime.requested == "openvino")
+            if spec.name == "model":  # the HUD prints runtime.label
+                wait_until(lambda: c.results[-1].runtime.label.endswith("movenet-lightning"))
+        # Drawing: only the skeleton is left on (show_* were switched off above).
+        pipeline.change_settings({"kpt_thr": 0.0, "max_persons": 0, "min_pose_score": 0.0})
+        wait_until(lambda: c.results[-1].people and _drawn(c.results[-1]))
+        pipeline.change_settings({"kpt_thr": 1.0})  # no score is above 1: nothing is drawn
+        wait_until(lambda: c.results[-1].people and not _drawn(c.results[-1]))
+        assert pipeline.processor.tracker.kpt_thr == 1.0
+    finally:
+        pipeline.stop()
+    assert pipeline.wait(10) and camera.closed
+    assert [e for e in c.errors if e.fatal] == []
+
+
+def _drawn(result: FrameResult) -> bool:
+    return not np.array_equal(result.image, result.frame)
 
 
 def test_pose_tracker_takes_the_declared_settings_as_keywords() -> None:

@@ -26,7 +26,7 @@ from hfpose.engine.sinks import (
     VideoSink,
 )
 from hfpose.engine.sources import open_source
-from tests.helpers import make_person
+from tests.helpers import make_person, probe, write_vfr_clip
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = REPO_ROOT / "tests" / "data" / "videos"
@@ -47,22 +47,6 @@ def _copy_through(sinks, source_path=TONE, people=()):
             for sink in sinks:
                 sink.close()
         return source.info
-
-
-def probe(path: Path) -> dict:
-    """Decoded frame count, frame rate, duration and audio of a written file."""
-    with av.open(str(path)) as container:
-        video = container.streams.video[0]
-        rate = float(video.average_rate)
-        duration = float(video.duration * video.time_base) if video.duration else None
-        frames = sum(1 for _ in container.decode(video=0))
-    with av.open(str(path)) as container:
-        audio_seconds = None
-        if container.streams.audio:
-            stream = container.streams.audio[0]
-            samples = sum(f.samples for f in container.decode(audio=0))
-            audio_seconds = samples / stream.rate
-    return {"frames": frames, "fps": rate, "duration": duration, "audio_s": audio_seconds}
 
 
 def test_video_keeps_frame_count_rate_duration_and_audio(tmp_path):
@@ -239,11 +223,9 @@ def test_matroska_recording_keeps_frames_and_sound(tmp_path):
 
 
 def test_variable_frame_rate_source_keeps_its_frame_times(tmp_path):
-    from tests.test_sources import _write_vfr_clip
-
     times = [0.0, 0.033, 0.066, 0.2, 0.233, 0.5, 0.52, 0.54]
     clip = tmp_path / "vfr.mp4"
-    _write_vfr_clip(clip, times)
+    write_vfr_clip(clip, times)
     with open_source(clip) as source:
         source_times = [f.timestamp for f in source]
     assert len(set(np.round(np.diff(source_times), 3))) > 2  # really variable

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.soak import Sample, SoakReport, format_report, run_soak
-from tests.test_sinks import probe
+from tests.helpers import probe
 
 
 @pytest.mark.slow

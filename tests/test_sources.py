@@ -15,7 +15,7 @@ from hfpose.engine.frame_source import SourceError
 from hfpose.engine.image_folder_source import ImageFolderSource
 from hfpose.engine.sources import list_cameras, open_source, parse_camera_index
 from hfpose.engine.video_file_source import VideoFileSource
-from tests.helpers import FakeCamera, fake_frame_number
+from tests.helpers import FakeCamera, fake_frame_number, write_vfr_clip
 
 VIDEOS = Path(__file__).parent / "data" / "videos"
 WALK = VIDEOS / "intel_asl_walk_1s5.mp4"
@@ -53,26 +53,10 @@ def test_seek_lands_on_the_requested_time():
         assert source.read().index == 0
 
 
-def _write_vfr_clip(path: Path, times: list[float]) -> None:
-    """An H.264 clip whose frames sit at the given (irregular) times, 1 ms time base."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.time_base = Fraction(1, 1000)
-        for i, t in enumerate(times):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 20, np.uint8), "bgr24")
-            frame.pts = round(t * 1000)
-            frame.time_base = Fraction(1, 1000)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-
-
 def test_variable_frame_rate_keeps_real_timestamps(tmp_path):
     times = [0.0, 0.033, 0.066, 0.2, 0.233, 0.5]
     path = tmp_path / "vfr.mp4"
-    _write_vfr_clip(path, times)
+    write_vfr_clip(path, times)
     with VideoFileSource(path) as source:
         got = [f.timestamp for f in source]
     assert got == pytest.approx(times, abs=2e-3)

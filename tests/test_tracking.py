@@ -7,7 +7,7 @@ import pytest
 
 from hfpose.engine.tracking import Tracker, box_iou, keypoint_oks
 from hfpose.models.metainfo import COCO
-from tests.helpers import make_person
+from tests.helpers import KPT_THR, make_person
 
 FPS = 30.0
 
@@ -25,9 +25,9 @@ def test_oks_is_one_for_identical_poses_and_falls_with_distance():
     b = make_person(110, 100)
     area = np.array([200.0 * 100.0])
     same = keypoint_oks(a.keypoints[None], a.keypoint_scores[None], a.keypoints[None],
-                        a.keypoint_scores[None], area, COCO.sigmas)  # fmt: skip
+                        a.keypoint_scores[None], area, COCO.sigmas, KPT_THR)  # fmt: skip
     moved = keypoint_oks(b.keypoints[None], b.keypoint_scores[None], a.keypoints[None],
-                         a.keypoint_scores[None], area, COCO.sigmas)  # fmt: skip
+                         a.keypoint_scores[None], area, COCO.sigmas, KPT_THR)  # fmt: skip
     assert same[0, 0] == pytest.approx(1.0)
     assert 0.0 < moved[0, 0] < 0.9
 
@@ -37,7 +37,7 @@ def test_ids_survive_two_people_crossing():
 
     Only motion tells them apart, so this needs the tracker's constant-velocity prediction.
     """
-    tracker = Tracker(COCO.sigmas, max_lost_s=1.0)
+    tracker = Tracker(COCO.sigmas, max_lost_s=1.0, kpt_thr=KPT_THR)
     rng = np.random.default_rng(0)
     ids_a, ids_b = [], []
     for i in range(45):
@@ -54,7 +54,7 @@ def test_ids_survive_two_people_crossing():
 
 
 def test_briefly_occluded_person_keeps_the_id():
-    tracker = Tracker(COCO.sigmas, max_lost_s=1.0)
+    tracker = Tracker(COCO.sigmas, max_lost_s=1.0, kpt_thr=KPT_THR)
     ids = []
     for i in range(60):
         if 20 <= i < 32:  # hidden for 0.4 s while walking on
@@ -67,7 +67,7 @@ def test_briefly_occluded_person_keeps_the_id():
 
 
 def test_person_lost_longer_than_allowed_gets_a_new_id():
-    tracker = Tracker(COCO.sigmas, max_lost_s=0.5)
+    tracker = Tracker(COCO.sigmas, max_lost_s=0.5, kpt_thr=KPT_THR)
     first = make_person(200, 300)
     tracker.update([first], 0.0)
     tracker.update([], 0.3)
@@ -77,7 +77,7 @@ def test_person_lost_longer_than_allowed_gets_a_new_id():
 
 
 def test_newcomer_gets_a_fresh_id_and_ids_are_unique():
-    tracker = Tracker(COCO.sigmas)
+    tracker = Tracker(COCO.sigmas, kpt_thr=KPT_THR)
     a = make_person(100, 300)
     tracker.update([a], 0.0)
     a2, b = make_person(102, 300), make_person(500, 300)
@@ -87,7 +87,7 @@ def test_newcomer_gets_a_fresh_id_and_ids_are_unique():
 
 
 def test_time_going_backwards_starts_over():
-    tracker = Tracker(COCO.sigmas)
+    tracker = Tracker(COCO.sigmas, kpt_thr=KPT_THR)
     a = make_person(100, 300)
     tracker.update([a], 5.0)
     b = make_person(100, 300)
@@ -97,7 +97,7 @@ def test_time_going_backwards_starts_over():
 
 
 def test_a_flicker_uses_no_id_and_a_person_gets_one_on_the_confirming_frame():
-    tracker = Tracker(COCO.sigmas, confirm_frames=3)
+    tracker = Tracker(COCO.sigmas, kpt_thr=KPT_THR, confirm_frames=3)
     cone = make_person(600, 300, height=60, score=0.4)  # a box that comes and goes
     shown = []
     for i in range(12):

@@ -19,7 +19,7 @@ import torch
 
 from hfpose.training.checkpointing import LATEST
 from hfpose.training.stop_signals import StopRequested, StopSignals
-from tests.test_training import COCO_JSON, REPO, small_options
+from tests.helpers import COCO_JSON, REPO, small_options
 
 TRAIN = [sys.executable, "-m", "hfpose.training.train_cli"]
 
@@ -87,7 +87,7 @@ def _start(work_dir: Path, sigint_ignored: bool) -> subprocess.Popen:
                "--cfg-options", *options]  # fmt: skip
     if sigint_ignored:
         # as `nohup hfpose-train ... &` from a script starts it: SIGINT inherited ignored, which
-        # Python then never turns into KeyboardInterrupt (the run went on after Ctrl+C, 26 Nov)
+        # Python then never turns into KeyboardInterrupt (the run went on after Ctrl+C)
         command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     return subprocess.Popen(

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from hfpose.app.video_cli import main
-from tests.helpers import image_folder_of, start_until_progress
-from tests.test_sinks import probe
+from tests.helpers import image_folder_of, probe, start_until_progress
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = REPO_ROOT / "tests" / "data" / "videos"

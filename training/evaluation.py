@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hfpose.models.metainfo import DatasetInfo
-from hfpose.models.processing import PIXEL_STD, decode_heatmaps, flip_back_heatmaps
+from hfpose.models.processing import PIXEL_STD, decode_heatmaps, flip_back_heatmaps, get_max_preds
 
 HeatmapFn = Callable[[np.ndarray], np.ndarray]
 COCO_STATS = (
@@ -355,8 +355,6 @@ def heatmap_accuracy(
     output: np.ndarray, target: np.ndarray, weight: np.ndarray, thr: float = 0.05
 ) -> float:
     """mmpose's training ``acc_pose``: PCK of heatmap argmaxes normalised by the heatmap size."""
-    from hfpose.models.processing import get_max_preds
-
     n, k, h, w = output.shape
     pred, _ = get_max_preds(np.asarray(output, dtype=np.float64))
     gt, _ = get_max_preds(np.asarray(target, dtype=np.float64))

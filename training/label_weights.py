@@ -4,7 +4,7 @@ A COCO-format annotation from ``hfpose-teacher-label`` marks the teacher's label
 ``pseudo_keypoints`` and carries the teacher's own score of every point in
 ``teacher_keypoints`` (x, y, score). The heatmap target of a teacher point is weighted by that
 score (MoveNet's scores are informative: gating at 0.3 keeps ~90% of face points and removes most
-wrong ones, issue 10), and points under the gate do not count at all. A human label always
+wrong ones), and points under the gate do not count at all. A human label always
 weighs 1, whatever the teacher thought of that joint: human labels win where they exist. Older
 pseudo-labels without teacher scores (BlazePose faces, already gated when made) weigh 1.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-# Teacher points scoring under this do not count (the teacher's own gate, issue 10).
+# Teacher points scoring under this do not count (the teacher's own gate).
 TEACHER_SCORE_GATE = 0.3
 
 

@@ -24,6 +24,7 @@ the original run.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -108,8 +109,6 @@ def read_onnx_convs(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, s
 
 def onnx_input_size(metadata: dict[str, str]) -> tuple[int, int] | None:
     """The input (width, height) an exported ONNX records in its metadata, if any."""
-    import json
-
     if "input_size" not in metadata:
         return None
     width, height = json.loads(metadata["input_size"])

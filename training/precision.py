@@ -1,7 +1,7 @@
 """``amp: auto`` on the CPU: bf16 autocast only where the CPU computes bf16 natively.
 
 With AVX512-BF16 or AMX a bf16 training step is faster than fp32; without them (an AVX2-only
-EPYC, issue 10) PyTorch emulates bf16 and the step is several times slower, so the shipped
+EPYC) PyTorch emulates bf16 and the step is several times slower, so the shipped
 config cannot simply say bf16. The decision reads the CPU's flags in ``/proc/cpuinfo``; where
 there is no such file (macOS, Windows) a short timed probe (fp32 vs bf16 forward + backward of a
 small conv stack) decides, and its verdict is cached per CPU and torch version so later runs

@@ -5,7 +5,7 @@ Why the trainer installs its own handlers instead of relying on Python's Keyboar
 - Python raises KeyboardInterrupt only where the process started with SIGINT at its default
   action. A run started in the background of a script or a tool (``nohup hfpose-train ... &``
   without job control) inherits SIGINT *ignored*: Ctrl+C and ``kill -INT`` then did nothing at
-  all (seen on 26 Nov 2026: no stop in 80 s, while SIGTERM, handled explicitly, stopped at once).
+  all (seen: no stop in 80 s, while SIGTERM, handled explicitly, stopped at once).
 - SIGTERM to the whole process group (a scheduler, ``kill -- -PGID``) also kills the DataLoader
   workers, and torch's SIGCHLD handler then raised "DataLoader worker ... is killed by signal"
   in the middle of writing the checkpoint: no checkpoint, a traceback, status 1.

@@ -1,4 +1,4 @@
-"""The teacher model that labels training data (MoveNet Thunder, issue 10) and the header every
+"""The teacher model that labels training data (MoveNet Thunder) and the header every
 teacher-labelled file records; shared by the annotated-set and the photo labellers."""
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from hfpose.engine.auto_backend import file_sha256
+from hfpose.engine.model_files import asset_path
+from hfpose.engine.pose import create_pose_estimator
 
 THUNDER_ASSET = "movenet_singlepose_thunder.onnx"
 
@@ -19,9 +21,6 @@ class Teacher:
     """MoveNet Thunder through the engine's public pose API, one thread by default."""
 
     def __init__(self, model: Path | None = None, num_threads: int = 1) -> None:
-        from hfpose.engine.model_files import asset_path
-        from hfpose.engine.pose import create_pose_estimator
-
         path = Path(model) if model is not None else asset_path(THUNDER_ASSET)
         self.estimator = create_pose_estimator(path, backend="cpu", num_threads=num_threads)
         self.model_path = Path(path)

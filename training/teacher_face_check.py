@@ -20,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from hfpose.models.package_data import shared_datasets
 from hfpose.training.coco_files import read_json
-from hfpose.training.pseudo_label import FACE, torso_length
+from hfpose.training.pseudo_label import FACE, Thresholds, pseudo_label_dataset, torso_length
+from hfpose.training.teacher_label import FaceRule, Teacher, label_annotated_set
 
-COCO_FOUND = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "coco_found"
+COCO_FOUND = shared_datasets() / "coco_found"
 TOLERANCES = (0.05, 0.1, 0.2)
 # COCO face point -> its mirror (nose stays)
 FACE_MIRROR = {0: 0, 1: 2, 2: 1, 3: 4, 4: 3}
@@ -111,12 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {}
     for labeller in args.labellers:
         if labeller == "blazepose":
-            from hfpose.training.pseudo_label import Thresholds, pseudo_label_dataset
-
             labelled = pseudo_label_dataset(hidden, COCO_FOUND / "images", Thresholds())
         else:
-            from hfpose.training.teacher_label import FaceRule, Teacher, label_annotated_set
-
             labelled = label_annotated_set(hidden, COCO_FOUND / "images", Teacher(), FaceRule())
             report["thunder_gates"] = thunder_gates(
                 coco["annotations"], labelled["annotations"], args.gates

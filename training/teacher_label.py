@@ -1,4 +1,4 @@
-"""``hfpose-teacher-label``: MoveNet Thunder labels for training the shipped model (issue 10).
+"""``hfpose-teacher-label``: MoveNet Thunder labels for training the shipped model.
 
 Two sources, one command, COCO-format output that records which labels are the teacher's:
 
@@ -49,6 +49,8 @@ import cv2
 import numpy as np
 
 from hfpose.engine.auto_backend import file_sha256
+from hfpose.engine.model_files import ModelError
+from hfpose.models.metainfo import COCO
 from hfpose.models.processing import affine_points, get_affine_transform
 from hfpose.training.coco_files import extra_points_of, read_json, write_json
 from hfpose.training.label_progress import LabelProgress, progress_path
@@ -191,8 +193,6 @@ def label_annotated_set(
         for joint in FACE:
             face_counts[joint] += annotation["pseudo_keypoints"][joint]
     lr_swapped = sum(annotation["pseudo_lr_mirrored"] for annotation in out_annotations)
-    from hfpose.models.metainfo import COCO
-
     people = len(out_annotations)
     info = header(
         teacher,
@@ -305,8 +305,6 @@ def _stopped(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hfpose.engine.model_files import ModelError
-
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     command = shlex.join(["hfpose-teacher-label", *argv])

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from hfpose.engine.detectors import create_detector
+from hfpose.models.metainfo import COCO
 from hfpose.training.label_progress import LabelProgress
 from hfpose.training.pseudo_label import rounded_keypoints
 from hfpose.training.teacher import Teacher, header
@@ -148,9 +150,6 @@ def label_photos(
     One ``progress`` record per row (its counts, image and people): annotation ids and totals
     come from the records at the end, so a resumed run ends as an uninterrupted one."""
     from tqdm import tqdm
-
-    from hfpose.engine.detectors import create_detector
-    from hfpose.models.metainfo import COCO
 
     progress = progress or LabelProgress()
     detector = create_detector("nanodet", backend="cpu", num_threads=teacher.num_threads)

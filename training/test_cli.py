@@ -18,8 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from hfpose.engine.pose import PoseEstimator
 from hfpose.models.config import ConfigError, load_config, model_input_size
+from hfpose.models.processing import BOX_PADDING, PIXEL_STD, bbox_xywh_to_cs
+from hfpose.training.evaluation import evaluate_dataset, normalise_metric_name
 from hfpose.training.run_config import TestConfig, TrainConfig
+from hfpose.training.transforms import read_image_rgb
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,10 +95,6 @@ def predict_with_engine(
     Boxes are the records' boxes; records that give a centre and scale instead (MPII) become the
     box that maps back to that centre and scale.
     """
-    from hfpose.engine.pose import PoseEstimator
-    from hfpose.models.processing import BOX_PADDING, PIXEL_STD, bbox_xywh_to_cs
-    from hfpose.training.transforms import read_image_rgb
-
     test = TestConfig.from_config(cfg)
     estimator = PoseEstimator(
         model_path,
@@ -169,7 +169,6 @@ def _run(args: argparse.Namespace) -> int:
         select_amp,
         select_device,
     )
-    from hfpose.training.evaluation import evaluate_dataset, normalise_metric_name
     from hfpose.training.prediction import predict_with_model
 
     overrides = list(args.cfg_options)

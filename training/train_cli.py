@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hfpose.models.checkpoint import CheckpointError
 from hfpose.models.config import ConfigError, load_config
+from hfpose.training.stop_signals import StopRequested, StopSignals
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,8 +66,6 @@ def resume_command(argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    from hfpose.training.stop_signals import StopRequested, StopSignals
-
     # installed before anything slow; once a stop began, stop signals are ignored to the end: a
     # further Ctrl+C while Python shuts down would otherwise end in a traceback or kill the process
     signals = StopSignals()

@@ -22,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from hfpose.engine.auto_backend import fast_variant_path, file_sha256
+from hfpose.models.package_data import package_file, shared_datasets
 from hfpose.models.processing import bbox_xywh_to_cs, get_max_preds, normalize_crops, warp_crops
 
-SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-SPLITS = Path(__file__).resolve().parents[1] / "training" / "data" / "splits"
+SHARED_DATASETS = shared_datasets()
+SPLITS = package_file("hfpose.training", "data/splits")
 # (annotation file, image folder, validation list kept out of calibration) per training set.
 CALIBRATION_SOURCES = (
     ("lspet/lspet_coco17.json", "lspet/images", "lspet_val.txt"),
@@ -39,8 +41,6 @@ PEAK_SCORE_MIN = 0.3
 
 def int8_path_for(fp32_path: str | Path) -> Path:
     """``assets/m.onnx`` -> ``assets/m.int8.onnx`` (where the engine looks for it)."""
-    from hfpose.engine.auto_backend import fast_variant_path
-
     return fast_variant_path(Path(fp32_path))
 
 
@@ -276,8 +276,6 @@ def write_int8_metadata(fp32_path: Path, report: Int8Report, calibration_count: 
     import onnx
 
     # the hash the engine checks the copy against
-    from hfpose.engine.auto_backend import file_sha256
-
     source = onnx.load(str(fp32_path), load_external_data=False)
     model = onnx.load(str(report.path))
     del model.metadata_props[:]

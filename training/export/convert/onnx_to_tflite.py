@@ -5,7 +5,7 @@ Run by ``hfpose-export --tflite`` in a throwaway converter environment, never by
     python3 -m venv /tmp/convenv
     /tmp/convenv/bin/pip install litert-torch onnx torch==2.13.0
     /tmp/convenv/bin/pip install --no-deps -e .
-    /tmp/convenv/bin/python -m hfpose.models.convert.onnx_to_tflite MODEL.onnx OUT.tflite
+    /tmp/convenv/bin/python -m hfpose.training.export.convert.onnx_to_tflite MODEL.onnx OUT.tflite
 
 Why through PyTorch: the exported ONNX has every BatchNorm folded into its convolution, and
 :func:`hfpose.training.load_from.load_fused_onnx` reads those fused weights back into the
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +38,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from hfpose.models.config import load_config, model_input_size
+from hfpose.training.load_from import load_fused_onnx
 
 # Largest |tflite - torch| / max |torch| accepted (fp32 both: only summation order differs).
 TOLERANCE = 1e-4
@@ -147,13 +151,9 @@ def xnnpack_friendly_network(integer: bool = False) -> Iterator[None]:
 def network_from_onnx(onnx_path: Path) -> tuple[torch.nn.Module, tuple[int, int]]:
     """The HF-HRNet the ONNX file was exported from (its config named in the metadata), with the
     file's fused weights; eval mode. Returns it and the input size (width, height)."""
-    import json
-
     import onnx
 
-    from hfpose.models.config import load_config, model_input_size
     from hfpose.models.hf_hrnet import build_model
-    from hfpose.training.load_from import load_fused_onnx
 
     props = onnx.load(str(onnx_path), load_external_data=False).metadata_props
     config = load_config(json.loads({p.key: p.value for p in props}["config_name"]))

@@ -6,11 +6,11 @@ the file is run in ONNX Runtime on the same input as torch and the largest diffe
 a difference above tolerance fails the command, so a broken export never ships silently.
 
 ``hfpose-export --tflite MODEL.onnx`` converts an exported file to LiteRT for XNNPACK (in a
-converter environment, see ``hfpose.models.convert.onnx_to_tflite``) and reports the same parity;
-``--tflite-precision int8`` makes a static int8 copy instead (``hfpose.models.convert.tflite_int8``).
+converter environment, see ``hfpose.training.export.convert.onnx_to_tflite``) and reports the same parity;
+``--tflite-precision int8`` makes a static int8 copy instead (``hfpose.training.export.convert.tflite_int8``).
 
 ``hfpose-export --int8 MODEL.onnx`` derives the int8 copy of an exported fp32 file (see
-``hfpose.models.quantize``) beside it, with the parity report: the share of fp32's sure heatmap peaks
+``hfpose.training.export.quantize``) beside it, with the parity report: the share of fp32's sure heatmap peaks
 it keeps (per keypoint) and, where ../shared is present, both files' MPII validation PCKh.
 """
 
@@ -20,45 +20,38 @@ import argparse
 import copy
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import warnings
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hfpose.models.config import ConfigError, load_config, model_heatmap_size, model_input_size
-from hfpose.models.metainfo import get_dataset_info
-from hfpose.models.processing import BOX_PADDING, IMAGENET_MEAN, IMAGENET_STD, PIXEL_STD
+from hfpose.engine.auto_backend import file_sha256
+from hfpose.engine.model_files import ModelError, read_onnx_metadata
+from hfpose.engine.runtime_litert import LiteRtSession, record_path, tflite_path
+from hfpose.engine.runtimes import create_session
+from hfpose.models.config import ConfigError, load_config, model_input_size
+from hfpose.models.onnx_metadata import INPUT_NAME, OUTPUT_NAME, onnx_metadata
+from hfpose.training.export.quantize import (
+    SHARED_DATASETS,
+    SPLITS,
+    TARGET_AGREEMENT,
+    Preprocessing,
+    calibration_and_check_sets,
+    int8_path_for,
+    peak_agreement,
+    quantize_int8,
+    write_int8_metadata,
+)
+from hfpose.training.test_cli import main as test_main
 
-INPUT_NAME = "input"
-OUTPUT_NAME = "heatmaps"
 # Largest |onnx - torch| allowed, relative to max |torch output|.
 FP32_TOLERANCE = 1e-4
 FP16_TOLERANCE = 1e-2
-
-
-def onnx_metadata(cfg: dict[str, Any], checkpoint: str | None) -> dict[str, str]:
-    """Metadata written into the ONNX file; every value is a JSON string."""
-    info = get_dataset_info(cfg["dataset_info"])
-    mean, std = IMAGENET_MEAN, IMAGENET_STD
-    for step in cfg.get("val_pipeline", []):
-        if step.get("type") == "NormalizeTensor":
-            mean, std = tuple(step["mean"]), tuple(step["std"])
-    values: dict[str, Any] = {
-        "hfpose_format": 1,
-        "config_name": cfg["config_name"],
-        "input_size": list(model_input_size(cfg)),
-        "heatmap_size": list(model_heatmap_size(cfg)),
-        "mean": list(mean),
-        "std": list(std),
-        "color_order": "RGB",
-        "pixel_std": PIXEL_STD,
-        "bbox_padding": BOX_PADDING,
-        "checkpoint": Path(checkpoint).name if checkpoint else None,
-        **info.to_dict(),
-    }
-    return {key: json.dumps(value) for key, value in values.items()}
 
 
 class _Float16Wrapper:
@@ -215,18 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--converter-python",
         default=os.environ.get("HFPOSE_CONVERTER_PYTHON"),
         help="--tflite: the Python of an environment with litert-torch and this package "
-        "(default: $HFPOSE_CONVERTER_PYTHON; see hfpose.models.convert.onnx_to_tflite)",
+        "(default: $HFPOSE_CONVERTER_PYTHON; see hfpose.training.export.convert.onnx_to_tflite)",
     )
     return parser
 
 
 def _validation_pckh(model: Path, precision: str, backend: str = "cpu") -> float | None:
     """MPII validation PCKh of ``model`` through the engine, or None without ../shared."""
-    import tempfile
-
-    from hfpose.models.quantize import SHARED_DATASETS, SPLITS
-    from hfpose.training.test_cli import main as test_main
-
     mpii = SHARED_DATASETS / "mpii_train"
     if not (mpii / "mpii_train_coco17.json").is_file():
         return None
@@ -252,10 +240,8 @@ def _training_crops(
     model_path: Path, extra: int
 ) -> tuple[dict[str, str], np.ndarray, np.ndarray] | None:
     """The model's metadata, ``extra`` training crops cut as it crops, and the parity check's
-    crops (``hfpose.models.quantize.calibration_and_check_sets``); None, said on stderr, when
+    crops (``hfpose.training.export.quantize.calibration_and_check_sets``); None, said on stderr, when
     the file or ../shared cannot give them."""
-    from hfpose.engine.model_files import ModelError, read_onnx_metadata
-    from hfpose.models.quantize import Preprocessing, calibration_and_check_sets
 
     try:
         meta = read_onnx_metadata(model_path)
@@ -268,15 +254,6 @@ def _training_crops(
 
 def export_int8(fp32_path: Path, calibration: int) -> int:
     """``--int8``: quantize, record provenance and parity in the metadata, print the report."""
-    import tempfile
-
-    from hfpose.models.quantize import (
-        TARGET_AGREEMENT,
-        int8_path_for,
-        quantize_int8,
-        write_int8_metadata,
-    )
-
     sets = _training_crops(fp32_path, calibration)
     if sets is None:
         return 1
@@ -314,19 +291,11 @@ def export_tflite(
 ) -> int:
     """``--tflite``: convert in the converter environment, then measure parity here (LiteRT
     against ONNX Runtime fp32 on real training crops) and record it beside the copy."""
-    import subprocess
-    import tempfile
-
-    from hfpose.engine.auto_backend import file_sha256
-    from hfpose.engine.runtime_litert import record_path, tflite_path
-    from hfpose.engine.runtimes import create_session
-    from hfpose.models.quantize import TARGET_AGREEMENT, peak_agreement
-
     if not converter_python:
         print(
             "hfpose-export: --tflite needs --converter-python (or $HFPOSE_CONVERTER_PYTHON): "
             "a Python with litert-torch and this package, set up as "
-            "hfpose.models.convert.onnx_to_tflite's docstring says",
+            "hfpose.training.export.convert.onnx_to_tflite's docstring says",
             file=sys.stderr,
         )
         return 2
@@ -337,7 +306,7 @@ def export_tflite(
         return 1
     meta, crops, check = sets
     out = tflite_path(onnx_path, precision)
-    module = f"hfpose.models.convert.{'tflite_int8' if integer else 'onnx_to_tflite'}"
+    module = f"hfpose.training.export.convert.{'tflite_int8' if integer else 'onnx_to_tflite'}"
     quantization = None
     with tempfile.TemporaryDirectory() as folder:
         command = [converter_python, "-m", module, str(onnx_path), str(out)]
@@ -351,14 +320,11 @@ def export_tflite(
             return 1
         if integer:
             quantization = json.loads(report_file.read_text())
-    from hfpose.engine.runtime_litert import LiteRtSession
 
     reference = create_session(onnx_path, "cpu", num_threads=1, precision="fp32").run(check)[0]
     copy_ = LiteRtSession(out, meta, "litert", num_threads=1).run(check)[0]
     agreement, per_keypoint, compared = peak_agreement(reference, copy_)
     max_diff = float(np.abs(copy_ - reference).max())
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         litert_version = version("ai-edge-litert")
     except PackageNotFoundError:  # pragma: no cover - LiteRtSession ran, so it is installed

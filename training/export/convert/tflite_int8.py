@@ -1,10 +1,10 @@
 """int8 LiteRT copy of an HF-HRNet ONNX whose every operator stays in XNNPACK (export time only).
 
 Run by ``hfpose-export --tflite MODEL.onnx --tflite-precision int8`` in the converter
-environment of :mod:`hfpose.models.convert.onnx_to_tflite` (litert-torch brings
+environment of :mod:`hfpose.training.export.convert.onnx_to_tflite` (litert-torch brings
 ai-edge-quantizer; add ``opencv-python-headless`` for the peak comparison), never by the engine:
 
-    PY -m hfpose.models.convert.tflite_int8 MODEL.onnx OUT.int8.tflite CROPS.npz --report R.json
+    PY -m hfpose.training.export.convert.tflite_int8 MODEL.onnx OUT.int8.tflite CROPS.npz --report R.json
 
 Why this way, after an ONNX Runtime QDQ attempt kept only 31% of fp32's heatmap peaks and ran
 slower: XNNPACK runs int8 convolutions, additions and multiplications natively and converts
@@ -25,7 +25,7 @@ one XNNPACK partition, with no quantize/dequantize pairs bouncing through a gene
 - Then, while fewer than ``TARGET_AGREEMENT`` of the float copy's sure heatmap peaks stay put on
   separate tuning crops, the resolution (branch) whose quantization alone costs the most
   agreement goes back to float, one at a time: found by measurement, see
-  :func:`resolution_groups` for why resolutions. On HF-HRNet-18 (26 Nov): every operator int8
+  :func:`resolution_groups` for why resolutions. On HF-HRNet-18: every operator int8
   kept 59.5%, branches 2-3 alone int8 97.0% (assets/MODEL_CARD.md, precision variants).
 """
 
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hfpose.models.quantize import TARGET_AGREEMENT, peak_agreement
+from hfpose.training.export.quantize import TARGET_AGREEMENT, peak_agreement
 
 # Ops kept in float whatever the measurement says, by TFLite operator name (see the docstring);
 # INPUT and OUTPUT are the quantizer's names for the model's own input and output.
@@ -163,7 +163,7 @@ def convert_int8(onnx_path: Path, out_path: Path, crops_path: Path) -> dict:
     """Write the int8 ``out_path``; returns what was done (for the export's record)."""
     import torch
 
-    from hfpose.models.convert.onnx_to_tflite import convert_rewritten, network_from_onnx
+    from hfpose.training.export.convert.onnx_to_tflite import convert_rewritten, network_from_onnx
 
     data = np.load(crops_path)
     network, _ = network_from_onnx(onnx_path)

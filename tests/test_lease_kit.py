@@ -180,3 +180,21 @@ def test_transfer_size_counts_what_a_call_sends(tmp_path: Path) -> None:
     plain = lease_pack.transfer_bytes(repo)
     assert plain["tracked"] == 3000 + len("/lease/\n") and plain["untracked"] == 500
     assert lease_pack.transfer_bytes(repo, ["lease/t1"])["total"] == plain["total"] + 7000
+
+
+def test_sparse_checkout_leaves_what_the_device_needs_and_restores_the_rest(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "models").mkdir(parents=True)
+    (repo / "assets").mkdir()
+    (repo / "models" / "net.py").write_text("x = 1\n")
+    (repo / "assets" / "model.onnx").write_bytes(b"w" * 50_000)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    for command in (["git", "init", "-q"], ["git", "add", "."], ["git", "commit", "-qm", "c"]):
+        subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True)
+    whole = lease_pack.transfer_bytes(repo)["total"]
+    lease_pack.set_sparse(repo, True)
+    assert (repo / "models" / "net.py").is_file() and not (repo / "assets" / "model.onnx").exists()
+    assert lease_pack.transfer_bytes(repo)["total"] == whole - 50_000
+    lease_pack.set_sparse(repo, False)
+    assert (repo / "assets" / "model.onnx").stat().st_size == 50_000

@@ -21,6 +21,7 @@ import torch
 
 from hfpose.models.export import FP32_TOLERANCE, export_onnx, verify_onnx
 from hfpose.training.checkpointing import LATEST
+from hfpose.training.schedule import linear_warmup
 
 if TYPE_CHECKING:
     from hfpose.training.trainer import Trainer
@@ -124,11 +125,7 @@ class BudgetSchedule:
         expected = self.budget.expected_steps()
         if expected is not None:
             warmup = min(warmup, max(1, expected // 10))
-        step = iteration - self.first_step
-        if step < warmup:
-            k = (1 - step / warmup) * (1 - self.warmup_ratio)
-            return regular * (1 - k)
-        return regular
+        return linear_warmup(regular, iteration - self.first_step, warmup, self.warmup_ratio)
 
 
 FINAL_ONNX = "final.onnx"

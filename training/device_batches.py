@@ -204,6 +204,21 @@ class DeviceCrops:
         self.flip_index = self.flip_index.to(device)
         self.mean = torch.tensor(self.augment.mean, device=device).view(1, 3, 1, 1) * 255.0
         self.std = torch.tensor(self.augment.std, device=device).view(1, 3, 1, 1) * 255.0
+        # constants made once: a tensor built from host values each step is a copy that waits
+        # for the device
+        size, (width, height) = self.crop_width, self.input_wh
+        self.colour_spread = torch.tensor(self.augment.colour, device=device)
+        self.luma = torch.tensor([0.299, 0.587, 0.114], device=device).view(1, 3, 1, 1)
+        self.mirror = torch.tensor([[-1.0, 0, size - 1.0], [0, 1, 0]], device=device)
+        self.identity = torch.tensor([[1.0, 0, 0], [0, 1, 0]], device=device)
+        # normalised coordinates of grid_sample (align_corners=False): n = (2p + 1) / S - 1
+        self.to_normalised = torch.tensor(
+            [[2.0 / size, 0, 1.0 / size - 1], [0, 2.0 / size, 1.0 / size - 1]], device=device
+        )
+        self.from_normalised_output = torch.tensor(
+            [[width / 2.0, 0, width / 2.0 - 0.5], [0, height / 2.0, height / 2.0 - 0.5]],
+            device=device,
+        )
 
     def _decode_all(self, records: list, threads: int) -> torch.Tensor:
         """One uint8 tensor of every crop, filled in chunks so host memory stays small.
@@ -264,8 +279,7 @@ class DeviceCrops:
         scale = scale * s_factor[:, None]
         rotation = (normal() * a.rot_factor).clamp(-2 * a.rot_factor, 2 * a.rot_factor)
         rotation = torch.where(uniform() <= a.rot_prob, rotation, torch.zeros_like(rotation))
-        spread = torch.tensor(a.colour, device=self.device)
-        colour = 1.0 + (uniform(n, 3) * 2 - 1) * spread
+        colour = 1.0 + (uniform(n, 3) * 2 - 1) * self.colour_spread
         return DrawnAugmentation(center, scale, rotation, flipped, joints, weight, colour)
 
     def _half_body(
@@ -319,27 +333,19 @@ class DeviceCrops:
         """(B,3,H,W) float network inputs, normalised, channels_last: the flip folded into the
         sampling grid, bilinear with zeros outside the cache crop (``warpAffine``'s border)."""
         width, height = self.input_wh
-        size = self.crop_width
-        matrix = self.crop_matrices(drawn)
-        inverse = _invert_affine(matrix)  # network pixel -> flipped-crop pixel
-        mirror = torch.tensor([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0]], device=self.device)
-        identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=self.device)
-        flip = torch.where(drawn.flipped[:, None, None], mirror, identity)
+        inverse = _invert_affine(self.crop_matrices(drawn))  # network -> flipped-crop pixel
+        flip = torch.where(drawn.flipped[:, None, None], self.mirror, self.identity)
         inverse = _compose(flip, inverse)  # network pixel -> stored-crop pixel
-        # normalised coordinates (align_corners=False): n = (2p + 1) / S - 1
-        to_norm = torch.tensor([[2.0 / size, 0, 1.0 / size - 1], [0, 2.0 / size, 1.0 / size - 1]],
-                               device=self.device)  # fmt: skip
-        from_norm_out = torch.tensor(
-            [[width / 2.0, 0, width / 2.0 - 0.5], [0, height / 2.0, height / 2.0 - 0.5]],
-            device=self.device,
+        theta = _compose(
+            self.to_normalised.expand_as(inverse),
+            _compose(inverse, self.from_normalised_output),
         )
-        theta = _compose(to_norm.expand_as(inverse), _compose(inverse, from_norm_out))
         source = self.images[rows].permute(0, 3, 1, 2).float()
         grid = F.affine_grid(theta, [len(rows), 3, height, width], align_corners=False)
         crops = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros",
                               align_corners=False)  # fmt: skip
         if any(self.augment.colour):
-            crops = _jitter_colour(crops, drawn.colour)
+            crops = _jitter_colour(crops, drawn.colour, self.luma)
         crops = (crops - self.mean) / self.std
         return crops.contiguous(memory_format=torch.channels_last)
 
@@ -390,10 +396,10 @@ def gaussian_targets(
     return target, weight[..., None]
 
 
-def _jitter_colour(crops: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """Brightness, contrast and saturation scaled by per-sample factors (1 leaves it as is)."""
+def _jitter_colour(crops: torch.Tensor, factors: torch.Tensor, luma: torch.Tensor) -> torch.Tensor:
+    """Brightness, contrast and saturation scaled by per-sample factors (1 leaves it as is);
+    ``luma`` (1,3,1,1) weighs RGB into grey."""
     brightness, contrast, saturation = (f.view(-1, 1, 1, 1) for f in factors.unbind(1))
-    luma = torch.tensor([0.299, 0.587, 0.114], device=crops.device).view(1, 3, 1, 1)
     crops = crops * brightness
     mean_grey = (crops * luma).sum(1, keepdim=True).mean((2, 3), keepdim=True)
     crops = (crops - mean_grey) * contrast + mean_grey
@@ -410,8 +416,11 @@ def _flip_permutation(num_joints: int, pairs: list) -> torch.Tensor:
 
 
 def _invert_affine(matrix: torch.Tensor) -> torch.Tensor:
-    """Inverse of (B,2,3) affine matrices."""
-    linear = torch.linalg.inv(matrix[:, :, :2])
+    """Inverse of (B,2,3) affine matrices, in closed form (``torch.linalg.inv`` checks for
+    singular matrices on the host, a sync per call)."""
+    a, b, c, d = matrix[:, 0, 0], matrix[:, 0, 1], matrix[:, 1, 0], matrix[:, 1, 1]
+    linear = torch.stack([torch.stack([d, -b], 1), torch.stack([-c, a], 1)], 1)
+    linear = linear / (a * d - b * c)[:, None, None]
     return torch.cat([linear, -(linear @ matrix[:, :, 2:])], 2)
 
 

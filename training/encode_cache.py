@@ -69,7 +69,10 @@ def encode_cache(
         data=np.concatenate(chunks),
         offsets=np.asarray(offsets, dtype=np.int64),
     )
-    np.savez(tmp_dir / "index.npz", **{key: value[rows] for key, value in cache.index.items()})
+    # compressed: the index is a fifth of a packed person otherwise (513 bytes, 193 compressed)
+    np.savez_compressed(
+        tmp_dir / "index.npz", **{key: value[rows] for key, value in cache.index.items()}
+    )
     meta = {
         **cache.meta,
         "count": int(len(rows)),
@@ -96,7 +99,9 @@ def slice_packed(source: Path, destination: Path, rows: np.ndarray) -> dict:
     offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
     destination.mkdir(parents=True, exist_ok=True)
     np.savez(destination / ENCODED_IMAGES_FILE, data=np.concatenate(chunks), offsets=offsets)
-    np.savez(destination / "index.npz", **{key: value[rows] for key, value in cache.index.items()})
+    np.savez_compressed(
+        destination / "index.npz", **{key: value[rows] for key, value in cache.index.items()}
+    )
     meta = {**cache.meta, "count": int(len(rows))}
     meta["image_encoding"] = {
         **meta["image_encoding"],

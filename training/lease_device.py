@@ -41,6 +41,8 @@ def _make_importable() -> None:
         package.mkdir(parents=True, exist_ok=True)
         for name in ("engine", "models", "training"):
             link = package / name
+            if link.is_symlink() and link.resolve() != (REPO / name).resolve():
+                link.unlink()  # left by another checkout
             if not link.exists():
                 link.symlink_to(REPO / name)
         sys.path.insert(0, str(site))

@@ -9,6 +9,14 @@ The default data is the repository's COCO fixture (full JPEG decode per person, 
 case); ``--data config`` uses the config's own ``data.train`` (e.g. crop caches). The
 data pipeline keeps up when its samples/s with the workers the config uses is well above the
 training step's.
+
+``--data-path device`` measures the device data path (``data_preprocessor``,
+:mod:`hfpose.training.device_batches`) on a config of crop caches: the seconds to decode the set
+into device memory, batches cut there alone, and whole steps, timed over many steps with one
+device sync at the end (what training at GPU speed is judged by):
+
+    python benchmarks/bench_training.py lease/lease_config.yaml --data config \
+        --data-path device --batch 256 --steps 30
 """
 
 from __future__ import annotations
@@ -60,6 +68,40 @@ def bench_data(trainer, batches: int) -> float:
                 break
         epoch += 1
     return samples / (time.perf_counter() - started)
+
+
+def _synchronize(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_device_path(trainer, steps: int, warmup: int = 3) -> dict[str, float]:
+    """Samples/s of batches cut on the device alone, then of whole steps fed by them; each
+    timed from after ``warmup`` items to one device sync at the end (no per-step sync)."""
+    rates = {}
+    for name in ("data", "steps"):
+        trainer.train_model.train()
+        done, samples, started, epoch = 0, 0, None, 0
+        while done < steps + warmup:
+            trainer.batch_sampler.set_epoch(epoch)
+            for batch in trainer._train_loader():
+                if name == "steps":
+                    trainer._gradients([batch], 0, sync=False)
+                    trainer._update()
+                done += 1
+                if done == warmup:
+                    _synchronize(trainer.device)
+                    started = time.perf_counter()
+                elif done > warmup:
+                    samples += len(batch["img"])
+                if done >= steps + warmup:
+                    break
+            epoch += 1
+        _synchronize(trainer.device)
+        rates[name] = round(samples / (time.perf_counter() - started), 1)
+    return rates
 
 
 def bench_steps(trainer, steps: int, warmup: int = 2) -> float:
@@ -302,6 +344,13 @@ def main(argv: list[str] | None = None) -> int:
         help="CPU seconds per step at these input sizes, alternating (e.g. 256x192 192x128; "
         "instead of the plain measurements)",
     )
+    parser.add_argument(
+        "--data-path",
+        choices=("loader", "device"),
+        default="loader",
+        help="loader: DataLoader workers (default); device: crops held and augmented on the "
+        "training device (data_preprocessor, crop caches only; --workers is not used)",
+    )
     parser.add_argument("--cfg-options", nargs="+", default=[])
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
@@ -327,6 +376,24 @@ def main(argv: list[str] | None = None) -> int:
         "data_samples_per_s": {},
     }
     with tempfile.TemporaryDirectory() as work_dir:
+        if args.data_path == "device":
+            options.append("data_preprocessor.type=DeviceBatchAugment")
+            started = time.perf_counter()
+            cfg = load_config(args.config, [*options, *args.cfg_options])
+            trainer = Trainer(cfg, Path(work_dir) / "d", progress=False, log=lambda m: None)
+            crops = trainer.device_crops
+            results.update(
+                data_path="device", device=str(trainer.device), amp=amp_name(trainer.amp_dtype),
+                people=len(crops), device_image_gib=round(crops.nbytes / 2**30, 2),
+                setup_s=round(time.perf_counter() - started, 1),
+                compile=trainer.config.compile, channels_last=trainer.config.channels_last,
+            )  # fmt: skip
+            if trainer.device.type == "cuda":
+                results["gpu"] = torch.cuda.get_device_name(trainer.device)
+            rates = bench_device_path(trainer, args.steps)
+            results["data_samples_per_s"] = rates["data"]
+            results["train_samples_per_s"] = rates["steps"]
+            return report(results, args.json)
         if args.compare_sizes:
             cfg = load_config(args.config, [*options, *args.cfg_options])
             trainer = Trainer(cfg, Path(work_dir) / "s", progress=False, log=lambda m: None)

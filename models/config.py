@@ -141,7 +141,9 @@ def apply_overrides(cfg: dict[str, Any], options: list[str]) -> dict[str, Any]:
         parts = key.split(".")
         node = out
         for part in parts[:-1]:
-            node = node.setdefault(part, {})
+            if node.get(part) is None:  # absent, or null as a default ("none of it")
+                node[part] = {}
+            node = node[part]
             if not isinstance(node, dict):
                 raise ConfigError(f"--cfg-options {key!r}: {part!r} is not a mapping")
         node[parts[-1]] = value

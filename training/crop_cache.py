@@ -241,9 +241,12 @@ class EncodedImages:
     def __len__(self) -> int:
         return len(self._offsets) - 1
 
+    def encoded(self, row: int) -> np.ndarray:
+        """The WebP bytes of one crop."""
+        return self._data[self._offsets[row] : self._offsets[row + 1]]
+
     def __getitem__(self, row: int) -> np.ndarray:
-        encoded = self._data[self._offsets[row] : self._offsets[row + 1]]
-        bgr = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+        bgr = cv2.imdecode(self.encoded(row), cv2.IMREAD_COLOR)
         if bgr is None:
             raise ValueError(f"crop {row} of a packed cache does not decode (corrupt file?)")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

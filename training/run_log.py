@@ -9,7 +9,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from hfpose.training.distributed import amp_name
+
+if TYPE_CHECKING:
+    from hfpose.training.trainer import Trainer
 
 TRAIN_FIELDS = ["epoch", "step", "lr", "loss", "acc_pose", "samples_per_s", "time"]
 
@@ -135,3 +140,39 @@ class ProgressBar:
 
     def close(self) -> None:
         self._bar.close()
+
+
+def run_summary(trainer: Trainer) -> list[str]:
+    """The lines a run starts its log with: data, device, batch and learning rate, position,
+    and what ends it (the epoch count, or the time budget and the device data path)."""
+    config = trainer.config
+    schedule = f"{config.total_epochs} epochs"
+    if trainer.time_budget is not None:
+        schedule = f"until {trainer.time_budget.budget_s / 60:g} minutes are nearly spent"
+    data_path = ""
+    if trainer.device_crops is not None:
+        crops = trainer.device_crops
+        data_path = f", {len(crops)} crops in device memory ({crops.nbytes / 2**30:.2f} GiB)"
+    lines = [
+        f"config {config.config_name}: {len(trainer.train_set)} training samples "
+        f"({trainer.train_set.name}){data_path}, {trainer.steps_per_epoch} steps/epoch, "
+        f"{schedule}; device {trainer.device}, {amp_name(trainer.amp_dtype)}, "
+        f"{trainer.world_size} process(es)"
+    ]
+    lr = config.optimizer.lr
+    reference = config.reference_global_batch or trainer.global_batch
+    if trainer.lr_scale != 1.0:
+        lines.append(
+            f"global batch {trainer.global_batch} = {trainer.batch_size} per process x "
+            f"{trainer.world_size} process(es) x {trainer.accumulate} accumulation step(s) "
+            f"differs from the paper's {reference}: learning rate scaled linearly {lr:g} -> "
+            f"{lr * trainer.lr_scale:g}"
+        )
+    else:
+        lines.append(
+            f"global batch {trainer.global_batch}, learning rate {lr * trainer.lr_scale:g}"
+        )
+    epoch, step = trainer.position.epoch, trainer.position.epoch_step
+    if epoch or step:
+        lines.append(f"resumed at epoch {epoch + 1}, step {step} of the epoch")
+    return lines

@@ -19,7 +19,12 @@ class StepLrWithWarmup:
     def lr(self, epoch: int, iteration: int) -> float:
         """Learning rate of global ``iteration`` inside 0-based ``epoch``."""
         regular = self.base_lr * self.gamma ** sum(epoch >= s for s in self.steps)
-        if iteration < self.warmup_iters:
-            k = (1 - iteration / self.warmup_iters) * (1 - self.warmup_ratio)
-            return regular * (1 - k)
-        return regular
+        return linear_warmup(regular, iteration, self.warmup_iters, self.warmup_ratio)
+
+
+def linear_warmup(rate: float, step: int, warmup_iters: int, warmup_ratio: float) -> float:
+    """``rate`` during mmcv's linear warm-up: from ``warmup_ratio`` x rate at step 0 to the full
+    rate at ``warmup_iters``."""
+    if step < warmup_iters:
+        return rate * (1 - (1 - step / warmup_iters) * (1 - warmup_ratio))
+    return rate

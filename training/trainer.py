@@ -41,8 +41,8 @@ from hfpose.training.checkpointing import (
     seed_everything,
 )
 from hfpose.training.dataset_builder import build_dataset, dataset_layout
+from hfpose.training.device_batches import DeviceBatches, DeviceCrops, uses_device_batches
 from hfpose.training.distributed import (
-    amp_name,
     configure_cpu,
     init_distributed,
     select_amp,
@@ -54,10 +54,11 @@ from hfpose.training.loaders import train_loader
 from hfpose.training.losses import build_loss
 from hfpose.training.prediction import predict_with_model
 from hfpose.training.run_config import TrainConfig
-from hfpose.training.run_log import ProgressBar, RunLog
+from hfpose.training.run_log import ProgressBar, RunLog, run_summary
 from hfpose.training.samplers import StepBatchSampler
 from hfpose.training.schedule import StepLrWithWarmup
 from hfpose.training.stop_signals import StopRequested, StopSignals
+from hfpose.training.time_budget import BudgetSchedule, TimeBudget
 
 
 class Trainer:
@@ -67,6 +68,8 @@ class Trainer:
     checkpoint exactly as Ctrl+C does (time-boxed sessions, smoke tests). ``stop_signals`` are
     the handlers ``hfpose-train`` installed for the whole process (else :meth:`train` installs
     its own); ``resume_command`` is named in the line that says where a stopped run was saved.
+    ``time_budget`` stops at the step boundary its clock allows and sets the learning rate
+    (:mod:`hfpose.training.time_budget`) instead of the config's epoch schedule.
     """
 
     def __init__(
@@ -79,10 +82,12 @@ class Trainer:
         log: Callable[[str], None] | None = None,
         stop_signals: StopSignals | None = None,
         resume_command: str | None = None,
+        time_budget: TimeBudget | None = None,
     ) -> None:
         self.config = config = TrainConfig.from_config(cfg)
         self.work_dir = Path(work_dir)
         self.max_steps = max_steps
+        self.time_budget = time_budget
         self.stop_signals = stop_signals or StopSignals()
         self.resume_command = resume_command or "the same command with --resume"
         self.device = select_device(config.device)
@@ -121,6 +126,11 @@ class Trainer:
             shuffle=config.loader.shuffle,
         )
         self.steps_per_epoch = self.batch_sampler.steps_per_epoch()
+        # the data path on the device (data_preprocessor): crops held there, a host sync only
+        # at log rows; the CPU loader's path syncs every step
+        self.device_crops: DeviceCrops | None = None
+        if uses_device_batches(cfg):
+            self.device_crops = DeviceCrops(self.train_set, cfg, self.device)
         self._val_set = None
 
         seed_everything(config.seed)
@@ -162,33 +172,14 @@ class Trainer:
                 model_input_size(cfg), self.global_batch,
             )  # fmt: skip
             self._saved_at = self._position_key()
+        if time_budget is not None:
+            self.schedule = BudgetSchedule(
+                base_lr, time_budget, config.lr.warmup_iters, config.lr.warmup_ratio,
+                first_step=self.position.global_step,
+            )  # fmt: skip
         self.log.open_tables()
-        self._announce()
-
-    def _announce(self) -> None:
-        config = self.config
-        self.log.message(
-            f"config {config.config_name}: {len(self.train_set)} training samples "
-            f"({self.train_set.name}), {self.steps_per_epoch} steps/epoch, {config.total_epochs} "
-            f"epochs; device {self.device}, {amp_name(self.amp_dtype)}, {self.world_size} "
-            "process(es)"
-        )
-        lr = config.optimizer.lr
-        reference = config.reference_global_batch or self.global_batch
-        if self.lr_scale != 1.0:
-            self.log.message(
-                f"global batch {self.global_batch} = {self.batch_size} per process x "
-                f"{self.world_size} process(es) x {self.accumulate} accumulation step(s) differs "
-                f"from the paper's {reference}: learning rate scaled linearly {lr:g} -> "
-                f"{lr * self.lr_scale:g}"
-            )
-        else:
-            self.log.message(
-                f"global batch {self.global_batch}, learning rate {lr * self.lr_scale:g}"
-            )
-        epoch, step = self.position.epoch, self.position.epoch_step
-        if epoch or step:
-            self.log.message(f"resumed at epoch {epoch + 1}, step {step} of the epoch")
+        for line in run_summary(self):
+            self.log.message(line)
 
     # -- checkpoints -----------------------------------------------------------------------------
 
@@ -249,8 +240,11 @@ class Trainer:
             self._update()
         return loss, accuracy
 
-    def _gradients(self, micro_batches: list[dict[str, Any]], epoch: int) -> tuple[float, float]:
-        """Forward and backward (the part a stop may cut); returns (mean loss, acc_pose)."""
+    def _gradients(
+        self, micro_batches: list[dict[str, Any]], epoch: int, sync: bool = True
+    ) -> tuple[float, float]:
+        """Forward and backward (the part a stop may cut); returns (mean loss, acc_pose), both
+        NaN unless ``sync`` (reading them waits for the device)."""
         lr = self.schedule.lr(epoch, self.position.global_step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -271,11 +265,13 @@ class Trainer:
                 loss = self.loss_fn(output.float(), target, weight)
                 self.scaler.scale(loss / len(micro_batches)).backward()
             losses.append(loss.detach())
-            if last:
+            if last and sync:
                 accuracy = heatmap_accuracy(
-                    output.detach().float().cpu().numpy(), batch["target"].numpy(),
-                    batch["target_weight"].numpy(),
+                    output.detach().float().cpu().numpy(), batch["target"].cpu().numpy(),
+                    batch["target_weight"].cpu().numpy(),
                 )  # fmt: skip
+        if not sync:
+            return float("nan"), accuracy
         mean_loss = torch.stack(losses).mean().reshape(1)
         if self.world_size > 1:
             dist.all_reduce(mean_loss)  # a NaN on any rank reaches every rank
@@ -306,6 +302,9 @@ class Trainer:
         """The run's loader; ``workers`` overrides ``data.workers_per_gpu`` (benchmarks)."""
         if workers is None:
             workers = self.config.loader.workers_per_gpu
+        if self.device_crops is not None:
+            return DeviceBatches(self.device_crops, self.batch_sampler, len(self.train_set),
+                                 self.config.seed)  # fmt: skip
         pin_memory = self.device.type == "cuda"
         return train_loader(self.train_set, self.batch_sampler, workers, pin_memory)
 
@@ -337,17 +336,25 @@ class Trainer:
                     if len(micro) < self.accumulate:
                         continue
                     batch_samples = sum(len(b["img"]) for b in micro) * self.world_size
-                    loss, accuracy = self._gradients(micro, epoch)
+                    if self.time_budget is not None:
+                        self.time_budget.start()
+                    sync = self.device_crops is None or self._log_due(1)
+                    loss, accuracy = self._gradients(micro, epoch, sync)
                     micro = []
                     with self.stop_signals.atomic():  # the step and its log row, or neither
                         self._update()
                         samples += batch_samples
                         steps_this_run += 1
-                        self.last_loss = loss
-                        self._log_step(epoch, loss, accuracy, samples, started, bar)
+                        if sync:
+                            self.last_loss = loss
+                            self._log_step(epoch, loss, accuracy, samples, started, bar)
                     stop = self.max_steps is not None and steps_this_run >= self.max_steps
                     if stop and self.position.epoch_step < self.steps_per_epoch:
                         raise _MaxStepsReachedError
+                    if self.time_budget is not None:
+                        self.time_budget.step_done()
+                        if self.time_budget.exhausted():
+                            raise _BudgetReachedError
                 if bar is not None:
                     bar.close()
                 # validated before the epoch counts as done: a stop during validation saves
@@ -363,7 +370,7 @@ class Trainer:
                                      f"{self.position.epoch}: continue with: "
                                      f"{self.resume_command}")  # fmt: skip
                     break
-        except (StopRequested, _MaxStepsReachedError) as stop:
+        except (StopRequested, _MaxStepsReachedError, _BudgetReachedError) as stop:
             if bar is not None:
                 bar.close()  # the message below gets a line of its own
             self._save_on_stop(stop)
@@ -384,6 +391,8 @@ class Trainer:
             saved = f"saved {latest}"
         if isinstance(stop, StopRequested):
             reason = f"stopped by {stop.cause}"
+        elif isinstance(stop, _BudgetReachedError):
+            reason = "stopped at the end of the time budget"
         else:
             reason = "stopped after --max-steps"
         self.log.message(
@@ -417,12 +426,14 @@ class Trainer:
                 self.config.total_epochs - epoch
             ) * self.steps_per_epoch - self.position.epoch_step
             bar.update(loss, lr, rate, remaining * self.global_batch / max(rate, 1e-9))
-        interval = self.config.log.interval
-        if (
-            self.position.global_step % interval == 0
-            or self.position.epoch_step == self.steps_per_epoch
-        ):
+        if self._log_due(0):
             self.log.step(epoch + 1, self.position.global_step, lr, loss, accuracy, rate)
+
+    def _log_due(self, ahead: int) -> bool:
+        """Whether the step ``ahead`` of the position gets a log row (every ``log_config.
+        interval`` steps and at each epoch's end)."""
+        step, epoch_step = self.position.global_step + ahead, self.position.epoch_step + ahead
+        return step % self.config.log.interval == 0 or epoch_step == self.steps_per_epoch
 
     # -- validation --------------------------------------------------------------------------------
 
@@ -481,3 +492,7 @@ class Trainer:
 
 class _MaxStepsReachedError(Exception):
     """--max-steps reached (handled like Ctrl+C: save and stop)."""
+
+
+class _BudgetReachedError(Exception):
+    """The time budget's training part is spent (handled like Ctrl+C: save and stop)."""

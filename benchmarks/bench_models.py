@@ -77,7 +77,7 @@ def random_init_model(folder: Path, config: str) -> tuple[Path, Path]:
     from hfpose.models.checkpoint import save_checkpoint
     from hfpose.models.config import load_config
     from hfpose.models.hf_hrnet import build_model
-    from hfpose.training.export.export_cli import export_onnx
+    from hfpose.training.onnx_export import export_onnx
 
     cfg = load_config(config)
     network = build_model(cfg)

@@ -15,11 +15,11 @@ import torch
 import yaml
 
 from hfpose.models.config import load_config
-from hfpose.models.export import export_onnx
-from hfpose.models.export import main as export_main
 from hfpose.models.hf_hrnet import build_model
 from hfpose.training import lease_device, lease_pack
 from hfpose.training.crop_cache import build_cache
+from hfpose.training.export.export_cli import main as export_main
+from hfpose.training.onnx_export import export_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = "hfpose_hf_hrnet_18_coco_256x192_lspet_mpii"

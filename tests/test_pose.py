@@ -151,7 +151,7 @@ def hf_hrnet_files(tmp_path_factory) -> tuple[Path, Path]:
     from hfpose.models.checkpoint import save_checkpoint
     from hfpose.models.config import load_config
     from hfpose.models.hf_hrnet import build_model
-    from hfpose.training.export.export_cli import export_onnx
+    from hfpose.training.onnx_export import export_onnx
 
     folder = tmp_path_factory.mktemp("hf_hrnet")
     cfg = load_config("hf_hrnet_18_coco_256x192")

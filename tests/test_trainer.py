@@ -130,7 +130,7 @@ def test_overfits_four_people_to_pck_005_above_09(tmp_path: Path, four_people: P
     assert pck_bbox(predictions["keypoints"], gt, mask, boxes, 0.05) > 0.9
 
     # the same model exported and scored through the app's PoseEstimator (engine runtime)
-    from hfpose.training.export.export_cli import export_onnx
+    from hfpose.training.onnx_export import export_onnx
     from hfpose.training.test_cli import main as test_main
 
     export_onnx(cfg, trainer.model.float().eval(), tmp_path / "model.onnx")

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from hfpose.models.export import FP32_TOLERANCE, export_onnx, verify_onnx
 from hfpose.training.checkpointing import LATEST
+from hfpose.training.onnx_export import FP32_TOLERANCE, export_onnx, verify_onnx
 from hfpose.training.schedule import linear_warmup
 
 if TYPE_CHECKING:

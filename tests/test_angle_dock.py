@@ -19,6 +19,7 @@ from hfpose.app.angle_dock import AnglePlotDock  # noqa: E402
 from hfpose.app.keypoint_export import KeptFrame  # noqa: E402
 from hfpose.app.main_window import MainWindow  # noqa: E402
 from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
+from hfpose.engine.plausibility import TRACK_CONFIRM_FRAMES  # noqa: E402
 from tests.helpers import FakeCamera, make_person  # noqa: E402
 
 CLIP = "mmpose_demo_street.mp4"  # 5 frames, 960x540, several pedestrians (tests/data/README.md)
@@ -58,7 +59,8 @@ def test_dock_fed_every_frame_selects_by_click_and_saves(qtbot, window, data_dir
     assert dock.selected == min(p.track_id for p in people)  # nobody chosen: the first
     assert dock.redraws >= 1
     history = dock.histories[dock.selected]
-    assert len(history.times) == FRAMES  # one sample per frame, by the source's times
+    # one sample per frame from the frame a newcomer is confirmed on, by the source's times
+    assert len(history.times) == FRAMES - (TRACK_CONFIRM_FRAMES - 1)
     assert list(history.times) == sorted(history.times)
 
     # A click on another person's box (where no other box is) selects them.

@@ -2,7 +2,7 @@
 
 A looping real clip (none dropped) and a fake camera (the test machines have none) run a few
 hundred frames each with a video and a keypoint recording on: resident memory must stay flat
-after warm-up, open file handles must not change and the thread count must not climb (a leak
+after warm-up, open file handles and the thread count must not climb (a leak
 never falls back; native pools start and retire workers as the load moves), nothing may be left
 behind once the run is over, and the recording must hold every frame processed.
 """

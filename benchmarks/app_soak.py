@@ -17,13 +17,14 @@ as it is told to. ``tests/test_qt_references.py`` checks the counts over 300 fra
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import psutil
+
+from hfpose.app.platform_check import offscreen_unless_display
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CLIP = REPO / "tests" / "data" / "videos" / "intel_asl_walk_1s5.mp4"
@@ -119,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.clip.is_file():
         parser.error(f"clip not found: {args.clip}")
-    if "DISPLAY" not in os.environ and "WAYLAND_DISPLAY" not in os.environ:
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    offscreen_unless_display()
     return soak(args.clip, args.minutes, args.every_s, args.record, args.backend)
 
 

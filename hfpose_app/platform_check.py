@@ -117,6 +117,18 @@ def uses_xcb(environ: Mapping[str, str]) -> bool:
     return not environ.get("WAYLAND_DISPLAY")
 
 
+def has_display(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether a desktop session is there to show windows in (X11 or Wayland)."""
+    environ = os.environ if environ is None else environ
+    return bool(environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"))
+
+
+def offscreen_unless_display() -> None:
+    """Let Qt draw offscreen where no display is set: for scripts that only render to files."""
+    if not has_display():
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
 def display_problem(
     environ: Mapping[str, str] | None = None, plugin: Path | None = None
 ) -> str | None:
@@ -130,7 +142,7 @@ def display_problem(
     environ = os.environ if environ is None else environ
     if not uses_xcb(environ):
         return None
-    if not environ.get("DISPLAY") and not environ.get("WAYLAND_DISPLAY"):
+    if not has_display(environ):
         return (
             "hfpose needs a desktop session to open its window, and there is no display here "
             f"(DISPLAY and WAYLAND_DISPLAY are not set). {HEADLESS_HINT}"

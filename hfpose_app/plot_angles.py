@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
 import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+
+from hfpose.app.platform_check import offscreen_unless_display
 
 DEFAULT_ANGLES = ("left_knee", "right_knee", "left_hip", "right_hip")
 COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4")
@@ -76,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--angles", nargs="+", default=list(DEFAULT_ANGLES))
     parser.add_argument("--size", type=int, nargs=2, default=(900, 380), metavar=("W", "H"))
     args = parser.parse_args(argv)
-    if "DISPLAY" not in os.environ and "WAYLAND_DISPLAY" not in os.environ:
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    offscreen_unless_display()
     try:
         plot(args.csv, args.out, args.track, args.angles, tuple(args.size))
     except (OSError, ValueError, KeyError) as error:

@@ -12,13 +12,13 @@ shipped model changes.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hfpose.app.platform_check import offscreen_unless_display
 from hfpose.models.package_data import checkout_root
 
 # A source checkout's clip and docs folder; from a wheel --clip and --out are needed.
@@ -153,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("outside a source checkout, give --clip and --out")
     if not args.clip.is_file():
         parser.error(f"clip not found: {args.clip}")
-    if "DISPLAY" not in os.environ and "WAYLAND_DISPLAY" not in os.environ:
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    offscreen_unless_display()
     return render(args.clip, args.model, args.out, args.frames, args.angles)
 
 

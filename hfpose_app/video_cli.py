@@ -31,6 +31,7 @@ import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from hfpose.app.platform_check import has_display
 from hfpose.app.setting_args import add_setting_arguments, cli_settings
 from hfpose.engine.angle_sinks import AngleCsvSink, RepetitionCsvSink
 from hfpose.engine.config import PipelineConfig, config_from_settings
@@ -121,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _has_display() -> bool:
     if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        return has_display()
     return True
 
 

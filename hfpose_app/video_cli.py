@@ -75,10 +75,14 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
 
-def _stop_on_sigterm() -> None:
-    """Make SIGTERM stop the run the way Ctrl+C does, instead of killing it mid-write."""
+def _stop_on_signals() -> None:
+    """Make SIGTERM stop the run the way Ctrl+C does, instead of killing it mid-write; and
+    SIGINT stop it even where it came in ignored (a job a shell without job control started
+    in the background, as hfpose-train does: ``kill -INT`` still means stop)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminated)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -266,12 +270,15 @@ class _Display:
         return key not in (ord("q"), 27) and not closed
 
 
-def _restore_sigterm(previous: object) -> None:
-    """Give SIGTERM back to whoever called :func:`main` (a script, the tests), unless the
-    run is finishing its files and still needs it held."""
-    in_main = threading.current_thread() is threading.main_thread()
-    if in_main and signal.getsignal(signal.SIGTERM) is _raise_terminated:
-        signal.signal(signal.SIGTERM, previous)
+def _restore_signals(sigterm: object, sigint: object) -> None:
+    """Give SIGTERM and SIGINT back to whoever called :func:`main` (a script, the tests),
+    unless the run is finishing its files and still needs them held."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is _raise_terminated:
+        signal.signal(signal.SIGTERM, sigterm)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, sigint)
 
 
 def _finish_despite_more_ctrl_c() -> None:
@@ -371,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: warning: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 with a one-line reason on a bad command line
-    previous = signal.getsignal(signal.SIGTERM)
-    _stop_on_sigterm()
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    _stop_on_signals()
     try:
         return run(args)
     except UsageError as error:
@@ -390,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        _restore_sigterm(previous)
+        _restore_signals(*previous)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -159,15 +160,21 @@ def fake_frame_number(image: np.ndarray) -> int:
     return 256 * int(high) + int(low)
 
 
-def start_until_progress(command: list[str], done: int, total: int) -> tuple[subprocess.Popen, str]:
+def start_until_progress(
+    command: list[str], done: int, total: int, sigint_ignored: bool = False
+) -> tuple[subprocess.Popen, str]:
     """Start ``hfpose-video``'s ``command`` and return once its progress bar says ``done`` of
-    ``total`` frames are through: the process, and what it has written to stderr so far."""
+    ``total`` frames are through: the process, and what it has written to stderr so far.
+    ``sigint_ignored``: started as a shell without job control starts a background job."""
     process = subprocess.Popen(
         command,
         cwd=REPO_ROOT,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "COLUMNS": "80"},
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if sigint_ignored
+        else None,
     )
     seen = ""
     through = 0

@@ -149,14 +149,16 @@ def test_file_that_is_not_a_model_exits_1(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_ctrl_c_half_way_leaves_a_playable_video(tmp_path, pose_model):
-    """SIGINT (twice) while a 150-frame image folder is processed: exit 130, files complete."""
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["terminal", "inherited-ignored"])
+def test_ctrl_c_half_way_leaves_a_playable_video(tmp_path, pose_model, sigint_ignored):
+    """SIGINT (twice) while a 150-frame image folder is processed: exit 130, files complete;
+    also where SIGINT came in ignored (a background job of a shell without job control)."""
     folder = image_folder_of(WALK, tmp_path / "frames", 150)
     out, keypoints = tmp_path / "interrupted.mp4", tmp_path / "interrupted.json"
     command = [sys.executable, "-m", "hfpose.app.video_cli", str(folder), "--out", str(out),
                "--save-json", str(keypoints), "--model", pose_model, "--backend", "cpu",
                "--max-persons", "1"]  # fmt: skip
-    process, seen = start_until_progress(command, 10, 150)
+    process, seen = start_until_progress(command, 10, 150, sigint_ignored)
     process.send_signal(signal.SIGINT)
     time.sleep(0.05)
     process.send_signal(signal.SIGINT)  # an impatient second Ctrl+C must not lose the files

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -185,6 +186,7 @@ def end_to_end(
         "people_per_frame": people / frames if frames else 0.0,
         "stage_ms_in_pipeline": {n: round(s.latency_ms, 2) for n, s in stats.items()},
         "runtime": summary.runtime.label if summary.runtime else None,
+        "crowds": summary.runtime.crowds if summary.runtime else None,
     }
 
 
@@ -202,6 +204,8 @@ def bench_clip(clip: Path, model: Path, args: argparse.Namespace) -> dict:
     total = sum(ms.values())
     slowest = max(ms, key=ms.get)
     e2e_fps = statistics.median(r["fps"] for r in e2e_runs)
+    cpu_ms_pipeline = statistics.median(r["cpu_ms_per_frame"] for r in e2e_runs)
+    cores_fps = 1000.0 * available_cores() / cpu_ms_pipeline
     slowest_fps = 1000.0 / ms[slowest]
     no_angles = {}
     if no_angle_runs:
@@ -225,13 +229,18 @@ def bench_clip(clip: Path, model: Path, args: argparse.Namespace) -> dict:
         # CPU time per frame (all threads): does the pipeline add work, and what can the
         # machine's cores deliver at best with that much work per frame?
         "cpu_ms_alone": round(statistics.median(r["cpu_ms_per_frame"] for r in alone_runs), 2),
-        "cpu_ms_pipeline": round(statistics.median(r["cpu_ms_per_frame"] for r in e2e_runs), 2),
+        "cpu_ms_pipeline": round(cpu_ms_pipeline, 2),
+        # what the cores allow with the pipeline's own CPU work per frame, and how near it ran
+        "cores_bound_fps": round(cores_fps, 2),
+        "ratio_to_cores_bound": round(e2e_fps / cores_fps, 3),
         "people_per_frame_alone": round(alone_runs[-1]["people_per_frame"], 2),
         "people_per_frame_pipeline": round(e2e_runs[-1]["people_per_frame"], 2),
         "cores": available_cores(),
         "threads_per_model": alone_runs[0]["threads_per_model"],
         "stage_ms_in_pipeline": e2e_runs[-1]["stage_ms_in_pipeline"],
         "runtime": e2e_runs[-1]["runtime"],
+        "crowds": e2e_runs[-1]["crowds"],
+        "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         **no_angles,
     }
 
@@ -296,8 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  CPU ms per frame: stages alone {r['cpu_ms_alone']:.1f}, pipeline "
             f"{r['cpu_ms_pipeline']:.1f}; {r['cores']} cores give at most "
-            f"{1000.0 * r['cores'] / r['cpu_ms_pipeline']:.1f} FPS with that much work"
+            f"{r['cores_bound_fps']:.1f} FPS with that much work; end to end / that bound = "
+            f"{r['ratio_to_cores_bound']:.0%}"
         )
+        print(f"  crowds: {r['crowds']}; load average {r['load_average']}")
     if args.json:
         args.json.write_text(json.dumps({"args": vars(args) | {"clip": [str(c) for c in clips],
                                          "model": str(args.model), "json": str(args.json)},

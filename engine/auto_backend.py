@@ -8,6 +8,11 @@ each candidate for about a second, interleaved so that load hits all alike (a ke
 one crop and on a crowd's batch, the two weighed alike), once per machine, model file,
 precision and thread count, and keeps the answer in the user's cache folder
 (``$HFPOSE_CACHE_DIR``, else ``$XDG_CACHE_HOME/hfpose``, else ``~/.cache/hfpose``).
+
+A second, shorter probe (:func:`crowd_ways`) picks how a crowd's crops spread over the cores
+the detector leaves idle, cut in parts side by side or in one call on several threads: which
+pays differs per runtime (LiteRT's XNNPACK spends a third more CPU time on two threads than on
+one; an OpenVINO batch cut in halves loses part of what batching saves), so it is timed too.
 """
 
 from __future__ import annotations
@@ -38,6 +43,11 @@ PROBE_VERSION = "3"  # part of the cache key: a change of how the probe measures
 # 0.7x its per-crop cost alone, LiteRT (batch 1 inside) at 1.0x, so a batch-1 probe alone
 # picked LiteRT on a Xeon where it then ran the 8- and 12-person clips 10-20% slower.
 CROWD_BATCH = 4
+# The crowd probe (crowd_ways): crowds of an even and an odd size, timed on the larger, and how
+# much less a one-call-on-several-threads crowd must cost than a split one to be chosen.
+CROWD_SIZES = (4, 5)
+CROWD_PROBE_ROUNDS = 5
+CROWD_THREADS_MARGIN = 0.05
 
 
 def cache_dir() -> Path:
@@ -176,17 +186,79 @@ def fastest(
         }
         timings = {name: timings[name] + crowd[name] for name in timings}
     best = min(timings, key=timings.get)
-    log.info("probe (%s) for %s: %s (%s)", question, model.name, best, entry)
+    _remember(key, model, question, best, entry)
+    return best
+
+
+def _remember(key: str, model: Path, question: str, choice: str, entry: dict[str, Any]) -> None:
+    log.info("probe (%s) for %s: %s (%s)", question, model.name, choice, entry)
     entries = _read_cache()  # another process may have written meanwhile
     entries[key] = {
-        "choice": best,
+        "choice": choice,
         "model": model.name,
         "question": question,
         **entry,
         "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     _write_cache(entries)
-    return best
+
+
+def _cpu_ms_per_item(run: Callable[[np.ndarray], Any], batch: np.ndarray) -> float:
+    """CPU ms per item of one call of ``run`` on ``batch``, all the process's threads counted."""
+    start = time.process_time()
+    run(batch)
+    return (time.process_time() - start) * 1000.0 / len(batch)
+
+
+def crowd_ways(
+    model: Path,
+    question: str,
+    workers: int,
+    item_shape: list[int],
+    split: Callable[[np.ndarray], Any],
+    make_threads: Callable[[], Callable[[np.ndarray], Any]],
+) -> str:
+    """How a crowd's crops best use ``workers`` cores here, ``split`` or ``threads``: ``split``
+    runs a batch of ``item_shape`` items cut in parts side by side (one one-thread request or
+    interpreter each), ``make_threads`` builds the runner of one call on ``workers`` intra-op
+    threads (a second session: built only when the answer is not cached).
+
+    Timed in CPU time, as the backend probe, since wall time on a busy machine measures the
+    neighbours: each way's CPU ms per crop, then what a crowd of ``CROWD_SIZES`` waits on free
+    cores, a split for its largest part (an odd crowd in halves leaves a core idle for one
+    crop), one call for its share of the work. CPU time cannot see intra-op threads waiting
+    for each other, so ``threads`` must win by ``CROWD_THREADS_MARGIN``. Cached as ``fastest``.
+    """
+    names = ["split", "threads"]
+    key = probe_key(model, question, names)
+    cached = _read_cache().get(key, {}).get("choice")
+    if cached in names:
+        return cached
+    ways = {"split": split, "threads": make_threads()}
+    rng = np.random.default_rng(0)
+    batch = rng.normal(0, 1, [max(CROWD_SIZES), *item_shape]).astype(np.float32)
+    samples: dict[str, list[float]] = {name: [] for name in ways}
+    for run in ways.values():
+        run(batch)  # first call: kernels chosen, memory allocated
+    for _ in range(CROWD_PROBE_ROUNDS):
+        for name, run in ways.items():
+            samples[name].append(_cpu_ms_per_item(run, batch))
+    per_crop = {name: statistics.median(values) for name, values in samples.items()}
+    largest_part = sum(-(-size // workers) for size in CROWD_SIZES)
+    waits = {
+        "split": per_crop["split"] * largest_part,
+        "threads": per_crop["threads"] * sum(CROWD_SIZES) / workers,
+    }
+    better = waits["threads"] < (1.0 - CROWD_THREADS_MARGIN) * waits["split"]
+    choice = "threads" if better else "split"
+    entry = {
+        "cpu_ms_per_crop": {n: round(t, 2) for n, t in per_crop.items()},
+        f"ms_on_{workers}_free_cores_for_crowds_of_{'_and_'.join(map(str, CROWD_SIZES))}": {
+            n: round(t, 1) for n, t in waits.items()
+        },
+    }
+    _remember(key, model, question, choice, entry)
+    return choice
 
 
 FAST_VARIANT_SUFFIX = ".int8.onnx"

@@ -165,9 +165,10 @@ class PipelineConfig:
 
     @property
     def pose_threading(self) -> dict[str, int]:
-        """The keypoint model's threads, and how many crops it runs at once: a crowd leaves
-        the detector idle, so crops keep all the cores busy that their sessions' threads
-        would otherwise leave unused."""
+        """The keypoint model's threads, and over how many cores a frame's crops spread: a
+        crowd leaves the detector idle, so its crops keep all the cores busy that one call's
+        threads would leave unused (in parts side by side or in one call on more threads,
+        ``PoseEstimator``'s ``crowd_mode``)."""
         threads = self.threads_per_model
         workers = max(1, available_cores() // threads) if threads else 1
         return {"num_threads": threads, "crop_workers": workers}

@@ -6,12 +6,16 @@ direct keypoints (MoveNet); ``hfpose.engine.keypoint_models`` tells them apart a
 Public API (stable):
 
 - ``PoseEstimator(model, backend="auto", config_path=None, flip_test=False,
-  use_dark=True, batch_mode="auto", num_threads=0, crop_workers=1, precision="fast")``
-  (``precision``: ``hfpose.engine.runtimes.PRECISIONS``; ``num_threads`` 0: the
-  runtime uses every core; ``crop_workers`` N runs a frame's crops in up to N calls at once
-  (one crop per call, or a batch cut in N parts) on a runtime whose session runs calls side
-  by side, ``InferenceSession.concurrent_calls``); ``model`` is a file or the name of a
-  shipped model (``hf-hrnet``, ``movenet-lightning``, ``movenet-thunder``).
+  use_dark=True, batch_mode="auto", num_threads=0, crop_workers=1, precision="fast",
+  crowd_mode="auto")`` (``precision``: ``hfpose.engine.runtimes.PRECISIONS``; ``num_threads``
+  0: the runtime uses every core; ``crop_workers`` N spreads a frame's crops over N cores on a
+  runtime whose session runs calls side by side, ``InferenceSession.concurrent_calls``, in one
+  of ``CROWD_MODES``: ``split``, up to N calls at once (one crop per call, or a batch cut in N
+  parts), or ``threads``, a frame of N crops or more in one call on N intra-op threads (a
+  second session of the same file; fewer crops keep one thread per call); ``auto`` lets
+  ``hfpose.engine.auto_backend.crowd_ways`` time both on this machine, for a CPU runtime);
+  ``model`` is a file or the name of a shipped model (``hf-hrnet``, ``movenet-lightning``,
+  ``movenet-thunder``).
 - ``create_pose_estimator(model=None, backend="auto", **options) -> PoseEstimator``: ``None``
   is the shipped model (``assets/`` + ``DEFAULT_MODEL``); a ``.pth`` needs ``config_path``.
 - ``PoseEstimator.estimate(frame_bgr, boxes) -> PoseResult``; ``boxes`` (N, 4 or 5) x1, y1,
@@ -22,7 +26,8 @@ Public API (stable):
   session is. ``flip_test`` applies to heatmap and SimCC models; ``use_dark`` to heatmap
   models (DARK sub-pixel decoding: on the shipped model's held-out people +0.6 MPII PCKh and
   +0.9 coco_found AP, -0.2 LSPET PCK, for well under a millisecond per person).
-- ``runtime_info`` (what really runs), ``dataset_info`` (``hfpose.models.metainfo.DatasetInfo``: names,
+- ``runtime_info`` (what really runs; ``crowds`` says how a crowd's crops share the cores),
+  ``dataset_info`` (``hfpose.models.metainfo.DatasetInfo``: names,
   flip pairs, skeleton), ``input_size_wh``, ``model_path``, ``model_name``, ``decoder``
   (``family`` and ``crop``: the input it is fed).
 
@@ -39,6 +44,7 @@ measured faster and one call per crop elsewhere; ``benchmarks/bench_models.py`` 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,6 +52,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from hfpose.engine.auto_backend import crowd_ways, probe_input_shape
+from hfpose.engine.backend_discovery import ORT_CPU
 from hfpose.engine.keypoint_models import (
     DEFAULT_SHIPPED_MODEL,
     SHIPPED_MODELS,
@@ -67,6 +75,10 @@ from hfpose.models.metainfo import DatasetInfo
 # GPUs and NPUs are throughput devices where one call per frame is the norm.
 BATCHED_BACKENDS = frozenset({"openvino", "gpu", "npu", "torch"})
 BATCH_MODES = ("auto", "batched", "per_crop")
+CROWD_MODES = ("auto", "split", "threads")
+# Providers (RuntimeInfo.provider) that run on this machine's CPU cores: a crowd's crops share
+# those cores with the detector, so how they spread over them is worth a probe.
+CPU_PROVIDERS = frozenset({ORT_CPU, "OpenVINO CPU", "LiteRT XNNPACK"})
 
 
 # The shipped keypoint model, looked up like the detectors (checkout or installed data files).
@@ -134,9 +146,12 @@ class PoseEstimator:
         num_threads: int = 0,
         crop_workers: int = 1,
         precision: str = "fast",
+        crowd_mode: str = "auto",
     ) -> None:
         if batch_mode not in BATCH_MODES:
             raise ValueError(f"batch_mode must be one of {BATCH_MODES}, not {batch_mode!r}")
+        if crowd_mode not in CROWD_MODES:
+            raise ValueError(f"crowd_mode must be one of {CROWD_MODES}, not {crowd_mode!r}")
         if crop_workers < 1:
             raise ValueError(f"crop_workers must be >= 1, got {crop_workers}")
         self.flip_test = flip_test
@@ -147,12 +162,26 @@ class PoseEstimator:
         # calls: one-thread sessions keep as many cores busy as there are workers.
         self._crop_workers = crop_workers
         self._crop_pool = started_pool(crop_workers) if crop_workers > 1 else None
+        # A frame of crop_workers crops or more runs here in one call on crop_workers times
+        # num_threads threads, where that measured better than cutting it in parts.
+        self._crowd_session: InferenceSession | None = None
+        self._choose_crowd_mode(crowd_mode, num_threads)
 
     # ---------------------------------------------------------------------- what runs
 
     @property
     def runtime_info(self) -> RuntimeInfo:
-        return replace(self._model.session.runtime_info, model=self.model_name)
+        return replace(self._model.session.runtime_info, model=self.model_name, crowds=self.crowds)
+
+    @property
+    def crowds(self) -> str:
+        """How a frame's crops share the cores, in words."""
+        workers = self._crop_workers
+        if self._crowd_session is not None:
+            return f"{workers}+ crops in one call on {workers} threads"
+        if self._crop_pool is not None and self._model.session.concurrent_calls:
+            return f"crops in {workers} calls side by side"
+        return "one call at a time"
 
     @property
     def decoder(self) -> KeypointDecoder:
@@ -197,7 +226,62 @@ class PoseEstimator:
         keypoints, scores = model.decoder.decode(outputs, crops, flipped, self.use_dark)
         return PoseResult(keypoints.astype(np.float32), scores.astype(np.float32))
 
+    def _choose_crowd_mode(self, wanted: str, num_threads: int) -> None:
+        """Sets ``_crowd_session`` where a crowd runs in one call on several threads: asked
+        for, or (``auto``) measured better on this machine than cut in parts side by side."""
+        session = self._model.session
+        info = session.runtime_info
+        spreads = self._crop_pool is not None and session.concurrent_calls
+        if wanted == "split" or not spreads or info.provider not in CPU_PROVIDERS:
+            return
+        workers = self._crop_workers
+        twins: list[InferenceSession] = []  # built once, for the probe or for the crowds
+
+        def twin() -> InferenceSession:
+            if not twins:
+                twins.append(session.with_threads(num_threads * workers))
+            return twins[0]
+
+        def one_call_runner() -> Callable[[np.ndarray], list[np.ndarray]]:
+            threaded = twin()
+            return lambda batch: self._in_one_call(threaded, batch)
+
+        try:
+            if wanted == "auto":
+                question = (
+                    f"crowd, {info.label}, {'batched' if self.batched() else 'per crop'}, "
+                    f"{workers} workers of {num_threads} threads"
+                )
+                wanted = crowd_ways(
+                    self._model.model_path,
+                    question,
+                    workers,
+                    probe_input_shape(session)[1:],
+                    lambda batch: self._split(session, batch),
+                    one_call_runner,
+                )
+            if wanted == "threads":
+                self._crowd_session = twin()
+        except NotImplementedError:  # a session with one thread count: crowds split
+            return
+
     def _infer(self, session: InferenceSession, batch: np.ndarray) -> list[np.ndarray]:
+        """The model on a frame's crops, over the cores: a crowd of ``crop_workers`` or more in
+        one call on as many threads where that measured better (``_crowd_session``), else cut
+        into parts run side by side (:meth:`_split`)."""
+        if self._crowd_session is not None and len(batch) >= self._crop_workers:
+            return self._in_one_call(self._crowd_session, batch)
+        return self._split(session, batch)
+
+    def _in_one_call(self, session: InferenceSession, batch: np.ndarray) -> list[np.ndarray]:
+        """The crops in one call, or one call per crop (:meth:`batched`), one after another:
+        ``session``'s own threads spread each call over the cores."""
+        if self.batched():
+            return session.run(batch)
+        outputs = [session.run(batch[i : i + 1]) for i in range(len(batch))]
+        return [np.concatenate(part) for part in zip(*outputs, strict=True)]
+
+    def _split(self, session: InferenceSession, batch: np.ndarray) -> list[np.ndarray]:
         """The model on a frame's crops: in one call or one per crop (:meth:`batched`), spread
         over the crop workers where the session runs calls side by side (a batched call is
         cut into one part per worker: a crowd's crops then use the cores the detector leaves

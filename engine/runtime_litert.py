@@ -66,6 +66,7 @@ class LiteRtSession(InferenceSession):
         self, tflite: Path, metadata: dict[str, Any], requested: str, num_threads: int = 0
     ) -> None:
         super().__init__()
+        self._rebuild = lambda threads: LiteRtSession(tflite, metadata, requested, threads)
         self._path = tflite
         self._threads = num_threads or os.cpu_count() or 1
         self._interpreters = PerCallerPool(self._interpreter)

@@ -42,6 +42,7 @@ class RuntimeInfo:
     precision: str = "fp32"
     fallback_reason: str | None = None
     model: str = ""  # the keypoint model's short name, set by hfpose.engine.pose for the HUD
+    crowds: str = ""  # how a frame's crops share the cores, set by hfpose.engine.pose
 
     @property
     def label(self) -> str:
@@ -75,6 +76,18 @@ class InferenceSession:
 
     def __init__(self) -> None:
         self._turns = threading.Lock()  # serialises run() where calls cannot run side by side
+        # builds this very session again with another intra-op thread count (with_threads)
+        self._rebuild: Callable[[int], InferenceSession] | None = None
+
+    def with_threads(self, num_threads: int) -> InferenceSession:
+        """The same model file on the same runtime, device and precision, its calls on
+        ``num_threads`` intra-op threads: a crowd's batch in one call over several cores, while
+        this session keeps one thread per call for one person. It reports what this one does."""
+        if self._rebuild is None:
+            raise NotImplementedError(f"{type(self).__name__} has one thread count")
+        twin = self._rebuild(num_threads)
+        twin.runtime_info = self.runtime_info
+        return twin
 
     @property
     def dynamic_batch(self) -> bool:
@@ -166,6 +179,7 @@ class OrtSession(InferenceSession):
         props = self._session.get_modelmeta().custom_metadata_map
         self.metadata = decode_metadata(dict(props))
         self.runtime_info = info(self._session.get_providers())
+        self._rebuild = lambda threads: OrtSession(model, providers, info, metadata_source, threads)
 
     def _run(self, batch: np.ndarray) -> list[np.ndarray]:
         return self._session.run(None, {self.input_name: batch})
@@ -190,6 +204,9 @@ class OpenVinoSession(InferenceSession):
         precision: str = "fast",
     ) -> None:
         super().__init__()
+        self._rebuild = lambda threads: OpenVinoSession(
+            path, device, requested, backend, threads, precision
+        )
         core = openvino_core()
         try:
             model = core.read_model(str(path))
@@ -223,14 +240,14 @@ class OpenVinoSession(InferenceSession):
         self._requests = PerCallerPool(compiled.create_infer_request)
         devices = list(compiled.get_property("EXECUTION_DEVICES"))
         hint = compiled.get_property("INFERENCE_PRECISION_HINT")
-        precision = hint.to_string() if hasattr(hint, "to_string") else str(hint).lower()
+        running = hint.to_string() if hasattr(hint, "to_string") else str(hint).lower()
         real = devices[0] if devices else device
         self.runtime_info = RuntimeInfo(
             requested=requested,
             backend=backend,
             provider=f"OpenVINO {real}",
             device_name=openvino_device_name(real.split("(")[0]),
-            precision={"f32": "fp32", "f16": "fp16", "bf16": "bf16"}.get(precision, precision),
+            precision={"f32": "fp32", "f16": "fp16", "bf16": "bf16"}.get(running, running),
         )
 
     def _run(self, batch: np.ndarray) -> list[np.ndarray]:

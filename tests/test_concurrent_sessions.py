@@ -11,6 +11,7 @@ report says what went uncovered.
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,11 +23,11 @@ import pytest
 from hfpose.engine.config import PipelineConfig
 from hfpose.engine.model_files import asset_path
 from hfpose.engine.pipeline import Pipeline
-from hfpose.engine.pose import DEFAULT_MODEL
+from hfpose.engine.pose import DEFAULT_MODEL, PoseEstimator
 from hfpose.engine.pose_tracker import PoseTracker
 from hfpose.engine.results import Person
 from hfpose.engine.runtimes import create_session
-from hfpose.engine.sessions import InferenceSession
+from hfpose.engine.sessions import InferenceSession, RuntimeInfo
 from tests.helpers import real_crops
 
 MODEL = asset_path(DEFAULT_MODEL)
@@ -45,15 +46,19 @@ RUNTIMES = {
 
 def _session(runtime: str) -> InferenceSession:
     """The shipped model on ``runtime``, one thread per call; skipped where it cannot run here."""
-    backend, precision, wanted = RUNTIMES[runtime]
+    backend, precision, _ = RUNTIMES[runtime]
     session = create_session(MODEL, backend, num_threads=1, precision=precision)
-    info = session.runtime_info
+    _skip_uncovered(runtime, session.runtime_info)
+    return session
+
+
+def _skip_uncovered(runtime: str, info: RuntimeInfo) -> None:
+    backend, _, wanted = RUNTIMES[runtime]
     if info.fallback_reason:
         pytest.skip(f"{runtime} not covered: {info.fallback_reason}")
     if info.precision != wanted:
         pytest.skip(f"{runtime} not covered: this CPU runs {info.precision} (no native {wanted})")
     assert info.backend == backend
-    return session
 
 
 def _assert_many_threads_equal_alone(session: InferenceSession, crops: np.ndarray) -> None:
@@ -81,6 +86,38 @@ def _assert_many_threads_equal_alone(session: InferenceSession, crops: np.ndarra
 @pytest.mark.parametrize("runtime", list(RUNTIMES))
 def test_calls_from_many_threads_equal_the_same_calls_alone(runtime, data_dir) -> None:
     _assert_many_threads_equal_alone(_session(runtime), real_crops(MODEL, data_dir, count=4))
+
+
+@pytest.mark.parametrize("runtime", list(RUNTIMES))
+def test_a_crowd_split_or_on_two_threads_equals_each_crop_alone(runtime, data_dir) -> None:
+    """A crowd's crops cut in two calls side by side, or in one call on two intra-op threads
+    (the two ways of spreading them over the cores, ``crowd_mode``), give each person what
+    their crop gives alone in a one-thread call: the crops are independent (equal to the
+    last bit on the Xeon and its four runtimes here)."""
+    backend, precision, _ = RUNTIMES[runtime]
+    labels = json.loads((data_dir / "coco" / "test_coco.json").read_text())
+    image_id = 196141  # five people
+    boxes = np.array(
+        [a["bbox"] for a in labels["annotations"] if a["image_id"] == image_id], np.float32
+    )
+    boxes[:, 2:] += boxes[:, :2]
+    frame = cv2.imread(str(data_dir / "coco" / f"{image_id:012d}.jpg"))
+    estimators = {
+        mode: PoseEstimator(
+            MODEL, backend, num_threads=1, crop_workers=2, precision=precision, crowd_mode=mode
+        )
+        for mode in ("split", "threads")
+    }
+    _skip_uncovered(runtime, estimators["split"].runtime_info)
+    assert "side by side" in estimators["split"].runtime_info.crowds
+    assert "on 2 threads" in estimators["threads"].runtime_info.crowds
+    alone = [estimators["split"].estimate(frame, box[None]) for box in boxes]
+    keypoints_alone = np.concatenate([result.keypoints for result in alone])
+    scores_alone = np.concatenate([result.scores for result in alone])
+    for estimator in estimators.values():
+        keypoints, scores = estimator.estimate(frame, boxes)
+        np.testing.assert_allclose(keypoints, keypoints_alone, rtol=0, atol=1e-3)
+        np.testing.assert_allclose(scores, scores_alone, rtol=0, atol=1e-5)
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ untracked files git does not ignore, ``shared/``, and the ignored paths named in
 most 64 MiB. "Tracked" is git's word: every file in the index, also one a sparse checkout left
 off the disk, so a sparse checkout does not make a call lighter by that rule.
 The repository's tracked files are 111 MB (assets/ 95 MB), so for a lease the checkout switches
-to an unborn branch whose index and disk hold only what training needs (:data:`DEVICE_TREE`,
+to a branch of its own whose index and disk hold only what training needs (:data:`DEVICE_TREE`,
 under 1 MB; :func:`set_kit_tree`), and back after. The data goes in up to three calls, each
 carrying one folder ``lease/tN`` (ignored by git):
 
@@ -55,7 +55,7 @@ DEVICE_TREE = (
     "/benchmarks/bench_training.py",
 )
 LEASE_DIR = "lease"
-KIT_BRANCH = "hfpose-lease-tree"  # unborn: never committed to, gone once switched away from
+KIT_BRANCH = "hfpose-lease-tree"  # one commit of the kit files, deleted when the tree goes off
 RETURN_FILE = "hfpose-lease-return"  # in the git folder: the branch or commit to come back to
 DEVICE_PACK_ROOT = "/tmp/hfpose_pack"  # where the device keeps the packed caches between calls
 START_WEIGHTS = "start.pth"
@@ -148,7 +148,7 @@ def _return_file(repo: Path) -> Path:
 
 
 def set_kit_tree(repo: Path, on: bool) -> str:
-    """``on``: the checkout on an unborn branch whose index and disk hold only
+    """``on``: the checkout on a branch of one commit whose index and disk hold only
     :data:`DEVICE_TREE` (the rest of the tracked files leave the disk; ignored files stay);
     ``off``: back on the branch or commit it came from, every file restored. A one-line note."""
     repo = Path(repo)
@@ -162,10 +162,17 @@ def set_kit_tree(repo: Path, on: bool) -> str:
         commit = _git(repo, "rev-parse", "HEAD").strip()
         came_from = _git_answer(repo, "symbolic-ref", "-q", "--short", "HEAD") or commit
         kit = [name for name in _git(repo, "ls-files", "-z", *_pathspecs()).split("\0") if name]
+        if _git_answer(repo, "rev-parse", "--verify", "-q", f"refs/heads/{KIT_BRANCH}"):
+            _git(repo, "branch", "-D", KIT_BRANCH)  # left by a run stopped half way
         back.write_text(f"{came_from}\n")
         _git(repo, "switch", "-q", "--orphan", KIT_BRANCH)
         _git(repo, "checkout", commit, "--pathspec-from-file=-", "--pathspec-file-nul",
              stdin="".join(f":(literal){name}\0" for name in kit))  # fmt: skip
+        # committed, so the checkout looks like any other to whatever copies it (a HEAD, a
+        # clean status); the branch is deleted when the tree goes off
+        identity = ["-c", "user.name=hfpose-lease", "-c", "user.email=hfpose-lease@localhost"]
+        _git(repo, *identity, "-c", "commit.gpgSign=false", "commit", "-q", "--no-verify",
+             "-m", f"lease tree: the kit files of {commit[:12]}")  # fmt: skip
         files = len(_git(repo, "ls-files", "-z").split("\0")) - 1
         return f"lease tree on: {files} tracked files, {kit_tree_bytes(repo) / 2**20:.1f} MiB"
     if not back.is_file():
@@ -175,6 +182,7 @@ def set_kit_tree(repo: Path, on: bool) -> str:
         _git(repo, "switch", "-q", target)
     else:
         _git(repo, "switch", "-q", "--detach", target)
+    _git(repo, "branch", "-D", KIT_BRANCH)
     back.unlink()
     return f"lease tree off: back on {target}"
 

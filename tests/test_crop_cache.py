@@ -212,6 +212,11 @@ def test_a_crop_stored_smaller_reads_back_at_the_cache_side_in_place(tmp_path) -
     coco, _ = _synthetic_dataset(tmp_path, 150.0)
     cc.build_cache(coco, tmp_path, tmp_path / "cache", "synthetic", "all", None)
     meta = encode_cache(tmp_path / "cache", tmp_path / "packed", PackSetting(90, 192))
+    encode_cache(tmp_path / "cache", tmp_path / "threads", PackSetting(90, 192), threads=2)
+    for name in (cc.ENCODED_IMAGES_FILE, "index.npz"):  # threads change nothing
+        assert (tmp_path / "threads" / name).read_bytes() == (
+            tmp_path / "packed" / name
+        ).read_bytes()
     assert (
         meta["image_encoding"]["side"] == 192 and meta["image_encoding"]["mean_stored_side"] == 192
     )

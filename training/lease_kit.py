@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({DEFAULT_PACK_SETTING}; benchmarks/bench_pack_cost.py measures each)",
     )  # fmt: skip
     pack.add_argument("--transfers", type=int, default=3)
+    pack.add_argument("--threads", type=int, default=2, help="encoding threads (2)")
     pack.add_argument("--limit-mib", type=float, default=64.0, help="per call (64)")
     pack.add_argument("--cfg-options", nargs="+", default=[])
     tree = commands.add_parser("tree", help="the checkout as a lease call needs it: on or off")
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             tree = lease_pack.kit_tree_bytes(_repo())
             manifest = lease_pack.pack_for_lease(
                 cfg, args.out, args.start_weights, tree, args.setting, args.transfers,
-                int(args.limit_mib * 2**20),
+                int(args.limit_mib * 2**20), threads=args.threads,
             )  # fmt: skip
             for name, nbytes in manifest["transfers"].items():
                 print(

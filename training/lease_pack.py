@@ -244,6 +244,7 @@ def pack_for_lease(
     transfers: int = 3,
     limit: int = TRANSFER_LIMIT,
     pack_root: str = DEVICE_PACK_ROOT,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Pack every cache of ``cfg`` (train and val) into ``out_dir/t1..tN``, each under
     ``limit`` with the tree; write the device's config and a manifest; return the manifest."""
@@ -261,7 +262,7 @@ def pack_for_lease(
             continue
         source = Path(entry["cache_dir"])
         packed = scratch / source.name
-        meta = encode_cache(source, packed, setting)
+        meta = encode_cache(source, packed, setting, threads=threads)
         offsets, index_row = _row_bytes(packed)
         people = int(meta["count"])
         sources.append({"cache": str(source), "people": people,

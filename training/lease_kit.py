@@ -22,9 +22,10 @@ from hfpose.training.encode_cache import parse_setting
 from hfpose.training.lease_device import join_weight_parts
 
 DEFAULT_ONNX = "assets/hf_hrnet_18_coco_256x192.onnx"
-# WebP 60, crops stored at 320 px and no larger than their photo: ~4.2 KB a person, so 40k
-# people fit three transfers (the model card's "What travels", benchmarks/bench_pack_cost.py)
-DEFAULT_PACK_SETTING = "60,320,fit"
+# WebP 45, crops no larger than their photo: ~4.1 KB a person, so 40k people fit three
+# transfers; storing them smaller (320 px) cost more than the lower quality (the model card's
+# "What travels", benchmarks/bench_pack_cost.py)
+DEFAULT_PACK_SETTING = "45,fit"
 
 
 def _repo() -> Path:

@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", nargs="+", default=["65"], metavar="Q[,SIDE][,fit]")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
+        "--no-original", action="store_true", help="packed copies only (the original scored before)"
+    )
+    parser.add_argument(
         "--cfg-options", nargs="+", default=[], help="e.g. model.test_cfg.flip_test=false"
     )
     parser.add_argument("--json", type=Path)
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for spec in args.caches:
             cache_dir, metric = spec.rsplit(":", 1)
-            variants = {"original": Path(cache_dir)}
+            variants = {} if args.no_original else {"original": Path(cache_dir)}
             for setting in map(parse_setting, args.settings):
                 packed = Path(scratch) / f"{Path(cache_dir).name}_{setting.label()}"
                 encode_cache(Path(cache_dir), packed, setting)

@@ -1,12 +1,14 @@
 """What packing the crop caches costs: the shipped model's score on WebP-packed crops against the
-original crops, and the bytes per person, at each quality.
+original crops, and the bytes per person, for each pack setting.
 
 A lease carries the training set as packed caches (``hfpose-lease pack``, WebP): the model then
 trains on lossy copies. Scoring one fixed model on the original and the packed copies of the
-held-out caches measures what the compression changes in what the model sees.
+held-out caches measures what the compression changes in what the model sees. A setting is
+``QUALITY[,SIDE][,fit]`` (``hfpose.training.encode_cache.parse_setting``): WebP quality, the
+side crops are stored at (the cache's 384 by default), ``fit``: no larger than the source photo.
 
     python benchmarks/bench_pack_cost.py --caches /work/cache/mpii_thunder_val:pckh \\
-        /work/cache/lspet_thunder_val:pck --quality 65 50
+        /work/cache/lspet_thunder_val:pck --settings 65 50 65,320 65,320,fit
 """
 
 from __future__ import annotations
@@ -26,8 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="hfpose_hf_hrnet_18_coco_256x192_lspet_mpii")
     parser.add_argument("--onnx", type=Path, default=REPO / "assets/hf_hrnet_18_coco_256x192.onnx")
     parser.add_argument("--caches", nargs="+", required=True, metavar="DIR:METRIC")
-    parser.add_argument("--quality", type=int, nargs="+", default=[65])
+    parser.add_argument("--settings", nargs="+", default=["65"], metavar="Q[,SIDE][,fit]")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--no-original", action="store_true", help="packed copies only (the original scored before)"
+    )
+    parser.add_argument(
+        "--cfg-options", nargs="+", default=[], help="e.g. model.test_cfg.flip_test=false"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
@@ -36,26 +44,26 @@ def main(argv: list[str] | None = None) -> int:
     from hfpose.models.config import load_config, model_input_size
     from hfpose.models.hf_hrnet import build_model
     from hfpose.training.dataset_builder import build_dataset, dataset_layout
-    from hfpose.training.encode_cache import encode_cache
+    from hfpose.training.encode_cache import encode_cache, parse_setting
     from hfpose.training.evaluation import evaluate_dataset, normalise_metric_name
     from hfpose.training.load_from import load_initial_weights
     from hfpose.training.prediction import predict_with_model
 
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.cfg_options)
     model = build_model(cfg)
     # eval mode reproduces the ONNX exactly without calibration (training/load_from.py)
     load_initial_weights(model, args.onnx, model_input_size(cfg))
-    results = {"onnx": str(args.onnx), "caches": {}}
+    results = {"onnx": str(args.onnx), "cfg_options": args.cfg_options, "caches": {}}
     with tempfile.TemporaryDirectory() as scratch:
         for spec in args.caches:
             cache_dir, metric = spec.rsplit(":", 1)
-            variants = {"original": Path(cache_dir)}
-            for quality in args.quality:
-                packed = Path(scratch) / f"{Path(cache_dir).name}_q{quality}"
-                encode_cache(Path(cache_dir), packed, quality)
-                variants[f"webp_q{quality}"] = packed
+            variants = {} if args.no_original else {"original": Path(cache_dir)}
+            for setting in map(parse_setting, args.settings):
+                packed = Path(scratch) / f"{Path(cache_dir).name}_{setting.label()}"
+                encode_cache(Path(cache_dir), packed, setting)
+                variants[setting.label()] = packed
             rows = {}
             for name, path in variants.items():
                 entry = {"type": "CropCacheDataset", "cache_dir": str(path)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import pickle
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from hfpose.models.processing import bbox_xywh_to_cs, get_affine_transform
 from hfpose.training import crop_cache as cc
-from hfpose.training.encode_cache import encode_cache
+from hfpose.training.encode_cache import PackSetting, encode_cache, parse_setting, stored_sides
 from hfpose.training.encode_cache import main as encode_main
 
 DOT_COLOURS = {0: (255, 0, 0), 9: (0, 255, 0), 16: (0, 0, 255)}  # nose, left wrist, right ankle
@@ -205,6 +206,45 @@ def test_packed_cache_reads_back_like_the_original(tmp_path) -> None:
         for joint, colour in DOT_COLOURS.items():
             x, y = np.round(b["keypoints"][joint, :2]).astype(int)
             np.testing.assert_allclose(b["image"][y, x], colour, atol=40)
+
+
+def test_a_crop_stored_smaller_reads_back_at_the_cache_side_in_place(tmp_path) -> None:
+    coco, _ = _synthetic_dataset(tmp_path, 150.0)
+    cc.build_cache(coco, tmp_path, tmp_path / "cache", "synthetic", "all", None)
+    meta = encode_cache(tmp_path / "cache", tmp_path / "packed", PackSetting(90, 192))
+    encode_cache(tmp_path / "cache", tmp_path / "threads", PackSetting(90, 192), threads=2)
+    for name in (cc.ENCODED_IMAGES_FILE, "index.npz"):  # threads change nothing
+        assert (tmp_path / "threads" / name).read_bytes() == (
+            tmp_path / "packed" / name
+        ).read_bytes()
+    assert (
+        meta["image_encoding"]["side"] == 192 and meta["image_encoding"]["mean_stored_side"] == 192
+    )
+    original, packed = cc.CropCache(tmp_path / "cache"), cc.CropCache(tmp_path / "packed")
+    for row in range(2):
+        a, b = original[row], packed[row]
+        assert b["image"].shape == a["image"].shape == (cc.CROP_SIZE, cc.CROP_SIZE, 3)
+        assert np.abs(a["image"].astype(float) - b["image"]).mean() < 6.0
+        for joint, colour in DOT_COLOURS.items():  # the dots where the keypoints say
+            x, y = np.round(b["keypoints"][joint, :2]).astype(int)
+            np.testing.assert_allclose(b["image"][y, x], colour, atol=60)
+
+
+def test_stored_sides_follow_the_setting_and_the_source_zoom() -> None:
+    zoom = np.array([0.5, 1.0, 1.5, 2.0])
+    assert stored_sides(zoom, 384, PackSetting()).tolist() == [384] * 4
+    assert stored_sides(zoom, 384, PackSetting(side=320)).tolist() == [320] * 4
+    assert stored_sides(zoom, 384, PackSetting(fit_source=True)).tolist() == [384, 384, 256, 192]
+    assert stored_sides(zoom, 384, PackSetting(65, 320, True)).tolist() == [320, 320, 256, 192]
+
+
+def test_pack_settings_read_from_their_short_form() -> None:
+    assert parse_setting("65") == PackSetting(65)
+    assert parse_setting("60,320,fit") == PackSetting(60, 320, True)
+    assert parse_setting("65,fit").label() == "webp_q65_fit"
+    for bad in ("", "x", "101", "65,8", "65,320,320", "fit"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_setting(bad)
 
 
 def test_parts_split_the_rows_without_overlap(tmp_path) -> None:

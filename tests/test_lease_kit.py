@@ -18,7 +18,9 @@ from hfpose.models.config import load_config
 from hfpose.models.hf_hrnet import build_model
 from hfpose.training import lease_device, lease_pack
 from hfpose.training.crop_cache import build_cache
+from hfpose.training.encode_cache import parse_setting
 from hfpose.training.export.export_cli import main as export_main
+from hfpose.training.lease_kit import DEFAULT_PACK_SETTING
 from hfpose.training.onnx_export import export_onnx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,15 +56,26 @@ def _one_thread_no_subnormals():
     torch.set_flush_denormal(False)
 
 
-def _small_config(train_cache: Path, val_cache: Path) -> dict:
+# A one-stage HF-HRNet a few thousand weights strong: every step of the procedure (ONNX read
+# back, export with parity, a budgeted run, validation) on a graph that traces in a blink.
+TINY_MODEL = [
+    "model.backbone.extra.num_stages=1",
+    "model.backbone.extra.stem={stem_channels: 8, out_channels: 8, expand_ratio: 1}",
+    "model.backbone.extra.stages_spec={num_modules: [1], num_branches: [2], num_blocks: [1], "
+    "module_type: [HFHR], with_fuse: [true], reduce_ratios: [4], num_channels: [[8, 16]]}",
+    "model.keypoint_head.in_channels=8",
+]
+
+
+def _tiny_config(train_cache: Path, val_cache: Path) -> dict:
     train = [{"type": "CropCacheDataset", "cache_dir": str(train_cache), "sampling_ratio": 1}]
     val = {"type": "CropCacheDataset", "cache_dir": str(val_cache)}
     return load_config(
         CONFIG,
         [
+            *TINY_MODEL,
             "data_cfg.image_size=[64,128]",
             "data_cfg.heatmap_size=[16,32]",
-            "model.backbone.extra.stages_spec.num_modules=[1,1,1]",
             "data.samples_per_gpu=4",
             "data.workers_per_gpu=0",
             "data.train_samples_per_epoch=16",
@@ -79,16 +92,15 @@ def _small_config(train_cache: Path, val_cache: Path) -> dict:
     )
 
 
-@pytest.mark.slow
 def test_lease_rehearsal_on_fixtures(data_dir: Path, tmp_path: Path) -> None:
     coco = json.loads((data_dir / "coco" / "test_coco.json").read_text())
     build_cache(
         coco, data_dir / "coco", tmp_path / "caches" / "people_train", "coco", "train", None
     )
     build_cache(coco, data_dir / "coco", tmp_path / "caches" / "people_val", "coco", "val", None)
-    cfg = _small_config(tmp_path / "caches" / "people_train", tmp_path / "caches" / "people_val")
+    cfg = _tiny_config(tmp_path / "caches" / "people_train", tmp_path / "caches" / "people_val")
 
-    # the shipped model's stand-in (the small config's shape), read back as start weights
+    # the shipped model's stand-in (the tiny config's shape), read back as start weights
     shipped = export_onnx(cfg, build_model(cfg), tmp_path / "shipped.onnx")
     start = tmp_path / "start.pth"
     assert "BatchNorm split back" in lease_pack.make_start_weights(cfg, shipped, start, 8)
@@ -97,17 +109,19 @@ def test_lease_rehearsal_on_fixtures(data_dir: Path, tmp_path: Path) -> None:
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
 
     # packed into transfers under a limit small enough to need more than one
-    tree = lease_pack.sparse_tree_bytes(REPO)
+    tree = lease_pack.kit_tree_bytes(REPO)
     assert 0 < tree < 4 * 2**20
-    limit = tree + start.stat().st_size + lease_pack._MARGIN + 64 * 1024 + 180 * 1024
+    limit = tree + start.stat().st_size + lease_pack._MARGIN + 64 * 1024 + 100 * 1024
     lease = tmp_path / "lease"
     pack_root = tmp_path / "device_pack"
+    setting = parse_setting(DEFAULT_PACK_SETTING)
     manifest = lease_pack.pack_for_lease(
-        cfg, lease, start, tree, transfers=3, limit=limit, pack_root=str(pack_root)
+        cfg, lease, start, tree, setting, transfers=3, limit=limit, pack_root=str(pack_root)
     )
     assert len(manifest["transfers"]) >= 2
     assert all(size + tree <= limit for size in manifest["transfers"].values())
     assert manifest["train_people"] == len(coco_people(coco))
+    assert manifest["setting"] == setting.label()
     lease_cfg = yaml.safe_load((lease / "t1" / lease_pack.LEASE_CONFIG).read_text())
     assert lease_cfg["data_preprocessor"]["type"] == "DeviceBatchAugment"
     ratios = sum(e["sampling_ratio"] for e in lease_cfg["data"]["train"])
@@ -128,10 +142,10 @@ def test_lease_rehearsal_on_fixtures(data_dir: Path, tmp_path: Path) -> None:
 
     # the card measured on what has arrived, then the training call (both in this process:
     # the same code, without another start-up)
-    bench = ["--pack-root", str(pack_root), "bench", "--steps", "2", "--batch", "4"]
+    bench = ["--pack-root", str(pack_root), "bench", "--steps", "1", "--batch", "4"]
     assert lease_device.main(bench) == 0
     run_dir, out = tmp_path / "run", tmp_path / "OUT"
-    assert lease_device.train(0.1, pack_root, run_dir, out, []) == 0
+    assert lease_device.train(0.02, pack_root, run_dir, out, []) == 0
     assert "stopped at the end of the time budget" in (run_dir / "train.log").read_text()
     result = json.loads((out / "budget_result.json").read_text())
     assert result["steps"] > 0 and result["onnx_parity_ok"]
@@ -166,35 +180,74 @@ def test_weights_return_in_parts_under_the_file_limit(tmp_path: Path) -> None:
         lease_device.join_weight_parts(tmp_path, tmp_path / "again.pth")
 
 
-def test_transfer_size_counts_what_a_call_sends(tmp_path: Path) -> None:
+_GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=repo, env={**os.environ, **_GIT_ENV}, check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    return done.stdout
+
+
+def _repo_with_assets(tmp_path: Path) -> Path:
+    """A checkout like the project's: code the device needs, a heavy assets/ folder."""
     repo = tmp_path / "repo"
-    repo.mkdir()
-    run = {"cwd": repo, "check": True, "capture_output": True}
-    subprocess.run(["git", "init", "-q"], **run)
+    (repo / "models").mkdir(parents=True)
+    (repo / "assets").mkdir()
     (repo / ".gitignore").write_text("/lease/\n")
-    (repo / "tracked.bin").write_bytes(b"x" * 3000)
-    subprocess.run(["git", "add", "."], **run)
+    (repo / "models" / "net.py").write_text("x = 1\n")
+    (repo / "assets" / "model.onnx").write_bytes(b"w" * 50_000)
+    _git(repo, "init", "-q", "-b", "work")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "c")
+    return repo
+
+
+def test_transfer_size_counts_what_a_call_sends(tmp_path: Path) -> None:
+    repo = _repo_with_assets(tmp_path)
     (repo / "loose.txt").write_bytes(b"y" * 500)  # untracked, not ignored: travels
     (repo / "lease" / "t1").mkdir(parents=True)
     (repo / "lease" / "t1" / "data.npz").write_bytes(b"z" * 7000)  # ignored: only if carried
     plain = lease_pack.transfer_bytes(repo)
-    assert plain["tracked"] == 3000 + len("/lease/\n") and plain["untracked"] == 500
+    assert plain["tracked"] == len("/lease/\n") + 6 + 50_000 and plain["untracked"] == 500
     assert lease_pack.transfer_bytes(repo, ["lease/t1"])["total"] == plain["total"] + 7000
 
 
-def test_sparse_checkout_leaves_what_the_device_needs_and_restores_the_rest(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    (repo / "models").mkdir(parents=True)
-    (repo / "assets").mkdir()
-    (repo / "models" / "net.py").write_text("x = 1\n")
-    (repo / "assets" / "model.onnx").write_bytes(b"w" * 50_000)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
-    for command in (["git", "init", "-q"], ["git", "add", "."], ["git", "commit", "-qm", "c"]):
-        subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True)
+def test_a_sparse_checkout_leaves_its_files_tracked_and_counted(tmp_path: Path) -> None:
+    repo = _repo_with_assets(tmp_path)
     whole = lease_pack.transfer_bytes(repo)["total"]
-    lease_pack.set_sparse(repo, True)
-    assert (repo / "models" / "net.py").is_file() and not (repo / "assets" / "model.onnx").exists()
-    assert lease_pack.transfer_bytes(repo)["total"] == whole - 50_000
-    lease_pack.set_sparse(repo, False)
+    _git(repo, "sparse-checkout", "set", "--no-cone", "/models/", "/.gitignore")
+    assert not (repo / "assets" / "model.onnx").exists()
+    assert "assets/model.onnx" in _git(repo, "ls-files")
+    assert lease_pack.transfer_bytes(repo)["total"] == whole
+
+
+def test_the_lease_tree_holds_only_the_kit_and_goes_back(tmp_path: Path) -> None:
+    repo = _repo_with_assets(tmp_path)
+    head = _git(repo, "rev-parse", "HEAD")
+    (repo / "lease").mkdir()
+    (repo / "lease" / "keep.npz").write_bytes(b"k" * 100)  # ignored: stays on disk
+
+    assert "lease tree on" in lease_pack.set_kit_tree(repo, True)
+    assert _git(repo, "ls-files").split() == [".gitignore", "models/net.py"]
+    assert not (repo / "assets").exists() and (repo / "lease" / "keep.npz").is_file()
+    assert lease_pack.transfer_bytes(repo)["total"] == lease_pack.kit_tree_bytes(repo)
+    with pytest.raises(SystemExit, match="on already"):
+        lease_pack.set_kit_tree(repo, True)
+
+    assert lease_pack.set_kit_tree(repo, False) == "lease tree off: back on work"
     assert (repo / "assets" / "model.onnx").stat().st_size == 50_000
+    assert _git(repo, "rev-parse", "HEAD") == head
+    assert _git(repo, "branch", "--list").split() == ["*", "work"]
+    assert not _git(repo, "status", "--porcelain", "--untracked-files=no")
+    with pytest.raises(SystemExit, match="not on"):
+        lease_pack.set_kit_tree(repo, False)
+
+
+def test_the_lease_tree_refuses_uncommitted_changes(tmp_path: Path) -> None:
+    repo = _repo_with_assets(tmp_path)
+    (repo / "models" / "net.py").write_text("x = 2\n")
+    with pytest.raises(SystemExit, match="uncommitted"):
+        lease_pack.set_kit_tree(repo, True)
+    assert not lease_pack.kit_tree_is_on(repo) and (repo / "assets" / "model.onnx").is_file()

@@ -231,12 +231,14 @@ def replace_folder(finished: Path, destination: Path) -> None:
 class EncodedImages:
     """The crops of a packed cache (``hfpose.training.encode_cache``): WebP bytes, decoded per row.
 
-    Indexing gives the same RGB uint8 (CROP_SIZE, CROP_SIZE, 3) array ``images.npy`` would.
+    Indexing gives the same RGB uint8 (side, side, 3) array ``images.npy`` would: a crop stored
+    smaller is resized back (pixel centres kept, so the index's geometry holds unchanged).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, side: int = CROP_SIZE) -> None:
         with np.load(path) as packed:
             self._data, self._offsets = packed["data"], packed["offsets"]
+        self.side = side
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -249,6 +251,8 @@ class EncodedImages:
         bgr = cv2.imdecode(self.encoded(row), cv2.IMREAD_COLOR)
         if bgr is None:
             raise ValueError(f"crop {row} of a packed cache does not decode (corrupt file?)")
+        if bgr.shape[:2] != (self.side, self.side):
+            bgr = cv2.resize(bgr, (self.side, self.side), interpolation=cv2.INTER_LINEAR)
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -281,7 +285,8 @@ class CropCache:
             if (self.path / "images.npy").is_file():
                 self._images = np.load(self.path / "images.npy", mmap_mode="r")
             elif (self.path / ENCODED_IMAGES_FILE).is_file():
-                self._images = EncodedImages(self.path / ENCODED_IMAGES_FILE)
+                side = int(self.meta.get("crop_size", CROP_SIZE))
+                self._images = EncodedImages(self.path / ENCODED_IMAGES_FILE, side)
             else:
                 raise FileNotFoundError(
                     f"crop cache {self.path} has neither images.npy nor {ENCODED_IMAGES_FILE}"

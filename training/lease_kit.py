@@ -2,9 +2,9 @@
 
     hfpose-lease weights CONFIG --onnx assets/hf_hrnet_18_coco_256x192.onnx   # lease/start.pth
     hfpose-lease pack CONFIG                  # lease/t1..t3 + lease/manifest.json
-    hfpose-lease sparse on                    # leave only what the device needs on disk
+    hfpose-lease tree on                      # the checkout holds only what the device needs
     hfpose-lease size --carry lease/t1        # bytes a call would send; fails over 64 MiB
-    hfpose-lease sparse off                   # every file back
+    hfpose-lease tree off                     # back on the branch, every file back
     hfpose-lease unpack DIR --out lease.pth   # the returned weight parts as one checkpoint
 
 The device's side is ``training/lease_device.py``; the model card's "Lease kit" section has the
@@ -18,9 +18,14 @@ import sys
 from pathlib import Path
 
 from hfpose.models.config import ConfigError, load_config
+from hfpose.training.encode_cache import parse_setting
 from hfpose.training.lease_device import join_weight_parts
 
 DEFAULT_ONNX = "assets/hf_hrnet_18_coco_256x192.onnx"
+# WebP 45, crops no larger than their photo: ~4.1 KB a person, so 40k people fit three
+# transfers; storing them smaller (320 px) cost more than the lower quality (the model card's
+# "What travels", benchmarks/bench_pack_cost.py)
+DEFAULT_PACK_SETTING = "45,fit"
 
 
 def _repo() -> Path:
@@ -39,12 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     pack.add_argument("config")
     pack.add_argument("--start-weights", type=Path, default=Path("lease/start.pth"))
     pack.add_argument("--out", type=Path, default=Path("lease"))
-    pack.add_argument("--quality", type=int, default=65, help="WebP quality (65)")
+    pack.add_argument(
+        "--setting", type=parse_setting, default=parse_setting(DEFAULT_PACK_SETTING),
+        help=f"QUALITY[,SIDE][,fit]: WebP quality, stored side, no larger than the source photo "
+        f"({DEFAULT_PACK_SETTING}; benchmarks/bench_pack_cost.py measures each)",
+    )  # fmt: skip
     pack.add_argument("--transfers", type=int, default=3)
+    pack.add_argument("--threads", type=int, default=2, help="encoding threads (2)")
     pack.add_argument("--limit-mib", type=float, default=64.0, help="per call (64)")
     pack.add_argument("--cfg-options", nargs="+", default=[])
-    sparse = commands.add_parser("sparse", help="sparse checkout for a lease: on or off")
-    sparse.add_argument("state", choices=("on", "off"))
+    tree = commands.add_parser("tree", help="the checkout as a lease call needs it: on or off")
+    tree.add_argument("state", choices=("on", "off"))
     size = commands.add_parser("size", help="what a device call from here would send")
     size.add_argument("--carry", nargs="*", default=[])
     size.add_argument("--limit-mib", type=float, default=64.0)
@@ -66,20 +76,19 @@ def main(argv: list[str] | None = None) -> int:
             cfg = load_config(args.config, args.cfg_options)
             if not args.start_weights.is_file():
                 raise SystemExit(f"hfpose-lease: no {args.start_weights}: run hfpose-lease weights")
-            tree = lease_pack.sparse_tree_bytes(_repo())
+            tree = lease_pack.kit_tree_bytes(_repo())
             manifest = lease_pack.pack_for_lease(
-                cfg, args.out, args.start_weights, tree, args.quality, args.transfers,
-                int(args.limit_mib * 2**20),
+                cfg, args.out, args.start_weights, tree, args.setting, args.transfers,
+                int(args.limit_mib * 2**20), threads=args.threads,
             )  # fmt: skip
             for name, nbytes in manifest["transfers"].items():
                 print(
                     f"{args.out / name}: {nbytes / 2**20:.1f} MiB (+ {tree / 2**20:.1f} MiB tree)"
                 )
             print(f"{manifest['train_people']} training people, {manifest['bytes_per_person']} "
-                  f"bytes per person at WebP quality {args.quality}")  # fmt: skip
-        elif args.command == "sparse":
-            lease_pack.set_sparse(_repo(), args.state == "on")
-            print(f"sparse checkout {args.state}")
+                  f"bytes per person ({args.setting.label()})")  # fmt: skip
+        elif args.command == "tree":
+            print(lease_pack.set_kit_tree(_repo(), args.state == "on"))
         elif args.command == "size":
             sizes = lease_pack.transfer_bytes(_repo(), args.carry)
             limit = args.limit_mib * 2**20

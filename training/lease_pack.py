@@ -1,10 +1,13 @@
 """The lease kit's side here: what goes to a lent GPU machine, packed to its transfer limits.
 
-A call of the device tool carries the checkout's tree (tracked files present on disk, untracked
-files git does not ignore, ``shared/``, and the ignored paths named in ``carry``): at most 64 MiB.
-The repository's tracked files are 111 MB (assets/ 95 MB), so a lease runs from a sparse
-checkout holding only what training needs (:data:`DEVICE_TREE`, under 1 MB), and the data goes
-in up to three calls, each carrying one folder ``lease/tN`` (ignored by git):
+A call of the device tool sends a copy of the checkout's working tree: its tracked files,
+untracked files git does not ignore, ``shared/``, and the ignored paths named in ``carry``; at
+most 64 MiB. "Tracked" is git's word: every file in the index, also one a sparse checkout left
+off the disk, so a sparse checkout does not make a call lighter by that rule.
+The repository's tracked files are 111 MB (assets/ 95 MB), so for a lease the checkout switches
+to a branch of its own whose index and disk hold only what training needs (:data:`DEVICE_TREE`,
+under 1 MB; :func:`set_kit_tree`), and back after. The data goes in up to three calls, each
+carrying one folder ``lease/tN`` (ignored by git):
 
 - ``lease/t1``: the start weights (``start.pth``: the shipped ONNX read back, BatchNorm split out
   and calibrated, fp16), ``lease_config.yaml`` (the training config with every cache pointing at
@@ -12,7 +15,7 @@ in up to three calls, each carrying one folder ``lease/tN`` (ignored by git):
 - ``lease/t2``, ``lease/t3``: the rest of the packed caches, a cache split between transfers
   where it does not fit (rows sliced, not re-encoded).
 
-Each transfer is sized so that it plus the sparse tree stays under the limit; :func:`transfer_bytes`
+Each transfer is sized so that it plus the kit's tree stays under the limit; :func:`transfer_bytes`
 measures a call's tree by the same rule before any lease comes.
 """
 
@@ -33,7 +36,7 @@ from hfpose.models.config import ConfigError, model_input_size
 from hfpose.models.hf_hrnet import build_model
 from hfpose.training.crop_cache import ENCODED_IMAGES_FILE, CropCache
 from hfpose.training.dataset_builder import build_dataset
-from hfpose.training.encode_cache import encode_cache, slice_packed
+from hfpose.training.encode_cache import PackSetting, encode_cache, slice_packed
 from hfpose.training.load_from import (
     CALIBRATION_SAMPLES,
     calibration_batches,
@@ -41,7 +44,7 @@ from hfpose.training.load_from import (
 )
 
 TRANSFER_LIMIT = 64 * 2**20
-# What the device needs of the checkout (git sparse-checkout patterns, non-cone).
+# What the device needs of the checkout (anchored patterns; a trailing / takes a whole folder).
 DEVICE_TREE = (
     "/pyproject.toml",
     "/.gitignore",
@@ -52,6 +55,8 @@ DEVICE_TREE = (
     "/benchmarks/bench_training.py",
 )
 LEASE_DIR = "lease"
+KIT_BRANCH = "hfpose-lease-tree"  # one commit of the kit files, deleted when the tree goes off
+RETURN_FILE = "hfpose-lease-return"  # in the git folder: the branch or commit to come back to
 DEVICE_PACK_ROOT = "/tmp/hfpose_pack"  # where the device keeps the packed caches between calls
 START_WEIGHTS = "start.pth"
 LEASE_CONFIG = "lease_config.yaml"
@@ -60,13 +65,19 @@ MANIFEST = "manifest.json"
 _MARGIN = 2**20
 
 
-def _git(repo: Path, *args: str) -> str:
+def _git(repo: Path, *args: str, stdin: str | None = None) -> str:
     result = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
+        ["git", "-C", str(repo), *args], input=stdin, capture_output=True, text=True, check=False
     )
     if result.returncode:
         raise SystemExit(f"git {' '.join(args)} failed in {repo}: {result.stderr.strip()}")
     return result.stdout
+
+
+def _git_answer(repo: Path, *args: str) -> str:
+    """A query's output, empty where git says no (an unknown ref, a detached HEAD)."""
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 else ""
 
 
 def _path_bytes(path: Path) -> int:
@@ -78,15 +89,34 @@ def _path_bytes(path: Path) -> int:
     return 0
 
 
+def _tracked_bytes(repo: Path) -> int:
+    """Every index entry: its size on disk, or its blob's size where it is not on disk (a
+    sparse checkout's skip-worktree file is tracked all the same)."""
+    total, missing = 0, []
+    for line in _git(repo, "ls-files", "-z", "--cached", "--stage").split("\0"):
+        if not line:
+            continue
+        info, name = line.split("\t", 1)
+        path = repo / name
+        if path.is_symlink() or path.exists():
+            total += _path_bytes(path)
+        else:
+            missing.append(info.split()[1])
+    if missing:
+        sizes = _git(repo, "cat-file", "--batch-check=%(objectsize)", stdin="\n".join(missing))
+        total += sum(int(size) for size in sizes.split())
+    return total
+
+
 def transfer_bytes(repo: Path, carry: list[str] = ()) -> dict[str, int]:
-    """What one device call from ``repo`` sends, by the tool's rule: tracked files (those a
-    sparse checkout left on disk), untracked files git does not ignore, ``shared/``, and the
-    carried paths."""
+    """What one device call from ``repo`` sends, by the tool's rule: tracked files (all of the
+    index, on disk or not), untracked files git does not ignore, ``shared/``, and the carried
+    paths."""
     repo = Path(repo)
     tracked = _git(repo, "ls-files", "-z", "--cached").split("\0")
     untracked = _git(repo, "ls-files", "-z", "--others", "--exclude-standard").split("\0")
     sizes = {
-        "tracked": sum(_path_bytes(repo / name) for name in tracked if name),
+        "tracked": _tracked_bytes(repo),
         "untracked": sum(_path_bytes(repo / name) for name in untracked if name),
         "shared": 0,
         "carried": sum(_path_bytes(repo / name) for name in carry),
@@ -98,9 +128,9 @@ def transfer_bytes(repo: Path, carry: list[str] = ()) -> dict[str, int]:
     return sizes
 
 
-def sparse_tree_bytes(repo: Path) -> int:
+def kit_tree_bytes(repo: Path) -> int:
     """Bytes of the tracked files :data:`DEVICE_TREE` keeps (what a lease call's tree holds
-    besides its transfer), read from git's index so it holds before the checkout is sparse."""
+    besides its transfer), read from git's index so it holds before the kit's tree is on."""
     files = _git(repo, "ls-files", "-z", "--cached", *_pathspecs()).split("\0")
     return sum(_path_bytes(repo / name) for name in files if name)
 
@@ -109,12 +139,52 @@ def _pathspecs() -> list[str]:
     return [f":(glob){p.strip('/')}{'**' if p.endswith('/') else ''}" for p in DEVICE_TREE]
 
 
-def set_sparse(repo: Path, on: bool) -> None:
-    """Leave only :data:`DEVICE_TREE` on disk (``on``), or every tracked file again."""
+def kit_tree_is_on(repo: Path) -> bool:
+    return _return_file(repo).is_file()
+
+
+def _return_file(repo: Path) -> Path:
+    return repo / _git(repo, "rev-parse", "--git-path", RETURN_FILE).strip()
+
+
+def set_kit_tree(repo: Path, on: bool) -> str:
+    """``on``: the checkout on a branch of one commit whose index and disk hold only
+    :data:`DEVICE_TREE` (the rest of the tracked files leave the disk; ignored files stay);
+    ``off``: back on the branch or commit it came from, every file restored. A one-line note."""
+    repo = Path(repo)
+    back = _return_file(repo)
     if on:
-        _git(repo, "sparse-checkout", "set", "--no-cone", *DEVICE_TREE)
+        if back.is_file():
+            raise SystemExit(f"the lease tree is on already (hfpose-lease tree off returns to "
+                             f"{back.read_text().strip()})")  # fmt: skip
+        if _git(repo, "status", "--porcelain", "--untracked-files=no").strip():
+            raise SystemExit("tracked files have uncommitted changes: commit or stash them first")
+        commit = _git(repo, "rev-parse", "HEAD").strip()
+        came_from = _git_answer(repo, "symbolic-ref", "-q", "--short", "HEAD") or commit
+        kit = [name for name in _git(repo, "ls-files", "-z", *_pathspecs()).split("\0") if name]
+        if _git_answer(repo, "rev-parse", "--verify", "-q", f"refs/heads/{KIT_BRANCH}"):
+            _git(repo, "branch", "-D", KIT_BRANCH)  # left by a run stopped half way
+        back.write_text(f"{came_from}\n")
+        _git(repo, "switch", "-q", "--orphan", KIT_BRANCH)
+        _git(repo, "checkout", commit, "--pathspec-from-file=-", "--pathspec-file-nul",
+             stdin="".join(f":(literal){name}\0" for name in kit))  # fmt: skip
+        # committed, so the checkout looks like any other to whatever copies it (a HEAD, a
+        # clean status); the branch is deleted when the tree goes off
+        identity = ["-c", "user.name=hfpose-lease", "-c", "user.email=hfpose-lease@localhost"]
+        _git(repo, *identity, "-c", "commit.gpgSign=false", "commit", "-q", "--no-verify",
+             "-m", f"lease tree: the kit files of {commit[:12]}")  # fmt: skip
+        files = len(_git(repo, "ls-files", "-z").split("\0")) - 1
+        return f"lease tree on: {files} tracked files, {kit_tree_bytes(repo) / 2**20:.1f} MiB"
+    if not back.is_file():
+        raise SystemExit("the lease tree is not on (no hfpose-lease tree on to undo)")
+    target = back.read_text().strip()
+    if _git_answer(repo, "rev-parse", "--verify", "-q", f"refs/heads/{target}"):
+        _git(repo, "switch", "-q", target)
     else:
-        _git(repo, "sparse-checkout", "disable")
+        _git(repo, "switch", "-q", "--detach", target)
+    _git(repo, "branch", "-D", KIT_BRANCH)
+    back.unlink()
+    return f"lease tree off: back on {target}"
 
 
 def make_start_weights(
@@ -170,10 +240,11 @@ def pack_for_lease(
     out_dir: Path,
     start_weights: Path,
     tree_bytes: int,
-    quality: int = 65,
+    setting: PackSetting,
     transfers: int = 3,
     limit: int = TRANSFER_LIMIT,
     pack_root: str = DEVICE_PACK_ROOT,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Pack every cache of ``cfg`` (train and val) into ``out_dir/t1..tN``, each under
     ``limit`` with the tree; write the device's config and a manifest; return the manifest."""
@@ -191,7 +262,7 @@ def pack_for_lease(
             continue
         source = Path(entry["cache_dir"])
         packed = scratch / source.name
-        meta = encode_cache(source, packed, quality)
+        meta = encode_cache(source, packed, setting, threads=threads)
         offsets, index_row = _row_bytes(packed)
         people = int(meta["count"])
         sources.append({"cache": str(source), "people": people,
@@ -209,7 +280,7 @@ def pack_for_lease(
                 if transfer > transfers:
                     raise SystemExit(
                         f"the caches do not fit {transfers} transfers of {limit / 2**20:.0f} MiB "
-                        f"with a {tree_bytes / 2**20:.1f} MiB tree: lower --quality or drop data"
+                        f"with a {tree_bytes / 2**20:.1f} MiB tree: a smaller --setting or less data"
                     )
                 free = capacity
                 continue
@@ -241,7 +312,7 @@ def pack_for_lease(
     people = sum(p.people for p in pieces if p.role == "train")
     webp = sum(p.bytes for p in pieces)
     manifest = {
-        "quality": quality,
+        "setting": setting.label(),
         "tree_bytes": tree_bytes,
         "limit_bytes": limit,
         "train_people": people,

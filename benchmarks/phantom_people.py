@@ -25,9 +25,18 @@ rule) and the script reports:
   mostly real boxes, and of which no real box is shown any more;
 - real person-frames dropped: real boxes not shown (someone entering, turning away, half hidden:
   their skeleton appears a few frames later or comes back);
-- track IDs created per minute of video, and the longest time a track ID is shown on a
-  phantom region (first to last frame), for the engine's tracker and, in the same run, for the
-  tracker as it was before new tracks needed confirming (``BEFORE``: IDs at once, 1 s memory).
+- track IDs created per minute of video, and phantom IDs: track IDs shown on a phantom region
+  on most of their frames (a person walking past a cone is not one), with how long each is shown
+  there (first to last frame). Three trackers in the same run: the engine's (:data:`ENGINE`: a
+  new ID after 3 frames in a row that show a person, ``PERSON_EVIDENCE``, 2 s memory), the one
+  before it (:data:`CONFIRMED`: 3 frames in a row, no evidence asked) and the original
+  (:data:`ORIGINAL`: IDs at once, 1 s memory). ``CONFIRMED`` reproduces the engine of the commit
+  before the evidence rule: its own ``benchmarks/phantom_people.py``, run with that tree first
+  on ``PYTHONPATH`` (a folder holding an ``hfpose`` link to an extracted ``git archive``), prints
+  the same IDs per minute, phantoms per frame and real people lost.
+
+Clips without labels (moving cameras, crowds) count every box as a person: phantoms there are
+not counted, and a "real person lost" may be an object.
 
 ``DEFAULT_MIN_POSE_SCORE`` and ``TRACK_BIRTH_FACTOR`` in engine/plausibility.py were chosen from
 this table (docs/reliability.md has the figures and the reasons).
@@ -50,6 +59,7 @@ from hfpose.engine.detectors import create_detector
 from hfpose.engine.model_files import asset_path
 from hfpose.engine.plausibility import (
     DEFAULT_MIN_POSE_SCORE,
+    PERSON_EVIDENCE,
     TRACK_BIRTH_FACTOR,
     TRACK_CONFIRM_FRAMES,
     birth_score,
@@ -68,9 +78,17 @@ LABELS = REPO / "benchmarks" / "data" / "phantom_labels.json"
 SAME_BOX_IOU = 0.9  # the same detector box (tolerates float noise between CPUs)
 STATIC_IOU = 0.5  # a box in a labelled region: the static object, not a person walking past
 MIN_TRACK_S = 1.0  # a real person is lost when a track this long is never shown
-# The tracker's settings: the engine's, and those before tracks needed confirming.
-ENGINE = {"confirm_frames": TRACK_CONFIRM_FRAMES, "max_lost_s": PipelineConfig().track_max_lost_s}
-BEFORE = {"confirm_frames": 1, "max_lost_s": 1.0}
+VIDEO_SUFFIXES = {".avi", ".mkv", ".mp4", ".mov", ".webm"}
+# The tracker's settings: the engine's, those before new tracks had to show a person, and
+# those before they needed confirming (also the unfiltered run that says who is real).
+ENGINE = {
+    "confirm_frames": TRACK_CONFIRM_FRAMES,
+    "max_lost_s": PipelineConfig().track_max_lost_s,
+    "evidence": PERSON_EVIDENCE,
+}
+CONFIRMED = {"confirm_frames": TRACK_CONFIRM_FRAMES, "max_lost_s": 2.0, "evidence": None}
+ORIGINAL = {"confirm_frames": 1, "max_lost_s": 1.0, "evidence": None}
+TRACKERS = {"original": ORIGINAL, "confirmed": CONFIRMED, "engine": ENGINE}
 
 
 @dataclass
@@ -173,15 +191,23 @@ def same_box(a: Person, b: Person) -> bool:
 def id_figures(
     results: ClipResults, shown: list[list[Person]], phantoms: list[list[float]]
 ) -> dict:
-    """Track IDs created per minute, and the longest an ID is shown on a phantom region."""
+    """Track IDs created per minute, and how long IDs are shown on phantom regions (IDs shown
+    there on most of their frames)."""
     seconds = max(results.timestamps[-1] - results.timestamps[0], 1e-9) if results.timestamps else 1
     on_phantom: dict[int, list[float]] = {}
+    frames: dict[int, int] = {}
     for timestamp, people in zip(results.timestamps, shown):
         for person, is_phantom in zip(people, in_regions(people, phantoms)):
+            frames[person.track_id] = frames.get(person.track_id, 0) + 1
             if is_phantom:
                 on_phantom.setdefault(person.track_id, []).append(timestamp)
-    spans = [times[-1] - times[0] for times in on_phantom.values()]
+    spans = [
+        times[-1] - times[0]
+        for track_id, times in on_phantom.items()
+        if 2 * len(times) > frames[track_id]
+    ]
     return {
+        "seconds": seconds,
         "ids_per_minute": len({p.track_id for people in shown for p in people}) * 60 / seconds,
         "phantom_id_longest_s": max(spans, default=0.0),
         "phantom_ids_1s_or_more": sum(span >= 1.0 for span in spans),
@@ -197,7 +223,7 @@ def evaluate(
 ) -> dict:
     """Phantoms per frame and real people lost at ``threshold`` against the raw tracks."""
     phantoms, ignored = labels.get("phantom_regions", []), labels.get("ignore_regions", [])
-    raw = track(results, 0.0, tracker_settings=BEFORE)
+    raw = track(results, 0.0, tracker_settings=ORIGINAL)
     shown = track(results, threshold, birth_factor, tracker_settings)
     phantom_raw = phantom_shown = real_frames = real_dropped = 0
     real_tracks: dict[int, list[float]] = {}  # raw track -> times it was seen on a real box
@@ -268,7 +294,7 @@ def static_boxes(results: ClipResults, clip: Path, out: Path, min_frames: int = 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", type=Path, default=VIDEOS)
-    parser.add_argument("--clips", nargs="*", help="clip file names (default: the labelled ones)")
+    parser.add_argument("--clips", nargs="*", help="clip file names (default: every video)")
     parser.add_argument("--model", type=Path, help="keypoint model (default: the shipped one)")
     parser.add_argument(
         "--thresholds", type=float, nargs="*", default=[0.0, DEFAULT_MIN_POSE_SCORE]
@@ -288,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
 
     labels = json.loads(LABELS.read_text())["clips"]
     model = args.model or asset_path(DEFAULT_MODEL)
-    clips = args.clips or sorted(labels)
+    clips = args.clips or sorted(
+        p.name for p in args.videos.iterdir() if p.suffix in VIDEO_SUFFIXES
+    )
     print(f"keypoint model {model.name} ({model_digest(model)}); thresholds {args.thresholds}")
     table = []
     for name in clips:
@@ -298,9 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: boxes on 40 frames or more")
             static_boxes(results, clip, args.static_boxes.with_stem(f"{clip.stem}_static"))
         clip_labels = labels.get(name, {})
-        settings = itertools.product(
-            args.thresholds, args.birth_factors, (("before", BEFORE), ("engine", ENGINE))
-        )
+        settings = itertools.product(args.thresholds, args.birth_factors, TRACKERS.items())
         for threshold, factor, (tracker_name, tracker_settings) in settings:
             factor = TRACK_BIRTH_FACTOR if factor is None else factor
             row = {
@@ -312,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             table.append(row)
             print(
-                f"{name[:24]:24s} {tracker_name:6s} thr {threshold:4.2f} x{factor:3.1f}  "
+                f"{name[:24]:24s} {tracker_name:9s} thr {threshold:4.2f} x{factor:3.1f}  "
                 f"phantoms/frame {row['phantoms_per_frame_raw']:4.2f} -> "
                 f"{row['phantoms_per_frame']:4.2f}  real people lost "
                 f"{len(row['real_people_lost'])}/{row['real_people']} {row['real_people_lost']}  "
@@ -321,9 +347,34 @@ def main(argv: list[str] | None = None) -> int:
                 f"({row['ids_per_minute']:.0f}/min)  phantom IDs >= 1 s "
                 f"{row['phantom_ids_1s_or_more']} (longest {row['phantom_id_longest_s']:.1f} s)"
             )
+    print_summary(table, labels)
     if args.json:
         args.json.write_text(json.dumps(table, indent=1) + "\n")
     return 0
+
+
+def print_summary(table: list[dict], labels: dict) -> None:
+    """One line per clip and setting: the three trackers side by side."""
+    print(
+        "\nclip (seconds, labelled?) | thr | IDs/min original -> confirmed -> engine | "
+        "phantom IDs >= 1 s (longest s) | real people lost"
+    )
+    rows: dict[tuple, dict[str, dict]] = {}
+    for row in table:
+        key = (row["clip"], row["threshold"], row["birth_factor"])
+        rows.setdefault(key, {})[row["tracker"]] = row
+    for (clip, threshold, _), by_tracker in rows.items():
+        runs = [by_tracker[name] for name in TRACKERS]
+        seconds = runs[0]["seconds"]
+        labelled = "labelled" if clip in labels else "unlabelled"
+        ids = " -> ".join(f"{r['ids_per_minute']:.0f}" for r in runs)
+        phantoms = " -> ".join(
+            f"{r['phantom_ids_1s_or_more']} ({r['phantom_id_longest_s']:.1f})" for r in runs
+        )
+        lost = " -> ".join(f"{len(r['real_people_lost'])}/{r['real_people']}" for r in runs)
+        print(
+            f"{clip} ({seconds:.1f} s, {labelled}) | {threshold:.2f} | {ids} | {phantoms} | {lost}"
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,12 @@ from hfpose.engine.angles import attach_angles
 from hfpose.engine.config import FALLBACK_FPS, PipelineConfig, detection_frames
 from hfpose.engine.detectors import create_detector
 from hfpose.engine.frame_source import Frame
-from hfpose.engine.plausibility import TRACK_CONFIRM_FRAMES, birth_score, is_plausible
+from hfpose.engine.plausibility import (
+    PERSON_EVIDENCE,
+    TRACK_CONFIRM_FRAMES,
+    birth_score,
+    is_plausible,
+)
 from hfpose.engine.pose import create_pose_estimator
 from hfpose.engine.rendering import HudInfo, Renderer
 from hfpose.engine.results import Person, PipelineError
@@ -158,6 +163,7 @@ class PoseProcessor:
             kpt_thr=config.kpt_thr,
             min_birth_score=birth_score(config.min_pose_score),
             confirm_frames=TRACK_CONFIRM_FRAMES,
+            evidence=PERSON_EVIDENCE,
         )
         self.smoother = TrackSmoother(config.smoothing)
         self._angle_keypoints = self.dataset_info.keypoint_names  # the smooth step's copy
@@ -358,6 +364,7 @@ class PoseProcessor:
                 kpt_thr=self.tracker.kpt_thr,
                 min_birth_score=self.tracker.min_birth_score,
                 confirm_frames=self.tracker.confirm_frames,
+                evidence=self.tracker.evidence,
             )
         if "kpt_thr" in changes:
             self.tracker.kpt_thr = changes["kpt_thr"]

@@ -10,6 +10,11 @@ out of the frame's result (see :mod:`hfpose.engine.plausibility`: one weak frame
 A new track is *tentative* until it has matched on ``confirm_frames`` frames in a row: it has no
 ID, is not in the result and is dropped at its first miss, so a box that flickers onto a cone
 for a frame or two uses up no ID and is never drawn (ByteTrack's and SORT's confirmation).
+With ``evidence`` (:class:`hfpose.engine.plausibility.PersonEvidence`) it must also show a
+person over its frames so far: a clear pose, a confident detection or a box that moves. A cone
+or a rock that the detector finds on every frame therefore stays tentative, matched but never
+given an ID, for as long as it is there; someone standing still keeps the ID their walk in, or
+their clear pose, gave them.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from hfpose.engine.plausibility import pose_score
+from hfpose.engine.plausibility import PersonEvidence, pose_score
 from hfpose.engine.results import Person
 
 
@@ -75,6 +80,23 @@ class _Track:
     velocity_kpts: np.ndarray  # px/s per keypoint
     velocity_box: np.ndarray  # px/s per box corner coordinate
     hits: int = 1  # frames matched in a row while tentative
+    # What the tentative track has shown of a person so far (PersonEvidence): sums over its
+    # frames, and where its box started.
+    pose_sum: float = 0.0
+    detection_sum: float = 0.0
+    height_sum: float = 0.0
+    origin: np.ndarray | None = None
+    farthest: float = 0.0  # px, the box centre's farthest point from ``origin``
+
+    def observe(self, person: Person) -> None:
+        """Add one frame's evidence of a person (tentative tracks only)."""
+        centre = (person.bbox[:2] + person.bbox[2:]) / 2.0
+        if self.origin is None:
+            self.origin = centre.astype(np.float64)
+        self.farthest = max(self.farthest, float(np.linalg.norm(centre - self.origin)))
+        self.pose_sum += pose_score(person)
+        self.detection_sum += float(person.bbox_score)
+        self.height_sum += float(person.bbox[3] - person.bbox[1])
 
     @property
     def confirmed(self) -> bool:
@@ -91,8 +113,9 @@ class Tracker:
     ``oks_weight`` balances keypoint similarity against box IoU (1 = keypoints only);
     pairs whose combined similarity is below ``min_similarity`` never match; an unmatched
     person with a pose score under ``min_birth_score`` gets no track and is left out; a new
-    track gets its ID once matched on ``confirm_frames`` frames in a row (1: at once); only
-    keypoints scoring over ``kpt_thr`` (``PipelineConfig.kpt_thr``) are compared.
+    track gets its ID once matched on ``confirm_frames`` frames in a row (1: at once) and, with
+    ``evidence``, once it has shown a person; only keypoints scoring over ``kpt_thr``
+    (``PipelineConfig.kpt_thr``) are compared.
     """
 
     def __init__(
@@ -106,6 +129,7 @@ class Tracker:
         max_extrapolation_s: float = 0.5,
         min_birth_score: float = 0.0,
         confirm_frames: int = 1,
+        evidence: PersonEvidence | None = None,
     ) -> None:
         self.sigmas = tuple(float(s) for s in sigmas)
         self.max_lost_s = float(max_lost_s)
@@ -115,6 +139,7 @@ class Tracker:
         self.max_extrapolation_s = float(max_extrapolation_s)
         self.min_birth_score = float(min_birth_score)
         self.confirm_frames = max(1, int(confirm_frames))
+        self.evidence = evidence
         self._tracks: list[_Track] = []
         self._next_id = 1
 
@@ -174,9 +199,11 @@ class Tracker:
                 kept.add(id(track))
             elif not track.confirmed:
                 track.hits += 1
-            if not track.confirmed and track.hits >= self.confirm_frames:
-                track.track_id = self._next_id
-                self._next_id += 1
+            if not track.confirmed:
+                track.observe(person)
+                if track.hits >= self.confirm_frames and self._shows_a_person(track):
+                    track.track_id = self._next_id
+                    self._next_id += 1
             if track.confirmed:
                 person.track_id = track.track_id
                 tracked.append(person)
@@ -204,6 +231,16 @@ class Tracker:
                 self._refresh(tracks[col], chosen[row], timestamp)
                 matches[candidates[row]] = tracks[col]
         return matches
+
+    def _shows_a_person(self, track: _Track) -> bool:
+        """Whether a tentative track has shown enough of a person (always, without evidence)."""
+        if self.evidence is None:
+            return True
+        return self.evidence.shown(
+            track.pose_sum / track.hits,
+            track.detection_sum / track.hits,
+            track.farthest / max(track.height_sum / track.hits, 1.0),
+        )
 
     def _start(self, person: Person, timestamp: float) -> _Track:
         """A tentative track (ID 0) from an unmatched person."""

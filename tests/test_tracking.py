@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hfpose.engine.plausibility import PERSON_EVIDENCE
 from hfpose.engine.tracking import Tracker, box_iou, keypoint_oks
 from hfpose.models.metainfo import COCO
 from tests.helpers import KPT_THR, make_person
@@ -112,3 +113,36 @@ def test_a_flicker_uses_no_id_and_a_person_gets_one_on_the_confirming_frame():
     for i in range(3):
         latest = tracker.update([make_person(900, 300), make_person(1200, 300)], (20 + i) / FPS)
     assert sorted(p.track_id for p in latest) == [2, 3]
+
+
+def _weak(person, detection: float = 0.35):
+    """``person`` as a phantom looks to the models: a low pose score and a weak detection."""
+    person.bbox_score = detection
+    return person
+
+
+def test_a_static_box_without_a_person_in_it_stays_without_an_id():
+    """A cone the detector finds on every frame, scored 0.15: matched, never given an ID, and
+    it uses none up; the same scores on a box that walks half its height get one."""
+    tracker = Tracker(COCO.sigmas, kpt_thr=KPT_THR, confirm_frames=3, evidence=PERSON_EVIDENCE)
+    cone_frames, walker_ids = [], []
+    for i in range(60):  # 2 s
+        cone = _weak(make_person(600, 300, height=60, score=0.15))
+        walker = _weak(make_person(100 + 3 * i, 300, score=0.15))  # 0.45 heights a second
+        shown = tracker.update([cone, walker], i / FPS)
+        cone_frames.append(any(p is cone for p in shown))
+        walker_ids.append(walker.track_id if any(p is walker for p in shown) else None)
+    assert not any(cone_frames)
+    first = next(i for i, track_id in enumerate(walker_ids) if track_id is not None)
+    height = float(walker.bbox[3] - walker.bbox[1])
+    assert 3 * first == pytest.approx(height / 2, abs=3)  # from the frame it has moved that far
+    assert set(walker_ids[first:]) == {1}
+
+
+def test_a_static_person_with_a_clear_pose_or_a_confident_detection_gets_an_id_at_once():
+    tracker = Tracker(COCO.sigmas, kpt_thr=KPT_THR, confirm_frames=3, evidence=PERSON_EVIDENCE)
+    for i in range(3):
+        standing = make_person(100, 300)  # pose 0.9, detected at 0.95
+        seated = _weak(make_person(600, 300, score=0.15), detection=0.45)  # half out of view
+        shown = tracker.update([standing, seated], i / FPS)
+    assert [p.track_id for p in shown] == [1, 2]

@@ -39,8 +39,8 @@ from PySide6.QtWidgets import (
 )
 
 from hfpose.app.keypoint_export import KeptFrame
+from hfpose.app.setting_fields import setting_widget
 from hfpose.app.settings import AppSettings
-from hfpose.app.settings_dialog import setting_widget
 from hfpose.engine.angle_sinks import degrees_cell
 from hfpose.engine.angles import ANGLE_BY_NAME
 from hfpose.engine.rendering import track_color

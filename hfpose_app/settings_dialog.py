@@ -9,222 +9,44 @@ and says why, so nobody picks "GPU" and silently gets the CPU.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont, QResizeEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
-    QPushButton,
     QRadioButton,
-    QSpinBox,
     QStackedWidget,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from hfpose.app.setting_fields import (
+    BACKEND_TITLES,
+    CODEC_TITLES,
+    CONTAINER_TITLES,
+    DETECTOR_TITLES,
+    PLAYBACK_TITLES,
+    PathField,
+    WrappedLabel,
+    combo_box,
+    hint_label,
+    read_value,
+    select_data,
+    setting_widget,
+    show_value,
+)
 from hfpose.app.settings import AppSettings
-from hfpose.engine.angles import ANGLES
 from hfpose.engine.backend_discovery import BackendStatus
-from hfpose.engine.config import SETTINGS
 from hfpose.engine.keypoint_models import DEFAULT_SHIPPED_MODEL, SHIPPED_MODEL_NOTES
-
-PRECISION_TITLES = {
-    "fast": "Fast: bf16 where the CPU has it, or the model's checked int8 copy",
-    "fp32": "Exact: fp32, as trained",
-}
-BACKEND_TITLES = {
-    "auto": "Automatic",
-    "cpu": "CPU",
-    "gpu": "GPU",
-    "npu": "NPU",
-    "openvino": "OpenVINO",
-    "litert": "LiteRT (XNNPACK)",
-    "torch": "Torch",
-}
-DETECTOR_TITLES = {
-    "nanodet": "NanoDet (many people, default)",
-    "blazepose": "BlazePose (one person near the camera, lightest)",
-    "custom": "My own ONNX person detector (YOLOX / RTMDet / YOLOv8)",
-}
-SMOOTHING_TITLES = {"none": "None", "one-euro": "One-Euro filter", "kalman": "Kalman filter"}
-STYLE_TITLES = {"mmpose": "mmpose colours", "openpose": "OpenPose colours"}
-CONTAINER_TITLES = {"mp4": "MP4", "mkv": "Matroska (MKV)"}
-CODEC_TITLES = {"h264": "H.264 (libx264)", "mpeg4": "MPEG-4 Part 2 (fallback)"}
-PLAYBACK_TITLES = {
-    "every-frame": "Show every frame (the video slows down)",
-    "real-time": "Keep real time (skip frames, as a camera does)",
-}
-
-
-def _combo(titles: dict[str, str]) -> QComboBox:
-    combo = QComboBox()
-    for key, title in titles.items():
-        combo.addItem(title, key)
-    return combo
-
-
-def _select(combo: QComboBox, key: str) -> None:
-    index = combo.findData(key)
-    if index >= 0:
-        combo.setCurrentIndex(index)
-
-
-def _hint(text: str) -> QLabel:
-    """Grey, wrapped advice under a group of settings."""
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setForegroundRole(label.foregroundRole().PlaceholderText)
-    return label
-
-
-# The dialog's words for the engine's choices; the choices themselves are the engine's.
-CHOICE_TITLES = {
-    "precision": PRECISION_TITLES,
-    "smoothing": SMOOTHING_TITLES,
-    "draw_style": STYLE_TITLES,
-    "reps_angle": {a.name: a.name.replace("_", " ") for a in ANGLES},
-}
-CHECKBOX_TITLES = {
-    "joint_angles": "Work out joint and segment angles (exports, angle plot)",
-    "show_angles": "Joint angles beside the joints",
-    "show_boxes": "Person boxes",
-    "show_ids": "Track IDs",
-    "show_hud": "HUD (frames per second, stage times, backend)",
-}
-
-
-def setting_widget(name: str) -> QWidget:
-    """The editor of a declared engine setting: range, step, tooltip and the word for 0
-    ("no limit", "auto") come from its declaration."""
-    spec = SETTINGS[name]
-    if spec.type is bool:
-        box = QCheckBox(CHECKBOX_TITLES[name])
-        box.setToolTip(spec.help)
-        return box
-    if spec.choices:
-        combo = _combo(CHOICE_TITLES[name])
-        combo.setToolTip(spec.help)
-        return combo
-    low, high = spec.dialog_range
-    if spec.type is int:
-        spin: QSpinBox | QDoubleSpinBox = QSpinBox()
-        spin.setRange(int(low), int(high))
-        spin.setSingleStep(int(spec.step))
-    else:
-        spin = QDoubleSpinBox()
-        spin.setDecimals(spec.decimals)
-        spin.setRange(low, high)
-        spin.setSingleStep(spec.step)
-    if spec.zero_means and low == 0:
-        spin.setSpecialValueText(spec.zero_means)
-    spin.setToolTip(spec.help[:1].upper() + spec.help[1:])
-    return spin
-
-
-def _show(widget: QWidget, value: object) -> None:
-    if isinstance(widget, QCheckBox):
-        widget.setChecked(bool(value))
-    elif isinstance(widget, QComboBox):
-        _select(widget, str(value))
-    else:
-        widget.setValue(value)  # type: ignore[attr-defined]
-
-
-def _read(widget: QWidget) -> object:
-    if isinstance(widget, QCheckBox):
-        return widget.isChecked()
-    if isinstance(widget, QComboBox):
-        return widget.currentData()
-    if isinstance(widget, QDoubleSpinBox):
-        return round(widget.value(), widget.decimals())
-    return widget.value()  # type: ignore[attr-defined]
-
-
-class PathField(QWidget):
-    """A line edit with a Browse button (a file, or a folder when ``folder`` is set)."""
-
-    changed = Signal(str)
-
-    def __init__(self, caption: str, name_filter: str = "", folder: bool = False) -> None:
-        super().__init__()
-        self._caption, self._filter, self._folder = caption, name_filter, folder
-        self.edit = QLineEdit()
-        self.edit.setClearButtonEnabled(True)
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.edit, 1)
-        layout.addWidget(browse)
-        self.edit.editingFinished.connect(lambda: self.changed.emit(self.text()))
-
-    def text(self) -> str:
-        return self.edit.text().strip()
-
-    def set_text(self, text: str) -> None:
-        self.edit.setText(text)
-
-    def _browse(self) -> None:
-        start = self.text() or str(Path.home())
-        if self._folder:
-            chosen = QFileDialog.getExistingDirectory(self, self._caption, start)
-        else:
-            chosen, _ = QFileDialog.getOpenFileName(self, self._caption, start, self._filter)
-        if chosen:
-            self.edit.setText(chosen)
-            self.changed.emit(chosen)
-
-
-class WrappedLabel(QLabel):
-    """Selectable text that wraps, and keeps the height of all its lines at any width the
-    dialog allows.
-
-    Qt lays the dialog out from its widgets' size hints and never asks a wrapped label how tall
-    it gets at the width it is given (a tab page does not pass height-for-width on): the second
-    and third lines of the backends' reasons were cut. So the label says how narrow it may
-    get (about 55 characters), and asks for the height its text needs at that width, then at
-    each width it is given.
-    """
-
-    MIN_CHARS = 55
-
-    def __init__(self, text: str = "") -> None:
-        super().__init__()
-        self.setWordWrap(True)
-        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.setText(text)
-
-    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
-        super().setText(text)
-        self._reserve_lines()
-
-    def setFont(self, font: QFont) -> None:  # noqa: N802 (Qt's name)
-        super().setFont(font)
-        self._reserve_lines()
-
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt's name)
-        super().resizeEvent(event)
-        self.setMinimumHeight(self.heightForWidth(self.width()))
-
-    def _reserve_lines(self) -> None:
-        width = self.fontMetrics().averageCharWidth() * self.MIN_CHARS
-        self.setMinimumWidth(width)
-        self.setMinimumHeight(self.heightForWidth(max(width, self.width())))
 
 
 class SettingsDialog(QDialog):
@@ -342,11 +164,11 @@ class SettingsDialog(QDialog):
 
         detect_box = QGroupBox("People")
         detect_form = QFormLayout(detect_box)
-        self.detector = _combo(DETECTOR_TITLES)
+        self.detector = combo_box(DETECTOR_TITLES)
         self.detector_path = PathField("Choose an ONNX person detector", "ONNX (*.onnx)")
         for name in ("det_interval_s", "max_persons", "kpt_thr", "min_pose_score"):
             self._field(name)
-        self.playback = _combo(PLAYBACK_TITLES)
+        self.playback = combo_box(PLAYBACK_TITLES)
         self.playback.setToolTip("For files the computer cannot process at their frame rate")
         detect_form.addRow("Detector", self.detector)
         detect_form.addRow("Detector file", self.detector_path)
@@ -378,7 +200,7 @@ class SettingsDialog(QDialog):
         one_euro_form.addRow("Beta (speed response)", self.one_euro_beta)
         one_euro_form.addRow("Derivative cutoff (Hz)", self.one_euro_d_cutoff)
         one_euro_form.addRow(
-            _hint(
+            hint_label(
                 "Steadier joints when still: lower the min cutoff. Less lag on fast moves: "
                 "raise beta. Timing follows the video's timestamps, not frame counts."
             )
@@ -391,7 +213,7 @@ class SettingsDialog(QDialog):
         kalman_form.addRow("Process noise (px/s²)", self.kalman_process_noise)
         kalman_form.addRow("Measurement noise (px)", self.kalman_measurement_noise)
         kalman_form.addRow(
-            _hint(
+            hint_label(
                 "More process noise follows sudden motion; more measurement noise smooths "
                 "harder. Unsure keypoints (low score) lean on the motion model."
             )
@@ -428,22 +250,22 @@ class SettingsDialog(QDialog):
         form.addRow("Count repetitions of", self.reps_angle)
         form.addRow("Rest at or under", self.reps_low)
         form.addRow("Reaching at least", self.reps_high)
-        form.addRow(_hint("View > Angle plot shows the angles and repetitions live."))
+        form.addRow(hint_label("View > Angle plot shows the angles and repetitions live."))
         return page
 
     def _recording_tab(self) -> QWidget:
         page = QWidget()
         form = QFormLayout(page)
         self.record_dir = PathField("Folder for recordings", folder=True)
-        self.container = _combo(CONTAINER_TITLES)
-        self.codec = _combo(CODEC_TITLES)
+        self.container = combo_box(CONTAINER_TITLES)
+        self.codec = combo_box(CODEC_TITLES)
         self.keep_audio = QCheckBox("Copy the source's audio into recordings")
         form.addRow("Folder", self.record_dir)
         form.addRow("Container", self.container)
         form.addRow("Codec", self.codec)
         form.addRow(self.keep_audio)
         form.addRow(
-            _hint(
+            hint_label(
                 "Recordings stay playable up to the last second written, even if the app is "
                 "killed mid-recording."
             )
@@ -465,13 +287,13 @@ class SettingsDialog(QDialog):
             self.model_path.set_text("" if shipped else s.model)
             self.model_config.set_text(s.model_config or "")
             for name, widget in self.fields.items():
-                _show(widget, getattr(s, name))
-            _select(self.detector, s.detector)
+                show_value(widget, getattr(s, name))
+            select_data(self.detector, s.detector)
             self.detector_path.set_text(s.detector_path)
-            _select(self.playback, s.playback)
+            select_data(self.playback, s.playback)
             self.record_dir.set_text(s.record_dir)
-            _select(self.container, s.container)
-            _select(self.codec, s.codec)
+            select_data(self.container, s.container)
+            select_data(self.codec, s.codec)
             self.keep_audio.setChecked(s.keep_audio)
         finally:
             self._loading = False
@@ -480,7 +302,7 @@ class SettingsDialog(QDialog):
     def settings(self) -> AppSettings:
         config = self.model_config.text() if self.model_custom.isChecked() else ""
         return AppSettings(
-            **{name: _read(widget) for name, widget in self.fields.items()},
+            **{name: read_value(widget) for name, widget in self.fields.items()},
             backend=self._checked_backend(),
             model=self._chosen_model(),
             model_config=config or None,

@@ -1,6 +1,7 @@
 """The main window's furniture: actions with their shortcuts, menus, toolbar, transport row
 and status bar. :class:`WindowChrome` builds them; :class:`hfpose.app.main_window.MainWindow`
-gives them their behaviour (the slots named here are its methods)."""
+and, for recording, snapshots and exports, :class:`hfpose.app.window_outputs.WindowOutputs`
+give them their behaviour (the slots named here are their methods)."""
 
 from __future__ import annotations
 

@@ -232,7 +232,7 @@ def test_video_view_is_pixel_exact_on_a_hidpi_screen() -> None:
 def test_dialog_shows_every_line_of_the_backends_descriptions_at_its_smallest(qtbot) -> None:
     """The machine's real backends (their reasons run to two or three lines), the dialog made
     as small as it lets itself be."""
-    from hfpose.app.settings_dialog import WrappedLabel
+    from hfpose.app.setting_fields import WrappedLabel
 
     dialog = SettingsDialog(AppSettings(), available_backends())
     qtbot.addWidget(dialog)

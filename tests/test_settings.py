@@ -228,7 +228,7 @@ def test_pose_tracker_takes_the_declared_settings_as_keywords() -> None:
 
 
 def test_the_dialog_has_words_for_exactly_the_declared_choices() -> None:
-    from hfpose.app.settings_dialog import BACKEND_TITLES, CHOICE_TITLES
+    from hfpose.app.setting_fields import BACKEND_TITLES, CHOICE_TITLES
 
     assert set(BACKEND_TITLES) == set(SETTINGS["backend"].choices)
     for name, titles in CHOICE_TITLES.items():

@@ -78,6 +78,7 @@ def test_copy_below_parity_or_without_its_record_is_not_used(model_with_copy) ->
     assert create_session(model_with_copy, "litert").runtime_info.backend == "cpu"
 
 
+@pytest.mark.slow  # end to end: auto's probe times every runtime on real sessions
 def test_auto_times_litert_beside_the_other_runtimes(cache, model_with_copy) -> None:
     info = create_session(model_with_copy, "auto", num_threads=1).runtime_info
     (entry,) = json.loads(cache.read_text()).values()
@@ -105,6 +106,7 @@ def test_shipped_record_belongs_to_the_shipped_model() -> None:
     assert record["onnx_sha256"] == file_sha256(MODEL) and record["peak_agreement"] >= 0.95
 
 
+@pytest.mark.slow  # the whole network in torch, twice, per precision
 @pytest.mark.parametrize("integer", [False, True], ids=["fp32", "int8"])
 def test_converter_rewrites_compute_the_same_network(integer) -> None:
     """The XNNPACK spellings (broadcast upsample-add/mul, concat upsampling, pooling as a

@@ -5,7 +5,7 @@
 
 Models: the shipped HF-HRNet-18, MoveNet SinglePose Thunder and Lightning (assets/, through the
 engine's keypoint families) and MediaPipe BlazePose-full (``pose_landmark_full.tflite`` of the
-mediapipe 0.10.21 wheel, run by ``hfpose.training.blazepose_landmarker.BlazePoseLandmarker``: mediapipe's own
+mediapipe 0.10.21 wheel, run by ``hfpose.training.teacher.blazepose_landmarker.BlazePoseLandmarker``: mediapipe's own
 graph and decoding; its 33 landmarks mapped to COCO-17).
 
 Sets and metrics (the ``hfpose-test --model`` protocol: same GT boxes for every model):
@@ -14,9 +14,9 @@ PCKh@0.5 and @0.1, limbs only: MPII labels no face), LSPET val (500 held-out peo
 PCK@0.2, limbs only) and coco_found (445 people with official COCO keypoints, face included: COCO
 AP through pycocotools).
 
-The ONNX models are scored by ``hfpose-test --model`` itself (``hfpose.training.test_cli.main``), so
+The ONNX models are scored by ``hfpose-test --model`` itself (``hfpose.training.scoring.test_cli.main``), so
 each gets the crop its engine family cuts; BlazePose has no ONNX file, so its predictions go
-through the same dataset, records, boxes and ``hfpose.training.evaluation.evaluate_dataset``. Crops:
+through the same dataset, records, boxes and ``hfpose.training.scoring.evaluation.evaluate_dataset``. Crops:
 
 - HF-HRNet: the box widened to 3:4 and padded x1.25, 256x192, flip test (mmpose's protocol);
 - MoveNet: a square 1.1x the box's longer side, no flip test (its graph decodes itself);
@@ -102,7 +102,7 @@ def test_argv(model: str, set_name: str, work_dir: Path) -> list[str]:
 
 def score_onnx(model: str, set_name: str, work_dir: Path) -> dict[str, float]:
     """Run ``hfpose-test --model`` in this process and return its metrics."""
-    from hfpose.training import test_cli
+    from hfpose.training.scoring import test_cli
 
     out = work_dir / f"{Path(model).stem}_{set_name}.json"
     argv = [*test_argv(model, set_name, work_dir), "--out-json", str(out)]
@@ -127,9 +127,9 @@ def record_box_xyxy(record: dict[str, Any]) -> np.ndarray:
 
 def blazepose_predictions(dataset: Any) -> dict[str, np.ndarray]:
     """BlazePose-full's COCO-17 keypoints for every record of ``dataset`` (GT boxes)."""
-    from hfpose.training.blazepose_landmarker import BLAZEPOSE_INPUT, BlazePoseLandmarker
-    from hfpose.training.pseudo_label import BLAZEPOSE_FOR_COCO
-    from hfpose.training.transforms import read_image_rgb
+    from hfpose.training.dataset.transforms import read_image_rgb
+    from hfpose.training.teacher.blazepose_label import BLAZEPOSE_FOR_COCO
+    from hfpose.training.teacher.blazepose_landmarker import BLAZEPOSE_INPUT, BlazePoseLandmarker
 
     landmarker = BlazePoseLandmarker()
     keypoints = np.zeros((len(dataset.records), 17, 3))
@@ -178,9 +178,9 @@ def score_blazepose(set_name: str, work_dir: Path) -> dict[str, float]:
 def score_blazepose_argv(argv: list[str]) -> dict[str, float]:
     """BlazePose scored on what an ``hfpose-test`` command line (``argv``) names."""
     from hfpose.models.config import load_config
-    from hfpose.training import test_cli
-    from hfpose.training.dataset_builder import build_dataset, dataset_layout
-    from hfpose.training.evaluation import evaluate_dataset
+    from hfpose.training.dataset.builder import build_dataset, dataset_layout
+    from hfpose.training.scoring import test_cli
+    from hfpose.training.scoring.evaluation import evaluate_dataset
 
     args = test_cli.build_parser().parse_args(argv)
     cfg = load_config(args.config, ["data_cfg.use_gt_bbox=true"])
@@ -193,7 +193,7 @@ def score_blazepose_argv(argv: list[str]) -> dict[str, float]:
 
 def engine_crop_description(model_path: Path) -> str:
     """The engine's own words for the crop it cuts for this ONNX model, and the flip test."""
-    from hfpose.engine.pose import PoseEstimator
+    from hfpose.engine.keypoints.estimator import PoseEstimator
 
     decoder = PoseEstimator(model_path, "cpu", flip_test=True, num_threads=1).decoder
     width, height = decoder.crop.size_wh

@@ -6,7 +6,7 @@
 
 Why: MoveNet was trained on tight square crops and the engine's default padding for it (the
 ``bbox_padding`` in its ONNX metadata) should be the measured best, not a guess. Each model
-runs through the engine's own family decoder (``hfpose.engine.keypoint_models``) with only the
+runs through the engine's own family decoder (``hfpose.engine.keypoints.families``) with only the
 padding changed, on the GT boxes and with the metrics of ``benchmarks/bench_accuracy.py``
 (the ``hfpose-test`` protocol). coco_found's boxes are COCO's (like a detector's); MPII's and
 LSPET's are derived from the labelled joints, so they favour a looser crop.
@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_accuracy import SETS, SHARED, cpu_name, record_box_xyxy, test_argv  # noqa: E402
 
-from hfpose.engine.keypoint_models import KeypointDecoder, identify, resolve_model  # noqa: E402
-from hfpose.engine.runtimes import create_session  # noqa: E402
-from hfpose.engine.sessions import InferenceSession  # noqa: E402
+from hfpose.engine.keypoints.families import KeypointDecoder, identify, resolve_model  # noqa: E402
+from hfpose.engine.runtime.backends import create_session  # noqa: E402
+from hfpose.engine.runtime.sessions import InferenceSession  # noqa: E402
 
 HEADLINE = {"mpii": "PCKh", "lspet": "PCK", "coco_found": "AP"}
 
@@ -40,7 +40,7 @@ def predictions(
     decoder: KeypointDecoder, session: InferenceSession, dataset: Any
 ) -> dict[str, np.ndarray]:
     """The engine's keypoints for every record of ``dataset``, in hfpose-test's layout."""
-    from hfpose.training.transforms import read_image_rgb
+    from hfpose.training.dataset.transforms import read_image_rgb
 
     count = len(dataset.records)
     keypoints, centers, scales = (
@@ -69,9 +69,9 @@ def predictions(
 
 def main(argv: list[str] | None = None) -> int:
     from hfpose.models.config import load_config
-    from hfpose.training import test_cli
-    from hfpose.training.dataset_builder import build_dataset, dataset_layout
-    from hfpose.training.evaluation import evaluate_dataset
+    from hfpose.training.dataset.builder import build_dataset, dataset_layout
+    from hfpose.training.scoring import test_cli
+    from hfpose.training.scoring.evaluation import evaluate_dataset
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["movenet-thunder", "movenet-lightning"])

@@ -10,7 +10,7 @@ people), the first N of them. Every way runs once per round, the ways taking tur
 are reported: wall ms per frame (what the pipeline waits; on a busy machine it measures the
 neighbours too) and CPU ms per frame of all the process's threads (the work; steadier under
 load). ``auto`` picks between ``split`` and ``threads`` with a shorter form of this measurement
-(:func:`hfpose.engine.auto_backend.crowd_ways`, its figures in the probe cache).
+(:func:`hfpose.engine.runtime.auto.crowd_ways`, its figures in the probe cache).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import cv2
 
-from hfpose.engine.detectors import create_detector
-from hfpose.engine.model_files import asset_path
-from hfpose.engine.pose import DEFAULT_MODEL, PoseEstimator
+from hfpose.engine.detection.factory import create_detector
+from hfpose.engine.keypoints.estimator import DEFAULT_MODEL, PoseEstimator
+from hfpose.engine.runtime.model_files import asset_path
 
 FRAME = Path(__file__).resolve().parents[1] / "tests/data/frames/street_mmpose_demo_f0.jpg"
 # name: (backend, precision); OpenVINO "fast" is bf16 only where the CPU has it natively

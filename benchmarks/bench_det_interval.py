@@ -48,10 +48,10 @@ from pathlib import Path
 import numpy as np
 
 from hfpose.engine.config import FALLBACK_FPS, PipelineConfig
+from hfpose.engine.people.tracking import keypoint_oks
 from hfpose.engine.processor import FrameWork, PoseProcessor
 from hfpose.engine.results import Person
-from hfpose.engine.sources import open_source
-from hfpose.engine.tracking import keypoint_oks
+from hfpose.engine.sources.opening import open_source
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = REPO.parent / "shared" / "datasets" / "videos"

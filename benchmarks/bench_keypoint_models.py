@@ -22,9 +22,9 @@ from pathlib import Path
 
 import cv2
 
-from hfpose.engine.backend_discovery import cpu_name, openvino_devices
-from hfpose.engine.keypoint_models import SHIPPED_MODELS
-from hfpose.engine.pose import PoseEstimator
+from hfpose.engine.keypoints.estimator import PoseEstimator
+from hfpose.engine.keypoints.families import SHIPPED_MODELS
+from hfpose.engine.runtime.discovery import cpu_name, openvino_devices
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "coco"
 

@@ -9,7 +9,7 @@ Why interleaved, and why CPU time too: the machine is shared, so load drifts dur
 repetition times the batched call and the per-crop calls back to back, and we report medians,
 so a load spike hits both sides of a comparison alike; the process's CPU time is reported
 beside the wall time because it hardly changes with other programs' load (with ``--threads 1``
-it is the cleanest comparison of two ways to do the same work). ``hfpose.engine.pose.BATCHED_BACKENDS``
+it is the cleanest comparison of two ways to do the same work). ``hfpose.engine.keypoints.estimator.BATCHED_BACKENDS``
 follows this measurement.
 
 Detectors are also scored where ../shared is present: people found (IoU >= 0.5, one box per
@@ -37,11 +37,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hfpose.engine.backend_discovery import available_backends
-from hfpose.engine.detectors import create_detector  # noqa: E402
-from hfpose.engine.model_files import ModelError, asset_path, read_onnx_metadata
-from hfpose.engine.pose import DEFAULT_MODEL  # noqa: E402
-from hfpose.engine.runtimes import create_session
+from hfpose.engine.detection.factory import create_detector  # noqa: E402
+from hfpose.engine.keypoints.estimator import DEFAULT_MODEL  # noqa: E402
+from hfpose.engine.runtime.backends import create_session
+from hfpose.engine.runtime.discovery import available_backends
+from hfpose.engine.runtime.model_files import ModelError, asset_path, read_onnx_metadata
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SHARED_VIDEOS = SHARED_DATASETS / "videos"
@@ -77,7 +77,7 @@ def random_init_model(folder: Path, config: str) -> tuple[Path, Path]:
     from hfpose.models.checkpoint import save_checkpoint
     from hfpose.models.config import load_config
     from hfpose.models.hf_hrnet import build_model
-    from hfpose.training.onnx_export import export_onnx
+    from hfpose.training.run.onnx_export import export_onnx
 
     cfg = load_config(config)
     network = build_model(cfg)
@@ -309,7 +309,7 @@ def baseline_table(args: argparse.Namespace) -> None:
         cpu_description,
         interleaved_ratios,
     )
-    from hfpose.engine.runtime_litert import tflite_path
+    from hfpose.engine.runtime.litert import tflite_path
     from hfpose.training.export.quantize import int8_path_for
 
     model = args.model or asset_path(DEFAULT_MODEL)

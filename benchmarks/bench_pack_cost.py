@@ -4,7 +4,7 @@ original crops, and the bytes per person, for each pack setting.
 A lease carries the training set as packed caches (``hfpose-lease pack``, WebP): the model then
 trains on lossy copies. Scoring one fixed model on the original and the packed copies of the
 held-out caches measures what the compression changes in what the model sees. A setting is
-``QUALITY[,SIDE][,fit]`` (``hfpose.training.encode_cache.parse_setting``): WebP quality, the
+``QUALITY[,SIDE][,fit]`` (``hfpose.training.dataset.encode_cache.parse_setting``): WebP quality, the
 side crops are stored at (the cache's 384 by default), ``fit``: no larger than the source photo.
 
     python benchmarks/bench_pack_cost.py --caches /work/cache/mpii_thunder_val:pckh \\
@@ -43,17 +43,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from hfpose.models.config import load_config, model_input_size
     from hfpose.models.hf_hrnet import build_model
-    from hfpose.training.dataset_builder import build_dataset, dataset_layout
-    from hfpose.training.encode_cache import encode_cache, parse_setting
-    from hfpose.training.evaluation import evaluate_dataset, normalise_metric_name
-    from hfpose.training.load_from import load_initial_weights
-    from hfpose.training.prediction import predict_with_model
+    from hfpose.training.dataset.builder import build_dataset, dataset_layout
+    from hfpose.training.dataset.encode_cache import encode_cache, parse_setting
+    from hfpose.training.run.load_from import load_initial_weights
+    from hfpose.training.run.prediction import predict_with_model
+    from hfpose.training.scoring.evaluation import evaluate_dataset, normalise_metric_name
 
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     cfg = load_config(args.config, args.cfg_options)
     model = build_model(cfg)
-    # eval mode reproduces the ONNX exactly without calibration (training/load_from.py)
+    # eval mode reproduces the ONNX exactly without calibration (training/run/load_from.py)
     load_initial_weights(model, args.onnx, model_input_size(cfg))
     results = {"onnx": str(args.onnx), "cfg_options": args.cfg_options, "caches": {}}
     with tempfile.TemporaryDirectory() as scratch:

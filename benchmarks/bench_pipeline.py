@@ -41,16 +41,16 @@ from pathlib import Path
 
 from hfpose.engine.angles import attach_angles
 from hfpose.engine.config import SETTINGS, PipelineConfig, available_cores
-from hfpose.engine.model_files import ModelError, asset_path
+from hfpose.engine.keypoints.estimator import DEFAULT_MODEL
+from hfpose.engine.output.rendering import HudInfo, Renderer
+from hfpose.engine.output.sinks import VideoSink
+from hfpose.engine.people.smoothing import SmoothingConfig, TrackSmoother
+from hfpose.engine.people.tracking import Tracker
 from hfpose.engine.pipeline import Pipeline
-from hfpose.engine.pose import DEFAULT_MODEL
 from hfpose.engine.processor import FrameWork, PoseProcessor
-from hfpose.engine.rendering import HudInfo, Renderer
 from hfpose.engine.results import FrameResult, Person
-from hfpose.engine.sinks import VideoSink
-from hfpose.engine.smoothing import SmoothingConfig, TrackSmoother
-from hfpose.engine.sources import open_source
-from hfpose.engine.tracking import Tracker
+from hfpose.engine.runtime.model_files import ModelError, asset_path
+from hfpose.engine.sources.opening import open_source
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_VIDEOS = REPO.parent / "shared" / "datasets" / "videos"

@@ -11,7 +11,7 @@ data pipeline keeps up when its samples/s with the workers the config uses is we
 training step's.
 
 ``--data-path device`` measures the device data path (``data_preprocessor``,
-:mod:`hfpose.training.device_batches`) on a config of crop caches: the seconds to decode the set
+:mod:`hfpose.training.dataset.device_batches`) on a config of crop caches: the seconds to decode the set
 into device memory, batches cut there alone, and whole steps, timed over many steps with one
 device sync at the end (what training at GPU speed is judged by):
 
@@ -164,7 +164,7 @@ def step_parts_ms(trainer, batch, repeats: int) -> dict[str, float]:
     (median after a warm-up step)."""
     import numpy as np
 
-    from hfpose.training.evaluation import heatmap_accuracy
+    from hfpose.training.scoring.evaluation import heatmap_accuracy
 
     model, optimizer = trainer.train_model, trainer.optimizer
     images = trainer._to_device(batch["img"], image=True)
@@ -358,8 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from hfpose.models.config import load_config
-    from hfpose.training.distributed import amp_name
-    from hfpose.training.trainer import Trainer
+    from hfpose.training.run.distributed import amp_name
+    from hfpose.training.run.trainer import Trainer
 
     options = ["evaluation.interval=0", f"data.samples_per_gpu={args.batch}"]
     if args.threads:

@@ -40,7 +40,7 @@ class Candidate:
 
 def cpu_description() -> str:
     """``AMD EPYC 9R14 [avx2 fma avx512f ...]``: the name and the flags that matter here."""
-    from hfpose.engine.backend_discovery import cpu_name
+    from hfpose.engine.runtime.discovery import cpu_name
 
     flags: set[str] = set()
     try:
@@ -137,7 +137,7 @@ def openvino_candidate(model: Path, precision: str, threads: int) -> Candidate:
 
 def engine_candidate(model: Path, backend: str, threads: int) -> Candidate:
     """What the product runs for ``--backend`` (its own session settings)."""
-    from hfpose.engine.runtimes import create_session
+    from hfpose.engine.runtime.backends import create_session
 
     session = create_session(model, backend, num_threads=threads)
     return Candidate(f"engine --backend {backend}: {session.runtime_info.label}", session.run)

@@ -17,7 +17,7 @@ valid for any keypoint model.
 
 The detector and the keypoint model run once per clip on every frame (cached in ``--cache``);
 then, for each threshold, the engine's own filter and tracker run on those results
-(:func:`hfpose.engine.plausibility.plausible_people`, :class:`hfpose.engine.tracking.Tracker` and its birth
+(:func:`hfpose.engine.people.plausibility.plausible_people`, :class:`hfpose.engine.people.tracking.Tracker` and its birth
 rule) and the script reports:
 
 - phantoms per frame: boxes shown that match a phantom region (IoU >= 0.5);
@@ -38,7 +38,7 @@ rule) and the script reports:
 Clips without labels (moving cameras, crowds) count every box as a person: phantoms there are
 not counted, and a "real person lost" may be an object.
 
-``DEFAULT_MIN_POSE_SCORE`` and ``TRACK_BIRTH_FACTOR`` in engine/plausibility.py were chosen from
+``DEFAULT_MIN_POSE_SCORE`` and ``TRACK_BIRTH_FACTOR`` in engine/people/plausibility.py were chosen from
 this table (docs/reliability.md has the figures and the reasons).
 """
 
@@ -55,9 +55,9 @@ from pathlib import Path
 import numpy as np
 
 from hfpose.engine.config import SETTINGS, PipelineConfig
-from hfpose.engine.detectors import create_detector
-from hfpose.engine.model_files import asset_path
-from hfpose.engine.plausibility import (
+from hfpose.engine.detection.factory import create_detector
+from hfpose.engine.keypoints.estimator import DEFAULT_MODEL, create_pose_estimator
+from hfpose.engine.people.plausibility import (
     DEFAULT_MIN_POSE_SCORE,
     PERSON_EVIDENCE,
     TRACK_BIRTH_FACTOR,
@@ -66,10 +66,10 @@ from hfpose.engine.plausibility import (
     plausible_people,
     pose_score,
 )
-from hfpose.engine.pose import DEFAULT_MODEL, create_pose_estimator
+from hfpose.engine.people.tracking import Tracker, box_iou
 from hfpose.engine.results import Person
-from hfpose.engine.sources import open_source
-from hfpose.engine.tracking import Tracker, box_iou
+from hfpose.engine.runtime.model_files import asset_path
+from hfpose.engine.sources.opening import open_source
 from hfpose.models.metainfo import COCO
 
 REPO = Path(__file__).resolve().parents[1]

@@ -32,7 +32,7 @@ from hfpose.app.worker import pipeline_config
 from hfpose.engine.config import available_cores
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.results import FrameResult
-from hfpose.engine.sources import open_source
+from hfpose.engine.sources.opening import open_source
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

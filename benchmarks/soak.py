@@ -42,13 +42,13 @@ import numpy as np
 import psutil
 
 from hfpose.engine.config import PipelineConfig
-from hfpose.engine.frame_source import Frame, FrameSource
-from hfpose.engine.live_sources import LiveFrameSource
+from hfpose.engine.output.sinks import JsonKeypointSink, VideoSink
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.processor import PoseProcessor
 from hfpose.engine.results import FrameResult
-from hfpose.engine.sinks import JsonKeypointSink, VideoSink
-from hfpose.engine.video_file_source import VideoFileSource
+from hfpose.engine.sources.frame_source import Frame, FrameSource
+from hfpose.engine.sources.live import LiveFrameSource
+from hfpose.engine.sources.video_file import VideoFileSource
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CLIP = REPO / "tests" / "data" / "videos" / "intel_asl_walk_1s5.mp4"

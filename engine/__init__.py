@@ -15,8 +15,8 @@ Results (``hfpose.engine.results``)
     latency_ms, dropped_frames, detected), ``Person`` (track_id, bbox, bbox_score, keypoints,
     keypoint_scores), ``StageStats`` (frames, fps, latency_ms, queue_size), ``RunSummary``,
     ``PipelineError`` (``stage``, ``frame_index``, ``fatal``).
-Sources (``hfpose.engine.sources``: opening and cameras; ``.frame_source``: the types;
-``.video_file_source``, ``.image_folder_source``, ``.live_sources``: the readers)
+Sources (``hfpose.engine.sources``: ``.opening``: opening and cameras; ``.frame_source``: the
+types; ``.video_file``, ``.image_folder``, ``.live``: the readers)
     ``open_source(spec)``, ``VideoFileSource``, ``CameraSource``, ``StreamSource``,
     ``ImageFolderSource``, ``LiveFrameSource``, ``FrameSource``, ``Frame``, ``SourceInfo``
     (``stills``: photos, nothing carried between them; ``ended_early``: an ``EarlyEnd`` with
@@ -24,23 +24,24 @@ Sources (``hfpose.engine.sources``: opening and cameras; ``.frame_source``: the 
     unreadable entries passed over, also in ``RunSummary.skipped``; ``complete``),
     ``SourceError``, ``list_cameras() -> list[CameraInfo]``, ``is_live_spec``, ``open_url``
     (an http(s) URL that announces a length is a file, else live).
-Sinks (``hfpose.engine.sinks``)
+Sinks (``hfpose.engine.output.sinks``)
     ``VideoSink(path, audio=True, codecs=VIDEO_CODECS, container="mp4")``,
     ``JsonKeypointSink``, ``CsvKeypointSink``, ``CocoResultsSink``, ``Sink``, ``SinkError``,
     ``VIDEO_CODECS``, ``VIDEO_CONTAINERS``, ``container_for(path)``; what outputs may be
     (never an input or another output, devices written through, one run per output):
-    ``hfpose.engine.output_files``.
-Tracking, smoothing, rendering
+    ``hfpose.engine.output.output_files``.
+Tracking, smoothing (``hfpose.engine.people``), rendering (``hfpose.engine.output.rendering``)
     ``Tracker``; ``SmoothingConfig``, ``TrackSmoother``, ``OneEuroFilter``,
     ``KalmanPointFilter``, ``SMOOTHING_METHODS``; ``Renderer``, ``RenderOptions``, ``HudInfo``,
     ``SkeletonAnnotator``, ``BoxAnnotator``, ``TrackIdAnnotator``, ``HudAnnotator``,
     ``RENDER_STYLES``.
-Backends and detectors: see ``hfpose.engine.runtimes`` (``create_session``, fallbacks),
-``.backend_discovery`` (``available_backends``), ``.sessions`` (``InferenceSession``,
-``RuntimeInfo``), ``.model_files`` (``ModelError``, ``asset_path``), ``hfpose.engine.detectors``,
-``hfpose.engine.pose``.
+Backends and detectors: see ``hfpose.engine.runtime`` (``.backends``: ``create_session``,
+fallbacks; ``.discovery``: ``available_backends``; ``.sessions``: ``InferenceSession``,
+``RuntimeInfo``; ``.model_files``: ``ModelError``, ``asset_path``), ``hfpose.engine.detection``
+(``.factory``: ``create_detector``) and ``hfpose.engine.keypoints`` (``.estimator``:
+``PoseEstimator``).
 
-Names are imported on first use, so ``import hfpose.engine.runtimes`` stays light.
+Names are imported on first use, so ``import hfpose.engine.runtime.backends`` stays light.
 """
 
 from __future__ import annotations
@@ -60,24 +61,24 @@ _EXPORTS = {
         "RunSummary",
         "StageStats",
     ),
-    "hfpose.engine.frame_source": (
+    "hfpose.engine.sources.frame_source": (
         "EarlyEnd",
         "Frame",
         "FrameSource",
         "SourceError",
         "SourceInfo",
     ),
-    "hfpose.engine.video_file_source": ("VideoFileSource",),
-    "hfpose.engine.image_folder_source": ("ImageFolderSource",),
-    "hfpose.engine.live_sources": ("CameraSource", "LiveFrameSource", "StreamSource"),
-    "hfpose.engine.sources": (
+    "hfpose.engine.sources.video_file": ("VideoFileSource",),
+    "hfpose.engine.sources.image_folder": ("ImageFolderSource",),
+    "hfpose.engine.sources.live": ("CameraSource", "LiveFrameSource", "StreamSource"),
+    "hfpose.engine.sources.opening": (
         "CameraInfo",
         "is_live_spec",
         "list_cameras",
         "open_source",
         "open_url",
     ),
-    "hfpose.engine.sinks": (
+    "hfpose.engine.output.sinks": (
         "CocoResultsSink",
         "CsvKeypointSink",
         "JsonKeypointSink",
@@ -87,15 +88,15 @@ _EXPORTS = {
         "VIDEO_CONTAINERS",
         "VideoSink",
     ),
-    "hfpose.engine.tracking": ("Tracker",),
-    "hfpose.engine.smoothing": (
+    "hfpose.engine.people.tracking": ("Tracker",),
+    "hfpose.engine.people.smoothing": (
         "KalmanPointFilter",
         "OneEuroFilter",
         "SMOOTHING_METHODS",
         "SmoothingConfig",
         "TrackSmoother",
     ),
-    "hfpose.engine.rendering": (
+    "hfpose.engine.output.rendering": (
         "BoxAnnotator",
         "HudAnnotator",
         "HudInfo",

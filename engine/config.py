@@ -10,16 +10,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hfpose.engine.backend_discovery import BACKENDS, available_cores
-from hfpose.engine.detectors import DETECTOR_NAMES
-from hfpose.engine.frame_source import FrameSource
-from hfpose.engine.keypoint_models import SHIPPED_MODELS
-from hfpose.engine.plausibility import DEFAULT_MIN_POSE_SCORE
-from hfpose.engine.rendering import RenderOptions
+from hfpose.engine.detection.factory import DETECTOR_NAMES
+from hfpose.engine.keypoints.families import SHIPPED_MODELS
+from hfpose.engine.output.rendering import RenderOptions
+from hfpose.engine.people.plausibility import DEFAULT_MIN_POSE_SCORE
+from hfpose.engine.people.smoothing import SmoothingConfig
 from hfpose.engine.repetitions import RepetitionConfig
-from hfpose.engine.runtimes import PRECISIONS
+from hfpose.engine.runtime.backends import PRECISIONS
+from hfpose.engine.runtime.discovery import BACKENDS, available_cores
 from hfpose.engine.settings import Setting, check_declared, declared_fields, setting
-from hfpose.engine.smoothing import SmoothingConfig
+from hfpose.engine.sources.frame_source import FrameSource
 
 # The frame rate assumed for the detection cadence when a source reports none (a stream
 # without one, PoseTracker given no fps): most webcams and videos run at 25-30 fps, and at
@@ -47,7 +47,7 @@ class PipelineConfig:
     :class:`SmoothingConfig` and :class:`RenderOptions`; :func:`declared_settings` lists them all for the CLI, the app and
     ``PoseTracker``. The other fields are the engine's own:
 
-    ``source`` is what :func:`hfpose.engine.sources.open_source` accepts (a path,
+    ``source`` is what :func:`hfpose.engine.sources.opening.open_source` accepts (a path,
     ``webcam:0``, a URL) or an already open :class:`FrameSource`. ``model_threads`` is each
     model's share of the CPU: ``None`` splits the cores between the detector and the keypoint
     model, which run at the same time in their own stages (0: every core for each, as suits
@@ -123,7 +123,7 @@ class PipelineConfig:
     min_pose_score: float = setting(
         DEFAULT_MIN_POSE_SCORE,
         "drop people whose mean keypoint score is below S: boxes on cones, rocks, signs (0 "
-        "keeps every box); new tracks need more (hfpose.engine.plausibility)",
+        "keeps every box); new tracks need more (hfpose.engine.people.plausibility)",
         minimum=0.0,
         maximum=1.0,
         step=0.01,

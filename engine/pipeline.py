@@ -28,13 +28,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from hfpose.engine.config import SETTINGS, PipelineConfig, config_from_settings, settings_of
-from hfpose.engine.frame_source import FrameSource, SourceInfo
+from hfpose.engine.output.sinks import Sink
 from hfpose.engine.processor import FrameWork, PoseProcessor
 from hfpose.engine.results import FrameResult, PipelineError, RunSummary, StageStats
 from hfpose.engine.run_control import RunControl
-from hfpose.engine.sessions import RuntimeInfo
-from hfpose.engine.sinks import Sink
-from hfpose.engine.sources import open_source
+from hfpose.engine.runtime.sessions import RuntimeInfo
+from hfpose.engine.sources.frame_source import FrameSource, SourceInfo
+from hfpose.engine.sources.opening import open_source
 from hfpose.engine.stage_threads import StageThreads
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,7 @@ class Pipeline:
     def add_sink(self, sink: Sink) -> None:
         """Open ``sink`` for this source and start feeding it from the next frame.
 
-        Raises :class:`hfpose.engine.sinks.SinkError` (in the caller's thread) when it cannot write.
+        Raises :class:`hfpose.engine.output.sinks.SinkError` (in the caller's thread) when it cannot write.
         """
         if self.source is None:
             self._initial_sinks.append(sink)

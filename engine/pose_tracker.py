@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 
 from hfpose.engine.config import config_from_settings
-from hfpose.engine.frame_source import Frame
+from hfpose.engine.people.smoothing import SmoothingConfig
 from hfpose.engine.processor import FrameWork, PoseProcessor
 from hfpose.engine.results import Person
-from hfpose.engine.sessions import RuntimeInfo
-from hfpose.engine.smoothing import SmoothingConfig
+from hfpose.engine.runtime.sessions import RuntimeInfo
+from hfpose.engine.sources.frame_source import Frame
 from hfpose.models.metainfo import DatasetInfo
 
 

@@ -17,20 +17,20 @@ import numpy as np
 
 from hfpose.engine.angles import attach_angles
 from hfpose.engine.config import FALLBACK_FPS, PipelineConfig, detection_frames
-from hfpose.engine.detectors import create_detector
-from hfpose.engine.frame_source import Frame
-from hfpose.engine.plausibility import (
+from hfpose.engine.detection.factory import create_detector
+from hfpose.engine.keypoints.estimator import create_pose_estimator
+from hfpose.engine.output.rendering import HudInfo, Renderer
+from hfpose.engine.people.plausibility import (
     PERSON_EVIDENCE,
     TRACK_CONFIRM_FRAMES,
     birth_score,
     is_plausible,
 )
-from hfpose.engine.pose import create_pose_estimator
-from hfpose.engine.rendering import HudInfo, Renderer
+from hfpose.engine.people.smoothing import TrackSmoother
+from hfpose.engine.people.tracking import Tracker
 from hfpose.engine.results import Person, PipelineError
-from hfpose.engine.sessions import RuntimeInfo
-from hfpose.engine.smoothing import TrackSmoother
-from hfpose.engine.tracking import Tracker
+from hfpose.engine.runtime.sessions import RuntimeInfo
+from hfpose.engine.sources.frame_source import Frame
 from hfpose.models.metainfo import DatasetInfo
 
 log = logging.getLogger(__name__)

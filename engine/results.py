@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hfpose.engine.frame_source import EarlyEnd, SkippedEntry, SourceInfo
+from hfpose.engine.sources.frame_source import EarlyEnd, SkippedEntry, SourceInfo
 
 if TYPE_CHECKING:  # sessions imports ONNX Runtime: this module stays numpy-only
-    from hfpose.engine.sessions import RuntimeInfo
+    from hfpose.engine.runtime.sessions import RuntimeInfo
 
 
 @dataclass

@@ -31,12 +31,12 @@ from typing import Protocol
 import numpy as np
 
 from hfpose.engine.config import PipelineConfig
-from hfpose.engine.frame_source import Frame, FrameSource
-from hfpose.engine.pose import started_pool
+from hfpose.engine.keypoints.estimator import started_pool
+from hfpose.engine.output.rendering import HudInfo
 from hfpose.engine.processor import STAGES, FrameWork, PoseProcessor
-from hfpose.engine.rendering import HudInfo
 from hfpose.engine.results import StageStats
 from hfpose.engine.run_control import POLL_S, RunControl
+from hfpose.engine.sources.frame_source import Frame, FrameSource
 
 _END = object()  # end-of-input marker that flows through every queue
 

@@ -41,9 +41,9 @@ from PySide6.QtWidgets import (
 from hfpose.app.keypoint_export import KeptFrame
 from hfpose.app.setting_fields import setting_widget
 from hfpose.app.settings import AppSettings
-from hfpose.engine.angle_sinks import degrees_cell
 from hfpose.engine.angles import ANGLE_BY_NAME
-from hfpose.engine.rendering import track_color
+from hfpose.engine.output.angle_sinks import degrees_cell
+from hfpose.engine.output.rendering import track_color
 from hfpose.engine.repetitions import RepetitionCounter
 from hfpose.engine.results import Person
 

@@ -12,10 +12,10 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from hfpose.engine.angle_sinks import AngleCsvSink
-from hfpose.engine.frame_source import SourceInfo
+from hfpose.engine.output.angle_sinks import AngleCsvSink
+from hfpose.engine.output.sinks import CsvKeypointSink, JsonKeypointSink
 from hfpose.engine.results import FrameResult, Person
-from hfpose.engine.sinks import CsvKeypointSink, JsonKeypointSink
+from hfpose.engine.sources.frame_source import SourceInfo
 from hfpose.models.metainfo import DatasetInfo
 
 # Keypoints kept for "Export keypoints": one hour at 30 fps, so a webcam left running for a
@@ -95,7 +95,7 @@ def write_keypoints(
     the angles as ``--save-angles`` writes them if it ends in ``_angles.csv``, else the
     keypoints as CSV.
 
-    Raises :class:`hfpose.engine.sinks.SinkError` or OSError when the file cannot be written.
+    Raises :class:`hfpose.engine.output.sinks.SinkError` or OSError when the file cannot be written.
     """
     name = path.lower()
     sink_type = JsonKeypointSink if name.endswith(".json") else CsvKeypointSink

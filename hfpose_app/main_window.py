@@ -34,9 +34,9 @@ from hfpose.app.widgets import (
 )
 from hfpose.app.window_outputs import WindowOutputs
 from hfpose.app.worker import FrameUpdate, PipelineWorker
-from hfpose.engine.backend_discovery import available_backends
-from hfpose.engine.frame_source import SourceInfo
-from hfpose.engine.sources import CameraInfo
+from hfpose.engine.runtime.discovery import available_backends
+from hfpose.engine.sources.frame_source import SourceInfo
+from hfpose.engine.sources.opening import CameraInfo
 
 VIDEO_FILTER = (
     "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v *.mpg *.mpeg *.wmv *.flv *.ts);;All files (*)"

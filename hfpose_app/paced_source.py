@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from hfpose.engine.frame_source import Frame, FrameSource, SourceInfo
+from hfpose.engine.sources.frame_source import Frame, FrameSource, SourceInfo
 
 # Behind schedule by more than this, a paced file restarts its clock instead of rushing.
 PACING_SLACK_S = 0.25

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hfpose.app.settings import AppSettings
-from hfpose.engine.frame_source import SourceInfo
+from hfpose.engine.output.sinks import VIDEO_CODECS, VIDEO_CONTAINERS, Sink, SinkError, VideoSink
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.results import FrameResult
-from hfpose.engine.sinks import VIDEO_CODECS, VIDEO_CONTAINERS, Sink, SinkError, VideoSink
+from hfpose.engine.sources.frame_source import SourceInfo
 
 
 class RecordingSink(Sink):

@@ -19,7 +19,7 @@ from typing import Any, get_type_hints
 from PySide6.QtCore import QSettings, QStandardPaths
 
 from hfpose.engine.config import SETTINGS
-from hfpose.engine.detectors import DETECTOR_NAMES
+from hfpose.engine.detection.factory import DETECTOR_NAMES
 
 ORGANISATION = "hfpose"
 APPLICATION = "hfpose"

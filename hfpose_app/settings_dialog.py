@@ -45,8 +45,8 @@ from hfpose.app.setting_fields import (
     show_value,
 )
 from hfpose.app.settings import AppSettings
-from hfpose.engine.backend_discovery import BackendStatus
-from hfpose.engine.keypoint_models import DEFAULT_SHIPPED_MODEL, SHIPPED_MODEL_NOTES
+from hfpose.engine.keypoints.families import DEFAULT_SHIPPED_MODEL, SHIPPED_MODEL_NOTES
+from hfpose.engine.runtime.discovery import BackendStatus
 
 
 class SettingsDialog(QDialog):

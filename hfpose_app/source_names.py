@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hfpose.app.widgets import format_time
-from hfpose.engine.frame_source import SourceInfo
+from hfpose.engine.sources.frame_source import SourceInfo
 
 
 def source_title(uri: str) -> str:

@@ -33,16 +33,12 @@ from urllib.parse import urlsplit
 
 from hfpose.app.platform_check import has_display
 from hfpose.app.setting_args import add_setting_arguments, cli_settings
-from hfpose.engine.angle_sinks import AngleCsvSink, RepetitionCsvSink
 from hfpose.engine.config import PipelineConfig, config_from_settings
-from hfpose.engine.detectors import DETECTOR_NAMES
-from hfpose.engine.frame_source import SourceError
-from hfpose.engine.image_folder_source import list_images
-from hfpose.engine.keypoint_models import SHIPPED_MODELS
-from hfpose.engine.output_files import OutputConflictError, check_outputs, writes_through
-from hfpose.engine.pipeline import Pipeline
-from hfpose.engine.results import FrameResult, PipelineError, RunSummary
-from hfpose.engine.sinks import (
+from hfpose.engine.detection.factory import DETECTOR_NAMES
+from hfpose.engine.keypoints.families import SHIPPED_MODELS
+from hfpose.engine.output.angle_sinks import AngleCsvSink, RepetitionCsvSink
+from hfpose.engine.output.output_files import OutputConflictError, check_outputs, writes_through
+from hfpose.engine.output.sinks import (
     CocoResultsSink,
     CsvKeypointSink,
     JsonKeypointSink,
@@ -50,7 +46,11 @@ from hfpose.engine.sinks import (
     VideoSink,
     container_for,
 )
-from hfpose.engine.sources import is_live_spec, parse_camera_index
+from hfpose.engine.pipeline import Pipeline
+from hfpose.engine.results import FrameResult, PipelineError, RunSummary
+from hfpose.engine.sources.frame_source import SourceError
+from hfpose.engine.sources.image_folder import list_images
+from hfpose.engine.sources.opening import is_live_spec, parse_camera_index
 
 PROG = "hfpose-video"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

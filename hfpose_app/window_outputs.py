@@ -22,7 +22,7 @@ from hfpose.app.video_view import VideoView
 from hfpose.app.widgets import MessageBanner, RecordIndicator
 from hfpose.app.window_chrome import WindowChrome
 from hfpose.app.worker import FrameUpdate, PipelineWorker
-from hfpose.engine.frame_source import SourceInfo
+from hfpose.engine.sources.frame_source import SourceInfo
 
 # JSON carries keypoints and angles; the CSVs are one row per keypoint, or per person (angles).
 EXPORT_FILTER = "JSON (*.json);;CSV (*.csv);;Angles CSV (*_angles.csv)"

@@ -37,12 +37,12 @@ from hfpose.app.paced_source import PacedSource
 from hfpose.app.recording import RecordingSink, video_sink
 from hfpose.app.settings import AppSettings
 from hfpose.app.video_view import bgr_to_qimage
-from hfpose.engine.backend_discovery import available_backends
 from hfpose.engine.config import PipelineConfig, config_from_settings
-from hfpose.engine.frame_source import FrameSource, SourceInfo
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.results import FrameResult, PipelineError, RunSummary
-from hfpose.engine.sources import list_cameras, open_source
+from hfpose.engine.runtime.discovery import available_backends
+from hfpose.engine.sources.frame_source import FrameSource, SourceInfo
+from hfpose.engine.sources.opening import list_cameras, open_source
 from hfpose.models.metainfo import COCO, DatasetInfo
 
 log = logging.getLogger(__name__)

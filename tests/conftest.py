@@ -46,7 +46,7 @@ def pose_model(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty per-test folder for ``auto``'s probe results: the file the probe writes."""
-    from hfpose.engine import auto_backend
+    from hfpose.engine.runtime import auto as auto_backend
 
     folder = tmp_path / "cache"
     monkeypatch.setenv("HFPOSE_CACHE_DIR", str(folder))

@@ -27,11 +27,11 @@ import numpy as np
 import pytest
 
 from hfpose.engine.config import SETTINGS, PipelineConfig
-from hfpose.engine.frame_source import SourceError, SourceInfo
-from hfpose.engine.live_sources import LiveFrameSource
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.results import FrameResult, Person, PipelineError
-from hfpose.engine.sources import open_source
+from hfpose.engine.sources.frame_source import SourceError, SourceInfo
+from hfpose.engine.sources.live import LiveFrameSource
+from hfpose.engine.sources.opening import open_source
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POSE_CONFIG = "hf_hrnet_18_coco_256x192"
@@ -70,7 +70,7 @@ def real_crops(model: Path, data_dir: Path, count: int = 4) -> np.ndarray:
     ``model``."""
     import cv2
 
-    from hfpose.engine.pose import PoseEstimator
+    from hfpose.engine.keypoints.estimator import PoseEstimator
 
     labels = json.loads((data_dir / "coco" / "test_coco.json").read_text())
     decoder = PoseEstimator(model, "cpu", num_threads=1).decoder

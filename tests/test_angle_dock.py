@@ -19,7 +19,7 @@ from hfpose.app.angle_dock import AnglePlotDock  # noqa: E402
 from hfpose.app.keypoint_export import KeptFrame  # noqa: E402
 from hfpose.app.main_window import MainWindow  # noqa: E402
 from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
-from hfpose.engine.plausibility import TRACK_CONFIRM_FRAMES  # noqa: E402
+from hfpose.engine.people.plausibility import TRACK_CONFIRM_FRAMES  # noqa: E402
 from tests.helpers import FakeCamera, make_person  # noqa: E402
 
 CLIP = "mmpose_demo_street.mp4"  # 5 frames, 960x540, several pedestrians (tests/data/README.md)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from hfpose.app.video_cli import main
-from hfpose.engine.angle_sinks import REPETITION_COLUMNS
 from hfpose.engine.angles import ANGLE_BY_NAME, angle_table
+from hfpose.engine.output.angle_sinks import REPETITION_COLUMNS
 from hfpose.models.metainfo import COCO
 
 # Pedestrians walking across a hall, whole bodies 70-110 px tall (OpenCV's vtest.avi).

@@ -27,7 +27,7 @@ pytest.importorskip("pytestqt")
 from hfpose.app import worker as worker_module  # noqa: E402
 from hfpose.app.main_window import MainWindow  # noqa: E402
 from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
-from hfpose.engine.video_file_source import VideoFileSource  # noqa: E402
+from hfpose.engine.sources.video_file import VideoFileSource  # noqa: E402
 from tests.helpers import FakeCamera
 
 CLIP = "intel_asl_walk_1s5.mp4"  # 45 frames, 30 fps, 640x480 (CC BY 4.0, tests/data/README.md)
@@ -248,7 +248,7 @@ def test_switching_to_a_shipped_model_live_names_it_and_keeps_playing(qtbot, win
 
 
 def test_unavailable_backend_falls_back_and_says_so(qtbot, window, clip) -> None:
-    from hfpose.engine.backend_discovery import available_backends
+    from hfpose.engine.runtime.discovery import available_backends
 
     if next(b for b in available_backends() if b.name == "gpu").available:
         pytest.skip("this machine has a GPU backend: nothing to fall back from")
@@ -431,7 +431,7 @@ def test_a_busy_gui_skips_to_the_newest_frame_fake_camera(qtbot, window, clip, m
 def test_camera_menu_lists_cameras_by_name_and_opens_one_fake_camera(
     qtbot, window, clip, monkeypatch
 ) -> None:
-    from hfpose.engine.sources import CameraInfo
+    from hfpose.engine.sources.opening import CameraInfo
 
     cameras = [CameraInfo(3, "Integrated Webcam", "/dev/video3")]
     monkeypatch.setattr(worker_module, "list_cameras", lambda: cameras)
@@ -545,7 +545,7 @@ def test_the_screenshots_script_renders_the_window_and_the_dialog_of_today(
 
     from hfpose.app import screenshots
     from hfpose.app.settings_dialog import SettingsDialog
-    from hfpose.engine.backend_discovery import available_backends
+    from hfpose.engine.runtime.discovery import available_backends
 
     clip = data_dir / "videos" / "mmpose_demo_street.mp4"
     assert screenshots.render(clip, pose_model, tmp_path, shown_frames=1) == 0

@@ -15,8 +15,8 @@ pytest.importorskip("pytestqt")
 
 from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
 from hfpose.app.settings_dialog import SettingsDialog  # noqa: E402
-from hfpose.engine.backend_discovery import BackendStatus, available_backends  # noqa: E402
 from hfpose.engine.config import SETTINGS, declared_settings  # noqa: E402
+from hfpose.engine.runtime.discovery import BackendStatus, available_backends  # noqa: E402
 
 
 def store_at(path: Path) -> SettingsStore:
@@ -141,7 +141,7 @@ def test_drawing_settings_reach_the_renderer() -> None:
     import numpy as np
 
     from hfpose.app.worker import pipeline_config
-    from hfpose.engine.rendering import Renderer
+    from hfpose.engine.output.rendering import Renderer
     from hfpose.engine.results import Person
 
     person = Person(
@@ -169,7 +169,7 @@ def test_recordings_use_the_container_their_name_says(tmp_path: Path, data_dir, 
 
     from hfpose.app.recording import video_sink
     from hfpose.engine.results import FrameResult
-    from hfpose.engine.video_file_source import VideoFileSource
+    from hfpose.engine.sources.video_file import VideoFileSource
 
     # The settings say the other container: the chosen file name wins.
     other = "mp4" if muxer == "matroska" else "mkv"

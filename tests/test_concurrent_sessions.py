@@ -21,13 +21,13 @@ import numpy as np
 import pytest
 
 from hfpose.engine.config import PipelineConfig
-from hfpose.engine.model_files import asset_path
+from hfpose.engine.keypoints.estimator import DEFAULT_MODEL, PoseEstimator
 from hfpose.engine.pipeline import Pipeline
-from hfpose.engine.pose import DEFAULT_MODEL, PoseEstimator
 from hfpose.engine.pose_tracker import PoseTracker
 from hfpose.engine.results import Person
-from hfpose.engine.runtimes import create_session
-from hfpose.engine.sessions import InferenceSession, RuntimeInfo
+from hfpose.engine.runtime.backends import create_session
+from hfpose.engine.runtime.model_files import asset_path
+from hfpose.engine.runtime.sessions import InferenceSession, RuntimeInfo
 from tests.helpers import real_crops
 
 MODEL = asset_path(DEFAULT_MODEL)

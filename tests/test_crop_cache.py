@@ -12,9 +12,14 @@ import numpy as np
 import pytest
 
 from hfpose.models.processing import bbox_xywh_to_cs, get_affine_transform
-from hfpose.training import crop_cache as cc
-from hfpose.training.encode_cache import PackSetting, encode_cache, parse_setting, stored_sides
-from hfpose.training.encode_cache import main as encode_main
+from hfpose.training.dataset import crop_cache as cc
+from hfpose.training.dataset.encode_cache import (
+    PackSetting,
+    encode_cache,
+    parse_setting,
+    stored_sides,
+)
+from hfpose.training.dataset.encode_cache import main as encode_main
 
 DOT_COLOURS = {0: (255, 0, 0), 9: (0, 255, 0), 16: (0, 0, 255)}  # nose, left wrist, right ankle
 DOT_PLACES = {0: (0.5, 0.1), 9: (0.95, 0.5), 16: (0.1, 0.95)}  # in the box, far enough apart

@@ -10,10 +10,10 @@ import pytest
 
 from hfpose.models.config import load_config
 from hfpose.models.processing import bbox_xywh_to_cs
-from hfpose.training.crop_cache import build_cache
-from hfpose.training.dataset_builder import build_dataset, dataset_layout
-from hfpose.training.datasets import DatasetError
-from hfpose.training.evaluation import evaluate_dataset
+from hfpose.training.dataset.builder import build_dataset, dataset_layout
+from hfpose.training.dataset.crop_cache import build_cache
+from hfpose.training.dataset.records import DatasetError
+from hfpose.training.scoring.evaluation import evaluate_dataset
 
 CONFIG = "hfpose_hf_hrnet_18_coco_256x192_lspet_mpii"
 

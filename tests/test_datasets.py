@@ -1,4 +1,4 @@
-"""training/datasets.py and dataset_builder.py: refusals, MPII's centre and scale, mixed sets
+"""training/dataset/records.py and builder.py: refusals, MPII's centre and scale, mixed sets
 by ratio with shards, COCO test sets on detections (real fixture files)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from hfpose.models.config import ConfigError, load_config
-from hfpose.training.dataset_builder import build_dataset
-from hfpose.training.datasets import DatasetError
-from hfpose.training.transforms import build_pipeline
+from hfpose.training.dataset.builder import build_dataset
+from hfpose.training.dataset.records import DatasetError
+from hfpose.training.dataset.transforms import build_pipeline
 from tests.helpers import COCO_IMAGES, COCO_JSON, FIXTURE, small_options
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -56,7 +56,7 @@ def test_mpii_json_centre_scale_and_joints_follow_mmpose() -> None:
 
 
 def test_mixed_datasets_follow_ratios_and_shards_split_one_order(four_people: Path) -> None:
-    from hfpose.training.samplers import StepBatchSampler
+    from hfpose.training.dataset.samplers import StepBatchSampler
 
     cfg = load_config("hf_hrnet_18_coco_256x192", small_options(four_people))
     entry = dict(cfg["data"]["train"])

@@ -13,11 +13,11 @@ import pytest
 
 from hfpose.engine import PoseTracker
 from hfpose.engine.config import FALLBACK_FPS, SETTINGS, PipelineConfig, detection_frames
-from hfpose.engine.frame_source import Frame, FrameSource
+from hfpose.engine.people.plausibility import TRACK_CONFIRM_FRAMES
 from hfpose.engine.pipeline import Pipeline
-from hfpose.engine.plausibility import TRACK_CONFIRM_FRAMES
 from hfpose.engine.results import FrameResult
-from hfpose.engine.sources import open_source
+from hfpose.engine.sources.frame_source import Frame, FrameSource
+from hfpose.engine.sources.opening import open_source
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 

@@ -14,13 +14,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from hfpose.engine.backend_discovery import openvino_devices
-from hfpose.engine.detection_boxes import weighted_nms
-from hfpose.engine.detectors import DETECTOR_NAMES, create_detector
-from hfpose.engine.model_files import ModelError, asset_path
-from hfpose.engine.onnx_person_detector import OnnxPersonDetector
-from hfpose.engine.person_detector import DetectorError
-from hfpose.engine.shipped_detectors import BlazePoseDetector, NanoDetDetector, ssd_anchor_centers
+from hfpose.engine.detection.boxes import weighted_nms
+from hfpose.engine.detection.factory import DETECTOR_NAMES, create_detector
+from hfpose.engine.detection.onnx_detector import OnnxPersonDetector
+from hfpose.engine.detection.person_detector import DetectorError
+from hfpose.engine.detection.shipped import BlazePoseDetector, NanoDetDetector, ssd_anchor_centers
+from hfpose.engine.runtime.discovery import openvino_devices
+from hfpose.engine.runtime.model_files import ModelError, asset_path
 
 
 def _frame(data_dir: Path, name: str) -> np.ndarray:

@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from hfpose.models.config import ConfigError, load_config
-from hfpose.training.crop_cache import build_cache
-from hfpose.training.dataset_builder import build_dataset
-from hfpose.training.device_batches import DeviceBatches, DeviceCrops
-from hfpose.training.samplers import StepBatchSampler
-from hfpose.training.transforms import (
+from hfpose.training.dataset.builder import build_dataset
+from hfpose.training.dataset.crop_cache import build_cache
+from hfpose.training.dataset.device_batches import DeviceBatches, DeviceCrops
+from hfpose.training.dataset.samplers import StepBatchSampler
+from hfpose.training.dataset.transforms import (
     NormalizeTensor,
     TopDownAffine,
     TopDownGenerateTarget,

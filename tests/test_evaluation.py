@@ -1,4 +1,4 @@
-"""training/evaluation.py: COCO AP against pycocotools, PCKh, torso and box PCK, on real
+"""training/scoring/evaluation.py: COCO AP against pycocotools, PCKh, torso and box PCK, on real
 fixture sets and, with ../shared, the LSPET validation list."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 
 from hfpose.models.config import load_config
 from hfpose.models.metainfo import COCO, MPII
-from hfpose.training.dataset_builder import build_dataset
-from hfpose.training.evaluation import (
+from hfpose.training.dataset.builder import build_dataset
+from hfpose.training.scoring.evaluation import (
     evaluate_dataset,
     pck_torso,
     pckh_from_head_sizes,

@@ -14,11 +14,11 @@ import numpy as np
 import onnx
 import pytest
 
-from hfpose.engine.auto_backend import fast_variant_path, file_sha256
-from hfpose.engine.backend_discovery import openvino_devices
-from hfpose.engine.model_files import asset_path
-from hfpose.engine.pose import DEFAULT_MODEL
-from hfpose.engine.runtimes import create_session
+from hfpose.engine.keypoints.estimator import DEFAULT_MODEL
+from hfpose.engine.runtime.auto import fast_variant_path, file_sha256
+from hfpose.engine.runtime.backends import create_session
+from hfpose.engine.runtime.discovery import openvino_devices
+from hfpose.engine.runtime.model_files import asset_path
 
 MODEL = asset_path(DEFAULT_MODEL)
 has_openvino = pytest.mark.skipif("CPU" not in openvino_devices(), reason="no OpenVINO CPU")
@@ -121,8 +121,8 @@ def test_precision_is_one_setting_from_pipeline_config_to_cli_and_dialog(qtbot, 
     from hfpose.app.settings import AppSettings, SettingsStore
     from hfpose.app.settings_dialog import SettingsDialog
     from hfpose.app.video_cli import build_parser
-    from hfpose.engine.backend_discovery import available_backends
     from hfpose.engine.config import PipelineConfig
+    from hfpose.engine.runtime.discovery import available_backends
 
     assert AppSettings().precision == PipelineConfig().precision == "fast"
     assert build_parser().parse_args(["in.mp4"]).precision == PipelineConfig().precision
@@ -143,8 +143,8 @@ def test_precision_is_one_setting_from_pipeline_config_to_cli_and_dialog(qtbot, 
 @has_openvino
 def test_pipeline_switches_the_keypoint_model_to_fp32_at_the_next_frame() -> None:
     from hfpose.engine.config import PipelineConfig
-    from hfpose.engine.frame_source import Frame
     from hfpose.engine.processor import FrameWork, PoseProcessor
+    from hfpose.engine.sources.frame_source import Frame
 
     processor = PoseProcessor(PipelineConfig(source="unused", backend="openvino"))
     processor.request("pose", precision="fp32")
@@ -171,7 +171,7 @@ def test_fast_paths_keep_the_keypoints_of_real_people(data_dir, backend) -> None
     height."""
     import cv2
 
-    from hfpose.engine.pose import PoseEstimator
+    from hfpose.engine.keypoints.estimator import PoseEstimator
 
     labels = json.loads((data_dir / "coco" / "test_coco.json").read_text())
     exact = PoseEstimator(MODEL, "cpu", precision="fp32", num_threads=1)
@@ -203,7 +203,7 @@ def test_int8_copy_from_training_crops_keeps_the_peaks_and_is_accepted(
 ) -> None:
     """A real quantization, small: 24 calibration and 24 check crops from the training images
     (cut by the engine's crop code), depthwise convolutions kept in float."""
-    from hfpose.engine.model_files import read_onnx_metadata
+    from hfpose.engine.runtime.model_files import read_onnx_metadata
     from hfpose.training.export.quantize import (
         Preprocessing,
         calibration_and_check_sets,
@@ -231,7 +231,7 @@ def test_int8_copy_from_training_crops_keeps_the_peaks_and_is_accepted(
 
 def test_probe_feeds_a_dynamic_size_detector_its_real_input_size() -> None:
     """NanoDet's height and width are dynamic: a 1x1 probe made every runtime look alike."""
-    from hfpose.engine.auto_backend import probe_input_shape
+    from hfpose.engine.runtime.auto import probe_input_shape
 
     session = create_session(asset_path("detectors/nanodet_416.onnx"), "cpu")
     assert probe_input_shape(session) == [1, 3, 416, 416]

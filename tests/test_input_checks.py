@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from hfpose.app.video_cli import main
-from hfpose.engine.frame_source import SourceError
 from hfpose.engine.pose_tracker import PoseTracker
-from hfpose.engine.sources import open_source, open_url
+from hfpose.engine.sources.frame_source import SourceError
+from hfpose.engine.sources.opening import open_source, open_url
 from tests.helpers import REPO_ROOT, encode_frames, probe
 
 VIDEOS = REPO_ROOT / "tests" / "data" / "videos"

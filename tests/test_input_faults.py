@@ -18,13 +18,13 @@ import pytest
 
 from hfpose.app.video_cli import main
 from hfpose.engine.config import PipelineConfig
-from hfpose.engine.live_sources import StreamSource
+from hfpose.engine.output.sinks import JsonKeypointSink, VideoSink
 from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.pose_tracker import PoseTracker
 from hfpose.engine.results import Person
-from hfpose.engine.sinks import JsonKeypointSink, VideoSink
-from hfpose.engine.sources import open_source
-from hfpose.engine.video_file_source import VideoFileSource
+from hfpose.engine.sources.live import StreamSource
+from hfpose.engine.sources.opening import open_source
+from hfpose.engine.sources.video_file import VideoFileSource
 from tests.helpers import encode_frames, probe
 
 VIDEOS = Path(__file__).parent / "data" / "videos"

@@ -14,15 +14,15 @@ import pytest
 from onnx import TensorProto, helper
 
 from hfpose.app.video_cli import main as hfpose_video
-from hfpose.engine.backend_discovery import openvino_devices
 from hfpose.engine.config import PipelineConfig
-from hfpose.engine.keypoint_models import SHIPPED_MODELS, resolve_model
-from hfpose.engine.model_files import ModelError
+from hfpose.engine.keypoints.estimator import PoseEstimator, create_pose_estimator
+from hfpose.engine.keypoints.families import SHIPPED_MODELS, resolve_model
+from hfpose.engine.people.plausibility import TRACK_CONFIRM_FRAMES
 from hfpose.engine.pipeline import Pipeline
-from hfpose.engine.plausibility import TRACK_CONFIRM_FRAMES
-from hfpose.engine.pose import PoseEstimator, create_pose_estimator
 from hfpose.engine.pose_tracker import PoseTracker
-from hfpose.engine.sources import open_source
+from hfpose.engine.runtime.discovery import openvino_devices
+from hfpose.engine.runtime.model_files import ModelError
+from hfpose.engine.sources.opening import open_source
 from tests.helpers import FakeCamera, wait_until
 
 DATA = Path(__file__).parent / "data"

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from hfpose.models.config import load_config
-from hfpose.training.crop_cache import build_cache
-from hfpose.training.dataset_builder import build_dataset
-from hfpose.training.label_weights import TEACHER_SCORE_GATE, gate_weights, label_weights
-from hfpose.training.losses import JointsMSELoss
+from hfpose.training.dataset.builder import build_dataset
+from hfpose.training.dataset.crop_cache import build_cache
+from hfpose.training.dataset.label_weights import TEACHER_SCORE_GATE, gate_weights, label_weights
+from hfpose.training.run.losses import JointsMSELoss
 
 CONFIG = "hfpose_hf_hrnet_18_coco_256x192_lspet_mpii"
 NOSE, LEFT_EYE, RIGHT_EYE, LEFT_SHOULDER = 0, 1, 2, 5

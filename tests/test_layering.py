@@ -37,7 +37,7 @@ HEAVY = {
 PLATFORM_ONLY = {"fcntl", "msvcrt"}
 # runs on a lent machine where nothing is installed: it makes the package importable first,
 # so everything it needs beyond the standard library is imported late, where it is used
-BARE_MACHINE = {"hfpose.training.lease_device"}
+BARE_MACHINE = {"hfpose.training.lease.device"}
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,9 @@ def test_the_reader_sees_late_imports_and_floors():
     modules, imports = _project_graph()
     assert floor("hfpose.training.export.export_cli") == "export"
     assert floor("hfpose.app.worker") == "app" and floor("hfpose.models.metainfo") == "models"
-    sessions = [i for i in imports if i.source == "hfpose.engine.sessions" and i.in_function]
+    sessions = [
+        i for i in imports if i.source == "hfpose.engine.runtime.sessions" and i.in_function
+    ]
     assert "hfpose.models.hf_hrnet" in {i.target for i in sessions}
     assert _loads_heavy("hfpose.models.hf_hrnet", modules, imports)
     assert not _loads_heavy("hfpose.models.metainfo", modules, imports)

@@ -16,12 +16,13 @@ import yaml
 
 from hfpose.models.config import load_config
 from hfpose.models.hf_hrnet import build_model
-from hfpose.training import lease_device, lease_pack
-from hfpose.training.crop_cache import build_cache
-from hfpose.training.encode_cache import parse_setting
+from hfpose.training.dataset.crop_cache import build_cache
+from hfpose.training.dataset.encode_cache import parse_setting
 from hfpose.training.export.export_cli import main as export_main
-from hfpose.training.lease_kit import DEFAULT_PACK_SETTING
-from hfpose.training.onnx_export import export_onnx
+from hfpose.training.lease import device as lease_device
+from hfpose.training.lease import pack as lease_pack
+from hfpose.training.lease.kit import DEFAULT_PACK_SETTING
+from hfpose.training.run.onnx_export import export_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = "hfpose_hf_hrnet_18_coco_256x192_lspet_mpii"
@@ -134,7 +135,7 @@ def test_lease_rehearsal_on_fixtures(data_dir: Path, tmp_path: Path) -> None:
     (site / "sitecustomize.py").write_text(_DEVICE_SITE)
     env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
     transfers = sorted(str(lease / name) for name in manifest["transfers"])
-    receive = [sys.executable, str(REPO / "training" / "lease_device.py"), "--pack-root",
+    receive = [sys.executable, str(REPO / "training" / "lease" / "device.py"), "--pack-root",
                str(pack_root), "receive", *transfers]  # fmt: skip
     taken = subprocess.run(receive, env=env, cwd=tmp_path, capture_output=True, text=True)
     assert taken.returncode == 0 and "torch" in taken.stdout, taken.stdout + taken.stderr

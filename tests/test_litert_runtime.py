@@ -13,12 +13,12 @@ import numpy as np
 import onnx
 import pytest
 
-from hfpose.engine.auto_backend import file_sha256
-from hfpose.engine.backend_discovery import available_backends
-from hfpose.engine.model_files import asset_path
-from hfpose.engine.pose import DEFAULT_MODEL
-from hfpose.engine.runtime_litert import record_path, tflite_path
-from hfpose.engine.runtimes import create_session
+from hfpose.engine.keypoints.estimator import DEFAULT_MODEL
+from hfpose.engine.runtime.auto import file_sha256
+from hfpose.engine.runtime.backends import create_session
+from hfpose.engine.runtime.discovery import available_backends
+from hfpose.engine.runtime.litert import record_path, tflite_path
+from hfpose.engine.runtime.model_files import asset_path
 from tests.helpers import real_crops
 
 pytest.importorskip("ai_edge_litert", reason="the litert extra is not installed")

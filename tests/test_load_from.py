@@ -16,15 +16,15 @@ import torch
 from hfpose.models.checkpoint import CheckpointError, save_checkpoint
 from hfpose.models.config import load_config, model_input_size
 from hfpose.models.hf_hrnet import build_model
-from hfpose.training.dataset_builder import build_dataset
-from hfpose.training.load_from import (
+from hfpose.training.dataset.builder import build_dataset
+from hfpose.training.run.load_from import (
     calibrate_batchnorm,
     calibration_batches,
     load_fused_onnx,
     load_initial_weights,
 )
-from hfpose.training.onnx_export import export_onnx
-from hfpose.training.trainer import Trainer
+from hfpose.training.run.onnx_export import export_onnx
+from hfpose.training.run.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 COCO = REPO / "tests" / "data" / "coco"

@@ -1,11 +1,11 @@
-"""training/losses.py: the heatmap loss as mmpose computes it."""
+"""training/run/losses.py: the heatmap loss as mmpose computes it."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from hfpose.training.losses import JointsMSELoss
+from hfpose.training.run.losses import JointsMSELoss
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

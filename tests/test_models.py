@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from hfpose.engine.model_files import read_onnx_metadata
+from hfpose.engine.runtime.model_files import read_onnx_metadata
 from hfpose.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from hfpose.models.config import PAPER_CONFIGS, load_config, model_input_size
 from hfpose.models.hf_hrnet import build_model, count_conv_macs, count_parameters
 from hfpose.training.export.export_cli import main as export_main
-from hfpose.training.onnx_export import export_onnx, verify_onnx
+from hfpose.training.run.onnx_export import export_onnx, verify_onnx
 
 torch.set_flush_denormal(True)
 

@@ -92,7 +92,7 @@ def test_installed_venv_finds_its_own_assets_and_not_the_old_names(installed, tm
     python = installed / "bin" / "python"
     code = (
         "import importlib.util, sys\n"
-        "from hfpose.engine.model_files import asset_path\n"
+        "from hfpose.engine.runtime.model_files import asset_path\n"
         "print(asset_path('detectors/nanodet_416.onnx'))\n"
         f"print([n for n in {OLD_TOP_LEVEL!r} if importlib.util.find_spec(n)])\n"
     )

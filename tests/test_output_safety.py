@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from hfpose.app.video_cli import UsageError, _check_outputs, build_parser, main
-from hfpose.engine.output_files import NAME_MAX, OutputLock
+from hfpose.engine.output.output_files import NAME_MAX, OutputLock
 from tests.helpers import REPO_ROOT, image_folder_of, probe, start_until_progress
 
 VIDEOS = REPO_ROOT / "tests" / "data" / "videos"
@@ -169,7 +169,7 @@ def test_a_second_run_on_the_same_output_stops_before_touching_it(tmp_path, pose
     out = tmp_path / "out.mp4"
     out.write_bytes(b"the other run's video")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from hfpose.engine.output_files import OutputLock; "
+        [sys.executable, "-c", "import sys; from hfpose.engine.output.output_files import OutputLock; "
          "lock = OutputLock(sys.argv[1]); lock.acquire(); print('held', flush=True); "
          "sys.stdin.read(); lock.release()", str(out)],
         cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

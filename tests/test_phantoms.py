@@ -1,5 +1,5 @@
 """Phantom people: boxes the keypoint model finds no body in are dropped, and one weak frame
-starts no track (hfpose.engine.plausibility, the tracker's birth rule, hfpose-video, the app).
+starts no track (hfpose.engine.people.plausibility, the tracker's birth rule, hfpose-video, the app).
 
 The clips are real; the tracker tests use synthetic poses whose scores are set on purpose.
 A new track must also show a person (PERSON_EVIDENCE): the vtest phantoms get no ID, a seated
@@ -16,8 +16,7 @@ import pytest
 
 from hfpose.app.video_cli import main as video_main
 from hfpose.engine.config import PipelineConfig
-from hfpose.engine.pipeline import Pipeline
-from hfpose.engine.plausibility import (
+from hfpose.engine.people.plausibility import (
     DEFAULT_MIN_POSE_SCORE,
     PERSON_EVIDENCE,
     TRACK_CONFIRM_FRAMES,
@@ -25,8 +24,9 @@ from hfpose.engine.plausibility import (
     plausible_people,
     pose_score,
 )
+from hfpose.engine.people.tracking import Tracker
+from hfpose.engine.pipeline import Pipeline
 from hfpose.engine.results import FrameResult, Person
-from hfpose.engine.tracking import Tracker
 from hfpose.models.metainfo import COCO
 from tests.helpers import KPT_THR, make_person
 
@@ -120,7 +120,7 @@ def test_cone_and_rock_on_vtest_get_no_skeleton_and_no_real_person_is_lost(
     default settings, against the detector's own boxes on those frames (the keypoint model in
     each, nothing filtered); phantoms are the regions of benchmarks/data/phantom_labels.json
     (four cones, a rock, a stand, a bike rack)."""
-    from hfpose.engine.tracking import box_iou
+    from hfpose.engine.people.tracking import box_iou
 
     clip = shared_dir / "datasets" / "videos" / "opencv_vtest.avi"
     labels = json.loads(LABELS.read_text())["clips"][clip.name]
@@ -161,9 +161,9 @@ def test_cone_and_rock_on_vtest_get_no_skeleton_and_no_real_person_is_lost(
 def _models_on_frames(clip: Path, model: str, first: int, last: int) -> list:
     """(timestamp, people) of frames ``first`` to ``last`` of ``clip``: the detector on every
     frame and the keypoint model in each box, nothing filtered (as the benchmark replays them)."""
-    from hfpose.engine.detectors import create_detector
-    from hfpose.engine.pose import create_pose_estimator
-    from hfpose.engine.sources import open_source
+    from hfpose.engine.detection.factory import create_detector
+    from hfpose.engine.keypoints.estimator import create_pose_estimator
+    from hfpose.engine.sources.opening import open_source
 
     detector = create_detector("nanodet", "cpu")
     estimator = create_pose_estimator(model, "cpu")
@@ -193,7 +193,7 @@ def test_rock_cones_and_stand_on_vtest_get_no_id_with_the_person_evidence_rule(
     region kept one ID for nearly 3 s (benchmarks/phantom_people.py); asking new tracks to show a
     person (PERSON_EVIDENCE, as the engine's tracker does) gives none of them an ID, while the
     people walking there get theirs."""
-    from hfpose.engine.tracking import box_iou
+    from hfpose.engine.people.tracking import box_iou
 
     clip = shared_dir / "datasets" / "videos" / "opencv_vtest.avi"
     phantoms = np.asarray(
@@ -237,7 +237,7 @@ def test_a_seated_person_half_out_of_view_keeps_one_id_through_the_engine(
     view), keeps still and scores 0.15: only the detector's 0.43 says it is a person. The
     engine (PoseTracker, default settings) gives them an ID from the third frame and keeps it."""
     from hfpose.engine.pose_tracker import PoseTracker
-    from hfpose.engine.sources import open_source
+    from hfpose.engine.sources.opening import open_source
 
     clip = shared_dir / "datasets" / "videos" / "intel_asl_please.mkv"
     tracker = PoseTracker(model=pose_model, backend="cpu")

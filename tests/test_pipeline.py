@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from hfpose.engine.config import PipelineConfig, available_cores
-from hfpose.engine.frame_source import Frame, FrameSource, SourceError
-from hfpose.engine.model_files import ModelError
+from hfpose.engine.output.sinks import JsonKeypointSink, Sink, VideoSink
+from hfpose.engine.people.plausibility import TRACK_CONFIRM_FRAMES
+from hfpose.engine.people.smoothing import SmoothingConfig
 from hfpose.engine.pipeline import Pipeline
-from hfpose.engine.plausibility import TRACK_CONFIRM_FRAMES
 from hfpose.engine.pose_tracker import PoseTracker
 from hfpose.engine.processor import (
     BOX_COLUMNS,
@@ -27,9 +27,9 @@ from hfpose.engine.processor import (
     keypoint_centre,
 )
 from hfpose.engine.results import FrameResult, Person
-from hfpose.engine.sinks import JsonKeypointSink, Sink, VideoSink
-from hfpose.engine.smoothing import SmoothingConfig
-from hfpose.engine.sources import open_source
+from hfpose.engine.runtime.model_files import ModelError
+from hfpose.engine.sources.frame_source import Frame, FrameSource, SourceError
+from hfpose.engine.sources.opening import open_source
 from tests.helpers import Collector, FakeCamera, probe, wait_until
 
 VIDEOS = Path(__file__).parent / "data" / "videos"

@@ -16,9 +16,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from hfpose.engine.backend_discovery import openvino_devices
-from hfpose.engine.model_files import ModelError, asset_path
-from hfpose.engine.pose import PoseEstimator, create_pose_estimator
+from hfpose.engine.keypoints.estimator import PoseEstimator, create_pose_estimator
+from hfpose.engine.runtime.discovery import openvino_devices
+from hfpose.engine.runtime.model_files import ModelError, asset_path
 
 INPUT_WH = (192, 256)
 
@@ -136,7 +136,7 @@ def test_a_detector_given_as_keypoint_model_is_refused() -> None:
 
 
 def test_missing_default_model_is_a_clear_error(monkeypatch) -> None:
-    monkeypatch.setattr("hfpose.engine.pose.DEFAULT_MODEL", "no_such_model.onnx")
+    monkeypatch.setattr("hfpose.engine.keypoints.estimator.DEFAULT_MODEL", "no_such_model.onnx")
     with pytest.raises(ModelError, match="default keypoint model no_such_model.onnx"):
         create_pose_estimator(None, "cpu")
 
@@ -151,7 +151,7 @@ def hf_hrnet_files(tmp_path_factory) -> tuple[Path, Path]:
     from hfpose.models.checkpoint import save_checkpoint
     from hfpose.models.config import load_config
     from hfpose.models.hf_hrnet import build_model
-    from hfpose.training.onnx_export import export_onnx
+    from hfpose.training.run.onnx_export import export_onnx
 
     folder = tmp_path_factory.mktemp("hf_hrnet")
     cfg = load_config("hf_hrnet_18_coco_256x192")

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from hfpose.models.config import load_config
-from hfpose.training.distributed import select_amp
-from hfpose.training.precision import cpu_bf16_is_native, cpu_flags, probe_bf16_speedup
+from hfpose.training.run.distributed import select_amp
+from hfpose.training.run.precision import cpu_bf16_is_native, cpu_flags, probe_bf16_speedup
 
 AVX2_EPYC = """processor\t: 0
 vendor_id\t: AuthenticAMD

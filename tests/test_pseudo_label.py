@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from hfpose.models.processing import affine_points
-from hfpose.training import pseudo_label as pl
-from hfpose.training.blazepose_landmarker import BLAZEPOSE_INPUT, BlazePoseLandmarker
-from hfpose.training.coco_files import read_json
+from hfpose.training.dataset.coco_files import read_json
+from hfpose.training.teacher import blazepose_label as pl
+from hfpose.training.teacher.blazepose_landmarker import BLAZEPOSE_INPUT, BlazePoseLandmarker
 
 SHOULDER_PAIR, HIP_PAIR = (5, 6), (11, 12)
 

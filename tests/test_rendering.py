@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hfpose.engine.rendering import (
+from hfpose.engine.output.rendering import (
     CENTER_COLOR,
     LEFT_COLOR,
     RIGHT_COLOR,

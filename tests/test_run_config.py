@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from hfpose.models.config import CONFIG_DIR, ConfigError, load_config
-from hfpose.training.run_config import TrainConfig
+from hfpose.training.run.run_config import TrainConfig
 
 
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)

@@ -7,10 +7,10 @@ import logging
 import numpy as np
 import pytest
 
-from hfpose.engine import backend_discovery, runtimes
-from hfpose.engine.backend_discovery import BACKENDS, available_backends
-from hfpose.engine.model_files import ModelError, asset_path, read_onnx_metadata
-from hfpose.engine.runtimes import create_session
+from hfpose.engine.runtime import backends, discovery
+from hfpose.engine.runtime.backends import create_session
+from hfpose.engine.runtime.discovery import BACKENDS, available_backends
+from hfpose.engine.runtime.model_files import ModelError, asset_path, read_onnx_metadata
 
 NANODET = asset_path("detectors/nanodet_416.onnx")
 
@@ -65,8 +65,8 @@ def test_fixed_batch_model_runs_a_batch_item_by_item() -> None:
 def test_missing_accelerator_falls_back_to_cpu_once_with_reason(backend, caplog) -> None:
     if _has(backend):
         pytest.skip(f"this machine has a {backend}")
-    runtimes._warned.clear()
-    with caplog.at_level(logging.WARNING, logger="hfpose.engine.runtimes"):
+    backends._warned.clear()
+    with caplog.at_level(logging.WARNING, logger="hfpose.engine.runtime.backends"):
         session = create_session(NANODET, backend)
         create_session(NANODET, backend)
     info = session.runtime_info
@@ -81,16 +81,16 @@ def test_missing_accelerator_falls_back_to_cpu_once_with_reason(backend, caplog)
 @pytest.mark.filterwarnings("ignore:Specified provider")
 def test_provider_dropped_by_onnxruntime_is_read_back_fake_gpu(monkeypatch) -> None:
     """ORT silently runs on the CPU when a GPU provider cannot load; we must notice."""
-    if "CUDAExecutionProvider" in backend_discovery.ort_providers():
+    if "CUDAExecutionProvider" in discovery.ort_providers():
         pytest.skip("CUDA really is installed here")
-    monkeypatch.setattr(runtimes, "best_gpu", lambda: ("ort", "CUDAExecutionProvider"))
+    monkeypatch.setattr(backends, "best_gpu", lambda: ("ort", "CUDAExecutionProvider"))
     session = create_session(NANODET, "gpu")
     info = session.runtime_info
     assert info.backend == "cpu" and info.provider == "CPUExecutionProvider"
     assert "CUDAExecutionProvider was requested" in info.fallback_reason
 
 
-@pytest.mark.skipif(not backend_discovery.openvino_devices(), reason="openvino is not installed")
+@pytest.mark.skipif(not discovery.openvino_devices(), reason="openvino is not installed")
 def test_openvino_session_agrees_with_onnxruntime() -> None:
     reference_session = create_session(NANODET, "cpu")
     blob = np.random.default_rng(2).uniform(-1, 1, (1, 3, 416, 416)).astype(np.float32)
@@ -104,9 +104,9 @@ def test_openvino_session_agrees_with_onnxruntime() -> None:
         assert np.abs(expected - got).max() < 0.05 * max(1.0, np.abs(expected).max())
 
 
-@pytest.mark.skipif(not backend_discovery.openvino_devices(), reason="openvino is not installed")
+@pytest.mark.skipif(not discovery.openvino_devices(), reason="openvino is not installed")
 def test_missing_openvino_device_falls_back_to_cpu() -> None:
-    if "NPU" in backend_discovery.openvino_devices():
+    if "NPU" in discovery.openvino_devices():
         pytest.skip("this machine has an NPU")
     info = create_session(NANODET, "openvino:NPU").runtime_info
     assert info.backend == "cpu" and "NPU not found" in info.fallback_reason

@@ -1,11 +1,11 @@
-"""training/schedule.py: the learning rate's warm-up and steps."""
+"""training/run/schedule.py: the learning rate's warm-up and steps."""
 
 from __future__ import annotations
 
 import pytest
 
-from hfpose.training.run_config import LrConfig
-from hfpose.training.schedule import StepLrWithWarmup
+from hfpose.training.run.run_config import LrConfig
+from hfpose.training.run.schedule import StepLrWithWarmup
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -19,8 +19,8 @@ from hfpose.engine.config import (
     declared_settings,
     settings_of,
 )
+from hfpose.engine.people.plausibility import birth_score
 from hfpose.engine.pipeline import Pipeline
-from hfpose.engine.plausibility import birth_score
 from hfpose.engine.pose_tracker import PoseTracker
 from hfpose.engine.processor import STAGES, PoseProcessor
 from hfpose.engine.results import FrameResult

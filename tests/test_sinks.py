@@ -17,15 +17,15 @@ import cv2
 import numpy as np
 import pytest
 
-from hfpose.engine.results import FrameResult
-from hfpose.engine.sinks import (
+from hfpose.engine.output.sinks import (
     CocoResultsSink,
     CsvKeypointSink,
     JsonKeypointSink,
     SinkError,
     VideoSink,
 )
-from hfpose.engine.sources import open_source
+from hfpose.engine.results import FrameResult
+from hfpose.engine.sources.opening import open_source
 from tests.helpers import make_person, probe, write_vfr_clip
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -79,8 +79,8 @@ _KILLED_WRITER = textwrap.dedent(
     """
     import sys, numpy as np
     from hfpose.engine.results import FrameResult
-    from hfpose.engine.sinks import VideoSink
-    from hfpose.engine.frame_source import SourceInfo
+    from hfpose.engine.output.sinks import VideoSink
+    from hfpose.engine.sources.frame_source import SourceInfo
     info = SourceInfo("file", "synthetic", 320, 240, fps=30.0)
     sink = VideoSink(sys.argv[1])
     sink.open(info)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hfpose.engine.smoothing import KalmanPointFilter, OneEuroFilter, SmoothingConfig, TrackSmoother
+from hfpose.engine.people.smoothing import (
+    KalmanPointFilter,
+    OneEuroFilter,
+    SmoothingConfig,
+    TrackSmoother,
+)
 from tests.helpers import make_person
 
 FPS = 30.0

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from hfpose.engine.frame_source import SourceError
-from hfpose.engine.image_folder_source import ImageFolderSource
-from hfpose.engine.sources import list_cameras, open_source, parse_camera_index
-from hfpose.engine.video_file_source import VideoFileSource
+from hfpose.engine.sources.frame_source import SourceError
+from hfpose.engine.sources.image_folder import ImageFolderSource
+from hfpose.engine.sources.opening import list_cameras, open_source, parse_camera_index
+from hfpose.engine.sources.video_file import VideoFileSource
 from tests.helpers import FakeCamera, fake_frame_number, write_vfr_clip
 
 VIDEOS = Path(__file__).parent / "data" / "videos"

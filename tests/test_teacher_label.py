@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 import pytest
 
-from hfpose.engine.model_files import ModelError, asset_path
+from hfpose.engine.runtime.model_files import ModelError, asset_path
 from hfpose.models.processing import affine_points
-from hfpose.training import label_progress
-from hfpose.training import teacher_label as tl
-from hfpose.training import teacher_photos as tp
-from hfpose.training.coco_files import read_json
-from hfpose.training.pseudo_label import torso_length
+from hfpose.training.dataset.coco_files import read_json
+from hfpose.training.teacher import label_cli as tl
+from hfpose.training.teacher import photos as tp
+from hfpose.training.teacher import progress
+from hfpose.training.teacher.blazepose_label import torso_length
 
 
 def _pose_pointing(up_deg: float) -> np.ndarray:
@@ -222,7 +222,7 @@ def test_photos_command_labels_the_people_it_can_trust(
 
 
 def test_face_check_measures_distance_and_counts_swapped_eyes() -> None:
-    from hfpose.training import teacher_face_check as fc
+    from hfpose.training.teacher import face_check as fc
 
     truth = _pose_pointing(0)  # torso 100 px
     truth[:5] = [[400, 150, 2], [390, 140, 2], [410, 140, 2], [380, 145, 2], [420, 145, 0]]
@@ -298,7 +298,7 @@ def test_annotated_run_killed_then_sigint_from_a_patched_teacher_resumes_to_the_
 ) -> None:
     """4 images, 14 people: killed after a save of every image, resumed and stopped by Ctrl+C,
     resumed again; the end is what one uninterrupted run gives."""
-    from hfpose.training.teacher_face_check import limbs_only
+    from hfpose.training.teacher.face_check import limbs_only
 
     coco = limbs_only(json.loads((data_dir / "coco" / "test_coco.json").read_text()))
     annotations = tmp_path / "limbs_only.json"
@@ -307,16 +307,16 @@ def test_annotated_run_killed_then_sigint_from_a_patched_teacher_resumes_to_the_
     whole = tmp_path / "whole.json.gz"
     assert tl.main([*command, str(whole)]) == 0
     output = tmp_path / "out" / "faces.json.gz"
-    sidecar = label_progress.progress_path(output)
+    sidecar = progress.progress_path(output)
 
-    monkeypatch.setattr(label_progress, "SAVE_INTERVAL_S", 0.0)
+    monkeypatch.setattr(progress, "SAVE_INTERVAL_S", 0.0)
     _teacher_stopping_at_call(monkeypatch, 3, _kill)
     with pytest.raises(_KilledError):
         tl.main([*command, str(output)])
     killed_at = len(read_json(sidecar)["records"])
     assert 0 < killed_at < 4 and not output.exists()
 
-    monkeypatch.setattr(label_progress, "SAVE_INTERVAL_S", 3600.0)  # only the stop saves
+    monkeypatch.setattr(progress, "SAVE_INTERVAL_S", 3600.0)  # only the stop saves
     _teacher_stopping_at_call(monkeypatch, 3, _sigint)
     capsys.readouterr()
     assert tl.main([*command, str(output)]) == 130
@@ -344,7 +344,7 @@ def test_photos_run_sigint_from_a_patched_teacher_refuses_other_options_then_res
     whole = tmp_path / "whole.json"
     assert tl.main([*command, str(whole), "--repo", PHOTO_REPO]) == 0
     output = tmp_path / "photos.json"
-    sidecar = label_progress.progress_path(output)
+    sidecar = progress.progress_path(output)
     _teacher_stopping_at_call(monkeypatch, 2, _sigint)
     assert tl.main([*command, str(output), "--repo", PHOTO_REPO]) == 130
     saved = sidecar.read_bytes()
@@ -367,10 +367,10 @@ def test_photos_run_sigint_from_a_patched_teacher_refuses_other_options_then_res
 
 
 def test_an_unreadable_progress_file_is_refused_not_overwritten(tmp_path) -> None:
-    sidecar = label_progress.progress_path(tmp_path / "labels.json.gz")
+    sidecar = progress.progress_path(tmp_path / "labels.json.gz")
     sidecar.write_text('{"records": [')  # e.g. edited by hand
 
     with pytest.raises(SystemExit, match="cannot resume from .*: delete it to start over"):
-        label_progress.LabelProgress(sidecar, {"input": "x"}, "hfpose-teacher-label ...")
+        progress.LabelProgress(sidecar, {"input": "x"}, "hfpose-teacher-label ...")
 
     assert sidecar.read_text() == '{"records": ['

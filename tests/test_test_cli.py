@@ -1,4 +1,4 @@
-"""hfpose-test (training/test_cli.py): its score is the library's on the same checkpoint."""
+"""hfpose-test (training/scoring/test_cli.py): its score is the library's on the same checkpoint."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ import torch
 from hfpose.models.checkpoint import load_checkpoint
 from hfpose.models.config import load_config
 from hfpose.models.hf_hrnet import build_model
-from hfpose.training.checkpointing import LATEST
-from hfpose.training.dataset_builder import build_dataset, dataset_layout
-from hfpose.training.evaluation import evaluate_dataset
-from hfpose.training.prediction import predict_with_model
-from hfpose.training.trainer import Trainer
+from hfpose.training.dataset.builder import build_dataset, dataset_layout
+from hfpose.training.run.checkpointing import LATEST
+from hfpose.training.run.prediction import predict_with_model
+from hfpose.training.run.trainer import Trainer
+from hfpose.training.scoring.evaluation import evaluate_dataset
 from tests.helpers import COCO_IMAGES, small_options
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_test_cli_scores_a_checkpoint_on_a_coco_format_set(tmp_path: Path, four_people: Path):
-    from hfpose.training.test_cli import main
+    from hfpose.training.scoring.test_cli import main
 
     options = small_options(four_people, total_epochs=1)
     Trainer(load_config("hf_hrnet_18_coco_256x192", options), tmp_path, max_steps=1,

@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-from hfpose.training.time_budget import (
+from hfpose.training.run.time_budget import (
     MIN_LR_RATIO,
     BudgetSchedule,
     TimeBudget,
     default_reserve_s,
 )
-from hfpose.training.train_cli import main as train_main
+from hfpose.training.run.train_cli import main as train_main
 
 
 def _budget_at(progress_s: float, budget_s: float = 100.0, reserve_s: float = 20.0) -> TimeBudget:

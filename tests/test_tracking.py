@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hfpose.engine.plausibility import PERSON_EVIDENCE
-from hfpose.engine.tracking import Tracker, box_iou, keypoint_oks
+from hfpose.engine.people.plausibility import PERSON_EVIDENCE
+from hfpose.engine.people.tracking import Tracker, box_iou, keypoint_oks
 from hfpose.models.metainfo import COCO
 from tests.helpers import KPT_THR, make_person
 

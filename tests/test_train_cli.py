@@ -1,4 +1,4 @@
-"""hfpose-train (training/train_cli.py): a bad config key, a missing annotation file or image
+"""hfpose-train (training/run/train_cli.py): a bad config key, a missing annotation file or image
 is named in one line and nothing is written."""
 
 from __future__ import annotations
@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from hfpose.training.checkpointing import LATEST
+from hfpose.training.run.checkpointing import LATEST
 from tests.helpers import COCO_IMAGES, COCO_JSON, small_options
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_bad_config_key_and_missing_paths_are_named(tmp_path: Path, capsys) -> None:
-    from hfpose.training.train_cli import main
+    from hfpose.training.run.train_cli import main
 
     assert main(["hf_hrnet_18_coco_256x192", "--cfg-options", "optimiser.lr=1"]) == 2
     assert "optimiser" in capsys.readouterr().err

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from hfpose.training.checkpointing import LATEST
-from hfpose.training.stop_signals import StopRequested, StopSignals
+from hfpose.training.run.checkpointing import LATEST
+from hfpose.training.run.stop_signals import StopRequested, StopSignals
 from tests.helpers import COCO_JSON, REPO, small_options
 
-TRAIN = [sys.executable, "-m", "hfpose.training.train_cli"]
+TRAIN = [sys.executable, "-m", "hfpose.training.run.train_cli"]
 
 
 def test_a_stop_waits_for_the_atomic_section_and_a_repeat_only_says_so(capfd) -> None:
@@ -44,7 +44,7 @@ def test_a_stop_waits_for_the_atomic_section_and_a_repeat_only_says_so(capfd) ->
 
 LATE_CTRL_C = """
 import os, signal, sys
-from hfpose.training import train_cli
+from hfpose.training.run import train_cli
 
 class LateCtrlC:
     def __del__(self):  # runs as Python tears down __main__, after it reset its signal handlers

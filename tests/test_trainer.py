@@ -1,4 +1,4 @@
-"""training/trainer.py with the real HF-HRNet made small: exact resume, loader workers, a NaN
+"""training/run/trainer.py with the real HF-HRNet made small: exact resume, loader workers, a NaN
 loss, overfitting four people, two-process DDP, and the checkpoint it writes."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import torch
 from hfpose.models.checkpoint import load_checkpoint
 from hfpose.models.config import load_config
 from hfpose.models.hf_hrnet import build_model
-from hfpose.training.checkpointing import LATEST, TrainingError
-from hfpose.training.dataset_builder import build_dataset
-from hfpose.training.evaluation import pck_bbox
-from hfpose.training.prediction import predict_with_model
-from hfpose.training.trainer import Trainer
+from hfpose.training.dataset.builder import build_dataset
+from hfpose.training.run.checkpointing import LATEST, TrainingError
+from hfpose.training.run.prediction import predict_with_model
+from hfpose.training.run.trainer import Trainer
+from hfpose.training.scoring.evaluation import pck_bbox
 from tests.helpers import COCO_IMAGES, NO_AUGMENTATION, REPO, small_options
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -130,8 +130,8 @@ def test_overfits_four_people_to_pck_005_above_09(tmp_path: Path, four_people: P
     assert pck_bbox(predictions["keypoints"], gt, mask, boxes, 0.05) > 0.9
 
     # the same model exported and scored through the app's PoseEstimator (engine runtime)
-    from hfpose.training.onnx_export import export_onnx
-    from hfpose.training.test_cli import main as test_main
+    from hfpose.training.run.onnx_export import export_onnx
+    from hfpose.training.scoring.test_cli import main as test_main
 
     export_onnx(cfg, trainer.model.float().eval(), tmp_path / "model.onnx")
     scores = {}
@@ -158,9 +158,9 @@ def test_ddp_two_cpu_processes_match_one_process_accumulating(
     common = small_options(four_people, total_epochs=1, **{"data.samples_per_gpu": 1})
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     ddp = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--standalone", "-m", "hfpose.training.train_cli", "hf_hrnet_18_coco_256x192",
+           "--standalone", "-m", "hfpose.training.run.train_cli", "hf_hrnet_18_coco_256x192",
            "--work-dir", str(tmp_path / "ddp"), "--no-progress", "--cfg-options", *common]  # fmt: skip
-    single = [sys.executable, "-m", "hfpose.training.train_cli", "hf_hrnet_18_coco_256x192",
+    single = [sys.executable, "-m", "hfpose.training.run.train_cli", "hf_hrnet_18_coco_256x192",
               "--work-dir", str(tmp_path / "single"), "--no-progress", "--cfg-options", *common,
               "optimizer_config.cumulative_iters=2"]  # fmt: skip
     for command in (ddp, single):

@@ -1,4 +1,4 @@
-"""training/transforms.py: the augmentations keep keypoints on what they mark, flips swap
+"""training/dataset/transforms.py: the augmentations keep keypoints on what they mark, flips swap
 sides, and each layout's flip pairs reach the pipeline (real fixture images and configs)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 
 from hfpose.models.config import load_config
 from hfpose.models.metainfo import COCO, MPII
-from hfpose.training.dataset_builder import layout_ann_info
-from hfpose.training.transforms import build_pipeline
+from hfpose.training.dataset.builder import layout_ann_info
+from hfpose.training.dataset.transforms import build_pipeline
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from hfpose.engine.auto_backend import file_sha256
-from hfpose.engine.model_files import ModelError, read_onnx_metadata
-from hfpose.engine.runtime_litert import LiteRtSession, record_path, tflite_path
-from hfpose.engine.runtimes import create_session
+from hfpose.engine.runtime.auto import file_sha256
+from hfpose.engine.runtime.backends import create_session
+from hfpose.engine.runtime.litert import LiteRtSession, record_path, tflite_path
+from hfpose.engine.runtime.model_files import ModelError, read_onnx_metadata
 from hfpose.models.config import ConfigError, load_config, model_input_size
 from hfpose.training.export.quantize import (
     SHARED_DATASETS,
@@ -44,13 +44,13 @@ from hfpose.training.export.quantize import (
     quantize_int8,
     write_int8_metadata,
 )
-from hfpose.training.onnx_export import (
+from hfpose.training.run.onnx_export import (
     FP16_TOLERANCE,
     FP32_TOLERANCE,
     export_onnx,
     verify_onnx,
 )
-from hfpose.training.test_cli import main as test_main
+from hfpose.training.scoring.test_cli import main as test_main
 
 
 def model_info(cfg: dict[str, Any]) -> dict[str, Any]:

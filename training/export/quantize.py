@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from hfpose.engine.auto_backend import fast_variant_path, file_sha256
+from hfpose.engine.runtime.auto import fast_variant_path, file_sha256
 from hfpose.models.package_data import package_file, shared_datasets
 from hfpose.models.processing import bbox_xywh_to_cs, get_max_preds, normalize_crops, warp_crops
 
@@ -87,7 +87,7 @@ def training_people(shared: Path = SHARED_DATASETS) -> list[tuple[Path, np.ndarr
 def people_crops(
     people: Sequence[tuple[Path, np.ndarray]], prep: Preprocessing
 ) -> Iterator[np.ndarray]:
-    """One normalised (1, 3, H, W) crop per person, cut as ``hfpose.engine.pose`` cuts them."""
+    """One normalised (1, 3, H, W) crop per person, cut as ``hfpose.engine.keypoints.estimator`` cuts them."""
     import cv2
 
     width, height = prep.input_size_wh

@@ -8,7 +8,7 @@ Run by ``hfpose-export --tflite`` in a throwaway converter environment, never by
     /tmp/convenv/bin/python -m hfpose.training.export.convert.onnx_to_tflite MODEL.onnx OUT.tflite
 
 Why through PyTorch: the exported ONNX has every BatchNorm folded into its convolution, and
-:func:`hfpose.training.load_from.load_fused_onnx` reads those fused weights back into the
+:func:`hfpose.training.run.load_from.load_fused_onnx` reads those fused weights back into the
 network exactly (eval mode), so ``litert-torch`` converts the very numbers the ONNX file holds.
 
 Why the rewrites: XNNPACK (LiteRT's CPU engine) has no nearest-neighbour resize. As written,
@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from hfpose.models.config import load_config, model_input_size
-from hfpose.training.load_from import load_fused_onnx
+from hfpose.training.run.load_from import load_fused_onnx
 
 # Largest |tflite - torch| / max |torch| accepted (fp32 both: only summation order differs).
 TOLERANCE = 1e-4

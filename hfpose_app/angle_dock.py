@@ -4,10 +4,10 @@ The main window feeds it every frame's people (:meth:`AnglePlotDock.feed`) from 
 update, the same GUI-thread call that paints the video: no signal per frame of its own. Each
 track's angles are kept for ``HISTORY_S`` so picking another person (a click on them in the
 video, or the track list) shows their recent past at once; a track gone for that long is
-forgotten, unless it is the one plotted. Time goes by the source's
-timestamps; a step back in time (a seek, a rewind) starts the history afresh. Curves are
-redrawn only while the dock is visible, and only once per shown frame however many frames
-arrived, so the plot never holds back the video.
+forgotten, unless it is the one plotted. Time goes by the source's timestamps; a step back in
+time (a seek, a rewind) starts the history afresh. Curves are redrawn only while the dock is
+visible, and only once per shown frame however many frames arrived, so the plot never holds
+back the video.
 """
 
 from __future__ import annotations

@@ -2,21 +2,28 @@
 
     python benchmarks/app_soak.py                          # 30 minutes, offscreen
     python benchmarks/app_soak.py --minutes 2 --record     # shorter, recording all along
+    python benchmarks/app_soak.py --clip ../shared/datasets/videos/opencv_vtest.avi --csv soak.csv
     xvfb-run -a python benchmarks/app_soak.py --clip ../shared/datasets/videos/opencv_vtest.avi
 
 What killed the app after minutes of live view (PySide6/shiboken6 6.12.0 dropping a reference
 to ``True`` or ``None`` on each Qt call, docs/app.md) shows here as counts of ``True`` and
 ``None`` falling block after block, then an abort (exit 134). Every ``--every-s`` seconds the
-script prints the frames shown, both counts and the resident memory; at the end it closes the
-window as Ctrl+Q does, leaves as ``hfpose`` does (pending exports flushed, engine threads
-ended) and exits 0 only if the counts held (lost fewer than one per four frames shown), frames
-kept coming and the recording, if any, was finalised. A benchmark, not a test: it takes as long
-as it is told to. ``tests/test_qt_references.py`` checks the counts over 300 frames.
+script prints (and with ``--csv`` writes) the frames shown and the rate since the last sample,
+the times the clip was opened, both counts, the resident and unique memory (RSS, USS), the
+threads and the finished runs still alive. At the end it closes the window as Ctrl+Q does,
+leaves as ``hfpose`` does (pending exports flushed, engine threads ended) and exits 0 only if
+the counts held (lost fewer than one per four frames shown), frames kept coming, the resident
+memory levelled off (the last sample within 10% of the one a quarter into the run: the first
+minutes fill caches and pools) and the recording, if any, was finalised. A benchmark, not a
+test: it takes as long as it is told to. ``tests/test_qt_references.py`` checks the counts over
+300 frames, ``tests/test_app_memory.py`` that finished runs are freed at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import gc
 import sys
 import tempfile
 import time
@@ -28,13 +35,19 @@ from hfpose.app.platform_check import offscreen_unless_display
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CLIP = REPO / "tests" / "data" / "videos" / "intel_asl_walk_1s5.mp4"
+RSS_GROWTH_LIMIT = 0.10  # last sample against the one a quarter into the run
+COLUMNS = ("elapsed_s", "frames_shown", "fps", "opened", "refs_true", "refs_none", "rss_mib",
+           "uss_mib", "threads", "runs_alive")  # fmt: skip
 
 
-def soak(clip: Path, minutes: float, every_s: float, record: bool, backend: str) -> int:
+def soak(
+    clip: Path, minutes: float, every_s: float, record: bool, backend: str, csv_path: Path | None
+) -> int:
     from PySide6.QtCore import QSettings, QTimer
 
     from hfpose.app.app import create_application, engine_threads_ended
     from hfpose.app.settings import AppSettings, SettingsStore
+    from hfpose.engine.pipeline import Pipeline
 
     app = create_application()
     from hfpose.app.main_window import MainWindow
@@ -50,26 +63,46 @@ def soak(clip: Path, minutes: float, every_s: float, record: bool, backend: str)
     window.show()
     process = psutil.Process()
     started = time.monotonic()
-    samples: list[tuple[float, int, int, int, float]] = []
+    samples: list[dict[str, float]] = []
     errors: list[str] = []
     recordings: list[str] = []
+    opened = [0]
+    table = csv_path.open("w", newline="") if csv_path else None  # flushed per row: an abort
+    writer = csv.writer(table) if table else None  # keeps what was measured until then
+    if writer:
+        writer.writerow(COLUMNS)
+
+    def play() -> None:
+        opened[0] += 1
+        window.open_source(str(clip))
+
     window.worker.failed.connect(errors.append)
     window.worker.recording_stopped.connect(recordings.append)
-    window.worker.finished.connect(lambda: window.open_source(str(clip)))
+    window.worker.finished.connect(play)
 
     def sample() -> None:
         elapsed = time.monotonic() - started
-        row = (
-            elapsed,
-            window.frames_shown,
-            sys.getrefcount(True),
-            sys.getrefcount(None),
-            process.memory_info().rss / 2**20,
-        )
+        memory = process.memory_full_info()
+        previous = samples[-1] if samples else {"elapsed_s": 0.0, "frames_shown": 0}
+        shown = window.frames_shown - previous["frames_shown"]
+        row = dict(zip(COLUMNS, (
+            round(elapsed, 1), window.frames_shown,
+            round(shown / max(elapsed - previous["elapsed_s"], 1e-9), 2), opened[0],
+            sys.getrefcount(True), sys.getrefcount(None), round(memory.rss / 2**20, 1),
+            round(memory.uss / 2**20, 1), process.num_threads(),
+            sum(isinstance(o, Pipeline) for o in gc.get_objects()),
+        )))  # fmt: skip
         samples.append(row)
-        print(f"{elapsed / 60:6.1f} min  {row[1]:7d} frames shown  refcount True {row[2]:6d}  "
-              f"None {row[3]:7d}  RSS {row[4]:6.0f} MiB", flush=True)  # fmt: skip
+        if writer:
+            writer.writerow(row.values())
+            table.flush()
+        print(f"{elapsed / 60:6.1f} min  {row['frames_shown']:7d} frames shown "
+              f"({row['fps']:5.1f} fps)  opened {row['opened']:4d}  refcount True "
+              f"{row['refs_true']:6d}  None {row['refs_none']:7d}  RSS {row['rss_mib']:6.0f} MiB  "
+              f"USS {row['uss_mib']:6.0f} MiB  threads {row['threads']:3d}  runs alive "
+              f"{row['runs_alive']}", flush=True)  # fmt: skip
         if elapsed >= minutes * 60:
+            window.worker.finished.disconnect(play)  # a clip ending now is not played again
             window.close()  # as Ctrl+Q: stops the engine, finalises the recording
 
     def start_recording() -> None:
@@ -81,26 +114,36 @@ def soak(clip: Path, minutes: float, every_s: float, record: bool, backend: str)
     timer = QTimer()
     timer.timeout.connect(sample)
     timer.start(round(every_s * 1000))
-    window.open_source(str(clip))
+    play()
     if record:
         QTimer.singleShot(500, start_recording)
     code = app.exec()
     timer.stop()
+    if table:
+        table.close()
     window.worker.finish_pending_io()
     threads_ended = engine_threads_ended(grace_s=5.0)
 
-    first = next((s for s in samples if s[1] > 0), samples[0])
+    first = next((s for s in samples if s["frames_shown"] > 0), samples[0])
     last = samples[-1]
-    frames = last[1] - first[1]
-    lost_true, lost_none = first[2] - last[2], first[3] - last[3]
-    print(f"{frames} frames shown in {(last[0] - first[0]) / 60:.1f} min after the first; "
-          f"lost references: True {lost_true}, None {lost_none}; RSS {first[4]:.0f} -> "
-          f"{last[4]:.0f} MiB; engine threads ended: {threads_ended}; errors: {errors or 'none'}")  # fmt: skip
+    settled = next(s for s in samples if s["elapsed_s"] >= last["elapsed_s"] / 4)
+    frames = last["frames_shown"] - first["frames_shown"]
+    lost_true = first["refs_true"] - last["refs_true"]
+    lost_none = first["refs_none"] - last["refs_none"]
+    growth = last["rss_mib"] / settled["rss_mib"] - 1
+    print(f"{frames} frames shown in {(last['elapsed_s'] - first['elapsed_s']) / 60:.1f} min "
+          f"after the first ({opened[0]} plays of the clip); lost references: True {lost_true}, "
+          f"None {lost_none}; RSS {first['rss_mib']:.0f} -> {settled['rss_mib']:.0f} (at "
+          f"{settled['elapsed_s'] / 60:.1f} min) -> {last['rss_mib']:.0f} MiB "
+          f"({100 * growth:+.1f}%); engine threads ended: {threads_ended}; "
+          f"errors: {errors or 'none'}")  # fmt: skip
     problems = []
     if frames <= 0:
         problems.append("no frame shown")
     if max(lost_true, lost_none) >= max(frames // 4, 1):
         problems.append("references to True/None lost: the interpreter will abort")
+    if growth > RSS_GROWTH_LIMIT:
+        problems.append(f"resident memory still growing: {100 * growth:+.1f}% in the last 3/4")
     if record and not (recordings and Path(recordings[-1]).is_file()):
         problems.append("the recording was not finalised")
     if errors or not threads_ended or code != 0:
@@ -117,11 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every-s", type=float, default=60.0, help="seconds between samples")
     parser.add_argument("--record", action="store_true", help="record the whole soak")
     parser.add_argument("--backend", default="cpu")
+    parser.add_argument("--csv", type=Path, help="write every sample to this CSV file")
     args = parser.parse_args(argv)
     if not args.clip.is_file():
         parser.error(f"clip not found: {args.clip}")
     offscreen_unless_display()
-    return soak(args.clip, args.minutes, args.every_s, args.record, args.backend)
+    return soak(args.clip, args.minutes, args.every_s, args.record, args.backend, args.csv)
 
 
 if __name__ == "__main__":

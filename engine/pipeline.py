@@ -112,14 +112,18 @@ class Pipeline:
             self._close_sinks()
             self.source.close()
             self._finished.set()  # nothing runs: wait() must not block
+            self._let_go()
             raise
         with self._lifecycle:
             if self._control.stopping:  # stopped from another thread while the models loaded
                 self._close_sinks()
                 self.source.close()
                 self._finished.set()
-                if self.on_finished is not None:
-                    self.on_finished(self.summary())
+                try:
+                    if self.on_finished is not None:
+                        self.on_finished(self.summary())
+                finally:
+                    self._let_go()
                 return
             self._started_at = time.perf_counter()
             self._stages.start(self.source, self.processor)
@@ -343,5 +347,17 @@ class Pipeline:
         self.source.close()
         summary = self.summary()
         self._finished.set()
-        if self.on_finished is not None:
-            self.on_finished(summary)
+        try:
+            if self.on_finished is not None:
+                self.on_finished(summary)
+        finally:
+            self._let_go()
+
+    def _let_go(self) -> None:
+        """The run is over: drop the callbacks the stage threads and the processor hold on
+        this pipeline. They made a reference cycle, so a finished run (models, sessions,
+        thread pools, decoder: about 100 MB) lived on until the cycle collector's next full
+        pass, and an app opening source after source held a dozen of them."""
+        self._stages.detach()
+        if self.processor is not None:
+            self.processor.on_nonfatal_error = None

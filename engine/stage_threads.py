@@ -41,6 +41,10 @@ from hfpose.engine.sources.frame_source import Frame, FrameSource
 _END = object()  # end-of-input marker that flows through every queue
 
 
+def _ignore(*_args: object, **_kwargs: object) -> None:
+    """What the owner's callbacks become once it has let go (:meth:`StageThreads.detach`)."""
+
+
 class FailFn(Protocol):
     """Records the run's fatal error; ``drain``: let the frames already read finish first."""
 
@@ -126,6 +130,12 @@ class StageThreads:
         ]
         for thread in self.threads:
             thread.start()
+
+    def detach(self) -> None:
+        """Forget the owner's callbacks: the run is over. They are its bound methods, a
+        reference cycle that kept a finished run (its models and decoder) alive until the
+        cycle collector's next full pass; a thread still ending calls no-ops."""
+        self._deliver = self._fail = self._on_end = _ignore
 
     def join_others(self, timeout: float) -> None:
         """Wait up to ``timeout`` for each stage thread but the calling one."""

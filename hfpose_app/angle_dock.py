@@ -3,10 +3,11 @@
 The main window feeds it every frame's people (:meth:`AnglePlotDock.feed`) from its frame
 update, the same GUI-thread call that paints the video: no signal per frame of its own. Each
 track's angles are kept for ``HISTORY_S`` so picking another person (a click on them in the
-video, or the track list) shows their recent past at once. Time goes by the source's
-timestamps; a step back in time (a seek, a rewind) starts the history afresh. Curves are
-redrawn only while the dock is visible, and only once per shown frame however many frames
-arrived, so the plot never holds back the video.
+video, or the track list) shows their recent past at once; a track gone for that long is
+forgotten, unless it is the one plotted. Time goes by the source's timestamps; a step back in
+time (a seek, a rewind) starts the history afresh. Curves are redrawn only while the dock is
+visible, and only once per shown frame however many frames arrived, so the plot never holds
+back the video.
 """
 
 from __future__ import annotations
@@ -340,6 +341,20 @@ class AnglePlotDock(QDockWidget):
             history.add(frame.timestamp, row)
             counter = self._counter(person.track_id)
             counter.update(frame.timestamp, person.angles.get(self.settings.reps_angle, math.nan))
+        self._forget_gone(frame.timestamp)
+
+    def _forget_gone(self, now_s: float) -> None:
+        """Drop the tracks not seen for ``HISTORY_S``, all but the chosen one: none of their
+        angles is in the span kept any more, and a camera on a street meets someone new
+        every few seconds for hours."""
+        gone = [
+            track_id
+            for track_id, history in self.histories.items()
+            if track_id != self.selected and history.times[-1] < now_s - HISTORY_S
+        ]
+        for track_id in gone:
+            del self.histories[track_id]
+            self.counters.pop(track_id, None)
 
     def _counter(self, track_id: int) -> RepetitionCounter:
         counter = self.counters.get(track_id)

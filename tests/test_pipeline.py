@@ -6,9 +6,11 @@ these tests check structure, counts, order, timing behaviour and files, never po
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -402,6 +404,28 @@ def test_stop_while_models_load_ends_the_run_cleanly(pose_model):
     starter.join(60)
     assert pipeline.wait(5) and c.finished.is_set()
     assert camera.closed and not c.results and not pipeline.running
+
+
+def test_a_finished_run_is_freed_once_let_go_without_the_cycle_collector(pose_model):
+    """A run played to its end, and one stopped while its models load, go (models, sessions,
+    thread pools, decoder) as soon as nothing holds them: an app opening source after source
+    held a dozen finished runs, over a GiB, until the cycle collector's next full pass."""
+    gc.collect()
+    gc.disable()  # only reference counting frees them now
+    try:
+        played = Collector().pipeline(_config(pose_model, str(STREET)))
+        played.run()
+        stopped = Collector().pipeline(_config(pose_model, FakeCamera(WALK, period=0.03)))
+        starter = threading.Thread(target=stopped.start)
+        starter.start()
+        stopped.stop()
+        starter.join(60)
+        assert played.wait(5) and stopped.wait(5)
+        runs = [weakref.ref(played), weakref.ref(stopped)]
+        del played, stopped, starter
+        assert [run() for run in runs] == [None, None]
+    finally:
+        gc.enable()
 
 
 def test_settings_changed_before_start_become_the_configuration():

@@ -255,7 +255,6 @@ class PoseEstimator:
                 wanted = crowd_ways(
                     self._model.model_path,
                     question,
-                    workers,
                     probe_input_shape(session)[1:],
                     lambda batch: self._split(session, batch),
                     one_call_runner,

@@ -30,6 +30,18 @@ def extra_points_of(annotation: dict) -> np.ndarray:
     return np.asarray(annotation[name], dtype=np.float64).reshape(-1, 3)
 
 
+def relabelled(coco: dict, header: dict, annotations: list[dict], limit: int | None) -> dict:
+    """``coco`` with the labeller's ``annotations`` and its ``header`` as ``info.pseudo_labels``;
+    a ``limit``ed run keeps only the images it labelled, so the file stays self-consistent."""
+    result = dict(coco)
+    result["info"] = dict(coco.get("info", {}), pseudo_labels=header)
+    result["annotations"] = annotations
+    if limit:
+        kept = {a["image_id"] for a in annotations}
+        result["images"] = [image for image in coco["images"] if image["id"] in kept]
+    return result
+
+
 def write_json(data: dict, path: Path) -> None:
     """Write ``data`` as json, gzip-compressed when the name ends in .gz (reproducible bytes).
 

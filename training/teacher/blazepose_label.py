@@ -50,7 +50,12 @@ import numpy as np
 from hfpose.engine.runtime.auto import file_sha256
 from hfpose.models.metainfo import COCO
 from hfpose.models.processing import PIXEL_STD, affine_points, get_affine_transform
-from hfpose.training.dataset.coco_files import extra_points_of, read_json, write_json
+from hfpose.training.dataset.coco_files import (
+    extra_points_of,
+    read_json,
+    relabelled,
+    write_json,
+)
 from hfpose.training.teacher.blazepose_landmarker import (
     BLAZEPOSE_INPUT,
     BLAZEPOSE_MODEL,
@@ -383,13 +388,7 @@ def pseudo_label_dataset(
         "seconds": round(seconds, 1),
         "command": " ".join(["hfpose-pseudo-label", *sys.argv[1:]]),
     }
-    result = dict(coco)
-    result["info"] = dict(coco.get("info", {}), pseudo_labels=header)
-    result["annotations"] = out_annotations
-    if limit:
-        kept = {a["image_id"] for a in out_annotations}
-        result["images"] = [image for image in coco["images"] if image["id"] in kept]
-    return result
+    return relabelled(coco, header, out_annotations, limit)
 
 
 def main(argv: list[str] | None = None) -> int:

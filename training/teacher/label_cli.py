@@ -52,7 +52,12 @@ from hfpose.engine.runtime.auto import file_sha256
 from hfpose.engine.runtime.model_files import ModelError
 from hfpose.models.metainfo import COCO
 from hfpose.models.processing import affine_points, get_affine_transform
-from hfpose.training.dataset.coco_files import extra_points_of, read_json, write_json
+from hfpose.training.dataset.coco_files import (
+    extra_points_of,
+    read_json,
+    relabelled,
+    write_json,
+)
 from hfpose.training.run.stop_signals import StopSignals
 from hfpose.training.teacher.blazepose_label import (
     FACE,
@@ -210,13 +215,7 @@ def label_annotated_set(
         face_keypoints_filled={COCO.keypoint_names[j]: n for j, n in face_counts.items()},
         lr_swapped_people=lr_swapped,
     )
-    result = dict(coco)
-    result["info"] = dict(coco.get("info", {}), pseudo_labels=info)
-    result["annotations"] = out_annotations
-    if limit:
-        kept = {a["image_id"] for a in out_annotations}
-        result["images"] = [image for image in coco["images"] if image["id"] in kept]
-    return result
+    return relabelled(coco, info, out_annotations, limit)
 
 
 def _rule_arguments(parser: argparse.ArgumentParser, rule_type: type) -> None:

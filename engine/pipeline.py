@@ -355,9 +355,11 @@ class Pipeline:
 
     def _let_go(self) -> None:
         """The run is over: drop the callbacks the stage threads and the processor hold on
-        this pipeline. They made a reference cycle, so a finished run (models, sessions,
-        thread pools, decoder: about 100 MB) lived on until the cycle collector's next full
+        this pipeline, and ``on_finished`` (called once, already), which a caller's closure
+        over the pipeline makes a cycle too. They kept a finished run (models, sessions,
+        thread pools, decoder: about 100 MB) alive until the cycle collector's next full
         pass, and an app opening source after source held a dozen of them."""
         self._stages.detach()
         if self.processor is not None:
             self.processor.on_nonfatal_error = None
+        self.on_finished = None

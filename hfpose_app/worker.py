@@ -192,10 +192,7 @@ class PipelineWorker(QObject):
                 source.close()
                 self._fail(generation, error)
                 return
-            # by weak reference: a closure holding the pipeline it is set on is a cycle, which
-            # kept each finished run's models alive until the cycle collector came by
-            run = weakref.ref(pipeline)
-            pipeline.on_finished = lambda s: self._run_finished.emit(generation, s, run())
+            pipeline.on_finished = lambda s: self._run_finished.emit(generation, s, pipeline)
             try:
                 pipeline.start()  # closes the source itself when it fails
             except Exception as error:  # noqa: BLE001 - model, backend, sink: all user-facing

@@ -408,13 +408,18 @@ def test_stop_while_models_load_ends_the_run_cleanly(pose_model):
 
 def test_a_finished_run_is_freed_once_let_go_without_the_cycle_collector(pose_model):
     """A run played to its end, and one stopped while its models load, go (models, sessions,
-    thread pools, decoder) as soon as nothing holds them: an app opening source after source
-    held a dozen finished runs, over a GiB, until the cycle collector's next full pass."""
+    thread pools, decoder) as soon as nothing holds them, also where ``on_finished`` closes over
+    the pipeline: an app opening source after source held a dozen finished runs, over a GiB,
+    until the cycle collector's next full pass."""
     gc.collect()
     gc.disable()  # only reference counting frees them now
     try:
         played = Collector().pipeline(_config(pose_model, str(STREET)))
+        ended = []
+        # a caller's cycle: the callback holds the pipeline that holds the callback
+        played.on_finished = lambda summary, run=played: ended.append(run.summary())
         played.run()
+        assert len(ended) == 1
         stopped = Collector().pipeline(_config(pose_model, FakeCamera(WALK, period=0.03)))
         starter = threading.Thread(target=stopped.start)
         starter.start()

@@ -195,7 +195,7 @@ def test_real_lspet_image_round_trip(shared_dir, tmp_path) -> None:
 def test_packed_cache_reads_back_like_the_original(tmp_path) -> None:
     coco, _ = _synthetic_dataset(tmp_path, 150.0)
     cc.build_cache(coco, tmp_path, tmp_path / "cache", "synthetic", "all", None)
-    meta = encode_cache(tmp_path / "cache", tmp_path / "packed", quality=90)
+    meta = encode_cache(tmp_path / "cache", tmp_path / "packed", PackSetting(90))
     original, packed = cc.CropCache(tmp_path / "cache"), cc.CropCache(tmp_path / "packed")
 
     assert not (tmp_path / "packed" / "images.npy").exists()
@@ -271,7 +271,7 @@ def test_missing_or_corrupt_pack_says_so(tmp_path) -> None:
         encode_main([str(tmp_path / "absent"), str(tmp_path / "out")])
     coco, _ = _synthetic_dataset(tmp_path, 150.0)
     cc.build_cache(coco, tmp_path, tmp_path / "cache", "synthetic", "all", None)
-    encode_cache(tmp_path / "cache", tmp_path / "packed", quality=65)
+    encode_cache(tmp_path / "cache", tmp_path / "packed", PackSetting(65))
     packed_file = tmp_path / "packed" / cc.ENCODED_IMAGES_FILE
     with np.load(packed_file) as packed:
         data, offsets = packed["data"].copy(), packed["offsets"]

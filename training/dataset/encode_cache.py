@@ -93,17 +93,15 @@ def stored_sides(zoom: np.ndarray, cache_side: int, setting: PackSetting) -> np.
 def encode_cache(
     source: Path,
     destination: Path,
-    quality: int | PackSetting,
+    setting: PackSetting,
     part: tuple[int, int] = (0, 1),
     threads: int = 1,
 ) -> dict:
     """Write the rows of ``part`` of the cache at ``source`` to ``destination``; the new meta.
 
-    ``quality`` is the WebP quality at the cache's side, or a whole :class:`PackSetting`;
-    ``threads`` encode side by side (the result is the same).
-    Written to a temporary folder and renamed at the end, like ``build_cache``.
+    ``setting``: how the crops are stored; ``threads`` encode side by side (the result is the
+    same). Written to a temporary folder and renamed at the end, like ``build_cache``.
     """
-    setting = quality if isinstance(quality, PackSetting) else PackSetting(quality)
     cache = CropCache(source)
     rows = np.arange(part[0], len(cache), part[1])
     if len(rows) == 0:

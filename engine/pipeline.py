@@ -31,13 +31,16 @@ from hfpose.engine.config import SETTINGS, PipelineConfig, config_from_settings,
 from hfpose.engine.output.sinks import Sink
 from hfpose.engine.processor import FrameWork, PoseProcessor
 from hfpose.engine.results import FrameResult, PipelineError, RunSummary, StageStats
-from hfpose.engine.run_control import RunControl
+from hfpose.engine.run_control import RunControl, stop_signals_held
 from hfpose.engine.runtime.sessions import RuntimeInfo
 from hfpose.engine.sources.frame_source import FrameSource, SourceInfo
 from hfpose.engine.sources.opening import open_source
 from hfpose.engine.stage_threads import StageThreads
 
 log = logging.getLogger(__name__)
+
+# How long a start cut short by Ctrl+C waits for its threads to end and its outputs to close.
+STOP_WAIT_S = 10.0
 
 
 class Pipeline:
@@ -88,6 +91,8 @@ class Pipeline:
 
         Everything a user can get wrong (missing file, camera, model, unwritable output)
         raises here, in the caller's thread, before any work starts; nothing is left open.
+        A Ctrl+C or SIGTERM while the threads start is raised once they run, after the run
+        has stopped as :meth:`stop` stops it (its outputs finished).
         """
         with self._lifecycle:
             if self._start_called:
@@ -114,19 +119,25 @@ class Pipeline:
             self._finished.set()  # nothing runs: wait() must not block
             self._let_go()
             raise
-        with self._lifecycle:
-            if self._control.stopping:  # stopped from another thread while the models loaded
-                self._close_sinks()
-                self.source.close()
-                self._finished.set()
-                try:
-                    if self.on_finished is not None:
-                        self.on_finished(self.summary())
-                finally:
-                    self._let_go()
-                return
-            self._started_at = time.perf_counter()
-            self._stages.start(self.source, self.processor)
+        try:
+            with self._lifecycle:
+                if self._control.stopping:  # stopped from another thread while models loaded
+                    self._close_sinks()
+                    self.source.close()
+                    self._finished.set()
+                    try:
+                        if self.on_finished is not None:
+                            self.on_finished(self.summary())
+                    finally:
+                        self._let_go()
+                    return
+                self._started_at = time.perf_counter()
+                with stop_signals_held():  # every thread starts, then a Ctrl+C is raised
+                    self._stages.start(self.source, self.processor)
+        except BaseException:
+            self.stop()  # a stop as any other: outputs finished, every thread ended
+            self.wait(STOP_WAIT_S)
+            raise
 
     def stop(self) -> None:
         """Ask every stage to stop (returns at once; :meth:`wait` blocks until done)."""

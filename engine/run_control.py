@@ -3,11 +3,17 @@
 The caller's thread (a GUI, the CLI) asks; the stage threads look at it between frames. One
 condition guards it all, so a stage blocked on a pause wakes at once for a step, a seek or a
 stop, and otherwise looks at the stop flag every ``POLL_S`` (every thread stops within a second).
+:func:`stop_signals_held` keeps a Ctrl+C or SIGTERM from cutting the start of a run's threads in
+half.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
+from collections.abc import Iterator
+from types import FrameType
 
 POLL_S = 0.05  # how often a blocked stage looks at the stop flag (stop within a second)
 
@@ -74,3 +80,30 @@ class RunControl:
             if self._paused and self._steps > 0:
                 self._steps -= 1
             return not self._stop.is_set()
+
+
+@contextlib.contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Hold Ctrl+C (SIGINT) and SIGTERM for the block, then hand the first that came to the
+    handler that was in place (which raises KeyboardInterrupt, or the CLI's stop).
+
+    Only where the main thread runs the block under Python-level handlers: signals interrupt
+    nothing else. Raised between two of a run's thread starts, a stop left the run half
+    started, with nobody to stop it and its outputs never closed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[tuple[int, FrameType | None]] = []
+    replaced = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if callable(signal.getsignal(signum)):
+            replaced[signum] = signal.signal(signum, lambda n, f: held.append((n, f)))
+    try:
+        yield
+    finally:
+        for signum, handler in replaced.items():
+            signal.signal(signum, handler)
+    if held:
+        signum, frame = held[0]
+        replaced[signum](signum, frame)

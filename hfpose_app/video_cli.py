@@ -322,27 +322,30 @@ def run(args: argparse.Namespace) -> int:
             display.offer(result)
 
     pipeline = Pipeline(config, sinks=sinks, on_result=on_result)
-    pipeline.start()  # raises SourceError / SinkError / ModelError before any work
-    info = pipeline.source_info
-    progress = tqdm(
-        total=None if info.is_live else info.frame_count,
-        unit="frame",
-        desc=Path(info.uri).name or info.uri,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
     stopped: KeyboardInterrupt | None = None
     try:
+        pipeline.start()  # raises SourceError / SinkError / ModelError before any work
+        info = pipeline.source_info
+        progress = tqdm(
+            total=None if info.is_live else info.frame_count,
+            unit="frame",
+            desc=Path(info.uri).name or info.uri,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
         while not pipeline.wait(0.03 if display else 0.2):
             if display is not None and not display.show():
                 break
     except KeyboardInterrupt as stop:
+        if pipeline.processor is None:
+            raise  # stopped while opening the input or loading the models: nothing written
         stopped = stop
         _finish_despite_more_ctrl_c()
     finally:
         pipeline.stop()
         pipeline.wait(10.0)
-        progress.close()
+        if progress is not None:
+            progress.close()
     summary = pipeline.summary()
     if summary.error is not None:
         print(f"{PROG}: error: {summary.error}", file=sys.stderr)
@@ -374,8 +377,17 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _not_the_run_error(record: logging.LogRecord) -> bool:
+    """The engine logs the error that ended a run; the command says it as its last line
+    (``error: ...``), so its log record would repeat it, labelled a warning."""
+    return not (record.name == Pipeline.__module__ and record.levelno >= logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format=f"{PROG}: warning: %(message)s")
+    to_stderr = logging.StreamHandler()
+    to_stderr.setFormatter(logging.Formatter(f"{PROG}: warning: %(message)s"))
+    to_stderr.addFilter(_not_the_run_error)
+    logging.basicConfig(level=logging.WARNING, handlers=[to_stderr])
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 with a one-line reason on a bad command line
     previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)

@@ -99,6 +99,17 @@ def test_an_output_that_would_destroy_an_input_or_output_exits_2(
     assert not (tmp_path / "o.mp4").exists()
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_output_under_proc_says_that_folder_takes_no_files(pose_model, capsys):
+    """For root, whom the folder's permissions do not stop, this was "cannot write
+    /proc/hfpose.mp4: No such file or directory": the lock file beside it was not made."""
+    out = "/proc/hfpose.mp4"
+    assert main([str(PHOTO), "--out", out, "--model", pose_model, "--backend", "cpu"]) == 1
+    line = _last_line(capsys)
+    assert line.startswith(f"hfpose-video: error: cannot write {out}: folder /proc ")
+    assert line.endswith(("is not writable", "takes no new files (No such file or directory)"))
+
+
 def _link(path: Path, target: Path, symbolic: bool) -> Path:
     if symbolic:
         path.symlink_to(target)
@@ -210,6 +221,23 @@ def test_a_full_disk_is_exit_1_with_the_reason_and_the_other_outputs_finished(tm
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_full_disk_under_a_keypoint_file_names_that_file(tmp_path, pose_model):
+    """Was "sink stage, frame N: [Errno 28] No space left on device": which of the outputs?"""
+    out = tmp_path / "o.mp4"
+    command = [sys.executable, "-m", "hfpose.app.video_cli", str(WALK), "--out", str(out),
+               "--save-csv", "/dev/full", "--model", pose_model, "--backend", "cpu"]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("hfpose-video: error: sink stage, frame ")
+    assert line.endswith("writing /dev/full failed: No space left on device")
+    assert done.stderr.count("No space left") == 1  # once, not also as a "warning:" line
+    assert 0 < probe(out)["frames"] < 45  # the video has the frames before the failure
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
 def test_sigterm_finishes_every_output_and_exits_143(tmp_path, pose_model):
     folder = image_folder_of(WALK, tmp_path / "frames", 150)
     out, keypoints, table = tmp_path / "t.mp4", tmp_path / "t.json", tmp_path / "t.csv"
@@ -231,3 +259,53 @@ def test_sigterm_finishes_every_output_and_exits_143(tmp_path, pose_model):
     rows = table.read_text().splitlines()
     assert len(rows) > 1 and rows[0].startswith("frame,")
     assert _leftovers(tmp_path) == []
+
+
+# SIGTERM placed at a precise moment of the start, whatever the machine's speed: the real
+# hfpose-video in its own process, one engine call wrapped so that it raises the signal there.
+SIGTERM_AT = """
+import signal, sys
+from hfpose.app import video_cli
+from hfpose.engine.pipeline import Pipeline
+from hfpose.engine.stage_threads import StageThreads
+
+def signalled(real, before):
+    def call(*args):
+        if before:
+            signal.raise_signal(signal.SIGTERM)
+        real(*args)
+        if not before:
+            signal.raise_signal(signal.SIGTERM)
+    return call
+
+if sys.argv[1] == "threads-starting":
+    StageThreads.start = signalled(StageThreads.start, before=True)
+else:
+    Pipeline.start = signalled(Pipeline.start, before=False)
+sys.exit(video_cli.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["threads-starting", "just-started"])
+def test_sigterm_while_the_run_starts_finishes_every_output_and_leaves_nothing(
+    tmp_path, pose_model, moment
+):
+    """The outputs are open and the stage threads about to start (or just started, before the
+    progress loop): was exit 143 with every lock and temporary file left behind, and, just
+    started, an abort (134) as the still running threads met the interpreter's exit."""
+    out, keypoints, table = tmp_path / "t.mp4", tmp_path / "t.json", tmp_path / "t.csv"
+    command = [sys.executable, "-c", SIGTERM_AT, moment, str(WALK), "--out", str(out),
+               "--save-json", str(keypoints), "--save-csv", str(table), "--model", pose_model,
+               "--backend", "cpu"]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "hfpose-video: stopped by SIGTERM; the files written so far are complete"
+    )
+    assert _leftovers(tmp_path) == []
+    saved = json.loads(keypoints.read_text())
+    assert saved["meta_info"]["input_complete"] is False
+    assert table.read_text().startswith("frame,")
+    if out.exists():  # the recording starts with its first frame; if one came, it plays
+        assert probe(out)["frames"] == len(saved["instance_info"])

@@ -111,6 +111,29 @@ def test_video_killed_mid_write_is_still_playable(tmp_path):
     assert got["frames"] >= 30  # everything up to the last completed one-second fragment
 
 
+def test_keypoint_files_get_the_permissions_of_a_new_file_or_of_the_one_they_replace(tmp_path):
+    """Written whole under a temporary name, they had that name's private 0o600: another user
+    of the folder (a web server, a colleague) could not read them, and a file they replaced
+    lost its own permissions."""
+    umask = os.umask(0)
+    os.umask(umask)
+    fresh, kept = tmp_path / "new.json", tmp_path / "old.csv"
+    kept.write_text("an earlier run's table")
+    kept.chmod(0o640)
+    sinks = [JsonKeypointSink(fresh), CsvKeypointSink(kept)]
+    with open_source(TONE) as source:
+        for sink in sinks:
+            sink.open(source.info)
+        frame = source.read()
+        for sink in sinks:
+            sink.write(FrameResult(frame.index, frame.timestamp, frame.image, frame.image, []))
+    for sink in sinks:
+        sink.close()
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert kept.stat().st_mode & 0o777 == 0o640
+    assert kept.read_text().startswith("frame,")
+
+
 def test_keypoint_files_appear_only_when_complete(tmp_path):
     person = make_person(320, 240)
     person.track_id = 3

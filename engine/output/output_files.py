@@ -8,20 +8,22 @@ symbolic link is refused with one line. An output that is a character device or 
 (:func:`writes_through`); other special files are refused. While a run writes an output it holds
 :class:`OutputLock`, so a second run on the same output says so and stops instead of mixing
 its frames into the first run's file. Temporary names stay within the file-name length limit
-(:func:`temp_prefix`), so a legal output name always works.
+(:func:`temp_prefix`), so a legal output name always works, and a temporary file has the
+permissions its output will keep (:func:`create_temp_beside`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import stat
 from collections.abc import Mapping
 from pathlib import Path
 
 # The longest file name most file systems take (ext4, XFS, APFS, NTFS: 255).
 NAME_MAX = 255
-# What mkstemp adds to a prefix: 8 random characters, plus the suffix the sinks give (".tmp").
+# What a temporary name adds to its prefix: 8 random characters, plus the sinks' suffix (".tmp").
 _TEMP_EXTRA = 8 + 8
 
 
@@ -88,6 +90,28 @@ def temp_prefix(path: Path) -> str:
     ``tempfile.mkstemp`` adds) within :data:`NAME_MAX`."""
     room = NAME_MAX - _TEMP_EXTRA - 2
     return f".{path.name[:room]}."
+
+
+def create_temp_beside(path: Path, suffix: str) -> tuple[int, str]:
+    """A new hidden file beside ``path`` to write it whole before it takes its place: the
+    descriptor (open for writing) and the name. Its permissions are those of the file it will
+    replace, else a new file's (0o666 less the umask): ``tempfile.mkstemp``'s private 0o600
+    would stay on the output once renamed."""
+    try:
+        found = os.stat(path)
+        keep = stat.S_IMODE(found.st_mode) if stat.S_ISREG(found.st_mode) else None
+    except OSError:
+        keep = None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        name = os.path.join(path.parent, f"{temp_prefix(path)}{secrets.token_hex(4)}{suffix}")
+        try:
+            handle = os.open(name, flags, 0o666)
+        except FileExistsError:
+            continue
+        if keep is not None:
+            os.chmod(name, keep)
+        return handle, name
 
 
 class OutputLock:

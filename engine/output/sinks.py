@@ -15,12 +15,12 @@ sees half a file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import os
 import re
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,7 +30,7 @@ import numpy as np
 from hfpose.engine.output.output_files import (
     OutputBusyError,
     OutputLock,
-    temp_prefix,
+    create_temp_beside,
     writes_through,
 )
 from hfpose.engine.results import FrameResult
@@ -85,8 +85,10 @@ def _claim_output(path: Path) -> OutputLock | None:
         lock.acquire()
     except OutputBusyError as exc:
         raise SinkError(str(exc)) from None
-    except OSError as exc:
-        raise SinkError(f"cannot write {path}: {exc.strerror}") from exc
+    except OSError as exc:  # the lock beside it cannot be made (/proc for root: "not found")
+        raise SinkError(
+            f"cannot write {path}: folder {folder} takes no new files ({exc.strerror})"
+        ) from exc
     return lock
 
 
@@ -157,28 +159,29 @@ class VideoSink(Sink):
             )
         self._lock = _claim_output(self.path)
         self._rate = info.rate or Fraction(info.fps).limit_denominator(1001)
-        try:
+        try:  # whatever stops the opening (a SinkError, Ctrl+C) leaves no lock behind
             options = {"flush_packets": "1"}
             if self.container == "mp4":
                 options["movflags"] = _FRAGMENTED_MP4
-            self._container = av.open(
-                str(self.path),
-                mode="w",
-                format=VIDEO_CONTAINERS[self.container],
-                options=options,
-            )
-        except av.error.FFmpegError as exc:
-            self._release_lock()
-            raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
-        try:
+            try:
+                self._container = av.open(
+                    str(self.path),
+                    mode="w",
+                    format=VIDEO_CONTAINERS[self.container],
+                    options=options,
+                )
+            except av.error.FFmpegError as exc:
+                raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
             self._video = self._open_encoder()
-        except SinkError:
-            self._container.close()
-            self._container = None
+            if self.audio and info.has_audio and info.kind == "file":
+                self._open_audio(info.uri)
+        except BaseException:
+            self._close_audio()
+            if self._container is not None:
+                self._container.close()
+                self._container = None
             self._release_lock()
             raise
-        if self.audio and info.has_audio and info.kind == "file":
-            self._open_audio(info.uri)
 
     def _open_encoder(self):
         import av
@@ -331,6 +334,24 @@ class VideoSink(Sink):
             self._lock = None
 
 
+class _NamedWrites:
+    """A text file whose failed writes name their output: a full disk under one of several
+    keypoint files said only "[Errno 28] No space left on device"."""
+
+    def __init__(self, file, path: Path) -> None:
+        self._file = file
+        self._path = path
+
+    def write(self, text: str) -> int:
+        try:
+            return self._file.write(text)
+        except OSError as exc:
+            raise SinkError(f"writing {self._path} failed: {exc.strerror or exc}") from exc
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class _AtomicTextSink(Sink):
     """Writes to a temporary file beside the target; ``close()`` moves it into place."""
 
@@ -345,19 +366,23 @@ class _AtomicTextSink(Sink):
 
     def open(self, info: SourceInfo) -> None:
         self._lock = _claim_output(self.path)
-        folder = self.path.parent if str(self.path.parent) else Path(".")
-        try:
+        try:  # whatever stops the opening (a full disk, Ctrl+C) leaves no file or lock behind
             if self._lock is None:  # a device or FIFO: written as it is
-                self._file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+                file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
             else:
-                handle, self._temp_path = tempfile.mkstemp(
-                    prefix=temp_prefix(self.path), suffix=self.suffix, dir=folder
-                )
-                self._file = os.fdopen(handle, "w", encoding="utf-8", newline="")
-        except OSError as exc:
+                handle, self._temp_path = create_temp_beside(self.path, self.suffix)
+                file = os.fdopen(handle, "w", encoding="utf-8", newline="")
+            self._file = _NamedWrites(file, self.path)
+            self._begin(info)
+        except BaseException as exc:
+            if self._file is not None:
+                with contextlib.suppress(OSError):
+                    self._file.close()
+                self._file = None
             self._release()
-            raise SinkError(f"cannot write {self.path}: {exc.strerror}") from exc
-        self._begin(info)
+            if isinstance(exc, OSError):
+                raise SinkError(f"cannot write {self.path}: {exc.strerror}") from exc
+            raise
 
     def _begin(self, info: SourceInfo) -> None:
         """Write the header."""
@@ -369,8 +394,10 @@ class _AtomicTextSink(Sink):
         if self._file is None:
             return
         try:
-            self._end()
-            self._file.close()
+            try:
+                self._end()
+            finally:
+                self._file.close()  # also after a failed write: no descriptor left open
             if self._temp_path is not None:
                 os.replace(self._temp_path, self.path)
         except OSError as exc:

@@ -5,6 +5,7 @@ files that are not pose models and frames too small to encode. Real files and so
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -82,6 +83,47 @@ def test_a_folder_skips_each_unreadable_entry_and_lists_it(tmp_path, pose_model,
 
     assert main([str(folder), "--save-json", str(keypoints), "--model", pose_model,
                  "--backend", "cpu", "--allow-truncated"]) == 0  # fmt: skip
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes: POSIX")
+def test_entries_that_cannot_be_opened_are_skipped_too(tmp_path, capfd):
+    """A link to a photo that is gone stopped the run ("source stage, frame 1: [Errno 2] No
+    such file or directory"), as a photo without read permission does for a user who is not
+    root; a pipe named like a photo hung it; a PNG cut short put libpng's own line beside the
+    warning."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    good = sorted(COCO.glob("*.jpg"))[:2]
+    shutil.copy(good[0], folder / "a_good.jpg")
+    (folder / "b_gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    os.mkfifo(folder / "c_pipe.jpg")
+    png = cv2.imencode(".png", cv2.imread(str(good[1])))[1].tobytes()
+    (folder / "d_cut.png").write_bytes(png[: len(png) // 2])
+    shutil.copy(good[1], folder / "e_good.jpg")
+    with open_source(folder) as source:
+        names = [Path(source.paths[frame.index]).name for frame in source]
+    assert names == ["a_good.jpg", "e_good.jpg"]
+    skipped = {Path(s.name).name: s.reason for s in source.info.skipped}
+    assert skipped == {
+        "b_gone.jpg": "cannot be read (No such file or directory)",
+        "c_pipe.jpg": "not a regular file (a pipe or a device)",
+        "d_cut.png": "a PNG cut short (its end is missing)",
+    }
+    assert "libpng" not in capfd.readouterr().err
+
+
+def test_a_folder_of_unreadable_entries_only_is_an_error_naming_them(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a_gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    (folder / "b_empty.jpg").write_bytes(b"")
+    (folder / "c_subfolder.jpg").mkdir()
+    keypoints = tmp_path / "k.json"
+    assert main([str(folder), "--save-json", str(keypoints), "--backend", "cpu"]) == 1
+    line = _stderr_lines(capsys)[-1]
+    assert line.startswith(f"hfpose-video: error: no readable image in {folder} (")
+    assert all(name in line for name in ("a_gone.jpg", "b_empty.jpg", "c_subfolder.jpg"))
+    assert not keypoints.exists()
 
 
 @pytest.mark.slow
@@ -169,12 +211,8 @@ def test_a_moov_at_end_mp4_without_range_requests_claims_no_output(
     assert not out.exists() and "wrote" not in line
 
 
-@pytest.fixture()
-def cut_short_server(tmp_path):
-    """Announces a faststart MP4's full length and closes the connection at 60% of it."""
-    import http.server
-    import socketserver
-
+def _faststart_walk(tmp_path: Path) -> bytes:
+    """The walk clip as an MP4 with its index first, as a streaming server serves it."""
     clip = tmp_path / "faststart.mp4"
     with open_source(WALK) as source:
         images = [frame.image for frame in source]
@@ -183,9 +221,18 @@ def cut_short_server(tmp_path):
         stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
         stream.options = {"g": "5", "bf": "0"}
         encode_frames(out, stream, images)
-    data = clip.read_bytes()
+    return clip.read_bytes()
 
-    class CutShort(http.server.BaseHTTPRequestHandler):
+
+def _serve_60_percent(data: bytes, then_stall: bool):
+    """A server that announces ``data``'s full length, sends 60% of it, then closes the
+    connection (or, ``then_stall``, keeps it open and sends nothing more)."""
+    import http.server
+    import socketserver
+
+    release = threading.Event()
+
+    class PartServer(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args) -> None:
             pass
 
@@ -195,9 +242,21 @@ def cut_short_server(tmp_path):
             self.send_header("Content-Type", "video/mp4")
             self.end_headers()
             self.wfile.write(data[: len(data) * 6 // 10])
+            self.wfile.flush()
+            if then_stall:
+                release.wait(60)
 
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), CutShort)
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), PartServer)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, release
+
+
+@pytest.fixture()
+def cut_short_server(tmp_path):
+    """Announces a faststart MP4's full length and closes the connection at 60% of it."""
+    data = _faststart_walk(tmp_path)
+    server, _ = _serve_60_percent(data, then_stall=False)
     yield f"http://127.0.0.1:{server.server_address[1]}/clip.mp4", len(data)
     server.shutdown()
     server.server_close()
@@ -214,6 +273,25 @@ def test_a_transfer_cut_short_is_reported_as_for_a_local_file(cut_short_server):
     assert (
         "the transfer stopped after byte" in ended.reason and f"{size:,} announced" in ended.reason
     )
+
+
+def test_a_transfer_that_stalls_says_it_timed_out_and_after_how_long(tmp_path):
+    """Was reported as a connection closed early ("cut short?"), though the server was still
+    there and had only stopped sending."""
+    data = _faststart_walk(tmp_path)
+    server, release = _serve_60_percent(data, then_stall=True)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
+        with open_url(url, timeout_s=1.0) as source:
+            frames = list(source)
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+    ended = source.info.ended_early
+    assert 10 < len(frames) < 45 and ended.frames == len(frames)
+    assert ended.reason.startswith("no data for 1 s (timed out) after byte ")
+    assert ended.reason.endswith(f" of the {len(data):,} announced")
 
 
 def test_a_server_that_never_answers_times_out_saying_after_how_long():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import stat
 from fractions import Fraction
 
 import cv2
@@ -109,23 +110,34 @@ class ImageFolderSource(FrameSource):
 
 def _load(path: str) -> tuple[np.ndarray | None, str]:
     """The image at ``path``, or ``None`` and why it cannot be read."""
-    if os.path.isdir(path):
-        return None, "a folder, not an image"
-    if _jpeg_cut_short(path):  # checked first: the decoder would print its own warning
-        return None, "a JPEG cut short (its end is missing)"
+    try:
+        mode = os.stat(path).st_mode  # follows links: a link to a gone photo fails here
+        if stat.S_ISDIR(mode):
+            return None, "a folder, not an image"
+        if not stat.S_ISREG(mode):  # opening a pipe would wait for a writer forever
+            return None, "not a regular file (a pipe or a device)"
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError as exc:  # gone, no read permission, a disk error
+        return None, f"cannot be read ({exc.strerror or exc})"
+    # checked first: the decoders fill the missing part (JPEG, with only a warning) or print
+    # a line of their own (libpng)
+    cut_short = _cut_short_kind(data)
+    if cut_short:
+        return None, f"a {cut_short} cut short (its end is missing)"
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
         return None, "not a readable image (damaged, or not an image file)"
     return image, ""
 
 
-def _jpeg_cut_short(path: str) -> bool:
-    """True for a JPEG whose last scan has no end marker after it: the decoder fills the
-    missing part with grey and only warns, so the file itself is checked. (Scan data cannot
-    contain the end marker, and makers' trailers come after it.)"""
-    with open(path, "rb") as file:
-        data = file.read()
-    if not data.startswith(b"\xff\xd8"):
-        return False
-    last_scan = data.rfind(b"\xff\xda")
-    return last_scan < 0 or data.find(b"\xff\xd9", last_scan) < 0
+def _cut_short_kind(data: bytes) -> str | None:
+    """The kind of image ("JPEG", "PNG") ``data`` is when its end is missing, else None: a
+    JPEG whose last scan has no end marker after it (scan data cannot contain the marker, and
+    makers' trailers come after it), a PNG without its closing IEND chunk."""
+    if data.startswith(b"\xff\xd8"):
+        last_scan = data.rfind(b"\xff\xda")
+        return "JPEG" if last_scan < 0 or data.find(b"\xff\xd9", last_scan) < 0 else None
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None if b"IEND" in data[-64:] else "PNG"
+    return None

@@ -102,7 +102,7 @@ def open_url(url: str, timeout_s: float = 10.0) -> FrameSource:
     container = open_stream_container(url, timeout_s)
     video = container.streams.video[0]
     if url.lower().startswith(FILE_SCHEMES) and (container.duration or video.frames):
-        return VideoFileSource(url, container=container)
+        return VideoFileSource(url, container=container, timeout_s=timeout_s)
     return StreamSource(url, container=container)
 
 

@@ -35,14 +35,18 @@ class VideoFileSource(FrameSource):
     """A video file decoded by PyAV (anything FFmpeg reads), frame by frame, none dropped.
 
     ``container``: a file served over the network, already opened
-    (:func:`hfpose.engine.sources.live.open_stream_container`); ``path`` is then its URL.
+    (:func:`hfpose.engine.sources.live.open_stream_container`) with each wait limited to
+    ``timeout_s``; ``path`` is then its URL.
     """
 
-    def __init__(self, path: str | os.PathLike, container=None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, container=None, timeout_s: float | None = None
+    ) -> None:
         import av
 
         self._path = str(path)
         self._remote = container is not None
+        self._timeout_s = timeout_s
         if container is not None:
             self._container = container
         elif not os.path.exists(self._path):
@@ -183,7 +187,9 @@ class VideoFileSource(FrameSource):
             except SourceError as error:  # frames were delivered: keep them, say why it stopped
                 detail = getattr(error.__cause__, "strerror", None) or str(error)
                 self._ended(
-                    self._transfer_cut() if self._remote else f"corrupt data (FFmpeg: {detail})"
+                    self._transfer_cut(error.__cause__)
+                    if self._remote
+                    else f"corrupt data (FFmpeg: {detail})"
                 )
                 return None
             if decoded is None:
@@ -224,10 +230,17 @@ class VideoFileSource(FrameSource):
         else:
             self._ended(f"corrupt data (nothing decodes after byte {self._read_up_to:,})")
 
-    def _transfer_cut(self) -> str:
-        """Why a file read over the network stopped short: its transfer ended early."""
+    def _transfer_cut(self, cause: BaseException | None = None) -> str:
+        """Why a file read over the network stopped short: its transfer ended early, or the
+        server stopped sending (``cause``: PyAV's timeout fired)."""
+        import av
+
         size = self._container.size
         of = f" of the {size:,} announced" if size and size > 0 else ""
+        if isinstance(cause, av.error.ExitError) and self._timeout_s:
+            return (
+                f"no data for {self._timeout_s:g} s (timed out) after byte {self._read_up_to:,}{of}"
+            )
         return (
             f"missing data (the transfer stopped after byte {self._read_up_to:,}{of}: cut short?)"
         )

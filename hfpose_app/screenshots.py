@@ -29,6 +29,9 @@ DEFAULT_CLIP = (
 WINDOW_SIZE = (1180, 760)
 # Written at this width: sharp enough for a README, small enough for git.
 MAX_WIDTH = 1180
+# Frames recorded before the main picture is taken: people are drawn from the third frame that
+# shows them on (a new track needs three in a row).
+SHOWN_FRAMES = 4
 
 
 def _wait(app, condition: Callable[[], bool], timeout_s: float) -> bool:
@@ -105,23 +108,25 @@ def render(
         if angles:
             return render_angles(window, app, clip, out_dir, shown_frames)
         errors: list[str] = []
+        ended: list[bool] = []
         window.worker.failed.connect(errors.append)
+        window.worker.finished.connect(lambda: ended.append(True))
         window.open_source(str(clip))
-        if not _wait(app, lambda: window.frames_shown >= 1 or errors, 120):
-            print("screenshots: no frame within 120 s", file=sys.stderr)
+        if not _wait(app, lambda: ended or errors, 300):
+            print("screenshots: the clip did not end within 300 s", file=sys.stderr)
             return 1
         if errors:
             print(f"screenshots: {errors[0]}", file=sys.stderr)
             return 1
-        # Hold the clip while the recording opens, so a short clip cannot end first.
-        window.worker.pause()
+        # Recording a clip that has ended plays it again from its start: the picture is taken
+        # as the recording's frames come, whatever the machine's speed. (A pause holds only the
+        # source: on a machine slower than the clip's frame rate, the frames already read kept
+        # coming, and the short clip ended, its recording saved, before the picture.)
         window.toggle_record()
-        _wait(app, lambda: window.record_indicator.isVisible(), 30)
-        window.worker.play()
+        _wait(app, lambda: window.record_indicator.isVisible(), 120)
+        window.statusBar().clearMessage()  # "End of the video" was the first play's
         target = window.frames_shown + shown_frames
-        _wait(app, lambda: window.frames_shown >= target, 60)
-        window.worker.pause()
-        _wait(app, lambda: False, 1.2)  # the recording clock ticks, the last frames land
+        _wait(app, lambda: window.frames_shown >= target, 120)
         _save(window.grab().toImage(), out_dir / "screenshot_main.png", palette_colours=True)
 
         window.show_settings()
@@ -141,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     default_out = REPO_ROOT / "docs" if REPO_ROOT else None
     parser.add_argument("--out", type=Path, default=default_out, help="output folder")
     parser.add_argument(
-        "--frames", type=int, default=2, help="frames to play before the picture is taken"
+        "--frames",
+        type=int,
+        default=SHOWN_FRAMES,
+        help="frames recorded before the picture is taken",
     )
     parser.add_argument(
         "--angles",

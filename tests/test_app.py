@@ -539,16 +539,31 @@ def test_a_one_image_folder_plays_and_ends(qtbot, window, clip, tmp_path) -> Non
 
 @pytest.mark.slow
 def test_the_screenshots_script_renders_the_window_and_the_dialog_of_today(
-    qtbot, tmp_path, pose_model, data_dir
+    qtbot, tmp_path, pose_model, data_dir, monkeypatch
 ) -> None:
     from PySide6.QtGui import QImage
+    from PySide6.QtWidgets import QApplication
 
     from hfpose.app import screenshots
     from hfpose.app.settings_dialog import SettingsDialog
     from hfpose.engine.runtime.discovery import available_backends
 
+    recording_when_taken: list[bool] = []
+    save = screenshots._save
+
+    def save_noting_the_recording(image, path: Path, palette_colours: bool) -> None:
+        if path.name == "screenshot_main.png":
+            shown = QApplication.topLevelWidgets()
+            window = next(w for w in shown if isinstance(w, MainWindow) and w.isVisible())
+            recording_when_taken.append(window.record_indicator.isVisible())
+        save(image, path, palette_colours)
+
+    monkeypatch.setattr(screenshots, "_save", save_noting_the_recording)
     clip = data_dir / "videos" / "mmpose_demo_street.mp4"
-    assert screenshots.render(clip, pose_model, tmp_path, shown_frames=1) == 0
+    assert screenshots.render(clip, pose_model, tmp_path, screenshots.SHOWN_FRAMES) == 0
+    # the README's picture is of the app recording (was: on a machine slower than the clip's
+    # frame rate, taken after the five-frame clip had ended and its recording was saved)
+    assert recording_when_taken == [True]
     main = QImage(str(tmp_path / "screenshot_main.png"))
     assert (main.width(), main.height()) == screenshots.WINDOW_SIZE
     dialog = SettingsDialog(AppSettings(), available_backends())

@@ -2,6 +2,7 @@
 
     python benchmarks/phantom_people.py                        # every labelled clip, the default
     python benchmarks/phantom_people.py --thresholds 0 0.05 0.1 0.15 --birth-factors 1 1.5 2
+    python benchmarks/phantom_people.py --thresholds 0.1 --body-spans 0 0.4 0.45 0.55 0.65 0.7
     python benchmarks/phantom_people.py --model other.onnx     # a retrained keypoint model
     python benchmarks/phantom_people.py --clips opencv_vtest.avi --static-boxes /tmp/static.png
 
@@ -33,7 +34,13 @@ rule) and the script reports:
   (:data:`ORIGINAL`: IDs at once, 1 s memory). ``CONFIRMED`` reproduces the engine of the commit
   before the evidence rule: its own ``benchmarks/phantom_people.py``, run with that tree first
   on ``PYTHONPATH`` (a folder holding an ``hfpose`` link to an extracted ``git archive``), prints
-  the same IDs per minute, phantoms per frame and real people lost.
+  the same IDs per minute, phantoms per frame and real people lost. ``--body-spans`` gives the
+  engine's tracker other ``clear_pose_span`` values (0: a clear pose need not fill its box, the
+  engine before that test);
+- the body spans that setting has to tell apart: each tentative track that only a clear pose
+  could give an ID (detected under ``confident_detection``, moved under ``moved_heights``), with
+  the best mean :func:`~hfpose.engine.people.plausibility.body_span` it reaches, on a phantom
+  region or not.
 
 Clips without labels (moving cameras, crowds) count every box as a person: phantoms there are
 not counted, and a "real person lost" may be an object.
@@ -45,6 +52,7 @@ this table (docs/reliability.md has the figures and the reasons).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -62,6 +70,7 @@ from hfpose.engine.people.plausibility import (
     PERSON_EVIDENCE,
     TRACK_BIRTH_FACTOR,
     TRACK_CONFIRM_FRAMES,
+    PersonEvidence,
     birth_score,
     plausible_people,
     pose_score,
@@ -177,6 +186,56 @@ def track(
     return shown
 
 
+def with_body_span(span: float) -> dict:
+    """The engine's tracker settings, its clear pose asked to span ``span`` of its box."""
+    return {**ENGINE, "evidence": dataclasses.replace(PERSON_EVIDENCE, clear_pose_span=span)}
+
+
+class ClearPoseOnly(Tracker):
+    """The engine's tracker without its clear-pose test, recording each tentative track that
+    only that test could give an ID: its best mean body span and the box it had then."""
+
+    def __init__(self, evidence: PersonEvidence, **settings) -> None:
+        super().__init__(COCO.sigmas, evidence=evidence, **settings)
+        # id(track) -> (span, box, track); holding the track keeps its id from being reused
+        self.best: dict[int, tuple[float, np.ndarray, object]] = {}
+
+    def _shows_a_person(self, track) -> bool:
+        pose, span, detection, moved = track.evidence_means()
+        if detection >= self.evidence.confident_detection or moved >= self.evidence.moved_heights:
+            return True
+        best = self.best.get(id(track))
+        if pose >= self.evidence.clear_pose_score and (best is None or span > best[0]):
+            self.best[id(track)] = (span, track.bbox.copy(), track)
+        return False
+
+
+def clear_pose_spans(results: ClipResults, labels: dict, threshold: float) -> dict[str, list]:
+    """Best mean body spans of the tracks only a clear pose could give an ID, on phantom
+    regions and off them (ignore regions left out), highest first."""
+    settings = {k: v for k, v in ENGINE.items() if k != "evidence"}
+    tracker = ClearPoseOnly(
+        PERSON_EVIDENCE,
+        kpt_thr=SETTINGS["kpt_thr"].default,
+        min_birth_score=birth_score(threshold),
+        **settings,
+    )
+    for timestamp, people in zip(results.timestamps, results.people):
+        fresh = [Person(p.keypoints, p.keypoint_scores, p.bbox, p.bbox_score) for p in people]
+        tracker.update(plausible_people(fresh, threshold), timestamp)
+    spans: dict[str, list] = {"phantom": [], "person": []}
+    for span, box, _ in tracker.best.values():
+        if on_region(box, labels.get("phantom_regions", [])):
+            spans["phantom"].append(round(span, 2))
+        elif not on_region(box, labels.get("ignore_regions", [])):
+            spans["person"].append(round(span, 2))
+    return {kind: sorted(values, reverse=True) for kind, values in spans.items()}
+
+
+def on_region(box: np.ndarray, regions: list[list[float]]) -> bool:
+    return bool(regions) and box_iou(box[None], np.asarray(regions)).max() >= STATIC_IOU
+
+
 def in_regions(people: list[Person], regions: list[list[float]]) -> list[bool]:
     if not people or not regions:
         return [False] * len(people)
@@ -201,16 +260,20 @@ def id_figures(
             frames[person.track_id] = frames.get(person.track_id, 0) + 1
             if is_phantom:
                 on_phantom.setdefault(person.track_id, []).append(timestamp)
-    spans = [
-        times[-1] - times[0]
-        for track_id, times in on_phantom.items()
-        if 2 * len(times) > frames[track_id]
-    ]
+    spans = sorted(
+        (
+            times[-1] - times[0]
+            for track_id, times in on_phantom.items()
+            if 2 * len(times) > frames[track_id]
+        ),
+        reverse=True,
+    )
     return {
         "seconds": seconds,
         "ids_per_minute": len({p.track_id for people in shown for p in people}) * 60 / seconds,
         "phantom_id_longest_s": max(spans, default=0.0),
         "phantom_ids_1s_or_more": sum(span >= 1.0 for span in spans),
+        "phantom_id_seconds": [round(span, 1) for span in spans if span >= 1.0],
     }
 
 
@@ -306,6 +369,14 @@ def main(argv: list[str] | None = None) -> int:
         default=[None],
         help=f"new-track score / threshold to compare (default the engine's {TRACK_BIRTH_FACTOR})",
     )
+    parser.add_argument(
+        "--body-spans",
+        type=float,
+        nargs="*",
+        default=[None],
+        help=f"the engine's clear_pose_span to compare (default {PERSON_EVIDENCE.clear_pose_span}; "
+        "0: off)",
+    )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/hfpose_phantom_cache"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--static-boxes", type=Path, metavar="PNG", help="draw recurring boxes")
@@ -326,13 +397,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: boxes on 40 frames or more")
             static_boxes(results, clip, args.static_boxes.with_stem(f"{clip.stem}_static"))
         clip_labels = labels.get(name, {})
-        settings = itertools.product(args.thresholds, args.birth_factors, TRACKERS.items())
-        for threshold, factor, (tracker_name, tracker_settings) in settings:
+        for threshold in args.thresholds:
+            spans = clear_pose_spans(results, clip_labels, threshold)
+            print(
+                f"{name[:24]:24s} thr {threshold:4.2f}: tracks only a clear pose could give an "
+                f"ID, best body span: on phantoms {spans['phantom']}, people {spans['person']}"
+            )
+        settings = itertools.product(
+            args.thresholds, args.birth_factors, args.body_spans, TRACKERS.items()
+        )
+        for threshold, factor, span, (tracker_name, tracker_settings) in settings:
             factor = TRACK_BIRTH_FACTOR if factor is None else factor
+            span = PERSON_EVIDENCE.clear_pose_span if span is None else span
+            if tracker_name == "engine":
+                tracker_settings = with_body_span(span)
             row = {
                 "clip": name,
                 "threshold": threshold,
                 "birth_factor": factor,
+                "body_span": span,  # the engine's, in this comparison
                 "tracker": tracker_name,
                 **evaluate(results, clip_labels, threshold, factor, tracker_settings),
             }
@@ -345,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"real person-frames dropped {row['real_person_frames_dropped']}/"
                 f"{row['real_person_frames']}  IDs {row['tracks_started']} "
                 f"({row['ids_per_minute']:.0f}/min)  phantom IDs >= 1 s "
-                f"{row['phantom_ids_1s_or_more']} (longest {row['phantom_id_longest_s']:.1f} s)"
+                f"{row['phantom_ids_1s_or_more']} {row['phantom_id_seconds']} s  body span {span}"
             )
     print_summary(table, labels)
     if args.json:
@@ -356,14 +439,14 @@ def main(argv: list[str] | None = None) -> int:
 def print_summary(table: list[dict], labels: dict) -> None:
     """One line per clip and setting: the three trackers side by side."""
     print(
-        "\nclip (seconds, labelled?) | thr | IDs/min original -> confirmed -> engine | "
-        "phantom IDs >= 1 s (longest s) | real people lost"
+        "\nclip (seconds, labelled?) | thr | engine's body span | IDs/min original -> confirmed "
+        "-> engine | phantom IDs >= 1 s (longest s) | real people lost"
     )
     rows: dict[tuple, dict[str, dict]] = {}
     for row in table:
-        key = (row["clip"], row["threshold"], row["birth_factor"])
+        key = (row["clip"], row["threshold"], row["birth_factor"], row["body_span"])
         rows.setdefault(key, {})[row["tracker"]] = row
-    for (clip, threshold, _), by_tracker in rows.items():
+    for (clip, threshold, _, span), by_tracker in rows.items():
         runs = [by_tracker[name] for name in TRACKERS]
         seconds = runs[0]["seconds"]
         labelled = "labelled" if clip in labels else "unlabelled"
@@ -373,7 +456,8 @@ def print_summary(table: list[dict], labels: dict) -> None:
         )
         lost = " -> ".join(f"{len(r['real_people_lost'])}/{r['real_people']}" for r in runs)
         print(
-            f"{clip} ({seconds:.1f} s, {labelled}) | {threshold:.2f} | {ids} | {phantoms} | {lost}"
+            f"{clip} ({seconds:.1f} s, {labelled}) | {threshold:.2f} | {span:.2f} | {ids} | "
+            f"{phantoms} | {lost}"
         )
 
 

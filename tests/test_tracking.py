@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hfpose.engine.people.plausibility import PERSON_EVIDENCE
+from hfpose.engine.people.plausibility import PERSON_EVIDENCE, body_span
 from hfpose.engine.people.tracking import Tracker, box_iou, keypoint_oks
 from hfpose.models.metainfo import COCO
 from tests.helpers import KPT_THR, make_person
@@ -146,3 +146,33 @@ def test_a_static_person_with_a_clear_pose_or_a_confident_detection_gets_an_id_a
         seated = _weak(make_person(600, 300, score=0.15), detection=0.45)  # half out of view
         shown = tracker.update([standing, seated], i / FPS)
     assert [p.track_id for p in shown] == [1, 2]
+
+
+def _lying_on_a_side(person):
+    """``person`` turned a quarter, lying on their side: the joints close to the body's axis,
+    in a box as tall as the body is thick."""
+    centre = (person.bbox[:2] + person.bbox[2:]) / 2
+    offsets = (person.keypoints - centre)[:, ::-1] * np.array([1.0, 0.5], np.float32)
+    person.keypoints = centre + offsets
+    half = (person.bbox[2:] - person.bbox[:2])[::-1] / 2
+    person.bbox = np.concatenate([centre - half, centre + half])
+    return person
+
+
+def test_a_clear_pose_gathered_in_part_of_its_box_gets_no_id_a_body_filling_it_does():
+    """A bike rack the keypoint model scores like a person (0.35), static and weakly detected:
+    its joints fill the top half of its box only, and it stays without an ID. The same scores on
+    a body from head to foot of its box, standing or lying on its side, give one at once."""
+    tracker = Tracker(COCO.sigmas, kpt_thr=KPT_THR, confirm_frames=3, evidence=PERSON_EVIDENCE)
+    shown_ids = []
+    for i in range(30):  # 1 s
+        rack = _weak(make_person(600, 300, score=0.35))
+        rack.bbox[3] += rack.bbox[3] - rack.bbox[1]  # the box twice as tall as the joints
+        standing = _weak(make_person(100, 300, score=0.35))
+        lying = _lying_on_a_side(_weak(make_person(300, 600, score=0.35)))
+        shown = tracker.update([rack, standing, lying], i / FPS)
+        shown_ids.append([p.track_id if p is standing or p is lying else None for p in shown])
+    assert body_span(rack) < PERSON_EVIDENCE.clear_pose_span <= body_span(lying)
+    assert lying.bbox[2] - lying.bbox[0] > lying.bbox[3] - lying.bbox[1]  # a wide box
+    assert shown_ids[:2] == [[], []]
+    assert all(ids == [1, 2] for ids in shown_ids[2:])  # from the third frame; never the rack

@@ -11,10 +11,10 @@ A new track is *tentative* until it has matched on ``confirm_frames`` frames in 
 ID, is not in the result and is dropped at its first miss, so a box that flickers onto a cone
 for a frame or two uses up no ID and is never drawn (ByteTrack's and SORT's confirmation).
 With ``evidence`` (:class:`hfpose.engine.people.plausibility.PersonEvidence`) it must also show a
-person over its frames so far: a clear pose, a confident detection or a box that moves. A cone
-or a rock that the detector finds on every frame therefore stays tentative, matched but never
-given an ID, for as long as it is there; someone standing still keeps the ID their walk in, or
-their clear pose, gave them.
+person over its frames so far: a clear pose filling its box, a confident detection or a box that
+moves. A cone, a rock or a bike rack that the detector finds on every frame therefore stays
+tentative, matched but never given an ID, for as long as it is there; someone standing still
+keeps the ID their walk in, or their clear pose, gave them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from hfpose.engine.people.plausibility import PersonEvidence, pose_score
+from hfpose.engine.people.plausibility import PersonEvidence, body_span, pose_score
 from hfpose.engine.results import Person
 
 
@@ -83,6 +83,7 @@ class _Track:
     # What the tentative track has shown of a person so far (PersonEvidence): sums over its
     # frames, and where its box started.
     pose_sum: float = 0.0
+    span_sum: float = 0.0
     detection_sum: float = 0.0
     height_sum: float = 0.0
     origin: np.ndarray | None = None
@@ -95,8 +96,20 @@ class _Track:
             self.origin = centre.astype(np.float64)
         self.farthest = max(self.farthest, float(np.linalg.norm(centre - self.origin)))
         self.pose_sum += pose_score(person)
+        self.span_sum += body_span(person)
         self.detection_sum += float(person.bbox_score)
         self.height_sum += float(person.bbox[3] - person.bbox[1])
+
+    def evidence_means(self) -> tuple[float, float, float, float]:
+        """What it has shown so far, as :meth:`PersonEvidence.shown` takes it: the mean pose
+        score, body span and detection score, and the farthest its box centre has gone, in
+        mean box heights."""
+        return (
+            self.pose_sum / self.hits,
+            self.span_sum / self.hits,
+            self.detection_sum / self.hits,
+            self.farthest / max(self.height_sum / self.hits, 1.0),
+        )
 
     @property
     def confirmed(self) -> bool:
@@ -236,11 +249,7 @@ class Tracker:
         """Whether a tentative track has shown enough of a person (always, without evidence)."""
         if self.evidence is None:
             return True
-        return self.evidence.shown(
-            track.pose_sum / track.hits,
-            track.detection_sum / track.hits,
-            track.farthest / max(track.height_sum / track.hits, 1.0),
-        )
+        return self.evidence.shown(*track.evidence_means())
 
     def _start(self, person: Person, timestamp: float) -> _Track:
         """A tentative track (ID 0) from an unmatched person."""

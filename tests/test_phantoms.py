@@ -206,23 +206,12 @@ def test_rock_cones_and_stand_on_vtest_get_no_id_with_the_person_evidence_rule(
     assert len(frames) == 36
 
     def on_phantoms(evidence) -> tuple[dict[int, list[float]], set[int]]:
-        tracker = Tracker(
-            COCO.sigmas,
-            PipelineConfig().track_max_lost_s,
-            kpt_thr=KPT_THR,
-            min_birth_score=birth_score(DEFAULT_MIN_POSE_SCORE),
-            confirm_frames=TRACK_CONFIRM_FRAMES,
-            evidence=evidence,
-        )
         times: dict[int, list[float]] = {}
         ids: set[int] = set()
-        for timestamp, people in frames:
-            fresh = [Person(p.keypoints, p.keypoint_scores, p.bbox, p.bbox_score) for p in people]
-            shown = tracker.update(plausible_people(fresh, DEFAULT_MIN_POSE_SCORE), timestamp)
-            for person in shown:
-                ids.add(person.track_id)
-                if box_iou(person.bbox[None], phantoms).max() >= 0.5:
-                    times.setdefault(person.track_id, []).append(timestamp)
+        for _, timestamp, person in _tracked_by_the_engine_tracker(frames, evidence):
+            ids.add(person.track_id)
+            if box_iou(person.bbox[None], phantoms).max() >= 0.5:
+                times.setdefault(person.track_id, []).append(timestamp)
         return times, ids
 
     before, _ = on_phantoms(None)
@@ -232,9 +221,10 @@ def test_rock_cones_and_stand_on_vtest_get_no_id_with_the_person_evidence_rule(
     assert len(ids) >= 4  # the people walking by
 
 
-def _shown_by_the_engine_tracker(frames: list, evidence) -> list[tuple[int, np.ndarray]]:
-    """(frame, box) of every person shown when the engine's tracker, given ``evidence``, takes
-    ``frames`` (as :func:`_models_on_frames` returns them) after the engine's pose filter."""
+def _tracked_by_the_engine_tracker(frames: list, evidence) -> list[tuple[int, float, Person]]:
+    """(frame, time, person) of every person shown when the engine's tracker, given
+    ``evidence`` (None: no evidence asked), takes ``frames`` (as :func:`_models_on_frames`
+    returns them) after the engine's pose filter."""
     tracker = Tracker(
         COCO.sigmas,
         PipelineConfig().track_max_lost_s,
@@ -247,8 +237,16 @@ def _shown_by_the_engine_tracker(frames: list, evidence) -> list[tuple[int, np.n
     for index, (timestamp, people) in enumerate(frames):
         fresh = [Person(p.keypoints, p.keypoint_scores, p.bbox, p.bbox_score) for p in people]
         kept = tracker.update(plausible_people(fresh, DEFAULT_MIN_POSE_SCORE), timestamp)
-        shown += [(index, person.bbox.astype(np.float64)) for person in kept]
+        shown += [(index, timestamp, person) for person in kept]
     return shown
+
+
+def _shown_by_the_engine_tracker(frames: list, evidence) -> list[tuple[int, np.ndarray]]:
+    """(frame, box) of every person :func:`_tracked_by_the_engine_tracker` shows."""
+    return [
+        (index, person.bbox.astype(np.float64))
+        for index, _, person in _tracked_by_the_engine_tracker(frames, evidence)
+    ]
 
 
 def _frames_on(region: list[float], shown: list[tuple[int, np.ndarray]]) -> list[int]:

@@ -26,7 +26,7 @@ pytest.importorskip("pytestqt")
 from hfpose.app.angle_dock import HISTORY_S, AnglePlotDock  # noqa: E402
 from hfpose.app.keypoint_export import KeptFrame  # noqa: E402
 from hfpose.app.main_window import MainWindow  # noqa: E402
-from hfpose.app.malloc_arenas import glibc_library  # noqa: E402
+from hfpose.app.malloc_arenas import malloc_heap  # noqa: E402
 from hfpose.app.settings import AppSettings, SettingsStore  # noqa: E402
 from hfpose.engine.pipeline import Pipeline  # noqa: E402
 from tests.helpers import make_person  # noqa: E402
@@ -65,20 +65,15 @@ def test_a_clip_opened_again_and_again_keeps_one_run_alive(
 
 # A process of its own, started as the app starts, then a new pipeline per play as the app's
 # worker makes; once each run and its threads are gone, prints the bytes malloc's arenas hold
-# from the system (glibc's mallinfo2) and the resident memory.
+# from the system and the resident memory.
 RUNS_ONE_AFTER_ANOTHER = """
-import ctypes, json, sys
+import json, sys
 import psutil
 from hfpose.app.app import create_application, engine_threads_ended
+from hfpose.app.malloc_arenas import malloc_heap
 from hfpose.engine.config import PipelineConfig
 from hfpose.engine.pipeline import Pipeline
 
-class Mallinfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks",
-                "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-mallinfo2 = ctypes.CDLL(None).mallinfo2
-mallinfo2.restype = Mallinfo2
 clip, model, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 create_application()
 figures = []
@@ -88,19 +83,14 @@ for _ in range(runs):
     pipeline.wait()
     assert engine_threads_ended(grace_s=60.0)
     del pipeline
-    figures.append((mallinfo2().arena, psutil.Process().memory_info().rss))
+    figures.append((malloc_heap().held, psutil.Process().memory_info().rss))
 print(json.dumps(figures))
 """
 RUNS = 16
 
 
-def _has_mallinfo2() -> bool:
-    libc = glibc_library()
-    return libc is not None and hasattr(libc, "mallinfo2")  # glibc 2.33 on
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _has_mallinfo2(), reason="glibc's malloc arenas only (2.33 on)")
+@pytest.mark.skipif(malloc_heap() is None, reason="glibc's malloc arenas only (2.33 on)")
 def test_runs_one_after_another_leave_mallocs_heap_level(pose_model: str, data_dir: Path) -> None:
     """Each run's threads took glibc arenas of their own, in a new order, and each arena kept
     the most any run had freed into it. Without the app's arena cap, malloc's heap went from

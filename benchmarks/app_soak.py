@@ -9,8 +9,10 @@ What killed the app after minutes of live view (PySide6/shiboken6 6.12.0 droppin
 to ``True`` or ``None`` on each Qt call, docs/app.md) shows here as counts of ``True`` and
 ``None`` falling block after block, then an abort (exit 134). Every ``--every-s`` seconds the
 script prints (and with ``--csv`` writes) the frames shown and the rate since the last sample,
-the times the clip was opened, both counts, the resident and unique memory (RSS, USS), the
-threads and the finished runs still alive. At the end it closes the window as Ctrl+Q does,
+the times the clip was opened, both counts, the resident and unique memory (RSS, USS), what
+glibc's malloc has in use and keeps free (a resident memory that grows while "used" stays level
+is memory malloc keeps, not a leak; blank elsewhere), the threads and the finished runs still
+alive. At the end it closes the window as Ctrl+Q does,
 leaves as ``hfpose`` does (pending exports flushed, engine threads ended) and exits 0 only if
 the counts held (lost fewer than one per four frames shown), frames kept coming, the resident
 memory levelled off (the last sample within 10% of the one a quarter into the run: the first
@@ -37,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CLIP = REPO / "tests" / "data" / "videos" / "intel_asl_walk_1s5.mp4"
 RSS_GROWTH_LIMIT = 0.10  # last sample against the one a quarter into the run
 COLUMNS = ("elapsed_s", "frames_shown", "fps", "opened", "refs_true", "refs_none", "rss_mib",
-           "uss_mib", "threads", "runs_alive")  # fmt: skip
+           "uss_mib", "malloc_used_mib", "malloc_free_mib", "threads", "runs_alive")  # fmt: skip
 
 
 def soak(
@@ -46,6 +48,7 @@ def soak(
     from PySide6.QtCore import QSettings, QTimer
 
     from hfpose.app.app import create_application, engine_threads_ended
+    from hfpose.app.malloc_arenas import malloc_heap
     from hfpose.app.settings import AppSettings, SettingsStore
     from hfpose.engine.pipeline import Pipeline
 
@@ -85,11 +88,14 @@ def soak(
         memory = process.memory_full_info()
         previous = samples[-1] if samples else {"elapsed_s": 0.0, "frames_shown": 0}
         shown = window.frames_shown - previous["frames_shown"]
+        heap = malloc_heap()  # glibc only: blank elsewhere
+        used = round((heap.in_use + heap.mapped) / 2**20, 1) if heap else ""
+        free = round((heap.held - heap.in_use) / 2**20, 1) if heap else ""
         row = dict(zip(COLUMNS, (
             round(elapsed, 1), window.frames_shown,
             round(shown / max(elapsed - previous["elapsed_s"], 1e-9), 2), opened[0],
             sys.getrefcount(True), sys.getrefcount(None), round(memory.rss / 2**20, 1),
-            round(memory.uss / 2**20, 1), process.num_threads(),
+            round(memory.uss / 2**20, 1), used, free, process.num_threads(),
             sum(isinstance(o, Pipeline) for o in gc.get_objects()),
         )))  # fmt: skip
         samples.append(row)
@@ -99,7 +105,8 @@ def soak(
         print(f"{elapsed / 60:6.1f} min  {row['frames_shown']:7d} frames shown "
               f"({row['fps']:5.1f} fps)  opened {row['opened']:4d}  refcount True "
               f"{row['refs_true']:6d}  None {row['refs_none']:7d}  RSS {row['rss_mib']:6.0f} MiB  "
-              f"USS {row['uss_mib']:6.0f} MiB  threads {row['threads']:3d}  runs alive "
+              f"USS {row['uss_mib']:6.0f} MiB  malloc used {row['malloc_used_mib']!s:>6} free "
+              f"{row['malloc_free_mib']!s:>6} MiB  threads {row['threads']:3d}  runs alive "
               f"{row['runs_alive']}", flush=True)  # fmt: skip
         if elapsed >= minutes * 60:
             window.worker.finished.disconnect(play)  # a clip ending now is not played again

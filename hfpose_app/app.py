@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from hfpose.app.binding_check import binding_problem
+from hfpose.app.malloc_arenas import cap_malloc_arenas
 from hfpose.app.platform_check import display_problem
 from hfpose.app.setting_args import add_deprecated_device_alias
 from hfpose.engine.config import SETTINGS
@@ -56,7 +57,12 @@ def dark_palette() -> QPalette:
 
 
 def create_application(argv: Sequence[str] | None = None) -> QApplication:
-    """The QApplication with the names QSettings uses and the app's look (idempotent)."""
+    """The QApplication with the names QSettings uses and the app's look (idempotent).
+
+    Before any of the app's threads, glibc's malloc gets its arena cap: the app runs source
+    after source, each in threads of its own (:mod:`hfpose.app.malloc_arenas`).
+    """
+    cap_malloc_arenas()
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
